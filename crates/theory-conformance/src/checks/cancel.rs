@@ -1,0 +1,173 @@
+//! Control frames: cancel before and during the handler, the hard stop, unknown ops, and
+//! `/healthz` while a run is in flight.
+
+use std::time::{Duration, Instant};
+
+use theory_protocol::{Cid, Control, ErrorCode, FileSpec, Frame, Phase, Role};
+
+use super::http::probe_health;
+use super::support::{QUICK, ensure, fresh_id, verify_error};
+use crate::client::{Connection, Transcript, attach_open, client_open, open, payload_mut};
+use crate::{RunSpec, Target};
+
+/// A client whose run waits for an input file that never comes: a run in flight on any processor.
+async fn start_pending(
+    target: &Target,
+    id: &str,
+) -> Result<tokio::task::JoinHandle<Transcript>, String> {
+    let mut frame = client_open(id, target.quick.mode, target.quick.inputs.clone(), None);
+    let spec = FileSpec {
+        cid: Cid::of(b"never sent"),
+        size_bytes: 10,
+        mime: "application/octet-stream".into(),
+        get_url: None,
+    };
+    payload_mut(&mut frame)
+        .files
+        .insert("/artifacts/inputs/conformance/never.bin".into(), spec);
+    let mut client = open(&target.base_url).await?;
+    client.send(&frame).await?;
+    Ok(tokio::spawn(client.collect(QUICK)))
+}
+
+async fn controller(target: &Target, id: &str) -> Result<Connection, String> {
+    let mut controller = open(&target.base_url).await?;
+    controller.send(&attach_open(id, Role::Controller)).await?;
+    Ok(controller)
+}
+
+fn has_phase(transcript: &Transcript, phase: &Phase) -> bool {
+    transcript
+        .frames
+        .iter()
+        .any(|frame| matches!(frame, Frame::Event(event) if event.phase == *phase))
+}
+
+async fn cancel_and_collect(
+    target: &Target,
+    id: &str,
+    client: tokio::task::JoinHandle<Transcript>,
+) -> Result<(Transcript, Transcript, Duration), String> {
+    let mut control = controller(target, id).await?;
+    let started = Instant::now();
+    control
+        .send(&Frame::Control(Control {
+            op: "preempt".into(),
+        }))
+        .await?;
+    let client = client.await.map_err(|error| error.to_string())?;
+    let elapsed = started.elapsed();
+    let control = control.collect(QUICK).await;
+    for (who, transcript) in [("client", &client), ("controller", &control)] {
+        verify_error(transcript, id, &ErrorCode::Cancelled)
+            .map_err(|error| format!("{who}: {error}"))?;
+        ensure(has_phase(transcript, &Phase::Preempted), || {
+            format!("{who}: no preempted event")
+        })?;
+    }
+    Ok((client, control, elapsed))
+}
+
+pub(crate) async fn cancel_pending(target: &Target) -> Result<String, String> {
+    let id = fresh_id("cancel-pending");
+    let client = start_pending(target, &id).await?;
+    let (.., elapsed) = cancel_and_collect(target, &id, client).await?;
+    Ok(format!(
+        "ERR_CANCELLED to client and controller {elapsed:?} after preempt"
+    ))
+}
+
+pub(crate) async fn control_noop(target: &Target) -> Result<String, String> {
+    let id = fresh_id("noop");
+    let client = start_pending(target, &id).await?;
+    let mut control = controller(target, &id).await?;
+    control
+        .send(&Frame::Control(Control { op: "pause".into() }))
+        .await?;
+    control
+        .send(&Frame::Control(Control {
+            op: "cancel".into(),
+        }))
+        .await?;
+    let control = control.collect(QUICK).await;
+    let client = client.await.map_err(|error| error.to_string())?;
+    verify_error(&client, &id, &ErrorCode::Cancelled)?;
+    let noop = control.frames.iter().find_map(|frame| match frame {
+        Frame::Event(event) if event.phase == Phase::ControlNoop => {
+            Some(event.detail.get("op").cloned())
+        }
+        _ => None,
+    });
+    ensure(noop == Some(Some("pause".into())), || {
+        format!("expected control_noop with op pause, got {noop:?}")
+    })?;
+    Ok("unknown op → control_noop; cancel alias stops the run".into())
+}
+
+pub(crate) async fn cancel_running(target: &Target, slow: &RunSpec) -> Result<String, String> {
+    let id = fresh_id("cancel-running");
+    let mut client = open(&target.base_url).await?;
+    client
+        .send(&client_open(&id, slow.mode, slow.inputs.clone(), None))
+        .await?;
+    // Wait for the handler to start, so the cancel reaches a running handler.
+    loop {
+        match client.next_frame(QUICK).await {
+            Some(Frame::Event(event)) if event.phase == Phase::Started => break,
+            Some(_) => {}
+            None => return Err("the slow run never started".into()),
+        }
+    }
+    let client = tokio::spawn(client.collect(QUICK));
+    let (.., elapsed) = cancel_and_collect(target, &id, client).await?;
+    ensure(elapsed < target.cancel_grace, || {
+        format!("a cooperative handler took {elapsed:?} to stop")
+    })?;
+    Ok(format!("running handler stopped {elapsed:?} after preempt"))
+}
+
+pub(crate) async fn hard_stop(target: &Target, stubborn: &RunSpec) -> Result<String, String> {
+    let id = fresh_id("hard-stop");
+    let mut client = open(&target.base_url).await?;
+    client
+        .send(&client_open(
+            &id,
+            stubborn.mode,
+            stubborn.inputs.clone(),
+            None,
+        ))
+        .await?;
+    let client = tokio::spawn(client.collect(QUICK));
+    let (.., elapsed) = cancel_and_collect(target, &id, client).await?;
+    let limit = target.cancel_grace + Duration::from_secs(2);
+    ensure(elapsed < limit, || {
+        format!("a handler that ignores cancel was stopped after {elapsed:?}")
+    })?;
+    Ok(format!(
+        "handler ignoring cancel stopped hard after {elapsed:?} (grace {:?})",
+        target.cancel_grace
+    ))
+}
+
+pub(crate) async fn health_during_run(target: &Target, slow: &RunSpec) -> Result<String, String> {
+    let id = fresh_id("busy");
+    let mut client = open(&target.base_url).await?;
+    client
+        .send(&client_open(&id, slow.mode, slow.inputs.clone(), None))
+        .await?;
+    loop {
+        match client.next_frame(QUICK).await {
+            Some(Frame::Event(event)) if event.phase == Phase::Started => break,
+            Some(_) => {}
+            None => return Err("the slow run never started".into()),
+        }
+    }
+    let http = crate::http_client();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        slowest = slowest.max(probe_health(&http, &target.base_url).await?);
+    }
+    let client = tokio::spawn(client.collect(QUICK));
+    cancel_and_collect(target, &id, client).await?;
+    Ok(format!("20 × /healthz during a run, slowest {slowest:?}"))
+}

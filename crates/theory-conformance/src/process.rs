@@ -1,0 +1,136 @@
+//! Starting a processor binary on a free port, and reading its resource use from `/proc`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// A processor process started for a test; killed when dropped.
+pub struct SpawnedProcessor {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// Its process id.
+    pub pid: u32,
+}
+
+impl SpawnedProcessor {
+    /// Starts `program` with `PORT=0` on loopback, learns its address from the
+    /// `{"listening":…}` line it prints, and waits for `/healthz` (30 s at most).
+    pub async fn start(program: &Path, envs: &[(&str, &str)]) -> Result<SpawnedProcessor, String> {
+        let mut command = Command::new(program);
+        command
+            .env("PORT", "0")
+            .env("HOST", "127.0.0.1")
+            .env("RUST_LOG", "warn")
+            // A panic with backtraces on would load the debug info of a test build (~200 MiB) into
+            // the process and hide what the memory checks measure.
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|error| format!("cannot start {}: {error}", program.display()))?;
+        let pid = child.id().ok_or("the processor exited at once")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line)).await;
+        if !matches!(read, Ok(Ok(count)) if count > 0) {
+            return Err(format!(
+                "{} never printed its listening address",
+                program.display()
+            ));
+        }
+        let listening: serde_json::Value = serde_json::from_str(line.trim())
+            .map_err(|error| format!("bad listening line {line:?}: {error}"))?;
+        let address = listening["listening"]
+            .as_str()
+            .ok_or_else(|| format!("bad listening line {line:?}"))?;
+        let base_url = format!("http://{address}");
+        wait_healthy(&base_url, Duration::from_secs(30)).await?;
+        Ok(SpawnedProcessor {
+            child,
+            _stdout: stdout,
+            base_url,
+            pid,
+        })
+    }
+
+    /// Returns whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM-like termination and waits for exit, returning whether it exited in time.
+    pub async fn stop(mut self, deadline: Duration) -> bool {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await;
+        tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .is_ok()
+    }
+}
+
+/// Polls `GET /healthz` until it answers 200 or `deadline` passes.
+pub async fn wait_healthy(base_url: &str, deadline: Duration) -> Result<(), String> {
+    let client = crate::http_client();
+    let until = tokio::time::Instant::now() + deadline;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Ok(response) = client.get(format!("{base_url}/healthz")).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= until {
+            return Err(format!("{base_url}/healthz never answered 200"));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Resource use of a process, read from `/proc/<pid>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessStats {
+    /// Threads.
+    pub threads: u64,
+    /// Open file descriptors.
+    pub fds: u64,
+    /// Resident memory now, in bytes.
+    pub rss_bytes: u64,
+    /// Peak resident memory since start, in bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Reads [`ProcessStats`] for `pid`.
+pub fn process_stats(pid: u32) -> std::io::Result<ProcessStats> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64;
+    Ok(ProcessStats {
+        threads: field("Threads:"),
+        fds,
+        rss_bytes: field("VmRSS:") * 1024,
+        peak_rss_bytes: field("VmHWM:") * 1024,
+    })
+}

@@ -1,0 +1,166 @@
+//! A tiny HTTP server standing in for an object store: it records PUTs (hashing the bodies as
+//! they stream) and serves GETs of what it holds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use theory_protocol::{Cid, CidHasher};
+
+/// One PUT as received.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The request path without the leading `/`.
+    pub path: String,
+    /// `Content-Type`, if sent.
+    pub content_type: Option<String>,
+    /// `Content-Length`, if sent.
+    pub content_length: Option<u64>,
+    /// Bytes received.
+    pub size_bytes: u64,
+    /// CID of the bytes received.
+    pub cid: Cid,
+    /// The bytes, when at most 1 MiB.
+    pub bytes: Option<Bytes>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    uploads: Vec<Upload>,
+    objects: HashMap<String, Bytes>,
+    fail_with: Option<StatusCode>,
+}
+
+/// The running sink; stopped when dropped.
+pub struct UploadSink {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    state: Arc<Mutex<SinkState>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl UploadSink {
+    /// Starts a sink that accepts every PUT.
+    pub async fn start() -> std::io::Result<UploadSink> {
+        UploadSink::start_with(None).await
+    }
+
+    /// Starts a sink that answers every PUT with `status`.
+    pub async fn failing(status: u16) -> std::io::Result<UploadSink> {
+        UploadSink::start_with(StatusCode::from_u16(status).ok()).await
+    }
+
+    async fn start_with(fail_with: Option<StatusCode>) -> std::io::Result<UploadSink> {
+        let state = Arc::new(Mutex::new(SinkState {
+            fail_with,
+            ..SinkState::default()
+        }));
+        let router = Router::new()
+            .route("/{*path}", put(receive).get(serve))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(UploadSink {
+            base_url,
+            state,
+            server,
+        })
+    }
+
+    /// Returns the URL of `path` on this sink.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base_url)
+    }
+
+    /// Stores an object to serve on GET.
+    pub fn preload(&self, path: &str, bytes: Bytes) {
+        self.lock().objects.insert(path.to_owned(), bytes);
+    }
+
+    /// Returns every PUT so far, in arrival order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.lock().uploads.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for UploadSink {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<Mutex<SinkState>>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let fail_with = state
+        .lock()
+        .map(|state| state.fail_with)
+        .unwrap_or_default();
+    let mut hasher = CidHasher::new();
+    let mut kept = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        hasher.update(&chunk);
+        if hasher.size_bytes() <= 1024 * 1024 {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let bytes = (hasher.size_bytes() <= 1024 * 1024).then(|| Bytes::from(kept));
+    let upload = Upload {
+        content_type: header("content-type"),
+        content_length: header("content-length").and_then(|value| value.parse().ok()),
+        size_bytes: hasher.size_bytes(),
+        cid: hasher.finalize(),
+        bytes: bytes.clone(),
+        path: path.clone(),
+    };
+    if let Ok(mut state) = state.lock() {
+        state.uploads.push(upload);
+        if let Some(status) = fail_with {
+            return status.into_response();
+        }
+        if let Some(bytes) = bytes {
+            state.objects.insert(path, bytes);
+        }
+    }
+    StatusCode::OK.into_response()
+}
+
+async fn serve(State(state): State<Arc<Mutex<SinkState>>>, Path(path): Path<String>) -> Response {
+    let object = state
+        .lock()
+        .ok()
+        .and_then(|state| state.objects.get(&path).cloned());
+    match object {
+        Some(bytes) => bytes.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

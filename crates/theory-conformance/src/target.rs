@@ -1,0 +1,75 @@
+//! What the suite is pointed at: an endpoint and the runs it can do.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use theory_protocol::Mode;
+
+/// Inputs and mode of one kind of run the target supports.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// `mock` or `real`.
+    pub mode: Mode,
+    /// The inputs, in any form the processor accepts.
+    pub inputs: Value,
+}
+
+impl RunSpec {
+    /// A mock run with these inputs.
+    pub fn mock(inputs: Value) -> RunSpec {
+        RunSpec {
+            mode: Mode::Mock,
+            inputs,
+        }
+    }
+}
+
+/// A processor endpoint and what it can be asked to do. Checks that need a run kind the target
+/// lacks are reported as not applicable, with the reason, never as passed.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://host:port`.
+    pub base_url: String,
+    /// The server's process id on this machine, for resource checks.
+    pub pid: Option<u32>,
+    /// A run that succeeds quickly with at least one output.
+    pub quick: RunSpec,
+    /// A run whose handler takes several seconds and honours cancellation.
+    pub slow: Option<RunSpec>,
+    /// A run whose handler ignores cancellation, to prove the hard stop.
+    pub stubborn: Option<RunSpec>,
+    /// A run with one output of at least [`Target::large_min_bytes`].
+    pub large: Option<RunSpec>,
+    /// A run whose handler returns an output path that escapes (`../x`).
+    pub bad_path: Option<RunSpec>,
+    /// A run whose handler panics.
+    pub panics: Option<RunSpec>,
+    /// How many quick runs in a row the endurance check serves.
+    pub endurance_runs: usize,
+    /// The least size of the large output.
+    pub large_min_bytes: u64,
+    /// The most memory (peak RSS) the server may use, large output included.
+    pub max_peak_rss_bytes: u64,
+    /// The cancel grace period the server was started with.
+    pub cancel_grace: Duration,
+}
+
+impl Target {
+    /// A target with only a quick run and the contract's default limits.
+    pub fn new(base_url: impl Into<String>, quick: RunSpec) -> Target {
+        Target {
+            base_url: base_url.into(),
+            pid: None,
+            quick,
+            slow: None,
+            stubborn: None,
+            large: None,
+            bad_path: None,
+            panics: None,
+            endurance_runs: 10_000,
+            large_min_bytes: 256 * 1024 * 1024,
+            max_peak_rss_bytes: 64 * 1024 * 1024,
+            cancel_grace: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! One WebSocket connection on `/run`: handshake, then frames out (replay, then live) while
+//! frames in are read (input files, control).
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use theory_protocol::{Ack, Event, Frame, Phase, Role, RunOpen, close_code};
+
+use crate::driver::drive;
+use crate::outputs::chunks;
+use crate::run::{Entry, Run, now_ms};
+use crate::server::Shared;
+use crate::{Processor, files};
+
+/// Time given to the peer to answer our close frame before the socket is dropped.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Serves one upgraded connection until its run ends or the peer leaves.
+pub(crate) async fn serve<P: Processor>(shared: Arc<Shared<P>>, mut socket: WebSocket) {
+    let Some(open) = read_run_open(&mut socket, shared.config.file_wait).await else {
+        return;
+    };
+    tracing::debug!(execution_id = %open.execution_id, role = %open.role, "connection attached");
+    let run = shared.runs.attach(&open.execution_id);
+    let (mut sink, mut stream) = socket.split();
+    let mut writer = pin!(write_frames(&run, &mut sink, shared.config.file_wait));
+    let mut reader = pin!(read_frames(&shared, &run, open, &mut stream));
+    tokio::select! {
+        () = &mut writer => {
+            // Our close frame is out; let the peer's reply arrive so the close is clean.
+            let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
+        }
+        () = &mut reader => {}
+    }
+}
+
+async fn close<S>(sink: &mut S, code: u16, reason: &str)
+where
+    S: Sink<Message> + Unpin,
+{
+    // A close reason is limited to 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(&reason[..end]),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+}
+
+/// Reads the first frame and applies the handshake rules; refusals close the socket.
+async fn read_run_open(socket: &mut WebSocket, wait: Duration) -> Option<RunOpen> {
+    loop {
+        let message = match tokio::time::timeout(wait, socket.recv()).await {
+            Err(_) => {
+                close(
+                    socket,
+                    close_code::POLICY_VIOLATION,
+                    "no RunOpen arrived in time",
+                )
+                .await;
+                return None;
+            }
+            Ok(None | Some(Err(_))) => return None,
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => match RunOpen::parse_first_frame(text.as_str()) {
+                Ok(open) => return Some(open),
+                Err(refusal) => {
+                    tracing::debug!(%refusal, "handshake refused");
+                    close(socket, refusal.close_code(), &refusal.to_string()).await;
+                    return None;
+                }
+            },
+            Message::Binary(_) => {
+                close(
+                    socket,
+                    close_code::PROTOCOL_ERROR,
+                    "first frame must be a RunOpen text frame",
+                )
+                .await;
+                return None;
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => return None,
+        }
+    }
+}
+
+/// Sends the `Ack`, then every entry of the run's log from the first (replay) as it grows, then
+/// closes with 1000 after `RunResult`.
+async fn write_frames<S>(run: &Run, sink: &mut S, start_wait: Duration)
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let ack = Frame::Ack(Ack {
+        execution_id: run.execution_id.clone(),
+    });
+    if sink
+        .send(Message::Text(ack.to_json(Some(now_ms())).into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut version = run.subscribe();
+    let mut cursor = 0;
+    loop {
+        version.borrow_and_update();
+        let (entries, finished) = run.entries_since(cursor);
+        for entry in entries {
+            if send_entry(sink, entry).await.is_err() {
+                return;
+            }
+            cursor += 1;
+        }
+        if finished {
+            close(sink, close_code::NORMAL, "run finished").await;
+            return;
+        }
+        if run.is_claimed() || cursor > 0 {
+            if version.changed().await.is_err() {
+                return;
+            }
+        } else if tokio::time::timeout(start_wait, version.changed())
+            .await
+            .is_err()
+            && !run.is_claimed()
+        {
+            close(
+                sink,
+                close_code::POLICY_VIOLATION,
+                "no client started this execution_id",
+            )
+            .await;
+            return;
+        }
+    }
+}
+
+#[derive(Debug)]
+enum SendError {
+    Socket,
+    Read,
+}
+
+async fn send_entry<S>(sink: &mut S, entry: Entry) -> Result<(), SendError>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    match entry {
+        Entry::Text(text) => sink
+            .send(Message::Text(text))
+            .await
+            .map_err(|_| SendError::Socket),
+        Entry::Output {
+            header,
+            body,
+            size_bytes,
+        } => {
+            sink.send(Message::Text(header))
+                .await
+                .map_err(|_| SendError::Socket)?;
+            let mut sent = 0u64;
+            let mut body = pin!(chunks(&body));
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|_| SendError::Read)?;
+                sent += chunk.len() as u64;
+                sink.feed(Message::Binary(chunk))
+                    .await
+                    .map_err(|_| SendError::Socket)?;
+            }
+            sink.flush().await.map_err(|_| SendError::Socket)?;
+            // A file that changed under us would break the header's promise; drop the
+            // connection rather than send a short or long body.
+            if sent == size_bytes {
+                Ok(())
+            } else {
+                Err(SendError::Read)
+            }
+        }
+    }
+}
+
+/// Starts the run when this is its first client, then handles control frames until the peer
+/// leaves.
+async fn read_frames<P, S>(shared: &Arc<Shared<P>>, run: &Arc<Run>, open: RunOpen, stream: &mut S)
+where
+    P: Processor,
+    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    if open.role == Role::Client
+        && let Some(payload) = open.payload
+        && run.claim()
+    {
+        let pending: BTreeMap<_, _> = payload
+            .files
+            .iter()
+            .filter(|(_, spec)| spec.get_url.is_none())
+            .map(|(path, spec)| (path.clone(), spec.clone()))
+            .collect();
+        let received = if pending.is_empty() {
+            Ok(BTreeMap::new())
+        } else {
+            files::receive(stream, run, pending, shared.config.file_wait).await
+        };
+        shared.tasks.spawn(drive(
+            Arc::clone(shared),
+            Arc::clone(run),
+            payload,
+            received,
+        ));
+    }
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            Message::Text(text) => {
+                let Ok((Frame::Control(control), _)) = Frame::from_json(text.as_str()) else {
+                    continue;
+                };
+                if open.role == Role::Observer {
+                    tracing::debug!(op = %control.op, "control from an observer ignored");
+                } else if control.is_cancel() {
+                    tracing::info!(execution_id = %run.execution_id, op = %control.op, "run cancelled by peer");
+                    run.request_cancel();
+                } else {
+                    let detail = BTreeMap::from([("op".to_owned(), control.op.into())]);
+                    run.push_frame(&Frame::Event(Event {
+                        phase: Phase::ControlNoop,
+                        detail,
+                    }));
+                }
+            }
+            Message::Close(_) => return,
+            Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The SDK served in-process: a closure runner, `serve_on`, and graceful shutdown.
+
+mod serve;
