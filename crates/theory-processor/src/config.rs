@@ -62,10 +62,10 @@ impl Default for ServerConfig {
         ServerConfig {
             address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8000),
             image_digest: None,
-            cancel_grace: Duration::from_millis(2000),
-            run_retention: Duration::from_secs(300),
+            cancel_grace: Duration::from_secs(2),
+            run_retention: Duration::from_mins(5),
             max_retained_runs: 64,
-            file_wait: Duration::from_secs(60),
+            file_wait: Duration::from_mins(1),
             scratch_root: std::env::temp_dir().join("theory-processor"),
             upload_attempts: 3,
         }

@@ -152,31 +152,25 @@ async fn execute<P: Processor>(
     if cancel.is_cancelled() {
         return Err(ProcessorError::cancelled());
     }
-    match &payload.put_urls {
-        Some(plan) => {
-            let attempts = shared.config.upload_attempts;
-            let uploaded = upload::carry_out(
-                &shared.http,
-                plan,
-                &prepared,
-                write_prefix,
-                attempts,
-                &cancel,
-            )
-            .await?;
-            Ok((uploaded.entries, uploaded.skipped))
-        }
-        None => {
-            outputs::emit(run, &prepared);
-            Ok((
-                prepared
-                    .iter()
-                    .map(|output| output.entry(write_prefix))
-                    .collect(),
-                Vec::new(),
-            ))
-        }
+    if let Some(plan) = &payload.put_urls {
+        let attempts = shared.config.upload_attempts;
+        let uploaded = upload::carry_out(
+            &shared.http,
+            plan,
+            &prepared,
+            write_prefix,
+            attempts,
+            &cancel,
+        )
+        .await?;
+        return Ok((uploaded.entries, uploaded.skipped));
     }
+    outputs::emit(run, &prepared);
+    let entries = prepared
+        .iter()
+        .map(|output| output.entry(write_prefix))
+        .collect();
+    Ok((entries, Vec::new()))
 }
 
 /// Runs the handler as its own task, so a panic is caught and a cancelled handler that does not

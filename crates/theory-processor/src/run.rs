@@ -297,9 +297,9 @@ mod tests {
 
     fn runs(max_finished: usize) -> Runs {
         let retention = Retention {
-            finished_for: Duration::from_secs(60),
+            finished_for: Duration::from_mins(1),
             max_finished,
-            unclaimed_for: Duration::from_secs(60),
+            unclaimed_for: Duration::from_mins(1),
         };
         Runs::new(retention, std::env::temp_dir())
     }

@@ -147,7 +147,7 @@ pub(crate) async fn close_codes(target: &Target) -> Result<String, String> {
             None => {
                 connection
                     .send_binary(Bytes::from_static(b"\x00\x01"))
-                    .await?
+                    .await?;
             }
         }
         let transcript = connection.collect(QUICK).await;

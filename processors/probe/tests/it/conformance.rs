@@ -33,7 +33,7 @@ async fn probe_passes_the_whole_suite() -> Result<(), String> {
     target.large = Some(RunSpec::mock(json!({"size_bytes": 256 * 1024 * 1024 + 17})));
 
     let report = run_suite(&target).await;
-    println!("{report}");
+    eprintln!("{report}");
     assert!(
         report.failures().is_empty(),
         "conformance failures:\n{report}"
