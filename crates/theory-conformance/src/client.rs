@@ -1,7 +1,7 @@
 //! A deliberately low-level `theory.run.v1` test client: it can send anything, and it records
 //! everything it receives, verifying output bytes while they stream.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -149,6 +149,10 @@ pub struct ReceivedOutput {
     pub received_cid: Cid,
     /// The bytes, when at most [`KEEP_OUTPUT_BYTES`].
     pub bytes: Option<Bytes>,
+    /// When the header arrived.
+    pub header_at: Instant,
+    /// When the last byte arrived.
+    pub finished_at: Instant,
 }
 
 impl ReceivedOutput {
@@ -283,7 +287,7 @@ impl Connection {
             frames: std::mem::take(&mut self.seen),
             ..Transcript::default()
         };
-        let mut current: Option<(OutputHeader, CidHasher, Option<Vec<u8>>)> = None;
+        let mut current: Option<(OutputHeader, CidHasher, Option<Vec<u8>>, Instant)> = None;
         let until = tokio::time::Instant::now() + deadline;
         loop {
             let message = match tokio::time::timeout_at(until, self.socket.next()).await {
@@ -311,9 +315,15 @@ impl Connection {
                             let keep = (header.size_bytes <= KEEP_OUTPUT_BYTES).then(Vec::new);
                             transcript.frames.push(Frame::Output(header.clone()));
                             if header.size_bytes == 0 {
-                                finish_output(&mut transcript, header, &CidHasher::new(), keep);
+                                finish_output(
+                                    &mut transcript,
+                                    header,
+                                    &CidHasher::new(),
+                                    keep,
+                                    Instant::now(),
+                                );
                             } else {
-                                current = Some((header, CidHasher::new(), keep));
+                                current = Some((header, CidHasher::new(), keep, Instant::now()));
                             }
                         }
                         Ok((frame, _)) => transcript.frames.push(frame),
@@ -324,7 +334,7 @@ impl Connection {
                 }
                 Message::Binary(bytes) => {
                     transcript.binary_frames += 1;
-                    let Some((header, hasher, keep)) = current.as_mut() else {
+                    let Some((header, hasher, keep, _)) = current.as_mut() else {
                         transcript
                             .violations
                             .push("binary frame without an Output header".into());
@@ -335,9 +345,9 @@ impl Connection {
                         keep.extend_from_slice(&bytes);
                     }
                     if hasher.size_bytes() >= header.size_bytes
-                        && let Some((header, hasher, keep)) = current.take()
+                        && let Some((header, hasher, keep, header_at)) = current.take()
                     {
-                        finish_output(&mut transcript, header, &hasher, keep);
+                        finish_output(&mut transcript, header, &hasher, keep, header_at);
                     }
                 }
                 Message::Close(frame) => {
@@ -364,8 +374,11 @@ fn finish_output(
     header: OutputHeader,
     hasher: &CidHasher,
     keep: Option<Vec<u8>>,
+    header_at: Instant,
 ) {
     transcript.outputs.push(ReceivedOutput {
+        header_at,
+        finished_at: Instant::now(),
         received_bytes: hasher.size_bytes(),
         received_cid: hasher.finalize(),
         bytes: keep.map(Bytes::from),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use theory_protocol::{Cid, CidHasher, ErrorCode, OutputEntry, OutputHeader, validate_relpath};
 
 use crate::run::{Body, Run};
@@ -103,50 +103,55 @@ pub(crate) fn emit(run: &Run, prepared: &[PreparedOutput]) {
     }
 }
 
-/// Where a chunk stream stands.
-enum ChunkState {
-    Bytes(Bytes),
-    Path(Arc<PathBuf>),
-    File(tokio::fs::File),
-    Done,
-}
-
-/// Streams a body in chunks of at most [`CHUNK_BYTES`]; files are read as the chunks are
-/// pulled, so a large output never sits in memory whole.
+/// Streams a body in chunks of at most [`CHUNK_BYTES`]. A file is read by a blocking reader
+/// straight into each chunk's buffer, at most a few chunks ahead of the consumer, so a large
+/// output never sits in memory whole and no extra copy is made.
 pub(crate) fn chunks(body: &Body) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    let state = match body {
-        Body::Bytes(bytes) => ChunkState::Bytes(bytes.clone()),
-        Body::File(path) => ChunkState::Path(Arc::clone(path)),
-    };
-    futures_util::stream::unfold(state, |state| async move {
-        match state {
-            ChunkState::Bytes(mut rest) if !rest.is_empty() => {
-                let chunk = rest.split_to(CHUNK_BYTES.min(rest.len()));
-                Some((Ok(chunk), ChunkState::Bytes(rest)))
-            }
-            ChunkState::Path(path) => match tokio::fs::File::open(path.as_ref()).await {
-                Ok(file) => read_chunk(file).await,
-                Err(error) => Some((Err(error), ChunkState::Done)),
-            },
-            ChunkState::File(file) => read_chunk(file).await,
-            ChunkState::Bytes(_) | ChunkState::Done => None,
+    /// Chunks read ahead of the consumer.
+    const READ_AHEAD: usize = 4;
+    match body {
+        Body::Bytes(bytes) => {
+            // Slicing `Bytes` copies nothing.
+            let bytes = bytes.clone();
+            let starts = (0..bytes.len()).step_by(CHUNK_BYTES);
+            let slices = starts
+                .map(move |start| Ok(bytes.slice(start..(start + CHUNK_BYTES).min(bytes.len()))));
+            futures_util::stream::iter(slices).left_stream()
         }
-    })
-}
-
-async fn read_chunk(mut file: tokio::fs::File) -> Option<(std::io::Result<Bytes>, ChunkState)> {
-    use tokio::io::AsyncReadExt;
-    let mut chunk = bytes::BytesMut::with_capacity(CHUNK_BYTES);
-    while chunk.len() < CHUNK_BYTES {
-        match file.read_buf(&mut chunk).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(error) => return Some((Err(error), ChunkState::Done)),
+        Body::File(path) => {
+            let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
+            let path = Arc::clone(path);
+            tokio::task::spawn_blocking(move || read_file_chunks(&path, &sender));
+            futures_util::stream::unfold(receiver, |mut receiver| async move {
+                receiver.recv().await.map(|chunk| (chunk, receiver))
+            })
+            .right_stream()
         }
     }
-    if chunk.is_empty() {
-        None
-    } else {
-        Some((Ok(chunk.freeze()), ChunkState::File(file)))
+}
+
+fn read_file_chunks(
+    path: &std::path::Path,
+    sender: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) => {
+            let _ = sender.blocking_send(Err(error));
+            return;
+        }
+    };
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+        match (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut chunk) {
+            Ok(0) => return,
+            // A closed channel means the connection went away: stop reading.
+            Ok(_) if sender.blocking_send(Ok(Bytes::from(chunk))).is_err() => return,
+            Ok(_) => {}
+            Err(error) => {
+                let _ = sender.blocking_send(Err(error));
+                return;
+            }
+        }
     }
 }
