@@ -49,9 +49,8 @@ impl std::fmt::Display for ConnectError {
 /// Turns `http://host:port` into `ws://host:port/run`.
 pub fn run_url(base_url: &str) -> String {
     let base = base_url.trim_end_matches('/');
-    let base = base
-        .strip_prefix("http")
-        .map_or_else(|| base.to_owned(), |rest| format!("ws{rest}"));
+    let base =
+        base.strip_prefix("http").map_or_else(|| base.to_owned(), |rest| format!("ws{rest}"));
     format!("{base}/run")
 }
 
@@ -61,12 +60,8 @@ pub async fn connect(base_url: &str, protocol: Option<&str>) -> Result<Connectio
         .into_client_request()
         .map_err(|error| ConnectError::Other(error.to_string()))?;
     if let Some(protocol) = protocol {
-        let value = protocol
-            .parse()
-            .map_err(|_| ConnectError::Other("bad protocol".into()))?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", value);
+        let value = protocol.parse().map_err(|_| ConnectError::Other("bad protocol".into()))?;
+        request.headers_mut().insert("Sec-WebSocket-Protocol", value);
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, response)) => {
@@ -75,11 +70,7 @@ pub async fn connect(base_url: &str, protocol: Option<&str>) -> Result<Connectio
                 .get("Sec-WebSocket-Protocol")
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned);
-            Ok(Connection {
-                socket,
-                seen: Vec::new(),
-                accepted_protocol,
-            })
+            Ok(Connection { socket, seen: Vec::new(), accepted_protocol })
         }
         Err(tungstenite::Error::Http(response)) => {
             Err(ConnectError::Refused(response.status().as_u16()))
@@ -121,10 +112,7 @@ pub fn client_open(
 /// Returns the payload of a client `RunOpen`, to adjust it (`put_urls`, `files`).
 pub fn payload_mut(frame: &mut Frame) -> &mut RunPayload {
     match frame {
-        Frame::RunOpen(RunOpen {
-            payload: Some(payload),
-            ..
-        }) => payload,
+        Frame::RunOpen(RunOpen { payload: Some(payload), .. }) => payload,
         _ => panic!("payload_mut needs a client RunOpen"),
     }
 }
@@ -187,11 +175,7 @@ impl Transcript {
             _ => None,
         });
         let first = results.next();
-        if results.next().is_some() {
-            None
-        } else {
-            first
-        }
+        if results.next().is_some() { None } else { first }
     }
 
     /// Returns the kinds of text frames, in order (`Event:started`, `Token`, …).
@@ -225,18 +209,12 @@ impl Connection {
 
     /// Sends raw text, valid or not.
     pub async fn send_text(&mut self, text: String) -> Result<(), String> {
-        self.socket
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(|error| error.to_string())
+        self.socket.send(Message::Text(text.into())).await.map_err(|error| error.to_string())
     }
 
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Bytes) -> Result<(), String> {
-        self.socket
-            .send(Message::Binary(bytes))
-            .await
-            .map_err(|error| error.to_string())
+        self.socket.send(Message::Binary(bytes)).await.map_err(|error| error.to_string())
     }
 
     /// Sends an input file: its `File` frame, then its bytes in chunks.
@@ -267,9 +245,7 @@ impl Connection {
         loop {
             match tokio::time::timeout_at(until, self.socket.next()).await {
                 Ok(Some(Ok(Message::Text(text)))) => {
-                    let frame = Frame::from_json(text.as_str())
-                        .ok()
-                        .map(|(frame, _)| frame)?;
+                    let frame = Frame::from_json(text.as_str()).ok().map(|(frame, _)| frame)?;
                     self.seen.push(frame.clone());
                     return Some(frame);
                 }
@@ -283,10 +259,8 @@ impl Connection {
 
     /// Reads until the server closes or `deadline` passes, verifying outputs as they stream.
     pub async fn collect(mut self, deadline: Duration) -> Transcript {
-        let mut transcript = Transcript {
-            frames: std::mem::take(&mut self.seen),
-            ..Transcript::default()
-        };
+        let mut transcript =
+            Transcript { frames: std::mem::take(&mut self.seen), ..Transcript::default() };
         let mut current: Option<(OutputHeader, CidHasher, Option<Vec<u8>>, Instant)> = None;
         let until = tokio::time::Instant::now() + deadline;
         loop {
@@ -305,10 +279,9 @@ impl Connection {
             match message {
                 Message::Text(text) => {
                     if let Some((header, ..)) = &current {
-                        transcript.violations.push(format!(
-                            "text frame inside the bytes of output {}",
-                            header.path
-                        ));
+                        transcript
+                            .violations
+                            .push(format!("text frame inside the bytes of output {}", header.path));
                     }
                     match Frame::from_json(text.as_str()) {
                         Ok((Frame::Output(header), _)) => {
@@ -327,17 +300,15 @@ impl Connection {
                             }
                         }
                         Ok((frame, _)) => transcript.frames.push(frame),
-                        Err(error) => transcript
-                            .violations
-                            .push(format!("undecodable frame: {error}")),
+                        Err(error) => {
+                            transcript.violations.push(format!("undecodable frame: {error}"));
+                        }
                     }
                 }
                 Message::Binary(bytes) => {
                     transcript.binary_frames += 1;
                     let Some((header, hasher, keep, _)) = current.as_mut() else {
-                        transcript
-                            .violations
-                            .push("binary frame without an Output header".into());
+                        transcript.violations.push("binary frame without an Output header".into());
                         continue;
                     };
                     hasher.update(&bytes);
@@ -361,9 +332,7 @@ impl Connection {
             }
         }
         if let Some((header, ..)) = current {
-            transcript
-                .violations
-                .push(format!("output {} ended early", header.path));
+            transcript.violations.push(format!("output {} ended early", header.path));
         }
         transcript
     }

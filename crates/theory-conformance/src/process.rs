@@ -45,10 +45,7 @@ impl SpawnedProcessor {
         let mut line = String::new();
         let read = tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line)).await;
         if !matches!(read, Ok(Ok(count)) if count > 0) {
-            return Err(format!(
-                "{} never printed its listening address",
-                program.display()
-            ));
+            return Err(format!("{} never printed its listening address", program.display()));
         }
         let listening: serde_json::Value = serde_json::from_str(line.trim())
             .map_err(|error| format!("bad listening line {line:?}: {error}"))?;
@@ -57,12 +54,7 @@ impl SpawnedProcessor {
             .ok_or_else(|| format!("bad listening line {line:?}"))?;
         let base_url = format!("http://{address}");
         wait_healthy(&base_url, Duration::from_secs(30)).await?;
-        Ok(SpawnedProcessor {
-            child,
-            _stdout: stdout,
-            base_url,
-            pid,
-        })
+        Ok(SpawnedProcessor { child, _stdout: stdout, base_url, pid })
     }
 
     /// Returns whether the process is still running.
@@ -72,14 +64,8 @@ impl SpawnedProcessor {
 
     /// Sends SIGTERM-like termination and waits for exit, returning whether it exited in time.
     pub async fn stop(mut self, deadline: Duration) -> bool {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status()
-            .await;
-        tokio::time::timeout(deadline, self.child.wait())
-            .await
-            .is_ok()
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status().await;
+        tokio::time::timeout(deadline, self.child.wait()).await.is_ok()
     }
 }
 

@@ -55,14 +55,11 @@ impl Report {
 
     /// Returns the detail of one check, whatever its outcome.
     pub fn detail(&self, check: &str) -> Option<&str> {
-        self.outcomes
-            .iter()
-            .find(|(name, _)| *name == check)
-            .map(|(_, outcome)| match outcome {
-                Outcome::Passed(text) | Outcome::Failed(text) | Outcome::NotApplicable(text) => {
-                    text.as_str()
-                }
-            })
+        self.outcomes.iter().find(|(name, _)| *name == check).map(|(_, outcome)| match outcome {
+            Outcome::Passed(text) | Outcome::Failed(text) | Outcome::NotApplicable(text) => {
+                text.as_str()
+            }
+        })
     }
 }
 

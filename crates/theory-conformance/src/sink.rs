@@ -58,23 +58,15 @@ impl UploadSink {
     }
 
     async fn start_with(fail_with: Option<StatusCode>) -> std::io::Result<UploadSink> {
-        let state = Arc::new(Mutex::new(SinkState {
-            fail_with,
-            ..SinkState::default()
-        }));
-        let router = Router::new()
-            .route("/{*path}", put(receive).get(serve))
-            .with_state(Arc::clone(&state));
+        let state = Arc::new(Mutex::new(SinkState { fail_with, ..SinkState::default() }));
+        let router =
+            Router::new().route("/{*path}", put(receive).get(serve)).with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Ok(UploadSink {
-            base_url,
-            state,
-            server,
-        })
+        Ok(UploadSink { base_url, state, server })
     }
 
     /// Returns the URL of `path` on this sink.
@@ -93,9 +85,7 @@ impl UploadSink {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -111,10 +101,7 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let fail_with = state
-        .lock()
-        .map(|state| state.fail_with)
-        .unwrap_or_default();
+    let fail_with = state.lock().map(|state| state.fail_with).unwrap_or_default();
     let mut hasher = CidHasher::new();
     let mut kept = Vec::new();
     let mut stream = body.into_data_stream();
@@ -127,12 +114,8 @@ async fn receive(
             kept.extend_from_slice(&chunk);
         }
     }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header =
+        |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let bytes = (hasher.size_bytes() <= 1024 * 1024).then(|| Bytes::from(kept));
     let upload = Upload {
         content_type: header("content-type"),
@@ -155,10 +138,7 @@ async fn receive(
 }
 
 async fn serve(State(state): State<Arc<Mutex<SinkState>>>, Path(path): Path<String>) -> Response {
-    let object = state
-        .lock()
-        .ok()
-        .and_then(|state| state.objects.get(&path).cloned());
+    let object = state.lock().ok().and_then(|state| state.objects.get(&path).cloned());
     match object {
         Some(bytes) => bytes.into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

@@ -19,17 +19,13 @@ impl Report {
             Err(reason) => Outcome::Failed(reason),
         };
         self.outcomes.push((name, outcome));
-        if let Some(stats) = self
-            .pid
-            .and_then(|pid| crate::process::process_stats(pid).ok())
-        {
+        if let Some(stats) = self.pid.and_then(|pid| crate::process::process_stats(pid).ok()) {
             self.memory_after.push((name, stats.rss_bytes));
         }
     }
 
     fn not_applicable_because(&mut self, name: &'static str, reason: &str) {
-        self.outcomes
-            .push((name, Outcome::NotApplicable(reason.to_owned())));
+        self.outcomes.push((name, Outcome::NotApplicable(reason.to_owned())));
     }
 
     async fn record_with<'a, F, Fut>(
@@ -51,10 +47,7 @@ impl Report {
 
 /// Runs every check against `target`, in order, and reports each outcome.
 pub async fn run_suite(target: &Target) -> Report {
-    let mut report = Report {
-        pid: target.pid,
-        ..Report::default()
-    };
+    let mut report = Report { pid: target.pid, ..Report::default() };
     handshake_checks(&mut report, target).await;
     run_checks(&mut report, target).await;
     control_checks(&mut report, target).await;
@@ -65,42 +58,20 @@ pub async fn run_suite(target: &Target) -> Report {
 async fn handshake_checks(report: &mut Report, target: &Target) {
     report.record("health", http::health(target)).await;
     report.record("info", http::info(target)).await;
-    report
-        .record("subprotocol_required", http::subprotocol(target))
-        .await;
-    report
-        .record("close_codes", http::close_codes(target))
-        .await;
+    report.record("subprotocol_required", http::subprotocol(target)).await;
+    report.record("close_codes", http::close_codes(target)).await;
 }
 
 async fn run_checks(report: &mut Report, target: &Target) {
-    report
-        .record("ack_and_event_order", runs::quick_run(target))
-        .await;
-    report
-        .record("write_prefix_rules", runs::write_prefix(target))
-        .await;
-    report
-        .record("mock_determinism", runs::determinism(target))
-        .await;
-    report
-        .record("concurrent_runs", runs::concurrent_runs(target))
-        .await;
-    report
-        .record("replay_after_finish", replay::replay_after_finish(target))
-        .await;
-    report
-        .record("input_file_frames", files::input_file_frames(target))
-        .await;
-    report
-        .record("input_file_urls", files::input_file_urls(target))
-        .await;
-    report
-        .record("put_urls_plan", uploads::put_urls(target))
-        .await;
-    report
-        .record("upload_failure", uploads::upload_failure(target))
-        .await;
+    report.record("ack_and_event_order", runs::quick_run(target)).await;
+    report.record("write_prefix_rules", runs::write_prefix(target)).await;
+    report.record("mock_determinism", runs::determinism(target)).await;
+    report.record("concurrent_runs", runs::concurrent_runs(target)).await;
+    report.record("replay_after_finish", replay::replay_after_finish(target)).await;
+    report.record("input_file_frames", files::input_file_frames(target)).await;
+    report.record("input_file_urls", files::input_file_urls(target)).await;
+    report.record("put_urls_plan", uploads::put_urls(target)).await;
+    report.record("upload_failure", uploads::upload_failure(target)).await;
     let bad_path = target.bad_path.as_ref();
     let missing = "the target cannot be asked for a bad output path";
     report
@@ -117,12 +88,8 @@ async fn run_checks(report: &mut Report, target: &Target) {
 }
 
 async fn control_checks(report: &mut Report, target: &Target) {
-    report
-        .record("cancel_before_start", cancel::cancel_pending(target))
-        .await;
-    report
-        .record("control_noop", cancel::control_noop(target))
-        .await;
+    report.record("cancel_before_start", cancel::cancel_pending(target)).await;
+    report.record("control_noop", cancel::control_noop(target)).await;
     let slow = target.slow.as_ref();
     report
         .record_with("replay_while_running", slow, NO_SLOW, |slow| {
@@ -141,12 +108,9 @@ async fn control_checks(report: &mut Report, target: &Target) {
         .await;
     let missing = "the target has no run that ignores cancel";
     report
-        .record_with(
-            "hard_stop_after_grace",
-            target.stubborn.as_ref(),
-            missing,
-            |stubborn| cancel::hard_stop(target, stubborn),
-        )
+        .record_with("hard_stop_after_grace", target.stubborn.as_ref(), missing, |stubborn| {
+            cancel::hard_stop(target, stubborn)
+        })
         .await;
 }
 
@@ -154,18 +118,14 @@ async fn resource_checks(report: &mut Report, target: &Target) {
     let name = "large_output_bounded_memory";
     match (target.large.as_ref(), target.pid) {
         (Some(large), Some(pid)) => {
-            report
-                .record(name, resources::large_output(target, large, pid))
-                .await;
+            report.record(name, resources::large_output(target, large, pid)).await;
         }
         (None, _) => report.not_applicable_because(name, "the target has no large-output run"),
         (_, None) => report.not_applicable_because(name, NO_PID),
     }
     match target.pid {
         Some(pid) => {
-            report
-                .record("endurance_no_growth", resources::endurance(target, pid))
-                .await;
+            report.record("endurance_no_growth", resources::endurance(target, pid)).await;
         }
         None => report.not_applicable_because("endurance_no_growth", NO_PID),
     }

@@ -17,10 +17,7 @@ pub struct RunSpec {
 impl RunSpec {
     /// A mock run with these inputs.
     pub fn mock(inputs: Value) -> RunSpec {
-        RunSpec {
-            mode: Mode::Mock,
-            inputs,
-        }
+        RunSpec { mode: Mode::Mock, inputs }
     }
 }
 

@@ -88,9 +88,7 @@ impl ServerConfig {
         };
         Ok(ServerConfig {
             address: SocketAddr::new(host, port),
-            image_digest: std::env::var(env::IMAGE_DIGEST)
-                .ok()
-                .filter(|digest| !digest.is_empty()),
+            image_digest: std::env::var(env::IMAGE_DIGEST).ok().filter(|digest| !digest.is_empty()),
             cancel_grace: millis(env::CANCEL_GRACE_MS, defaults.cancel_grace)?,
             run_retention: seconds(env::RUN_RETENTION_S, defaults.run_retention)?,
             max_retained_runs: parse(env::MAX_RETAINED_RUNS, "expected a whole number")?
@@ -108,11 +106,9 @@ fn parse<T: std::str::FromStr>(
     reason: &'static str,
 ) -> Result<Option<T>, ConfigError> {
     match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| ConfigError { name, reason }),
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse().map(Some).map_err(|_| ConfigError { name, reason })
+        }
         _ => Ok(None),
     }
 }

@@ -47,10 +47,7 @@ where
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from(&reason[..end]),
-    };
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(&reason[..end]) };
     let _ = sink.send(Message::Close(Some(frame))).await;
 }
 
@@ -59,12 +56,7 @@ async fn read_run_open(socket: &mut WebSocket, wait: Duration) -> Option<RunOpen
     loop {
         let message = match tokio::time::timeout(wait, socket.recv()).await {
             Err(_) => {
-                close(
-                    socket,
-                    close_code::POLICY_VIOLATION,
-                    "no RunOpen arrived in time",
-                )
-                .await;
+                close(socket, close_code::POLICY_VIOLATION, "no RunOpen arrived in time").await;
                 return None;
             }
             Ok(None | Some(Err(_))) => return None,
@@ -100,14 +92,8 @@ async fn write_frames<S>(run: &Run, sink: &mut S, start_wait: Duration)
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
-    let ack = Frame::Ack(Ack {
-        execution_id: run.execution_id.clone(),
-    });
-    if sink
-        .send(Message::Text(ack.to_json(Some(now_ms())).into()))
-        .await
-        .is_err()
-    {
+    let ack = Frame::Ack(Ack { execution_id: run.execution_id.clone() });
+    if sink.send(Message::Text(ack.to_json(Some(now_ms())).into())).await.is_err() {
         return;
     }
     let mut version = run.subscribe();
@@ -129,17 +115,10 @@ where
             if version.changed().await.is_err() {
                 return;
             }
-        } else if tokio::time::timeout(start_wait, version.changed())
-            .await
-            .is_err()
+        } else if tokio::time::timeout(start_wait, version.changed()).await.is_err()
             && !run.is_claimed()
         {
-            close(
-                sink,
-                close_code::POLICY_VIOLATION,
-                "no client started this execution_id",
-            )
-            .await;
+            close(sink, close_code::POLICY_VIOLATION, "no client started this execution_id").await;
             return;
         }
     }
@@ -156,35 +135,20 @@ where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     match entry {
-        Entry::Text(text) => sink
-            .send(Message::Text(text))
-            .await
-            .map_err(|_| SendError::Socket),
-        Entry::Output {
-            header,
-            body,
-            size_bytes,
-        } => {
-            sink.send(Message::Text(header))
-                .await
-                .map_err(|_| SendError::Socket)?;
+        Entry::Text(text) => sink.send(Message::Text(text)).await.map_err(|_| SendError::Socket),
+        Entry::Output { header, body, size_bytes } => {
+            sink.send(Message::Text(header)).await.map_err(|_| SendError::Socket)?;
             let mut sent = 0u64;
             let mut body = pin!(chunks(&body));
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|_| SendError::Read)?;
                 sent += chunk.len() as u64;
-                sink.feed(Message::Binary(chunk))
-                    .await
-                    .map_err(|_| SendError::Socket)?;
+                sink.feed(Message::Binary(chunk)).await.map_err(|_| SendError::Socket)?;
             }
             sink.flush().await.map_err(|_| SendError::Socket)?;
             // A file that changed under us would break the header's promise; drop the
             // connection rather than send a short or long body.
-            if sent == size_bytes {
-                Ok(())
-            } else {
-                Err(SendError::Read)
-            }
+            if sent == size_bytes { Ok(()) } else { Err(SendError::Read) }
         }
     }
 }
@@ -211,12 +175,7 @@ where
         } else {
             files::receive(stream, run, pending, shared.config.file_wait).await
         };
-        shared.tasks.spawn(drive(
-            Arc::clone(shared),
-            Arc::clone(run),
-            payload,
-            received,
-        ));
+        shared.tasks.spawn(drive(Arc::clone(shared), Arc::clone(run), payload, received));
     }
     while let Some(Ok(message)) = stream.next().await {
         match message {
@@ -231,10 +190,7 @@ where
                     run.request_cancel();
                 } else {
                     let detail = BTreeMap::from([("op".to_owned(), control.op.into())]);
-                    run.push_frame(&Frame::Event(Event {
-                        phase: Phase::ControlNoop,
-                        detail,
-                    }));
+                    run.push_frame(&Frame::Event(Event { phase: Phase::ControlNoop, detail }));
                 }
             }
             Message::Close(_) => return,

@@ -46,14 +46,7 @@ impl Context {
         write_prefix: String,
         files: BTreeMap<String, InputFile>,
     ) -> Context {
-        Context {
-            inner: Arc::new(Inner {
-                run,
-                mode,
-                write_prefix,
-                files,
-            }),
-        }
+        Context { inner: Arc::new(Inner { run, mode, write_prefix, files }) }
     }
 
     /// Builds a context that belongs to no server, for a runner's unit tests; read what the
@@ -65,16 +58,10 @@ impl Context {
             unclaimed_for: std::time::Duration::ZERO,
         };
         let runs = Runs::new(retention, std::env::temp_dir().join("theory-processor"));
-        let execution_id: ExecutionId = "detached"
-            .parse()
-            .unwrap_or_else(|_| unreachable!("valid id"));
+        let execution_id: ExecutionId =
+            "detached".parse().unwrap_or_else(|_| unreachable!("valid id"));
         let run = runs.attach(&execution_id);
-        Context::new(
-            run,
-            mode,
-            "/artifacts/outputs/detached/".into(),
-            BTreeMap::new(),
-        )
+        Context::new(run, mode, "/artifacts/outputs/detached/".into(), BTreeMap::new())
     }
 
     /// Returns the text frames streamed so far (tokens, logs, events), decoded.
@@ -106,18 +93,13 @@ impl Context {
 
     /// Streams a piece of text to every connection, in order.
     pub fn token(&self, text: impl Into<String>) {
-        self.inner
-            .run
-            .push_frame(&Frame::Token(Token { text: text.into() }));
+        self.inner.run.push_frame(&Frame::Token(Token { text: text.into() }));
     }
 
     /// Sends a log line at `level` (`debug`, `info`, `warn`, `error`); secret values are redacted.
     pub fn log(&self, level: &str, message: impl AsRef<str>) {
         let msg = self.inner.run.redact(message.as_ref());
-        self.inner.run.push_frame(&Frame::Log(Log {
-            level: level.to_owned(),
-            msg,
-        }));
+        self.inner.run.push_frame(&Frame::Log(Log { level: level.to_owned(), msg }));
     }
 
     /// Sends an `info` log line.
@@ -127,10 +109,7 @@ impl Context {
 
     /// Sends an `Event` with a phase of the processor's own and detail fields.
     pub fn event(&self, phase: &str, detail: BTreeMap<String, Value>) {
-        let event = Event {
-            phase: Phase::Other(phase.to_owned()),
-            detail,
-        };
+        let event = Event { phase: Phase::Other(phase.to_owned()), detail };
         self.inner.run.push_frame(&Frame::Event(event));
     }
 
@@ -147,8 +126,7 @@ impl Context {
     /// Reads a required secret from the environment: `ERR_MISSING_SECRET` naming it when absent.
     /// The value is remembered so that no log line or error message of this run can carry it.
     pub fn secret(&self, name: &str) -> Result<String, ProcessorError> {
-        self.optional_secret(name)
-            .ok_or_else(|| ProcessorError::missing_secret(name))
+        self.optional_secret(name).ok_or_else(|| ProcessorError::missing_secret(name))
     }
 
     /// Reads an optional secret from the environment; empty values count as absent.

@@ -42,10 +42,8 @@ pub(crate) async fn drive<P: Processor>(
     );
     async {
         let started = Instant::now();
-        let default_prefix = format!(
-            "/artifacts/outputs/{}/{{execution_id}}/",
-            shared.identity.ref_slug()
-        );
+        let default_prefix =
+            format!("/artifacts/outputs/{}/{{execution_id}}/", shared.identity.ref_slug());
         let template = payload.write_prefix.as_deref().unwrap_or(&default_prefix);
         let write_prefix = expand_write_prefix(template, &run.execution_id);
         let mut meta = Meta {
@@ -88,10 +86,7 @@ pub(crate) async fn drive<P: Processor>(
                 }
                 Envelope::Error(ErrorEnvelope {
                     execution_id: run.execution_id.clone(),
-                    error: ErrorBody {
-                        code: error.code,
-                        message,
-                    },
+                    error: ErrorBody { code: error.code, message },
                     meta,
                 })
             }
@@ -130,12 +125,7 @@ async fn execute<P: Processor>(
     }
 
     run.push_frame(&Frame::Event(Event::phase(Phase::Started)));
-    let context = Context::new(
-        Arc::clone(run),
-        payload.mode,
-        write_prefix.to_owned(),
-        files,
-    );
+    let context = Context::new(Arc::clone(run), payload.mode, write_prefix.to_owned(), files);
     let result = run_handler(shared, run, Inputs::new(normalized.value), context).await?;
     if !result.processor_info.is_empty() {
         meta.processor_info = Some(result.processor_info.clone());
@@ -144,8 +134,7 @@ async fn execute<P: Processor>(
         meta.usage = Some(result.usage.clone());
     }
     if !result.extra.is_empty() {
-        meta.extra
-            .insert("extra".into(), Value::Object(result.extra.clone()));
+        meta.extra.insert("extra".into(), Value::Object(result.extra.clone()));
     }
 
     let prepared = outputs::prepare(result.outputs).await?;
@@ -154,22 +143,13 @@ async fn execute<P: Processor>(
     }
     if let Some(plan) = &payload.put_urls {
         let attempts = shared.config.upload_attempts;
-        let uploaded = upload::carry_out(
-            &shared.http,
-            plan,
-            &prepared,
-            write_prefix,
-            attempts,
-            &cancel,
-        )
-        .await?;
+        let uploaded =
+            upload::carry_out(&shared.http, plan, &prepared, write_prefix, attempts, &cancel)
+                .await?;
         return Ok((uploaded.entries, uploaded.skipped));
     }
     outputs::emit(run, &prepared);
-    let entries = prepared
-        .iter()
-        .map(|output| output.entry(write_prefix))
-        .collect();
+    let entries = prepared.iter().map(|output| output.entry(write_prefix)).collect();
     Ok((entries, Vec::new()))
 }
 
@@ -182,9 +162,8 @@ async fn run_handler<P: Processor>(
     context: Context,
 ) -> Result<ProcessorResult, ProcessorError> {
     let processor = Arc::clone(&shared.processor);
-    let mut handler = AbortOnDrop(tokio::spawn(
-        async move { processor.run(inputs, context).await },
-    ));
+    let mut handler =
+        AbortOnDrop(tokio::spawn(async move { processor.run(inputs, context).await }));
     let cancel = run.cancel_token().clone();
     let joined = tokio::select! {
         joined = &mut handler.0 => joined,
@@ -205,9 +184,7 @@ async fn run_handler<P: Processor>(
                 .map(|text| (*text).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "no message".into());
-            Err(ProcessorError::runtime(format!(
-                "the handler panicked: {reason}"
-            )))
+            Err(ProcessorError::runtime(format!("the handler panicked: {reason}")))
         }
         Err(_) => Err(ProcessorError::cancelled()),
     }

@@ -34,13 +34,7 @@ impl Incoming {
     ) -> Result<Incoming, ProcessorError> {
         let path = local_path(run, &world_path)?;
         let file = tokio::fs::File::create(&path).await?;
-        Ok(Incoming {
-            world_path,
-            spec,
-            path,
-            file,
-            hasher: CidHasher::new(),
-        })
+        Ok(Incoming { world_path, spec, path, file, hasher: CidHasher::new() })
     }
 
     async fn write(&mut self, chunk: &[u8]) -> Result<(), ProcessorError> {
@@ -95,13 +89,7 @@ fn local_path(run: &Run, world_path: &str) -> Result<PathBuf, ProcessorError> {
         .next()
         .unwrap_or_default()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
         .collect();
     let count = std::fs::read_dir(&inputs)?.count();
     Ok(inputs.join(format!("{count:04}-{}", base.trim_start_matches('.'))))
@@ -204,17 +192,12 @@ pub(crate) async fn download(
     spec: FileSpec,
     url: &str,
 ) -> Result<InputFile, ProcessorError> {
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|error| {
-            integrity(format!(
-                "cannot fetch input file {world_path}: {}",
-                error.without_url()
-            ))
-        })?;
+    let response =
+        client.get(url).send().await.and_then(reqwest::Response::error_for_status).map_err(
+            |error| {
+                integrity(format!("cannot fetch input file {world_path}: {}", error.without_url()))
+            },
+        )?;
     let mut incoming = Incoming::open(run, world_path.to_owned(), spec).await?;
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {

@@ -13,14 +13,9 @@ impl Identity {
     /// Builds an identity whose description names the ref and this SDK's version.
     pub fn new(reference: impl Into<String>) -> Identity {
         let reference = reference.into();
-        let processor_info = format!(
-            "{reference} (theory-processor {})",
-            env!("CARGO_PKG_VERSION")
-        );
-        Identity {
-            reference,
-            processor_info,
-        }
+        let processor_info =
+            format!("{reference} (theory-processor {})", env!("CARGO_PKG_VERSION"));
+        Identity { reference, processor_info }
     }
 
     /// Returns `ns_name` for `ns/name@ver`, the default folder of outputs.

@@ -15,18 +15,12 @@ pub struct Inputs {
 impl Inputs {
     /// Wraps inputs that went through [`theory_protocol::normalize_inputs`].
     pub fn new(normalized: Value) -> Inputs {
-        Inputs {
-            value: normalized,
-            empty: Map::new(),
-        }
+        Inputs { value: normalized, empty: Map::new() }
     }
 
     /// Returns `params`, the processor-specific part.
     pub fn params(&self) -> &Map<String, Value> {
-        self.value
-            .get("params")
-            .and_then(Value::as_object)
-            .unwrap_or(&self.empty)
+        self.value.get("params").and_then(Value::as_object).unwrap_or(&self.empty)
     }
 
     /// Returns one parameter.

@@ -68,11 +68,7 @@ impl OutputItem {
         let value = serde_json::to_value(value).map_err(|error| {
             ProcessorError::runtime(format!("cannot encode JSON output: {error}"))
         })?;
-        Ok(OutputItem::bytes(
-            relpath,
-            "application/json",
-            value.to_string(),
-        ))
+        Ok(OutputItem::bytes(relpath, "application/json", value.to_string()))
     }
 
     /// Builds an output streamed from a file.
@@ -102,10 +98,7 @@ pub struct ProcessorError {
 impl ProcessorError {
     /// Builds an error with any code.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ProcessorError {
-        ProcessorError {
-            code,
-            message: message.into(),
-        }
+        ProcessorError { code, message: message.into() }
     }
 
     /// The handler failed: `ERR_RUNTIME`.

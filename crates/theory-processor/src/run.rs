@@ -21,11 +21,7 @@ pub(crate) enum Entry {
     /// A text frame, already encoded.
     Text(Utf8Bytes),
     /// An `Output` header frame followed by the bytes of its body.
-    Output {
-        header: Utf8Bytes,
-        body: Body,
-        size_bytes: u64,
-    },
+    Output { header: Utf8Bytes, body: Body, size_bytes: u64 },
 }
 
 /// Where an output's bytes come from when a connection streams them.
@@ -55,16 +51,12 @@ pub(crate) struct Run {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these short locks cannot leave the data half-updated.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Run {
@@ -72,11 +64,7 @@ impl Run {
         Run {
             execution_id,
             created_at: Instant::now(),
-            log: Mutex::new(Log {
-                entries: Vec::new(),
-                finished_at: None,
-                preempted: false,
-            }),
+            log: Mutex::new(Log { entries: Vec::new(), finished_at: None, preempted: false }),
             version: watch::channel(0).0,
             cancel: CancellationToken::new(),
             claimed: AtomicBool::new(false),
@@ -118,11 +106,7 @@ impl Run {
     pub(crate) fn push_output(&self, header: OutputHeader, body: Body) {
         let size_bytes = header.size_bytes;
         let header = Utf8Bytes::from(Frame::Output(header).to_json(Some(now_ms())));
-        self.push(Entry::Output {
-            header,
-            body,
-            size_bytes,
-        });
+        self.push(Entry::Output { header, body, size_bytes });
     }
 
     /// Appends the terminal `RunResult`; nothing can follow it. Once a `preempted` event went
@@ -205,9 +189,9 @@ impl Run {
     /// Replaces every remembered secret value in `text` with `[REDACTED]`.
     pub(crate) fn redact(&self, text: &str) -> String {
         let secrets = lock(&self.secrets);
-        secrets.iter().fold(text.to_owned(), |text, secret| {
-            text.replace(secret.as_str(), "[REDACTED]")
-        })
+        secrets
+            .iter()
+            .fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "[REDACTED]"))
     }
 }
 
@@ -228,11 +212,7 @@ pub(crate) struct Runs {
 
 impl Runs {
     pub(crate) fn new(retention: Retention, scratch_root: PathBuf) -> Runs {
-        Runs {
-            table: Mutex::new(HashMap::new()),
-            retention,
-            scratch_root,
-        }
+        Runs { table: Mutex::new(HashMap::new()), retention, scratch_root }
     }
 
     /// Returns the run with this id, creating it (not started) when it is unknown.

@@ -176,11 +176,7 @@ pub async fn serve<P: Processor>(identity: Identity, processor: P) -> Result<(),
     let address = listener.local_addr()?;
     // The one line on stdout: how a supervisor learns the port when PORT=0.
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(
-        stdout,
-        "{}",
-        serde_json::json!({"listening": address.to_string()})
-    );
+    let _ = writeln!(stdout, "{}", serde_json::json!({"listening": address.to_string()}));
     let _ = stdout.flush();
     drop(stdout);
     tracing::info!(%address, processor_ref = %identity.reference, "processor listening");
@@ -206,16 +202,10 @@ async fn shutdown_signal() {
 /// `error: …` and returns failure when the server cannot start.
 pub fn main<P: Processor>(identity: Identity, processor: P) -> ExitCode {
     crate::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "error: cannot start the async runtime: {error}"
-            );
+            let _ = writeln!(std::io::stderr(), "error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };

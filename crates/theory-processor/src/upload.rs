@@ -39,40 +39,23 @@ pub(crate) async fn carry_out(
             skipped.push(output.relpath.clone());
             continue;
         };
-        put(
-            client,
-            url,
-            &output.body,
-            output.size_bytes,
-            &output.mime,
-            attempts,
-        )
-        .await
-        .map_err(|reason| upload_error(&output.relpath, &reason))?;
+        put(client, url, &output.body, output.size_bytes, &output.mime, attempts)
+            .await
+            .map_err(|reason| upload_error(&output.relpath, &reason))?;
         entries.push(output.entry(write_prefix));
     }
     if let Some(url) = put_urls.get(INDEX_KEY) {
         let index = OutputsIndex::new(entries.clone()).to_canonical_json();
         let size_bytes = index.len() as u64;
-        put(
-            client,
-            url,
-            &Body::Bytes(index.into()),
-            size_bytes,
-            "application/json",
-            attempts,
-        )
-        .await
-        .map_err(|reason| upload_error(INDEX_KEY, &reason))?;
+        put(client, url, &Body::Bytes(index.into()), size_bytes, "application/json", attempts)
+            .await
+            .map_err(|reason| upload_error(INDEX_KEY, &reason))?;
     }
     Ok(Uploaded { entries, skipped })
 }
 
 fn upload_error(what: &str, reason: &str) -> ProcessorError {
-    ProcessorError::new(
-        ErrorCode::Upload,
-        format!("upload of {what} failed: {reason}"),
-    )
+    ProcessorError::new(ErrorCode::Upload, format!("upload of {what} failed: {reason}"))
 }
 
 /// PUTs one body, retrying transient failures; a 4xx other than 408/429 is final at once.

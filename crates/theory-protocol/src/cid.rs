@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 const PREFIX: &str = "b3:";
 const HEX_LEN: usize = 64;
 
@@ -74,11 +72,7 @@ impl CidHasher {
 
 impl fmt::Display for Cid {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "{PREFIX}{}",
-            blake3::Hash::from_bytes(self.0).to_hex()
-        )
+        write!(formatter, "{PREFIX}{}", blake3::Hash::from_bytes(self.0).to_hex())
     }
 }
 
@@ -92,9 +86,7 @@ impl FromStr for Cid {
     type Err = CidError;
 
     fn from_str(value: &str) -> Result<Cid, CidError> {
-        let invalid = || CidError {
-            value: value.to_owned(),
-        };
+        let invalid = || CidError { value: value.to_owned() };
         let hex = value.strip_prefix(PREFIX).ok_or_else(invalid)?;
         if hex.len() != HEX_LEN || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(invalid());
@@ -104,18 +96,7 @@ impl FromStr for Cid {
     }
 }
 
-impl Serialize for Cid {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cid {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_via_str!(Cid);
 
 #[cfg(test)]
 mod tests {

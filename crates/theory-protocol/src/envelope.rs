@@ -131,10 +131,7 @@ impl Envelope {
     ) -> Envelope {
         Envelope::Error(ErrorEnvelope {
             execution_id,
-            error: ErrorBody {
-                code,
-                message: message.into(),
-            },
+            error: ErrorBody { code, message: message.into() },
             meta: Meta::default(),
         })
     }
@@ -165,8 +162,6 @@ impl OutputsIndex {
     /// Returns the compact JSON form with sorted keys, as it is stored.
     pub fn to_canonical_json(&self) -> String {
         // Through `Value`, whose maps are ordered, so keys come out sorted.
-        serde_json::to_value(self)
-            .map(|value| value.to_string())
-            .unwrap_or_default()
+        serde_json::to_value(self).map(|value| value.to_string()).unwrap_or_default()
     }
 }

@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 macro_rules! error_codes {
     ($( $(#[doc = $doc:literal])+ $variant:ident => $wire:literal, )+) => {
         /// One wire error code, serialized as its `ERR_*` string.
@@ -109,18 +107,15 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-impl Serialize for ErrorCode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+impl std::str::FromStr for ErrorCode {
+    type Err = std::convert::Infallible;
+
+    fn from_str(code: &str) -> Result<ErrorCode, std::convert::Infallible> {
+        Ok(ErrorCode::parse(code))
     }
 }
 
-impl<'de> Deserialize<'de> for ErrorCode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let code = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        Ok(ErrorCode::parse(&code))
-    }
-}
+crate::serde_via_str!(ErrorCode);
 
 #[cfg(test)]
 mod tests {
@@ -140,9 +135,6 @@ mod tests {
     fn unknown_codes_are_kept() {
         let code: ErrorCode = serde_json::from_str("\"ERR_FROM_THE_FUTURE\"").unwrap();
         assert_eq!(code, ErrorCode::Other("ERR_FROM_THE_FUTURE".into()));
-        assert_eq!(
-            serde_json::to_string(&code).unwrap(),
-            "\"ERR_FROM_THE_FUTURE\""
-        );
+        assert_eq!(serde_json::to_string(&code).unwrap(), "\"ERR_FROM_THE_FUTURE\"");
     }
 }

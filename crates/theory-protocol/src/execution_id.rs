@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 const MAX_LEN: usize = 128;
 
 /// The identifier of one execution: 1 to 128 characters of `[A-Za-z0-9._-]`, not starting with `.`.
@@ -40,9 +38,7 @@ impl FromStr for ExecutionId {
             || value.starts_with('.')
             || !value.bytes().all(allowed)
         {
-            return Err(ExecutionIdError {
-                value: value.to_owned(),
-            });
+            return Err(ExecutionIdError { value: value.to_owned() });
         }
         Ok(ExecutionId(value.to_owned()))
     }
@@ -60,18 +56,7 @@ impl fmt::Debug for ExecutionId {
     }
 }
 
-impl Serialize for ExecutionId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ExecutionId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_via_str!(ExecutionId);
 
 #[cfg(test)]
 mod tests {
@@ -79,12 +64,9 @@ mod tests {
 
     #[test]
     fn accepts_common_forms() {
-        for good in [
-            "E1",
-            "01JD6Z3W5Q8R4S9T0V1X2Y3Z4A",
-            "3f2b9c1e-7a4d-4c2b-9e1f-0a1b2c3d4e5f",
-            "run_1.a",
-        ] {
+        for good in
+            ["E1", "01JD6Z3W5Q8R4S9T0V1X2Y3Z4A", "3f2b9c1e-7a4d-4c2b-9e1f-0a1b2c3d4e5f", "run_1.a"]
+        {
             assert_eq!(good.parse::<ExecutionId>().unwrap().as_str(), good);
         }
     }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -98,25 +98,20 @@ impl fmt::Display for Phase {
     }
 }
 
-impl Serialize for Phase {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+impl std::str::FromStr for Phase {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Phase, std::convert::Infallible> {
+        Ok(Phase::parse(value))
     }
 }
 
-impl<'de> Deserialize<'de> for Phase {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Phase::parse(&Cow::<'de, str>::deserialize(deserializer)?))
-    }
-}
+crate::serde_via_str!(Phase);
 
 impl Event {
     /// Builds an event with no detail fields.
     pub fn phase(phase: Phase) -> Event {
-        Event {
-            phase,
-            detail: BTreeMap::new(),
-        }
+        Event { phase, detail: BTreeMap::new() }
     }
 }
 
@@ -256,10 +251,8 @@ impl Frame {
             kind: &'static str,
             raw: &'a RawValue,
         ) -> Result<T, FrameError> {
-            serde_json::from_str(raw.get()).map_err(|error| FrameError::Content {
-                kind,
-                reason: error.to_string(),
-            })
+            serde_json::from_str(raw.get())
+                .map_err(|error| FrameError::Content { kind, reason: error.to_string() })
         }
         let wire: WireIn<'_> =
             serde_json::from_str(text).map_err(|error| FrameError::Shape(error.to_string()))?;

@@ -63,9 +63,7 @@ pub struct NormalizedInputs {
 /// ```
 pub fn normalize_inputs(inputs: Value) -> Result<NormalizedInputs, InputsError> {
     let Value::Object(mut object) = inputs else {
-        return Err(InputsError::NotAnObject {
-            found: json_type(&inputs),
-        });
+        return Err(InputsError::NotAnObject { found: json_type(&inputs) });
     };
     let mode_hint = object.remove("mode");
     let model = object.remove("model");
@@ -73,18 +71,13 @@ pub fn normalize_inputs(inputs: Value) -> Result<NormalizedInputs, InputsError> 
         None => {}
         Some(Value::String(schema)) if schema == INPUTS_SCHEMA_V1 => {}
         Some(other) => {
-            return Err(InputsError::UnsupportedSchema {
-                found: other.to_string(),
-            });
+            return Err(InputsError::UnsupportedSchema { found: other.to_string() });
         }
     }
 
     let long_form = object.contains_key("params") || object.contains_key("schema");
     let mut params = if long_form {
-        if let Some(key) = object
-            .keys()
-            .find(|key| !TOP_LEVEL_KEYS.contains(&key.as_str()))
-        {
+        if let Some(key) = object.keys().find(|key| !TOP_LEVEL_KEYS.contains(&key.as_str())) {
             return Err(InputsError::StrayKey { key: key.clone() });
         }
         match object.remove("params") {
@@ -112,10 +105,7 @@ pub fn normalize_inputs(inputs: Value) -> Result<NormalizedInputs, InputsError> 
 
     object.insert("schema".into(), Value::String(INPUTS_SCHEMA_V1.into()));
     object.insert("params".into(), Value::Object(params));
-    Ok(NormalizedInputs {
-        value: Value::Object(object),
-        mode_hint,
-    })
+    Ok(NormalizedInputs { value: Value::Object(object), mode_hint })
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -143,10 +133,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(short, long);
-        assert_eq!(
-            normalize_inputs(short.value.clone()).unwrap().value,
-            short.value
-        );
+        assert_eq!(normalize_inputs(short.value.clone()).unwrap().value, short.value);
     }
 
     #[test]
@@ -172,15 +159,10 @@ mod tests {
             normalize_inputs(json!({"schema": "v2"})),
             Err(InputsError::UnsupportedSchema { .. })
         ));
-        assert_eq!(
-            normalize_inputs(json!({"params": 3})),
-            Err(InputsError::ParamsNotAnObject)
-        );
+        assert_eq!(normalize_inputs(json!({"params": 3})), Err(InputsError::ParamsNotAnObject));
         assert_eq!(
             normalize_inputs(json!({"params": {}, "messages": []})),
-            Err(InputsError::StrayKey {
-                key: "messages".into()
-            })
+            Err(InputsError::StrayKey { key: "messages".into() })
         );
         assert_eq!(
             normalize_inputs(json!({"model": "a", "params": {"model": "b"}})),

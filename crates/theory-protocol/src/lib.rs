@@ -98,6 +98,10 @@ mod inputs;
 mod mode;
 mod paths;
 mod run_open;
+mod string_serde;
+
+#[doc(hidden)]
+pub use serde as __serde;
 
 pub use cid::{Cid, CidError, CidHasher};
 pub use envelope::{

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// How a processor runs: without or with external calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Mode {
@@ -39,9 +37,7 @@ impl Mode {
             "real" => Ok((Mode::Real, None)),
             "smoke" => Ok((Mode::Mock, Some("smoke"))),
             "default" => Ok((Mode::Real, Some("default"))),
-            _ => Err(ModeError {
-                value: value.to_owned(),
-            }),
+            _ => Err(ModeError { value: value.to_owned() }),
         }
     }
 }
@@ -60,18 +56,7 @@ impl fmt::Display for Mode {
     }
 }
 
-impl Serialize for Mode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Mode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_via_str!(Mode);
 
 #[cfg(test)]
 mod tests {
@@ -79,14 +64,8 @@ mod tests {
 
     #[test]
     fn aliases_map_to_the_two_modes() {
-        assert_eq!(
-            Mode::parse_with_alias("SMOKE").unwrap(),
-            (Mode::Mock, Some("smoke"))
-        );
-        assert_eq!(
-            Mode::parse_with_alias("default").unwrap(),
-            (Mode::Real, Some("default"))
-        );
+        assert_eq!(Mode::parse_with_alias("SMOKE").unwrap(), (Mode::Mock, Some("smoke")));
+        assert_eq!(Mode::parse_with_alias("default").unwrap(), (Mode::Real, Some("default")));
         assert_eq!("Real".parse::<Mode>().unwrap(), Mode::Real);
         assert!("fast".parse::<Mode>().is_err());
     }

@@ -107,29 +107,19 @@ mod tests {
             ("./a", RelpathError::DotSegment("./a".into())),
             ("a\\b", RelpathError::BadCharacter("a\\b".into())),
             ("a\nb", RelpathError::BadCharacter("a\nb".into())),
-            (
-                "outputs.json",
-                RelpathError::Reserved("outputs.json".into()),
-            ),
+            ("outputs.json", RelpathError::Reserved("outputs.json".into())),
         ];
         for (path, expected) in cases {
             assert_eq!(validate_relpath(path), Err(expected), "{path:?}");
         }
-        assert!(matches!(
-            validate_relpath(&"a".repeat(256)),
-            Err(RelpathError::TooLong(_))
-        ));
+        assert!(matches!(validate_relpath(&"a".repeat(256)), Err(RelpathError::TooLong(_))));
     }
 
     #[test]
     fn accepts_nested_and_unicode_paths() {
-        for path in [
-            "meta.json",
-            "text/response.txt",
-            "images/été 1.png",
-            "sub/outputs.json",
-            "..a/b..",
-        ] {
+        for path in
+            ["meta.json", "text/response.txt", "images/été 1.png", "sub/outputs.json", "..a/b.."]
+        {
             assert_eq!(validate_relpath(path), Ok(()), "{path:?}");
         }
     }

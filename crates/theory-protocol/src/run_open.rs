@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{Cid, ExecutionId, Mode, close_code};
@@ -39,9 +39,7 @@ impl FromStr for Role {
             "client" => Ok(Role::Client),
             "controller" => Ok(Role::Controller),
             "observer" => Ok(Role::Observer),
-            _ => Err(format!(
-                "unknown role {value:?}: expected client, controller or observer"
-            )),
+            _ => Err(format!("unknown role {value:?}: expected client, controller or observer")),
         }
     }
 }
@@ -52,18 +50,7 @@ impl fmt::Display for Role {
     }
 }
 
-impl Serialize for Role {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Role {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_via_str!(Role);
 
 /// `content` of a `RunOpen` frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,15 +145,9 @@ impl RunOpen {
         let Some(content) = frame.get("content").filter(|content| content.is_object()) else {
             return Err(malformed("RunOpen content must be an object"));
         };
-        let role = content
-            .get("role")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let role = content.get("role").and_then(Value::as_str).unwrap_or_default();
         role.parse::<Role>().map_err(HandshakeError::Policy)?;
-        let execution_id = content
-            .get("execution_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let execution_id = content.get("execution_id").and_then(Value::as_str).unwrap_or_default();
         if execution_id.is_empty() {
             return Err(HandshakeError::Policy("execution_id is empty".into()));
         }
@@ -175,10 +156,7 @@ impl RunOpen {
             .map_err(|error| HandshakeError::Policy(error.to_string()))?;
         let open = RunOpen::deserialize(content)
             .map_err(|error| HandshakeError::Malformed(format!("RunOpen content: {error}")))?;
-        if let Some(inner) = open
-            .payload
-            .as_ref()
-            .and_then(|payload| payload.execution_id.as_ref())
+        if let Some(inner) = open.payload.as_ref().and_then(|payload| payload.execution_id.as_ref())
             && *inner != open.execution_id
         {
             return Err(HandshakeError::Policy(

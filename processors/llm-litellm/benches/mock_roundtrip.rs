@@ -64,15 +64,9 @@ async fn main() {
         let inputs = json!({"messages": [{"role": "user", "content": "Hello benchmark"}]});
         let frame = client_open(&format!("bench-cold-{index}"), Mode::Mock, inputs, None);
         let started = Instant::now();
-        let transcript = run_once(&base_url, &frame, Duration::from_secs(10))
-            .await
-            .expect("run");
+        let transcript = run_once(&base_url, &frame, Duration::from_secs(10)).await.expect("run");
         cold.push(started.elapsed());
-        assert!(
-            transcript
-                .result()
-                .is_some_and(|envelope| envelope.error_code().is_none())
-        );
+        assert!(transcript.result().is_some_and(|envelope| envelope.error_code().is_none()));
     }
     report("mock run, connect + handshake + run", cold);
 }

@@ -63,11 +63,8 @@ pub(crate) async fn complete(
         .header("x-api-key", request.api_key)
         .header("anthropic-version", ANTHROPIC_VERSION);
     let name = request.provider.name;
-    let mut completion = Completion {
-        provider: name.into(),
-        model: request.model.into(),
-        ..Completion::default()
-    };
+    let mut completion =
+        Completion { provider: name.into(), model: request.model.into(), ..Completion::default() };
     post_events(request.provider, http, &body, context, |event| {
         let data: Value = serde_json::from_str(&event.data).map_err(|_| {
             ProcessorError::provider(format!("{name} sent a malformed stream event"))
@@ -77,9 +74,8 @@ pub(crate) async fn complete(
                 if let Some(model) = data.pointer("/message/model").and_then(Value::as_str) {
                     model.clone_into(&mut completion.model);
                 }
-                completion.tokens_in = data
-                    .pointer("/message/usage/input_tokens")
-                    .and_then(Value::as_u64);
+                completion.tokens_in =
+                    data.pointer("/message/usage/input_tokens").and_then(Value::as_u64);
             }
             "content_block_delta" => {
                 if let Some(text) = data

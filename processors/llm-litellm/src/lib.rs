@@ -134,14 +134,9 @@ mod tests {
             })
             .collect();
         assert_eq!(tokens, ["MOCK:", " Hello", "  there"]);
-        assert_eq!(
-            (completion.tokens_in, completion.tokens_out),
-            (Some(4), Some(3))
-        );
+        assert_eq!((completion.tokens_in, completion.tokens_out), (Some(4), Some(3)));
         let result = completion.into_result(None).unwrap();
-        let OutputBody::Bytes(meta) = &result.outputs[1].body else {
-            panic!()
-        };
+        let OutputBody::Bytes(meta) = &result.outputs[1].body else { panic!() };
         let meta: serde_json::Value = serde_json::from_slice(meta).unwrap();
         assert_eq!(meta["model"], "mock-llm");
         assert_eq!(result.usage["tokens_out"], 3);
@@ -150,9 +145,6 @@ mod tests {
     #[test]
     fn no_messages_is_an_input_error() {
         let error = ChatParams::from_inputs(&inputs(json!({"messages": []}))).unwrap_err();
-        assert_eq!(
-            error.code,
-            theory_processor::protocol::ErrorCode::InputSchema
-        );
+        assert_eq!(error.code, theory_processor::protocol::ErrorCode::InputSchema);
     }
 }

@@ -9,10 +9,7 @@ fn main() -> ExitCode {
             theory_processor::main(llm_litellm::identity(), llm_litellm::make_runner(config))
         }
         Err(error) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "error: cannot build the HTTP client: {error}"
-            );
+            let _ = writeln!(std::io::stderr(), "error: cannot build the HTTP client: {error}");
             ExitCode::FAILURE
         }
     }

@@ -10,11 +10,7 @@ pub const MOCK_MODEL: &str = "mock-llm";
 
 /// Streams `MOCK: <last message text>` word by word and returns it.
 pub(crate) fn reply(params: &ChatParams, context: &Context) -> Completion {
-    let last = params
-        .messages
-        .last()
-        .map(crate::params::Message::text)
-        .unwrap_or_default();
+    let last = params.messages.last().map(crate::params::Message::text).unwrap_or_default();
     let text = format!("MOCK: {last}");
     let mut tokens_out = 0;
     let mut start = 0;
@@ -31,13 +27,7 @@ pub(crate) fn reply(params: &ChatParams, context: &Context) -> Completion {
         tokens_out += 1;
     }
     Completion {
-        tokens_in: Some(
-            params
-                .messages
-                .iter()
-                .map(|message| count_words(&message.text()))
-                .sum(),
-        ),
+        tokens_in: Some(params.messages.iter().map(|message| count_words(&message.text())).sum()),
         tokens_out: Some(tokens_out),
         finish_reason: Some("stop".into()),
         provider: "mock".into(),

@@ -62,11 +62,8 @@ pub(crate) async fn complete(
         .post(format!("{}/chat/completions", request.base_url))
         .bearer_auth(request.api_key);
     let name = request.provider.name;
-    let mut completion = Completion {
-        provider: name.into(),
-        model: request.model.into(),
-        ..Completion::default()
-    };
+    let mut completion =
+        Completion { provider: name.into(), model: request.model.into(), ..Completion::default() };
     post_events(request.provider, http, &body, context, |event| {
         if event.data.trim() == "[DONE]" {
             return Ok(Flow::Done);

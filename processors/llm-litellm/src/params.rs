@@ -81,11 +81,7 @@ impl Message {
     pub fn text(&self) -> String {
         match &self.content {
             Value::String(text) => text.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(part_text)
-                .collect::<Vec<_>>()
-                .join(" "),
+            Value::Array(parts) => parts.iter().filter_map(part_text).collect::<Vec<_>>().join(" "),
             Value::Null => String::new(),
             other => other.to_string(),
         }
@@ -121,18 +117,12 @@ mod tests {
 
     #[test]
     fn text_of_string_and_parts() {
-        let plain = Message {
-            role: "user".into(),
-            content: json!("Hello"),
-        };
+        let plain = Message { role: "user".into(), content: json!("Hello") };
         assert_eq!(plain.text(), "Hello");
         let parts = Message {
             role: "user".into(),
             content: json!([{"type": "text", "text": "Look at"}, {"$artifact": "/artifacts/inputs/b3:x/cat.png", "cid": "b3:x"}]),
         };
-        assert_eq!(
-            parts.text(),
-            "Look at [attachment /artifacts/inputs/b3:x/cat.png]"
-        );
+        assert_eq!(parts.text(), "Look at [attachment /artifacts/inputs/b3:x/cat.png]");
     }
 }

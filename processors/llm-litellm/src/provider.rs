@@ -126,21 +126,10 @@ mod tests {
         let (provider, name) = resolve("openai/gpt-4o-mini").unwrap();
         assert_eq!((provider.name, name), ("openai", "gpt-4o-mini"));
         let (provider, name) = resolve("anthropic/claude-3-5-haiku-latest").unwrap();
-        assert_eq!(
-            (provider.api, name),
-            (Api::AnthropicMessages, "claude-3-5-haiku-latest")
-        );
+        assert_eq!((provider.api, name), (Api::AnthropicMessages, "claude-3-5-haiku-latest"));
         assert_eq!(resolve("gpt-4o").unwrap().0.name, "openai");
-        assert_eq!(
-            resolve("openrouter/meta-llama/llama-3-8b").unwrap().1,
-            "meta-llama/llama-3-8b"
-        );
-        assert!(
-            resolve("nope/model")
-                .unwrap_err()
-                .message
-                .contains("known: openai, anthropic")
-        );
+        assert_eq!(resolve("openrouter/meta-llama/llama-3-8b").unwrap().1, "meta-llama/llama-3-8b");
+        assert!(resolve("nope/model").unwrap_err().message.contains("known: openai, anthropic"));
     }
 
     #[test]
@@ -148,10 +137,7 @@ mod tests {
         let (openai, _) = resolve("openai/x").unwrap();
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(key, _)| *key == name)
-                    .map(|(_, value)| (*value).to_owned())
+                pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
             }
         };
         assert_eq!(openai.base_url(env(&[])), "https://api.openai.com/v1");

@@ -86,22 +86,10 @@ mod tests {
 
     fn expected() -> Vec<SseEvent> {
         vec![
-            SseEvent {
-                name: Some("message_start".into()),
-                data: "{\"a\":1}".into(),
-            },
-            SseEvent {
-                name: None,
-                data: "first\nsecond".into(),
-            },
-            SseEvent {
-                name: None,
-                data: "é".into(),
-            },
-            SseEvent {
-                name: None,
-                data: "[DONE]".into(),
-            },
+            SseEvent { name: Some("message_start".into()), data: "{\"a\":1}".into() },
+            SseEvent { name: None, data: "first\nsecond".into() },
+            SseEvent { name: None, data: "é".into() },
+            SseEvent { name: None, data: "[DONE]".into() },
         ]
     }
 
@@ -117,13 +105,7 @@ mod tests {
     fn a_last_event_without_blank_line_is_kept() {
         let mut parser = SseParser::new();
         assert!(parser.push(b"data: tail").is_empty());
-        assert_eq!(
-            parser.finish(),
-            Some(SseEvent {
-                name: None,
-                data: "tail".into()
-            })
-        );
+        assert_eq!(parser.finish(), Some(SseEvent { name: None, data: "tail".into() }));
     }
 
     proptest! {

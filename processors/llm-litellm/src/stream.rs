@@ -79,18 +79,10 @@ pub(crate) fn quote_error(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed
         .as_ref()
-        .and_then(|value| {
-            value
-                .pointer("/error/message")
-                .or_else(|| value.get("message"))
-        })
+        .and_then(|value| value.pointer("/error/message").or_else(|| value.get("message")))
         .and_then(Value::as_str)
         .map_or_else(|| body.trim().to_owned(), str::to_owned);
-    let message = if message.is_empty() {
-        "no message".to_owned()
-    } else {
-        message
-    };
+    let message = if message.is_empty() { "no message".to_owned() } else { message };
     match message.char_indices().nth(MAX_QUOTED) {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message,

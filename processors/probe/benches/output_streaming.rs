@@ -21,11 +21,7 @@ const RUNS: usize = 3;
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let binary = Path::new(env!("CARGO_BIN_EXE_theory-probe"));
-    let scratch = if Path::new("/dev/shm").is_dir() {
-        "/dev/shm/theory-bench"
-    } else {
-        ""
-    };
+    let scratch = if Path::new("/dev/shm").is_dir() { "/dev/shm/theory-bench" } else { "" };
     let mut envs = vec![("THEORY_RUN_RETENTION_S", "1")];
     if !scratch.is_empty() {
         envs.push(("THEORY_SCRATCH_DIR", scratch));
@@ -41,9 +37,8 @@ async fn main() {
             None,
         );
         let started = Instant::now();
-        let transcript = run_once(&processor.base_url, &frame, Duration::from_mins(10))
-            .await
-            .expect("run");
+        let transcript =
+            run_once(&processor.base_url, &frame, Duration::from_mins(10)).await.expect("run");
         whole.push(started.elapsed());
         let blob = transcript
             .outputs
@@ -67,8 +62,5 @@ async fn main() {
         "whole run (write file + hash + stream + verify), median: {total:.2?} ({:.0} MiB/s)",
         mib / total.as_secs_f64()
     );
-    eprintln!(
-        "processor peak RSS over all runs: {:.1} MiB",
-        stats.peak_rss_bytes as f64 / MIB
-    );
+    eprintln!("processor peak RSS over all runs: {:.1} MiB", stats.peak_rss_bytes as f64 / MIB);
 }

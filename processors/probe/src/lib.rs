@@ -71,11 +71,7 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
     }
     let text = params.text.clone().unwrap_or_else(|| "probe".into());
     for (index, word) in text.split(' ').enumerate() {
-        context.token(if index == 0 {
-            word.to_owned()
-        } else {
-            format!(" {word}")
-        });
+        context.token(if index == 0 { word.to_owned() } else { format!(" {word}") });
     }
     if let Some(sleep_ms) = params.sleep_ms {
         let sleep = tokio::time::sleep(Duration::from_millis(sleep_ms));
@@ -90,10 +86,7 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
     }
     assert!(!params.panic, "the probe was asked to panic");
     if let Some(failure) = params.fail {
-        return Err(ProcessorError::new(
-            ErrorCode::parse(&failure.code),
-            failure.message,
-        ));
+        return Err(ProcessorError::new(ErrorCode::parse(&failure.code), failure.message));
     }
 
     let mut outputs = vec![OutputItem::text("echo.txt", text.clone())];
@@ -103,11 +96,7 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
         tokio::task::spawn_blocking(move || write_pattern(&writer, size_bytes, &text))
             .await
             .map_err(|error| ProcessorError::runtime(error.to_string()))??;
-        outputs.push(OutputItem::file(
-            "blob.bin",
-            "application/octet-stream",
-            path,
-        ));
+        outputs.push(OutputItem::file("blob.bin", "application/octet-stream", path));
     }
     if let Some(relpath) = params.relpath {
         outputs.push(OutputItem::text(relpath, "extra"));

@@ -14,13 +14,9 @@ pub(crate) async fn output_path_rules(
     let frame = client_open(&id, bad_path.mode, bad_path.inputs.clone(), None);
     let transcript = run_once(&target.base_url, &frame, QUICK).await?;
     let message = verify_error(&transcript, &id, &ErrorCode::OutputPath)?;
-    ensure(
-        !transcript
-            .frames
-            .iter()
-            .any(|frame| matches!(frame, Frame::Output(_))),
-        || "an Output frame was sent for a refused path".into(),
-    )?;
+    ensure(!transcript.frames.iter().any(|frame| matches!(frame, Frame::Output(_))), || {
+        "an Output frame was sent for a refused path".into()
+    })?;
     Ok(format!("ERR_OUTPUT_PATH, nothing sent ({message})"))
 }
 
@@ -31,7 +27,5 @@ pub(crate) async fn handler_panic(target: &Target, panics: &RunSpec) -> Result<S
     let message = verify_error(&transcript, &id, &ErrorCode::Runtime)?;
     // The server must still serve after a panic.
     super::http::probe_health(&crate::http_client(), &target.base_url).await?;
-    Ok(format!(
-        "ERR_RUNTIME, close 1000, server still healthy ({message})"
-    ))
+    Ok(format!("ERR_RUNTIME, close 1000, server still healthy ({message})"))
 }

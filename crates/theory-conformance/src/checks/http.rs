@@ -35,23 +35,15 @@ pub(crate) async fn probe_health(
     ensure(content_type.as_deref() == Some("application/json"), || {
         format!("/healthz Content-Type is {content_type:?}")
     })?;
-    ensure(body == HEALTHZ_BODY, || {
-        format!("/healthz body is {body:?}")
-    })?;
-    ensure(elapsed < HEALTH_BUDGET, || {
-        format!("/healthz took {elapsed:?}")
-    })?;
+    ensure(body == HEALTHZ_BODY, || format!("/healthz body is {body:?}"))?;
+    ensure(elapsed < HEALTH_BUDGET, || format!("/healthz took {elapsed:?}"))?;
     Ok(elapsed)
 }
 
 pub(crate) async fn health(target: &Target) -> Result<String, String> {
     let client = crate::http_client();
     let elapsed = probe_health(&client, &target.base_url).await?;
-    for method in [
-        reqwest::Method::POST,
-        reqwest::Method::PUT,
-        reqwest::Method::DELETE,
-    ] {
+    for method in [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE] {
         let response = client
             .request(method.clone(), format!("{}/healthz", target.base_url))
             .send()
@@ -61,9 +53,7 @@ pub(crate) async fn health(target: &Target) -> Result<String, String> {
             format!("{method} /healthz answered {}", response.status())
         })?;
     }
-    Ok(format!(
-        "200 {HEALTHZ_BODY} in {elapsed:?}; POST/PUT/DELETE → 405"
-    ))
+    Ok(format!("200 {HEALTHZ_BODY} in {elapsed:?}; POST/PUT/DELETE → 405"))
 }
 
 pub(crate) async fn info(target: &Target) -> Result<String, String> {
@@ -72,24 +62,14 @@ pub(crate) async fn info(target: &Target) -> Result<String, String> {
         .send()
         .await
         .map_err(|error| error.to_string())?;
-    ensure(response.status() == 200, || {
-        format!("/info answered {}", response.status())
+    ensure(response.status() == 200, || format!("/info answered {}", response.status()))?;
+    let info: Info =
+        response.json().await.map_err(|error| format!("/info is not an Info document: {error}"))?;
+    ensure(info.protocol == SUBPROTOCOL, || format!("/info protocol is {}", info.protocol))?;
+    ensure(info.reference.contains('/') && info.reference.contains('@'), || {
+        format!("/info ref {} is not ns/name@ver", info.reference)
     })?;
-    let info: Info = response
-        .json()
-        .await
-        .map_err(|error| format!("/info is not an Info document: {error}"))?;
-    ensure(info.protocol == SUBPROTOCOL, || {
-        format!("/info protocol is {}", info.protocol)
-    })?;
-    ensure(
-        info.reference.contains('/') && info.reference.contains('@'),
-        || format!("/info ref {} is not ns/name@ver", info.reference),
-    )?;
-    Ok(format!(
-        "ref {} image_digest {:?}",
-        info.reference, info.image_digest
-    ))
+    Ok(format!("ref {} image_digest {:?}", info.reference, info.image_digest))
 }
 
 pub(crate) async fn subprotocol(target: &Target) -> Result<String, String> {
@@ -105,15 +85,9 @@ pub(crate) async fn subprotocol(target: &Target) -> Result<String, String> {
         }
     }
     let connection = open(&target.base_url).await?;
-    ensure(
-        connection.accepted_protocol.as_deref() == Some(SUBPROTOCOL),
-        || {
-            format!(
-                "accepted with subprotocol {:?}",
-                connection.accepted_protocol
-            )
-        },
-    )?;
+    ensure(connection.accepted_protocol.as_deref() == Some(SUBPROTOCOL), || {
+        format!("accepted with subprotocol {:?}", connection.accepted_protocol)
+    })?;
     Ok("no or wrong subprotocol → 4xx; theory.run.v1 accepted".into())
 }
 
@@ -145,9 +119,7 @@ pub(crate) async fn close_codes(target: &Target) -> Result<String, String> {
         match text {
             Some(text) => connection.send_text(text).await?,
             None => {
-                connection
-                    .send_binary(Bytes::from_static(b"\x00\x01"))
-                    .await?;
+                connection.send_binary(Bytes::from_static(b"\x00\x01")).await?;
             }
         }
         let transcript = connection.collect(QUICK).await;
@@ -156,10 +128,7 @@ pub(crate) async fn close_codes(target: &Target) -> Result<String, String> {
             format!("{name}: expected close {expected}, got {code:?}")
         })?;
         ensure(transcript.frames.is_empty(), || {
-            format!(
-                "{name}: frames sent before the close: {:?}",
-                transcript.kinds()
-            )
+            format!("{name}: frames sent before the close: {:?}", transcript.kinds())
         })?;
     }
     // A role in any case is accepted: the answer is an Ack, not a close.
@@ -171,8 +140,6 @@ pub(crate) async fn close_codes(target: &Target) -> Result<String, String> {
         Some(Frame::Ack(_)) => {}
         other => return Err(format!("role OBSERVER: expected Ack, got {other:?}")),
     }
-    Ok(
-        "1002 for not JSON, binary, wrong kind; 1008 for bad role, empty id; roles in any case"
-            .into(),
-    )
+    Ok("1002 for not JSON, binary, wrong kind; 1008 for bad role, empty id; roles in any case"
+        .into())
 }

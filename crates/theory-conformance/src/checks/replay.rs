@@ -9,22 +9,12 @@ use crate::{RunSpec, Target};
 fn same_stream(left: &Transcript, right: &Transcript) -> Result<(), String> {
     // Frames after the Ack: the Ack is per connection, everything else is the run's.
     ensure(left.frames[1..] == right.frames[1..], || {
-        format!(
-            "streams differ:\n  first:  {:?}\n  second: {:?}",
-            left.kinds(),
-            right.kinds()
-        )
+        format!("streams differ:\n  first:  {:?}\n  second: {:?}", left.kinds(), right.kinds())
     })?;
     let cids = |transcript: &Transcript| {
-        transcript
-            .outputs
-            .iter()
-            .map(|output| output.received_cid)
-            .collect::<Vec<_>>()
+        transcript.outputs.iter().map(|output| output.received_cid).collect::<Vec<_>>()
     };
-    ensure(cids(left) == cids(right), || {
-        "output bytes differ between connections".into()
-    })
+    ensure(cids(left) == cids(right), || "output bytes differ between connections".into())
 }
 
 pub(crate) async fn replay_after_finish(target: &Target) -> Result<String, String> {
@@ -39,10 +29,7 @@ pub(crate) async fn replay_after_finish(target: &Target) -> Result<String, Strin
     let again = run_once(&target.base_url, &frame, QUICK).await?;
     verify_success(&again, &id, None).map_err(|error| format!("reconnecting client: {error}"))?;
     same_stream(&first, &again)?;
-    Ok(format!(
-        "observer and reconnecting client replayed {} frames",
-        first.frames.len() - 1
-    ))
+    Ok(format!("observer and reconnecting client replayed {} frames", first.frames.len() - 1))
 }
 
 pub(crate) async fn replay_while_running(
@@ -51,9 +38,7 @@ pub(crate) async fn replay_while_running(
 ) -> Result<String, String> {
     let id = fresh_id("replay-live");
     let mut client = open(&target.base_url).await?;
-    client
-        .send(&client_open(&id, slow.mode, slow.inputs.clone(), None))
-        .await?;
+    client.send(&client_open(&id, slow.mode, slow.inputs.clone(), None)).await?;
     let client = tokio::spawn(client.collect(QUICK * 2));
     let mut observer = open(&target.base_url).await?;
     observer.send(&attach_open(&id, Role::Observer)).await?;
@@ -65,11 +50,7 @@ pub(crate) async fn replay_while_running(
     let observer_rest = tokio::spawn(observer.collect(QUICK * 2));
     let mut controller = open(&target.base_url).await?;
     controller.send(&attach_open(&id, Role::Controller)).await?;
-    controller
-        .send(&Frame::Control(theory_protocol::Control {
-            op: "preempt".into(),
-        }))
-        .await?;
+    controller.send(&Frame::Control(theory_protocol::Control { op: "preempt".into() })).await?;
     let controller = controller.collect(QUICK).await;
     let client = client.await.map_err(|error| error.to_string())?;
     let observer = observer_rest.await.map_err(|error| error.to_string())?;
@@ -78,8 +59,5 @@ pub(crate) async fn replay_while_running(
     verify_ending(&observer, &id).map_err(|error| format!("observer: {error}"))?;
     same_stream(&client, &observer)?;
     same_stream(&client, &controller)?;
-    Ok(format!(
-        "client, observer and controller saw the same {} frames",
-        client.frames.len() - 1
-    ))
+    Ok(format!("client, observer and controller saw the same {} frames", client.frames.len() - 1))
 }

@@ -23,12 +23,7 @@ pub(crate) async fn large_output(
     let transcript = run_once(&target.base_url, &frame, QUICK * 10).await?;
     let elapsed = started.elapsed();
     verify_success(&transcript, &id, None)?;
-    let largest = transcript
-        .outputs
-        .iter()
-        .map(|output| output.received_bytes)
-        .max()
-        .unwrap_or(0);
+    let largest = transcript.outputs.iter().map(|output| output.received_bytes).max().unwrap_or(0);
     ensure(largest >= target.large_min_bytes, || {
         format!("largest output has only {largest} bytes")
     })?;
@@ -40,11 +35,7 @@ pub(crate) async fn large_output(
             target.max_peak_rss_bytes as f64 / MIB
         )
     })?;
-    let total: u64 = transcript
-        .outputs
-        .iter()
-        .map(|output| output.received_bytes)
-        .sum();
+    let total: u64 = transcript.outputs.iter().map(|output| output.received_bytes).sum();
     Ok(format!(
         "{:.0} MiB verified in {elapsed:?} ({:.0} MiB/s end to end); server peak RSS {:.1} MiB",
         total as f64 / MIB,

@@ -15,17 +15,11 @@ pub(crate) async fn quick_run(target: &Target) -> Result<String, String> {
     let frame = client_open(&id, target.quick.mode, target.quick.inputs.clone(), None);
     let transcript = run_once(&target.base_url, &frame, QUICK).await?;
     let success = verify_success(&transcript, &id, None)?;
-    ensure(!success.outputs.is_empty(), || {
-        "the quick run produced no output".into()
-    })?;
+    ensure(!success.outputs.is_empty(), || "the quick run produced no output".into())?;
     Ok(format!(
         "{} outputs, {} tokens, {} frames in {:?}",
         success.outputs.len(),
-        transcript
-            .frames
-            .iter()
-            .filter(|frame| frame.kind() == "Token")
-            .count(),
+        transcript.frames.iter().filter(|frame| frame.kind() == "Token").count(),
         transcript.frames.len(),
         started.elapsed()
     ))
@@ -34,39 +28,26 @@ pub(crate) async fn quick_run(target: &Target) -> Result<String, String> {
 pub(crate) async fn write_prefix(target: &Target) -> Result<String, String> {
     for (template, expand) in [
         ("/artifacts/outputs/conformance/{execution_id}", true),
-        (
-            "/artifacts/outputs/conformance/{{execution_id}}/nested/",
-            true,
-        ),
+        ("/artifacts/outputs/conformance/{{execution_id}}/nested/", true),
         ("/artifacts/outputs/conformance/fixed/", false),
     ] {
         let id = fresh_id("prefix");
         let mut expected = if expand {
-            template
-                .replace("{{execution_id}}", &id)
-                .replace("{execution_id}", &id)
+            template.replace("{{execution_id}}", &id).replace("{execution_id}", &id)
         } else {
             template.to_owned()
         };
         if !expected.ends_with('/') {
             expected.push('/');
         }
-        let frame = client_open(
-            &id,
-            target.quick.mode,
-            target.quick.inputs.clone(),
-            Some(template),
-        );
+        let frame =
+            client_open(&id, target.quick.mode, target.quick.inputs.clone(), Some(template));
         let transcript = run_once(&target.base_url, &frame, QUICK).await?;
         let success = verify_success(&transcript, &id, Some(&expected))
             .map_err(|error| format!("{template}: {error}"))?;
-        ensure(
-            success
-                .outputs
-                .iter()
-                .all(|entry| entry.path.starts_with(&expected)),
-            || format!("{template}: an output escaped {expected}"),
-        )?;
+        ensure(success.outputs.iter().all(|entry| entry.path.starts_with(&expected)), || {
+            format!("{template}: an output escaped {expected}")
+        })?;
     }
     Ok("{execution_id}, {{execution_id}} expanded; trailing / added".into())
 }
@@ -88,13 +69,8 @@ pub(crate) async fn determinism(target: &Target) -> Result<String, String> {
         let success = verify_success(&transcript, &id, Some("/artifacts/outputs/determinism/"))?;
         runs.push((success.outputs.clone(), transcript.text()));
     }
-    ensure(runs[0] == runs[1], || {
-        "two mock runs with the same inputs differ".into()
-    })?;
-    Ok(format!(
-        "same {} output CIDs and tokens twice",
-        runs[0].0.len()
-    ))
+    ensure(runs[0] == runs[1], || "two mock runs with the same inputs differ".into())?;
+    Ok(format!("same {} output CIDs and tokens twice", runs[0].0.len()))
 }
 
 pub(crate) async fn concurrent_runs(target: &Target) -> Result<String, String> {
@@ -116,8 +92,5 @@ pub(crate) async fn concurrent_runs(target: &Target) -> Result<String, String> {
     while let Some(joined) = tasks.join_next().await {
         joined.map_err(|error| error.to_string())??;
     }
-    Ok(format!(
-        "{RUNS} runs at once in {:?}; /healthz meanwhile in {health:?}",
-        started.elapsed()
-    ))
+    Ok(format!("{RUNS} runs at once in {:?}; /healthz meanwhile in {health:?}", started.elapsed()))
 }

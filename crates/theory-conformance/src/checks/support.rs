@@ -13,13 +13,9 @@ pub(crate) const QUICK: Duration = Duration::from_secs(30);
 /// Returns an execution id no earlier run on the same server used.
 pub(crate) fn fresh_id(check: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!(
-        "conf-{check}-{nanos:x}-{}",
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos());
+    format!("conf-{check}-{nanos:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Fails with `message` unless `condition` holds.
@@ -50,32 +46,18 @@ pub(crate) fn verify_ending<'a>(
     match transcript.frames.first() {
         Some(Frame::Ack(ack)) if ack.execution_id.as_str() == execution_id => {}
         other => {
-            return Err(format!(
-                "first frame must be Ack for {execution_id}, got {other:?}"
-            ));
+            return Err(format!("first frame must be Ack for {execution_id}, got {other:?}"));
         }
     }
-    let results = transcript
-        .frames
-        .iter()
-        .filter(|frame| matches!(frame, Frame::RunResult(_)))
-        .count();
-    ensure(results == 1, || {
-        format!("expected exactly one RunResult, got {results}")
+    let results =
+        transcript.frames.iter().filter(|frame| matches!(frame, Frame::RunResult(_))).count();
+    ensure(results == 1, || format!("expected exactly one RunResult, got {results}"))?;
+    ensure(matches!(transcript.frames.last(), Some(Frame::RunResult(_))), || {
+        format!("RunResult must be the last frame: {:?}", transcript.kinds())
     })?;
-    ensure(
-        matches!(transcript.frames.last(), Some(Frame::RunResult(_))),
-        || format!("RunResult must be the last frame: {:?}", transcript.kinds()),
-    )?;
-    ensure(
-        transcript.close.as_ref().map(|close| close.0) == Some(close_code::NORMAL),
-        || {
-            format!(
-                "expected close 1000 after RunResult, got {:?}",
-                transcript.close
-            )
-        },
-    )?;
+    ensure(transcript.close.as_ref().map(|close| close.0) == Some(close_code::NORMAL), || {
+        format!("expected close 1000 after RunResult, got {:?}", transcript.close)
+    })?;
     let envelope = transcript.result().ok_or("no RunResult")?;
     ensure(envelope.execution_id().as_str() == execution_id, || {
         "RunResult names another execution".into()
@@ -92,10 +74,9 @@ pub(crate) fn verify_error(
     let envelope = verify_ending(transcript, execution_id)?;
     match envelope {
         Envelope::Error(error) if error.error.code == *code => Ok(error.error.message.clone()),
-        Envelope::Error(error) => Err(format!(
-            "expected {code}, got {}: {}",
-            error.error.code, error.error.message
-        )),
+        Envelope::Error(error) => {
+            Err(format!("expected {code}, got {}: {}", error.error.code, error.error.message))
+        }
         Envelope::Success(_) => Err(format!("expected {code}, got success")),
     }
 }
@@ -111,23 +92,16 @@ pub(crate) fn verify_success<'a>(
     let success = match envelope {
         Envelope::Success(success) => success,
         Envelope::Error(error) => {
-            return Err(format!(
-                "run failed: {}: {}",
-                error.error.code, error.error.message
-            ));
+            return Err(format!("run failed: {}: {}", error.error.code, error.error.message));
         }
     };
     let started =
         position(transcript, |frame| is_phase(frame, &Phase::Started)).ok_or("no started event")?;
     let completed = position(transcript, |frame| is_phase(frame, &Phase::Completed))
         .ok_or("no completed event")?;
-    let first_work = position(transcript, |frame| {
-        matches!(frame, Frame::Token(_) | Frame::Output(_))
-    });
-    let last_output = transcript
-        .frames
-        .iter()
-        .rposition(|frame| matches!(frame, Frame::Output(_)));
+    let first_work =
+        position(transcript, |frame| matches!(frame, Frame::Token(_) | Frame::Output(_)));
+    let last_output = transcript.frames.iter().rposition(|frame| matches!(frame, Frame::Output(_)));
     ensure(first_work.is_none_or(|first| first > started), || {
         "Token or Output before the started event".into()
     })?;
@@ -135,10 +109,7 @@ pub(crate) fn verify_success<'a>(
         "Output after the completed event".into()
     })?;
     ensure(completed + 1 == transcript.frames.len() - 1, || {
-        format!(
-            "completed must come right before RunResult: {:?}",
-            transcript.kinds()
-        )
+        format!("completed must come right before RunResult: {:?}", transcript.kinds())
     })?;
 
     for output in &transcript.outputs {
@@ -155,9 +126,7 @@ pub(crate) fn verify_success<'a>(
     }
     let mut sorted = success.outputs.clone();
     sorted.sort_by(|left, right| left.path.cmp(&right.path));
-    ensure(sorted == success.outputs, || {
-        "RunResult outputs are not sorted by path".into()
-    })?;
+    ensure(sorted == success.outputs, || "RunResult outputs are not sorted by path".into())?;
     ensure(success.outputs.len() == transcript.outputs.len(), || {
         format!(
             "RunResult lists {} outputs, {} were sent",
@@ -173,15 +142,9 @@ pub(crate) fn verify_success<'a>(
             .ok_or("index_path must end with outputs.json")?
             .to_owned(),
     };
-    ensure(
-        success.index_path == format!("{prefix}outputs.json"),
-        || {
-            format!(
-                "index_path {} is not {prefix}outputs.json",
-                success.index_path
-            )
-        },
-    )?;
+    ensure(success.index_path == format!("{prefix}outputs.json"), || {
+        format!("index_path {} is not {prefix}outputs.json", success.index_path)
+    })?;
     for received in &transcript.outputs {
         let path = format!("{prefix}{}", received.header.path);
         let entry = success

@@ -15,26 +15,17 @@ fn greeter(greeting: &'static str) -> impl theory_processor::Processor {
         if context.is_cancelled() {
             return Err(ProcessorError::cancelled());
         }
-        let name = inputs
-            .param("name")
-            .and_then(|name| name.as_str())
-            .unwrap_or("world")
-            .to_owned();
+        let name =
+            inputs.param("name").and_then(|name| name.as_str()).unwrap_or("world").to_owned();
         if name == "slow" {
             context.cancelled().await;
             return Err(ProcessorError::cancelled());
         }
         context.token(format!("{greeting}, {name}"));
         Ok(ProcessorResult {
-            outputs: vec![OutputItem::text(
-                "greeting.txt",
-                format!("{greeting}, {name}"),
-            )],
+            outputs: vec![OutputItem::text("greeting.txt", format!("{greeting}, {name}"))],
             processor_info: "test/greeter@1".into(),
-            usage: json!({"greetings": 1})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            usage: json!({"greetings": 1}).as_object().cloned().unwrap_or_default(),
             ..ProcessorResult::default()
         })
     }
@@ -42,18 +33,11 @@ fn greeter(greeting: &'static str) -> impl theory_processor::Processor {
 
 #[tokio::test]
 async fn closure_runner_serves_and_shuts_down_cleanly() -> Result<(), String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|error| error.to_string())?;
-    let base_url = format!(
-        "http://{}",
-        listener.local_addr().map_err(|error| error.to_string())?
-    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|error| error.to_string())?;
+    let base_url = format!("http://{}", listener.local_addr().map_err(|error| error.to_string())?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = ServerConfig {
-        cancel_grace: Duration::from_millis(200),
-        ..ServerConfig::default()
-    };
+    let config =
+        ServerConfig { cancel_grace: Duration::from_millis(200), ..ServerConfig::default() };
     let server = tokio::spawn(serve_on(
         listener,
         Identity::new("test/greeter@1"),
@@ -76,33 +60,16 @@ async fn closure_runner_serves_and_shuts_down_cleanly() -> Result<(), String> {
         panic!("{:?}", transcript.result())
     };
     assert_eq!(success.outputs[0].path, "/artifacts/out/E1/greeting.txt");
+    assert_eq!(success.meta.processor_info.as_deref(), Some("test/greeter@1"));
     assert_eq!(
-        success.meta.processor_info.as_deref(),
-        Some("test/greeter@1")
-    );
-    assert_eq!(
-        success
-            .meta
-            .usage
-            .as_ref()
-            .and_then(|usage| usage.get("greetings")),
+        success.meta.usage.as_ref().and_then(|usage| usage.get("greetings")),
         Some(&json!(1))
     );
-    assert_eq!(
-        transcript.outputs[0].bytes.as_deref(),
-        Some(&b"Hello, Theory"[..])
-    );
+    assert_eq!(transcript.outputs[0].bytes.as_deref(), Some(&b"Hello, Theory"[..]));
 
     // A run in flight at shutdown ends with ERR_CANCELLED, and the server returns.
     let mut client = theory_conformance::client::open(&base_url).await?;
-    client
-        .send(&client_open(
-            "E2",
-            Mode::Mock,
-            json!({"name": "slow"}),
-            None,
-        ))
-        .await?;
+    client.send(&client_open("E2", Mode::Mock, json!({"name": "slow"}), None)).await?;
     while let Some(frame) = client.next_frame(Duration::from_secs(10)).await {
         if matches!(&frame, Frame::Event(event) if event.phase == Phase::Started) {
             break;
@@ -111,10 +78,7 @@ async fn closure_runner_serves_and_shuts_down_cleanly() -> Result<(), String> {
     let in_flight = tokio::spawn(client.collect(Duration::from_secs(10)));
     let _ = stop.send(());
     let transcript = in_flight.await.map_err(|error| error.to_string())?;
-    assert_eq!(
-        transcript.result().and_then(Envelope::error_code),
-        Some(&ErrorCode::Cancelled)
-    );
+    assert_eq!(transcript.result().and_then(Envelope::error_code), Some(&ErrorCode::Cancelled));
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .map_err(|_| "server did not stop".to_owned())?

@@ -26,10 +26,7 @@ fn client_run_open_with_payload() {
     assert_eq!(open.role, Role::Client);
     let payload = open.payload.expect("payload");
     assert_eq!(payload.mode, Mode::Mock);
-    assert_eq!(
-        payload.inputs["params"]["messages"][0]["content"],
-        json!("Hello")
-    );
+    assert_eq!(payload.inputs["params"]["messages"][0]["content"], json!("Hello"));
     assert_eq!(
         payload.write_prefix.as_deref(),
         Some("/artifacts/outputs/llm_litellm/{execution_id}/")
@@ -42,9 +39,7 @@ fn client_run_open_with_payload() {
 
 #[test]
 fn controller_run_open_in_upper_case() {
-    let (Frame::RunOpen(open), _) = decode("original_run_open_controller.json") else {
-        panic!()
-    };
+    let (Frame::RunOpen(open), _) = decode("original_run_open_controller.json") else { panic!() };
     assert_eq!(open.role, Role::Controller);
     assert_eq!(open.execution_id.as_str(), "E123");
     assert!(open.payload.is_none());
@@ -52,30 +47,18 @@ fn controller_run_open_in_upper_case() {
 
 #[test]
 fn control_ack_event_token_log() {
-    let (Frame::Control(control), _) = decode("original_control_preempt.json") else {
-        panic!()
-    };
+    let (Frame::Control(control), _) = decode("original_control_preempt.json") else { panic!() };
     assert!(control.is_cancel());
-    let (Frame::Ack(ack), _) = decode("original_ack.json") else {
-        panic!()
-    };
+    let (Frame::Ack(ack), _) = decode("original_ack.json") else { panic!() };
     assert_eq!(ack.execution_id.as_str(), "E123");
-    let (Frame::Event(event), t) = decode("original_event_started.json") else {
-        panic!()
-    };
+    let (Frame::Event(event), t) = decode("original_event_started.json") else { panic!() };
     assert_eq!((event.phase, t), (Phase::Started, Some(1_728_000_000_200)));
-    let (Frame::Event(noop), _) = decode("original_event_noop.json") else {
-        panic!()
-    };
+    let (Frame::Event(noop), _) = decode("original_event_noop.json") else { panic!() };
     assert_eq!(noop.phase, Phase::ControlNoop);
     assert_eq!(noop.detail["op"], json!("pause"));
-    let (Frame::Token(token), _) = decode("original_token.json") else {
-        panic!()
-    };
+    let (Frame::Token(token), _) = decode("original_token.json") else { panic!() };
     assert_eq!(token.text, " world");
-    let (Frame::Log(log), _) = decode("original_log.json") else {
-        panic!()
-    };
+    let (Frame::Log(log), _) = decode("original_log.json") else { panic!() };
     assert_eq!(log.level, "info");
 }
 
@@ -91,8 +74,6 @@ fn run_results_keep_unknown_meta() {
     assert_eq!(success.meta.extra["model"], json!("mock-llm"));
     assert_eq!(success.meta.extra["tokens_out"], json!(5));
 
-    let (Frame::RunResult(error), _) = decode("original_run_result_error.json") else {
-        panic!()
-    };
+    let (Frame::RunResult(error), _) = decode("original_run_result_error.json") else { panic!() };
     assert_eq!(error.error_code(), Some(&ErrorCode::MissingSecret));
 }

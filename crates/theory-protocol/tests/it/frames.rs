@@ -34,20 +34,12 @@ fn run_open() -> Frame {
             inputs: json!({"schema": "v1", "params": {"messages": [{"role": "user", "content": "Hello"}]}}),
             write_prefix: Some("/artifacts/outputs/llm_litellm/{execution_id}/".into()),
             put_urls: Some(BTreeMap::from([
-                (
-                    "outputs/text/response.txt".into(),
-                    "https://s3.example/put/response".into(),
-                ),
+                ("outputs/text/response.txt".into(), "https://s3.example/put/response".into()),
                 ("outputs.json".into(), "https://s3.example/put/index".into()),
             ])),
             files: BTreeMap::from([(
                 "/artifacts/inputs/b3:x/photo.jpg".into(),
-                FileSpec {
-                    cid,
-                    size_bytes: 11,
-                    mime: "image/jpeg".into(),
-                    get_url: None,
-                },
+                FileSpec { cid, size_bytes: 11, mime: "image/jpeg".into(), get_url: None },
             )]),
         }),
     })
@@ -66,12 +58,7 @@ fn success() -> Envelope {
         meta: Meta {
             processor_ref: Some("llm/litellm@1".into()),
             processor_info: Some("llm/litellm@1 (theory-processor 0.1.0)".into()),
-            usage: Some(
-                json!({"tokens_in": 1, "tokens_out": 2})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
+            usage: Some(json!({"tokens_in": 1, "tokens_out": 2}).as_object().unwrap().clone()),
             ..Meta::default()
         },
     })
@@ -84,9 +71,7 @@ fn run_open_snapshot() {
 
 #[test]
 fn ack_snapshot() {
-    insta::assert_json_snapshot!(round_trip(&Frame::Ack(Ack {
-        execution_id: id("E1")
-    })));
+    insta::assert_json_snapshot!(round_trip(&Frame::Ack(Ack { execution_id: id("E1") })));
 }
 
 #[test]
@@ -104,17 +89,12 @@ fn event_snapshots() {
 
 #[test]
 fn token_snapshot() {
-    insta::assert_json_snapshot!(round_trip(&Frame::Token(Token {
-        text: " world".into()
-    })));
+    insta::assert_json_snapshot!(round_trip(&Frame::Token(Token { text: " world".into() })));
 }
 
 #[test]
 fn log_snapshot() {
-    let log = Log {
-        level: "info".into(),
-        msg: "calling provider".into(),
-    };
+    let log = Log { level: "info".into(), msg: "calling provider".into() };
     insta::assert_json_snapshot!(round_trip(&Frame::Log(log)));
 }
 
@@ -142,22 +122,13 @@ fn file_snapshot() {
 
 #[test]
 fn control_snapshot() {
-    insta::assert_json_snapshot!(round_trip(&Frame::Control(Control {
-        op: "preempt".into()
-    })));
+    insta::assert_json_snapshot!(round_trip(&Frame::Control(Control { op: "preempt".into() })));
 }
 
 #[test]
 fn run_result_snapshots() {
-    insta::assert_json_snapshot!(
-        "run_result_success",
-        round_trip(&Frame::RunResult(success()))
-    );
-    let error = Envelope::error(
-        id("E1"),
-        ErrorCode::MissingSecret,
-        "OPENAI_API_KEY is not set",
-    );
+    insta::assert_json_snapshot!("run_result_success", round_trip(&Frame::RunResult(success())));
+    let error = Envelope::error(id("E1"), ErrorCode::MissingSecret, "OPENAI_API_KEY is not set");
     insta::assert_json_snapshot!("run_result_error", round_trip(&Frame::RunResult(error)));
 }
 
@@ -177,10 +148,8 @@ fn outputs_index_is_sorted_and_compact() {
 
 #[test]
 fn error_catalogue_snapshot() {
-    let catalogue: Vec<(String, &str)> = ErrorCode::ALL
-        .iter()
-        .map(|code| (code.to_string(), code.description()))
-        .collect();
+    let catalogue: Vec<(String, &str)> =
+        ErrorCode::ALL.iter().map(|code| (code.to_string(), code.description())).collect();
     insta::assert_json_snapshot!(catalogue);
 }
 

@@ -3,9 +3,7 @@
 use theory_protocol::{HandshakeError, RunOpen, close_code};
 
 fn code(text: &str) -> Option<u16> {
-    RunOpen::parse_first_frame(text)
-        .err()
-        .map(|error| error.close_code())
+    RunOpen::parse_first_frame(text).err().map(|error| error.close_code())
 }
 
 #[test]

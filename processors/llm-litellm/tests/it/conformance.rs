@@ -31,10 +31,7 @@ async fn litellm_passes_the_conformance_suite() {
 
     let report = run_suite(&target).await;
     eprintln!("{report}");
-    assert!(
-        report.failures().is_empty(),
-        "conformance failures:\n{report}"
-    );
+    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
     // What an LLM processor cannot be asked for; the probe covers these parts of the SDK.
     let mut not_applicable = report.not_applicable();
     not_applicable.sort_unstable();

@@ -34,18 +34,12 @@ impl FakeProvider {
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
             .with_state(recorded.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("address"));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        FakeProvider {
-            base_url,
-            recorded,
-            server,
-        }
+        FakeProvider { base_url, recorded, server }
     }
 
     /// Returns the requests received: (path, JSON body).
@@ -62,9 +56,7 @@ impl Drop for FakeProvider {
 
 fn events(chunks: Vec<String>, stall: bool) -> Response {
     let stream = futures_util::stream::iter(
-        chunks
-            .into_iter()
-            .map(|chunk| Ok::<_, Infallible>(Bytes::from(chunk))),
+        chunks.into_iter().map(|chunk| Ok::<_, Infallible>(Bytes::from(chunk))),
     );
     let body = if stall {
         Body::from_stream(stream.chain(futures_util::stream::pending()))
@@ -75,10 +67,7 @@ fn events(chunks: Vec<String>, stall: bool) -> Response {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": {"message": message, "type": "test_error"}})),
-    )
+    (status, axum::Json(json!({"error": {"message": message, "type": "test_error"}})))
         .into_response()
 }
 
@@ -87,11 +76,7 @@ async fn openai(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    recorded
-        .0
-        .lock()
-        .expect("lock")
-        .push(("/v1/chat/completions".into(), body.clone()));
+    recorded.0.lock().expect("lock").push(("/v1/chat/completions".into(), body.clone()));
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -99,10 +84,7 @@ async fn openai(
     if auth != format!("Bearer {KEY}") {
         // Like the real API, the message quotes the key it was given.
         let given = auth.trim_start_matches("Bearer ");
-        return error(
-            StatusCode::UNAUTHORIZED,
-            &format!("Incorrect API key provided: {given}"),
-        );
+        return error(StatusCode::UNAUTHORIZED, &format!("Incorrect API key provided: {given}"));
     }
     let data = |value: Value| format!("data: {value}\n\n");
     let piece = |text: &str| {
@@ -138,23 +120,12 @@ async fn anthropic(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    recorded
-        .0
-        .lock()
-        .expect("lock")
-        .push(("/v1/messages".into(), body.clone()));
-    if headers
-        .get("x-api-key")
-        .and_then(|value| value.to_str().ok())
-        != Some(KEY)
-    {
+    recorded.0.lock().expect("lock").push(("/v1/messages".into(), body.clone()));
+    if headers.get("x-api-key").and_then(|value| value.to_str().ok()) != Some(KEY) {
         return error(StatusCode::UNAUTHORIZED, "invalid x-api-key");
     }
     if headers.get("anthropic-version").is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "anthropic-version header is required",
-        );
+        return error(StatusCode::BAD_REQUEST, "anthropic-version header is required");
     }
     let event = |name: &str, value: Value| format!("event: {name}\ndata: {value}\n\n");
     let delta = |text: &str| {
@@ -176,10 +147,7 @@ async fn anthropic(
             event("ping", json!({"type": "ping"})),
             delta("Bonjour"),
             delta(" Theory"),
-            event(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": 0}),
-            ),
+            event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
             event(
                 "message_delta",
                 json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),

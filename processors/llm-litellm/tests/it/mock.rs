@@ -20,11 +20,7 @@ async fn mock_run_streams_and_writes_both_outputs() {
     let Some(Envelope::Success(success)) = transcript.result() else {
         panic!("{:?}", transcript.result())
     };
-    let paths: Vec<&str> = success
-        .outputs
-        .iter()
-        .map(|entry| entry.path.as_str())
-        .collect();
+    let paths: Vec<&str> = success.outputs.iter().map(|entry| entry.path.as_str()).collect();
     assert_eq!(
         paths,
         [
@@ -47,22 +43,11 @@ async fn short_long_and_top_level_model_forms_agree() {
     ];
     let mut cids = Vec::new();
     for (index, inputs) in forms.into_iter().enumerate() {
-        let transcript = run(
-            &processor.base_url,
-            &format!("E-form-{index}"),
-            Mode::Mock,
-            inputs,
-        )
-        .await;
+        let transcript =
+            run(&processor.base_url, &format!("E-form-{index}"), Mode::Mock, inputs).await;
         let meta: Value = serde_json::from_str(&output_text(&transcript, "meta.json")).unwrap();
         assert_eq!(meta["requested_model"], "openai/gpt-4o-mini");
-        cids.push(
-            transcript
-                .outputs
-                .iter()
-                .map(|output| output.received_cid)
-                .collect::<Vec<_>>(),
-        );
+        cids.push(transcript.outputs.iter().map(|output| output.received_cid).collect::<Vec<_>>());
     }
     assert_eq!(cids[0], cids[1]);
     assert_eq!(cids[1], cids[2]);
@@ -71,21 +56,13 @@ async fn short_long_and_top_level_model_forms_agree() {
 #[tokio::test]
 async fn bad_inputs_are_input_schema_errors() {
     let processor = spawn(&[]).await;
-    for (index, inputs) in [
-        json!({"messages": []}),
-        json!({"prompt": "no messages"}),
-        json!({"messages": "x"}),
-    ]
-    .into_iter()
-    .enumerate()
+    for (index, inputs) in
+        [json!({"messages": []}), json!({"prompt": "no messages"}), json!({"messages": "x"})]
+            .into_iter()
+            .enumerate()
     {
-        let transcript = run(
-            &processor.base_url,
-            &format!("E-bad-{index}"),
-            Mode::Mock,
-            inputs,
-        )
-        .await;
+        let transcript =
+            run(&processor.base_url, &format!("E-bad-{index}"), Mode::Mock, inputs).await;
         let (code, _) = crate::support::error_of(&transcript);
         assert_eq!(code, "ERR_INPUT_SCHEMA");
     }

@@ -30,24 +30,12 @@ async fn openai_stream_gives_tokens_text_and_usage() {
     let processor = processor_for(&fake, KEY).await;
     let inputs = json!({"messages": [{"role": "user", "content": "Hi"}], "model": "openai/gpt-4o-mini", "temperature": 0.5});
     let transcript = run(&processor.base_url, "E-openai", Mode::Real, inputs).await;
-    assert_eq!(
-        transcript.text(),
-        "Hello from fake",
-        "{:?}",
-        transcript.result()
-    );
-    assert_eq!(
-        output_text(&transcript, "text/response.txt"),
-        "Hello from fake"
-    );
+    assert_eq!(transcript.text(), "Hello from fake", "{:?}", transcript.result());
+    assert_eq!(output_text(&transcript, "text/response.txt"), "Hello from fake");
     let meta: Value = serde_json::from_str(&output_text(&transcript, "meta.json")).unwrap();
     assert_eq!(meta["model"], "gpt-4o-mini-2024-07-18");
     assert_eq!(
-        (
-            meta["provider"].as_str(),
-            meta["tokens_in"].as_u64(),
-            meta["tokens_out"].as_u64()
-        ),
+        (meta["provider"].as_str(), meta["tokens_in"].as_u64(), meta["tokens_out"].as_u64()),
         (Some("openai"), Some(7), Some(3))
     );
     assert_eq!(meta["finish_reason"], "stop");
@@ -66,17 +54,9 @@ async fn anthropic_stream_gives_tokens_text_and_usage() {
     let inputs = json!({"messages": [{"role": "system", "content": "Be French"}, {"role": "user", "content": "Hi"}],
                         "model": "anthropic/claude-3-5-haiku-latest"});
     let transcript = run(&processor.base_url, "E-anthropic", Mode::Real, inputs).await;
-    assert_eq!(
-        transcript.text(),
-        "Bonjour Theory",
-        "{:?}",
-        transcript.result()
-    );
+    assert_eq!(transcript.text(), "Bonjour Theory", "{:?}", transcript.result());
     let meta: Value = serde_json::from_str(&output_text(&transcript, "meta.json")).unwrap();
-    assert_eq!(
-        (meta["tokens_in"].as_u64(), meta["tokens_out"].as_u64()),
-        (Some(9), Some(2))
-    );
+    assert_eq!((meta["tokens_in"].as_u64(), meta["tokens_out"].as_u64()), (Some(9), Some(2)));
     assert_eq!(meta["model"], "claude-3-5-haiku-20241022");
     let (path, body) = fake.requests().pop().expect("a request");
     assert_eq!(path, "/v1/messages");
@@ -91,10 +71,7 @@ async fn tokens_arrive_before_the_provider_finishes() {
     let processor = processor_for(&fake, KEY).await;
     let mut client = open(&processor.base_url).await.unwrap();
     let inputs = json!({"messages": [{"role": "user", "content": "Hi"}], "model": "openai/stall"});
-    client
-        .send(&client_open("E-stall", Mode::Real, inputs, None))
-        .await
-        .unwrap();
+    client.send(&client_open("E-stall", Mode::Real, inputs, None)).await.unwrap();
     // The fake sends "Hel" and then nothing: the token can only come from streaming.
     loop {
         match client.next_frame(Duration::from_secs(10)).await {
@@ -107,16 +84,8 @@ async fn tokens_arrive_before_the_provider_finishes() {
         }
     }
     let mut controller = open(&processor.base_url).await.unwrap();
-    controller
-        .send(&attach_open("E-stall", Role::Controller))
-        .await
-        .unwrap();
-    controller
-        .send(&Frame::Control(Control {
-            op: "cancel".into(),
-        }))
-        .await
-        .unwrap();
+    controller.send(&attach_open("E-stall", Role::Controller)).await.unwrap();
+    controller.send(&Frame::Control(Control { op: "cancel".into() })).await.unwrap();
     let transcript = client.collect(Duration::from_secs(10)).await;
     assert_eq!(error_of(&transcript).0, "ERR_CANCELLED");
 }
@@ -131,21 +100,13 @@ async fn missing_keys_are_named() {
     ];
     for (index, (model, variable)) in cases.into_iter().enumerate() {
         let inputs = json!({"messages": [{"role": "user", "content": "Hi"}], "model": model});
-        let transcript = run(
-            &processor.base_url,
-            &format!("E-nokey-{index}"),
-            Mode::Real,
-            inputs,
-        )
-        .await;
+        let transcript =
+            run(&processor.base_url, &format!("E-nokey-{index}"), Mode::Real, inputs).await;
         let (code, message) = error_of(&transcript);
         assert_eq!(code, "ERR_MISSING_SECRET");
         assert!(message.contains(variable), "{message}");
     }
-    assert!(
-        fake.requests().is_empty(),
-        "no request may leave without a key"
-    );
+    assert!(fake.requests().is_empty(), "no request may leave without a key");
 }
 
 #[tokio::test]
@@ -158,10 +119,7 @@ async fn provider_failures_are_safe_provider_errors() {
     let transcript = run(&wrong.base_url, "E-wrong-key", Mode::Real, inputs).await;
     let (code, message) = error_of(&transcript);
     assert_eq!(code, "ERR_PROVIDER");
-    assert!(
-        message.contains("401") && message.contains("[REDACTED]"),
-        "{message}"
-    );
+    assert!(message.contains("401") && message.contains("[REDACTED]"), "{message}");
     assert!(!message.contains(canary), "the key leaked: {message}");
 
     let processor = processor_for(&fake, KEY).await;
@@ -171,19 +129,12 @@ async fn provider_failures_are_safe_provider_errors() {
         ("nope/model", "unknown provider"),
     ] {
         let inputs = json!({"messages": [{"role": "user", "content": "Hi"}], "model": model});
-        let transcript = run(
-            &processor.base_url,
-            &format!("E-{}", model.replace('/', "-")),
-            Mode::Real,
-            inputs,
-        )
-        .await;
+        let transcript =
+            run(&processor.base_url, &format!("E-{}", model.replace('/', "-")), Mode::Real, inputs)
+                .await;
         let (code, message) = error_of(&transcript);
-        let expected_code = if model.starts_with("nope") {
-            "ERR_INPUT_SCHEMA"
-        } else {
-            "ERR_PROVIDER"
-        };
+        let expected_code =
+            if model.starts_with("nope") { "ERR_INPUT_SCHEMA" } else { "ERR_PROVIDER" };
         assert_eq!(code, expected_code, "{model}: {message}");
         assert!(message.contains(expected), "{model}: {message}");
     }

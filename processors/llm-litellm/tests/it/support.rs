@@ -15,24 +15,15 @@ pub(crate) async fn spawn(envs: &[(&str, &str)]) -> SpawnedProcessor {
 }
 
 pub(crate) async fn run(base_url: &str, id: &str, mode: Mode, inputs: Value) -> Transcript {
-    let frame = client_open(
-        id,
-        mode,
-        inputs,
-        Some("/artifacts/outputs/llm_litellm/{execution_id}/"),
-    );
-    run_once(base_url, &frame, Duration::from_secs(30))
-        .await
-        .expect("run")
+    let frame =
+        client_open(id, mode, inputs, Some("/artifacts/outputs/llm_litellm/{execution_id}/"));
+    run_once(base_url, &frame, Duration::from_secs(30)).await.expect("run")
 }
 
 /// Returns the bytes of the output at `rel`, as text.
 pub(crate) fn output_text(transcript: &Transcript, rel: &str) -> String {
-    let output = transcript
-        .outputs
-        .iter()
-        .find(|output| output.header.path == rel)
-        .expect("output present");
+    let output =
+        transcript.outputs.iter().find(|output| output.header.path == rel).expect("output present");
     assert!(output.is_intact());
     String::from_utf8(output.bytes.clone().expect("small output").to_vec()).expect("utf-8")
 }

@@ -12,39 +12,23 @@ async fn probe_passes_the_whole_suite() -> Result<(), String> {
     let grace = Duration::from_millis(1500);
     let processor = SpawnedProcessor::start(
         Path::new(env!("CARGO_BIN_EXE_theory-probe")),
-        &[
-            ("THEORY_CANCEL_GRACE_MS", "1500"),
-            ("THEORY_RUN_RETENTION_S", "60"),
-        ],
+        &[("THEORY_CANCEL_GRACE_MS", "1500"), ("THEORY_RUN_RETENTION_S", "60")],
     )
     .await?;
-    let mut target = Target::new(
-        &processor.base_url,
-        RunSpec::mock(json!({"text": "hello probe"})),
-    );
+    let mut target =
+        Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hello probe"})));
     target.pid = Some(processor.pid);
     target.cancel_grace = grace;
     target.slow = Some(RunSpec::mock(json!({"sleep_ms": 60_000})));
-    target.stubborn = Some(RunSpec::mock(
-        json!({"sleep_ms": 60_000, "ignore_cancel": true}),
-    ));
+    target.stubborn = Some(RunSpec::mock(json!({"sleep_ms": 60_000, "ignore_cancel": true})));
     target.bad_path = Some(RunSpec::mock(json!({"relpath": "../escape.txt"})));
     target.panics = Some(RunSpec::mock(json!({"panic": true})));
     target.large = Some(RunSpec::mock(json!({"size_bytes": 256 * 1024 * 1024 + 17})));
 
     let report = run_suite(&target).await;
     eprintln!("{report}");
-    assert!(
-        report.failures().is_empty(),
-        "conformance failures:\n{report}"
-    );
-    assert!(
-        report.not_applicable().is_empty(),
-        "checks not applied:\n{report}"
-    );
-    assert!(
-        processor.stop(Duration::from_secs(10)).await,
-        "the probe did not exit on SIGTERM"
-    );
+    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
+    assert!(report.not_applicable().is_empty(), "checks not applied:\n{report}");
+    assert!(processor.stop(Duration::from_secs(10)).await, "the probe did not exit on SIGTERM");
     Ok(())
 }
