@@ -5,4 +5,5 @@ mod conformance;
 mod fake_provider;
 mod mock;
 mod real;
+mod registry_spec;
 mod support;
