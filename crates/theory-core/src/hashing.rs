@@ -1,0 +1,65 @@
+//! What makes two runs "the same work": the inputs hash and the memo key.
+
+use serde_json::Value;
+use theory_protocol::Mode;
+
+use crate::ProcessorRef;
+
+/// The name of the inputs hashing scheme, recorded in receipts.
+pub const HASH_SCHEMA: &str = "jcs-blake3-v1";
+
+/// Returns `b3:` + BLAKE3 of the RFC 8785 (JCS) canonical JSON of `inputs`.
+pub fn inputs_hash(inputs: &Value) -> String {
+    // Canonicalizing a `Value` cannot fail: it holds no non-finite numbers.
+    let canonical = serde_json_canonicalizer::to_vec(inputs).unwrap_or_default();
+    format!("b3:{}", blake3::hash(&canonical).to_hex())
+}
+
+/// Returns the memo key: BLAKE3 over the processor ref, the identity of the image that runs, the
+/// mode and the inputs hash, each length-prefixed so no two tuples collide.
+pub fn memo_key(
+    reference: &ProcessorRef,
+    image_identity: &str,
+    mode: Mode,
+    inputs_hash: &str,
+) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in [reference.as_str(), image_identity, mode.as_str(), inputs_hash] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    format!("b3:{}", hasher.finalize().to_hex())
+}
+
+/// Returns the run's seed, derived from the memo key so the same work gets the same seed.
+pub fn seed(memo_key: &str) -> u64 {
+    let digest = blake3::hash(memo_key.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest.as_bytes()[..8]);
+    u64::from_le_bytes(bytes) >> 11
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use theory_protocol::Mode;
+
+    use super::{inputs_hash, memo_key};
+
+    #[test]
+    fn key_order_and_spacing_do_not_matter() {
+        let left: serde_json::Value = serde_json::from_str(r#"{"b": 1, "a": [1.0, "x"]}"#).unwrap();
+        let right = json!({"a": [1, "x"], "b": 1});
+        assert_eq!(inputs_hash(&left), inputs_hash(&right));
+        assert_ne!(inputs_hash(&left), inputs_hash(&json!({"a": [1, "y"], "b": 1})));
+    }
+
+    #[test]
+    fn memo_keys_separate_every_part() {
+        let reference = "llm/litellm@1".parse().unwrap();
+        let base = memo_key(&reference, "sha256:x", Mode::Mock, "b3:1");
+        assert_ne!(base, memo_key(&reference, "sha256:x", Mode::Real, "b3:1"));
+        assert_ne!(base, memo_key(&reference, "sha256:y", Mode::Mock, "b3:1"));
+        assert_ne!(base, memo_key(&reference, "sha256:x", Mode::Mock, "b3:2"));
+    }
+}

@@ -1,0 +1,454 @@
+//! One run, start to finish: resolve → check → plan → memo → start → session → store → index →
+//! receipts → envelope. A failed run leaves no index and no receipt, and its outputs are removed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+use theory_protocol::{
+    Envelope, ErrorBody, ErrorCode, ErrorEnvelope, ExecutionId, Meta, Mode, OutputEntry,
+    OutputsIndex, SuccessEnvelope, expand_write_prefix, normalize_inputs,
+};
+use tracing::Instrument;
+
+use super::memo::MemoCache;
+use crate::env::names;
+use crate::fingerprint::Fingerprint;
+use crate::hashing::{HASH_SCHEMA, inputs_hash, memo_key, seed};
+use crate::registry::{ProcessorEntry, Registry};
+use crate::session::{FrameObserver, SessionRequest, SessionResult, run_session};
+use crate::{
+    Adapter, AdapterOptions, ArtifactStore, EnvSnapshot, Failure, Launch, Plan, ProcessorRef,
+    Receipt, Redactor, WorldPath, WritePrefix, new_execution_id,
+};
+
+/// The media type of the index and receipts.
+const JSON: &str = "application/json";
+
+/// Everything a run needs besides its request; built once per command.
+pub struct Orchestrator {
+    /// The loaded registry.
+    pub registry: Arc<Registry>,
+    /// Where outputs, indexes and receipts go.
+    pub store: Arc<dyn ArtifactStore>,
+    /// Adapters by name (`local`, `modal`).
+    pub adapters: BTreeMap<&'static str, Arc<dyn Adapter>>,
+    /// The memo cache.
+    pub memo: MemoCache,
+    /// The environment at start.
+    pub env: EnvSnapshot,
+    /// Hides secret values.
+    pub redactor: Redactor,
+}
+
+/// What to run.
+pub struct RunRequest {
+    /// The processor.
+    pub reference: ProcessorRef,
+    /// `local` or `modal`.
+    pub adapter: String,
+    /// `mock` or `real`.
+    pub mode: Mode,
+    /// The write prefix template (`{execution_id}` allowed); the default is
+    /// `/artifacts/outputs/{ref_slug}/{execution_id}/`.
+    pub write_prefix: Option<String>,
+    /// The inputs as the user wrote them.
+    pub inputs: Value,
+    /// `--adapter-opts-json`.
+    pub options: AdapterOptions,
+    /// Whether a finished identical run may be reused.
+    pub use_cache: bool,
+    /// Sees frames as they arrive.
+    pub observer: Option<Arc<dyn FrameObserver>>,
+}
+
+/// The envelope, and for errors a hint for the human at the terminal.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The canonical envelope.
+    pub envelope: Envelope,
+    /// What to do about an error.
+    pub hint: Option<String>,
+}
+
+/// What is known about a run while it goes, for the envelope's `meta` even on failure.
+#[derive(Default)]
+struct Progress {
+    fingerprint: Option<String>,
+    runtime: Option<String>,
+    image_digest: Option<String>,
+}
+
+/// Returns the default write prefix template for a processor.
+pub fn default_write_prefix(reference: &ProcessorRef) -> String {
+    format!("/artifacts/outputs/{}/{{execution_id}}/", reference.slug())
+}
+
+/// Expands a write prefix template for a run and checks it.
+pub fn resolve_write_prefix(
+    template: &str,
+    execution_id: &ExecutionId,
+) -> Result<WritePrefix, Failure> {
+    if !template.ends_with('/') {
+        return Err(Failure::new(ErrorCode::OutputPath, "--write-prefix must end with /"));
+    }
+    expand_write_prefix(template, execution_id).parse().map_err(|error: crate::WorldPathError| {
+        Failure::new(ErrorCode::OutputPath, error.to_string())
+    })
+}
+
+impl Orchestrator {
+    /// Runs one request to its envelope. Never panics on bad input; every failure is an envelope.
+    pub async fn run(&self, request: RunRequest) -> RunOutcome {
+        let execution_id = new_execution_id();
+        let span = tracing::info_span!(
+            "execution",
+            execution_id = %execution_id,
+            processor_ref = %request.reference,
+            adapter = %request.adapter,
+            mode = %request.mode,
+        );
+        async {
+            let started = Instant::now();
+            let mut progress = Progress::default();
+            match self.execute(&execution_id, &request, &mut progress, started).await {
+                Ok(envelope) => RunOutcome { envelope, hint: None },
+                Err(failure) => {
+                    let message = self.redactor.redact(&failure.message);
+                    tracing::warn!(code = %failure.code, %message, "run failed");
+                    let meta = Meta {
+                        processor_ref: Some(request.reference.to_string()),
+                        adapter: Some(request.adapter.clone()),
+                        runtime: progress.runtime,
+                        mode: Some(request.mode),
+                        image_digest: progress.image_digest,
+                        env_fingerprint: progress.fingerprint,
+                        duration_ms: Some(started.elapsed().as_millis() as u64),
+                        ..Meta::default()
+                    };
+                    let error = ErrorBody { code: failure.code, message };
+                    let envelope = Envelope::Error(ErrorEnvelope {
+                        execution_id: execution_id.clone(),
+                        error,
+                        meta,
+                    });
+                    RunOutcome {
+                        envelope,
+                        hint: failure.hint.map(|hint| self.redactor.redact(&hint)),
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn processor(&self, reference: &ProcessorRef) -> Result<&ProcessorEntry, Failure> {
+        self.registry.processor(reference).ok_or_else(|| {
+            let near: Vec<String> = self
+                .registry
+                .near_matches(reference.as_str())
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let hint = if near.is_empty() {
+                "list the known processors with `theory registry list`".to_owned()
+            } else {
+                format!("did you mean {}?", near.join(" or "))
+            };
+            Failure::new(ErrorCode::Registry, format!("unknown processor ref {reference}"))
+                .hint(hint)
+        })
+    }
+
+    /// Everything before the memo cache: registry, CI guard, inputs schema, plan, fingerprint.
+    async fn prepare<'a>(
+        &'a self,
+        request: &RunRequest,
+        progress: &mut Progress,
+    ) -> Result<Prepared<'a>, Failure> {
+        let entry = self.processor(&request.reference)?;
+        let spec = &entry.spec;
+        if request.mode == Mode::Real
+            && self.env.in_ci()
+            && self.env.get(names::ALLOW_REAL_IN_CI) != Some("1")
+        {
+            return Err(Failure::new(
+                ErrorCode::CiSafety,
+                "real mode is refused in CI (CI is set)",
+            )
+            .hint(
+                "run with --mode mock, or set THEORY_ALLOW_REAL_IN_CI=1 to spend money on purpose",
+            ));
+        }
+        entry.check_inputs(&request.inputs).map_err(|violation| {
+            Failure::new(ErrorCode::InputSchema, violation.to_string()).hint(format!(
+                "see the inputs schema with `theory registry show {}`",
+                spec.reference
+            ))
+        })?;
+        let normalized = normalize_inputs(request.inputs.clone())
+            .map_err(|error| Failure::new(ErrorCode::InputSchema, error.to_string()))?
+            .value;
+        let adapter = self.adapters.get(request.adapter.as_str()).ok_or_else(|| {
+            Failure::new(
+                ErrorCode::Adapter,
+                format!("the {} adapter is not available in this build", request.adapter),
+            )
+            .hint("use --adapter local")
+        })?;
+        let plan = adapter.plan(spec, &request.options).await?;
+        let present: Vec<String> = spec
+            .secrets
+            .all()
+            .filter(|name| self.env.get(name.as_str()).is_some())
+            .map(ToString::to_string)
+            .collect();
+        progress.runtime = Some(plan.runtime.clone());
+        progress.image_digest = Some(plan.image_identity.clone());
+        let fingerprint = Fingerprint {
+            adapter: adapter.name(),
+            runtime: &plan.runtime,
+            image_digest: &plan.image_identity,
+            resources: &spec.runtime,
+            present_env_keys: &present,
+        }
+        .render();
+        progress.fingerprint = Some(fingerprint.clone());
+        let inputs_hash = inputs_hash(&normalized);
+        let memo_key = memo_key(&spec.reference, &plan.image_identity, request.mode, &inputs_hash);
+        Ok(Prepared { entry, adapter, plan, normalized, fingerprint, inputs_hash, memo_key })
+    }
+
+    async fn execute(
+        &self,
+        execution_id: &ExecutionId,
+        request: &RunRequest,
+        progress: &mut Progress,
+        started: Instant,
+    ) -> Result<Envelope, Failure> {
+        let Prepared { entry, adapter, plan, normalized, fingerprint, inputs_hash, memo_key } =
+            self.prepare(request, progress).await?;
+        let spec = &entry.spec;
+        if request.use_cache
+            && let Some(cached) = self.memo.lookup(&memo_key, &*self.store).await
+        {
+            tracing::info!(%memo_key, "reusing a finished identical run (memo cache)");
+            return Ok(cached);
+        }
+        if request.mode == Mode::Real
+            && let Some(missing) =
+                spec.secrets.required.iter().find(|name| self.env.get(name.as_str()).is_none())
+        {
+            return Err(Failure::new(
+                ErrorCode::MissingSecret,
+                format!("required secret {missing} is not set"),
+            )
+            .hint(format!("export {missing}=… before a real run, or run with --mode mock")));
+        }
+
+        let template =
+            request.write_prefix.clone().unwrap_or_else(|| default_write_prefix(&spec.reference));
+        let write_prefix = resolve_write_prefix(&template, execution_id)?;
+        let launch = self.launch(spec, request.mode);
+        let timeout_s = request.options.timeout_s.unwrap_or(spec.runtime.timeout_s);
+        let committed = Mutex::new(Vec::new());
+        let work = async {
+            tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
+            let instance = adapter.start(spec, &plan, &launch).await?;
+            let session = SessionRequest {
+                endpoint: instance.endpoint(),
+                execution_id,
+                mode: request.mode,
+                inputs: &normalized,
+                write_prefix: &write_prefix,
+            };
+            let result =
+                run_session(session, &*self.store, request.observer.as_deref(), &committed).await;
+            instance.stop().await;
+            result
+        };
+        let result = match tokio::time::timeout(Duration::from_secs(timeout_s), work).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::new(ErrorCode::Timeout, format!("the run took longer than its timeout of {timeout_s} s; the processor was stopped"))
+                .hint("raise the timeout with --adapter-opts-json '{\"timeout_s\": N}'")),
+        };
+        let finished = match result {
+            Ok(session) => {
+                let record = Finished {
+                    execution_id,
+                    request,
+                    plan: &plan,
+                    fingerprint,
+                    inputs_hash,
+                    memo_key: memo_key.clone(),
+                    write_prefix,
+                    started,
+                };
+                self.finish(record, session).await
+            }
+            Err(failure) => Err(failure),
+        };
+        match finished {
+            Ok(envelope) => {
+                self.memo.record(&memo_key, &envelope).await;
+                Ok(envelope)
+            }
+            Err(failure) => {
+                let leftovers = std::mem::take(
+                    &mut *committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                self.discard(&leftovers).await;
+                Err(failure)
+            }
+        }
+    }
+
+    /// Secrets go to the processor only in real mode; every secret-looking name is withheld from
+    /// the ambient environment it inherits.
+    fn launch(&self, spec: &crate::registry::ProcessorSpec, mode: Mode) -> Launch {
+        let mut withheld: Vec<String> = spec.secrets.all().map(ToString::to_string).collect();
+        withheld.extend(
+            self.env
+                .iter()
+                .filter(|(name, _)| crate::env::looks_secret(name))
+                .map(|(name, _)| name.to_owned()),
+        );
+        let secrets = match mode {
+            Mode::Real => spec
+                .secrets
+                .all()
+                .filter_map(|name| {
+                    self.env.get(name.as_str()).map(|value| (name.to_string(), value.to_owned()))
+                })
+                .collect(),
+            Mode::Mock => Vec::new(),
+        };
+        Launch { mode, secrets, withheld }
+    }
+
+    async fn discard(&self, paths: &[WorldPath]) {
+        for path in paths {
+            if let Err(error) = self.store.delete(path).await {
+                tracing::warn!(%path, %error, "could not remove an output of a failed run");
+            }
+        }
+    }
+
+    /// Writes the index, then the receipts, and builds the success envelope.
+    async fn finish(
+        &self,
+        record: Finished<'_>,
+        session: SessionResult,
+    ) -> Result<Envelope, Failure> {
+        let Finished {
+            execution_id,
+            request,
+            plan,
+            fingerprint,
+            inputs_hash,
+            memo_key,
+            write_prefix,
+            started,
+        } = record;
+        let mut outputs: Vec<OutputEntry> = session
+            .outputs
+            .iter()
+            .map(|output| OutputEntry {
+                path: output.path.to_string(),
+                cid: output.cid,
+                size_bytes: output.size_bytes,
+                mime: output.mime.clone(),
+            })
+            .collect();
+        outputs.sort();
+        let processor_meta = session.envelope.meta();
+        let usage = processor_meta.usage.clone().unwrap_or_default();
+        let execution_folder = format!("/artifacts/execution/{execution_id}");
+        let index_path: WorldPath = parse_path(&format!("{execution_folder}/outputs.json"))?;
+        let receipt_path: WorldPath = parse_path(&format!("{execution_folder}/determinism.json"))?;
+        let prefix_receipt = WorldPath::join(&write_prefix, "receipt.json")
+            .map_err(|error| Failure::new(ErrorCode::OutputPath, error.to_string()))?;
+        let index = OutputsIndex::new(outputs.clone()).to_canonical_json();
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let receipt = Receipt {
+            execution_id: execution_id.clone(),
+            processor_ref: request.reference.to_string(),
+            image_digest: plan.image_identity.clone(),
+            env_fingerprint: fingerprint.clone(),
+            mode: request.mode,
+            inputs_hash,
+            hash_schema: HASH_SCHEMA.to_owned(),
+            seed: seed(&memo_key),
+            memo_key,
+            output_cids: outputs.iter().map(|output| output.cid).collect(),
+            outputs_index: index_path.to_string(),
+            processor_info: processor_meta.processor_info.clone().unwrap_or_default(),
+            usage: usage.clone(),
+            cost_usd_micro: (request.mode == Mode::Mock).then_some(0),
+            timestamp_utc: crate::time::now_rfc3339(),
+            duration_ms,
+            adapter: request.adapter.clone(),
+            runtime: plan.runtime.clone(),
+        };
+        let receipt_json = Bytes::from(receipt.to_canonical_json());
+        // The index last among the outputs, then the receipts: an index only for a complete run.
+        self.store.put_bytes(&index_path, JSON, Bytes::from(index)).await?;
+        for path in [&receipt_path, &prefix_receipt] {
+            if let Err(error) = self.store.put_bytes(path, JSON, receipt_json.clone()).await {
+                self.discard(&[index_path.clone(), receipt_path.clone()]).await;
+                return Err(error.into());
+            }
+        }
+        let meta = Meta {
+            processor_ref: Some(request.reference.to_string()),
+            adapter: Some(request.adapter.clone()),
+            runtime: Some(plan.runtime.clone()),
+            mode: Some(request.mode),
+            image_digest: Some(plan.image_identity.clone()),
+            env_fingerprint: Some(fingerprint),
+            duration_ms: Some(duration_ms),
+            usage: Some(usage),
+            cached: Some(false),
+            ..Meta::default()
+        };
+        tracing::info!(outputs = outputs.len(), duration_ms, "run succeeded");
+        Ok(Envelope::Success(SuccessEnvelope {
+            execution_id: execution_id.clone(),
+            outputs,
+            index_path: index_path.to_string(),
+            meta,
+        }))
+    }
+}
+
+fn parse_path(text: &str) -> Result<WorldPath, Failure> {
+    text.parse().map_err(|error: crate::WorldPathError| {
+        Failure::new(ErrorCode::OutputPath, error.to_string())
+    })
+}
+
+/// What the checks before starting produced.
+struct Prepared<'a> {
+    entry: &'a ProcessorEntry,
+    adapter: &'a Arc<dyn Adapter>,
+    plan: Plan,
+    normalized: Value,
+    fingerprint: String,
+    inputs_hash: String,
+    memo_key: String,
+}
+
+/// What `finish` needs from the run so far.
+struct Finished<'a> {
+    execution_id: &'a ExecutionId,
+    request: &'a RunRequest,
+    plan: &'a Plan,
+    fingerprint: String,
+    inputs_hash: String,
+    memo_key: String,
+    write_prefix: WritePrefix,
+    started: Instant,
+}

@@ -1,0 +1,173 @@
+//! The ports: what the orchestrator needs from a place to run processors ([`Adapter`]) and a
+//! place to keep artifacts ([`ArtifactStore`]). Backends live in other crates.
+
+use std::io;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use theory_protocol::{Cid, CidHasher, ErrorCode, Mode};
+
+use crate::registry::ProcessorSpec;
+use crate::{AdapterOptions, WorldPath};
+
+/// A stream of bytes read from a store.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// A failure of the artifact store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A local file operation failed.
+    #[error("{operation} {path}: {source}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// The object.
+        path: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The backend refused or failed.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Keeps artifacts by world path; the object key is the path without its leading `/`.
+#[async_trait]
+pub trait ArtifactStore: Send + Sync {
+    /// Names the backend (`local`, `s3`, `minio`).
+    fn kind(&self) -> &'static str;
+
+    /// Starts writing an object; nothing is visible at `path` until [`ObjectWriter::commit`].
+    async fn begin(
+        &self,
+        path: &WorldPath,
+        mime: &str,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError>;
+
+    /// Reads an object, or `None` when there is none.
+    async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError>;
+
+    /// Removes an object; removing a missing one is not an error.
+    async fn delete(&self, path: &WorldPath) -> Result<(), StoreError>;
+
+    /// Writes a small object in one go.
+    async fn put_bytes(
+        &self,
+        path: &WorldPath,
+        mime: &str,
+        bytes: Bytes,
+    ) -> Result<(), StoreError> {
+        let mut writer = self.begin(path, mime).await?;
+        writer.write(bytes).await?;
+        writer.commit().await
+    }
+
+    /// Hashes an object as it streams; `None` when it is missing.
+    async fn hash(&self, path: &WorldPath) -> Result<Option<(Cid, u64)>, StoreError> {
+        use futures_util::StreamExt;
+        let Some(mut stream) = self.open(path).await? else { return Ok(None) };
+        let mut hasher = CidHasher::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| StoreError::Io {
+                operation: "read",
+                path: path.to_string(),
+                source,
+            })?;
+            hasher.update(&chunk);
+        }
+        Ok(Some((hasher.finalize(), hasher.size_bytes())))
+    }
+}
+
+/// An object being written. Dropping it without committing leaves nothing behind.
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Appends a chunk.
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError>;
+    /// Makes the object visible, atomically.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Discards what was written.
+    async fn abort(self: Box<Self>);
+}
+
+/// A failure to plan or start an instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AdapterError {
+    /// The wire code (`ERR_ADAPTER`, `ERR_IMAGE_NOT_FOUND`, `ERR_DOCKER`, …).
+    pub code: ErrorCode,
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl AdapterError {
+    /// Builds an error with a hint.
+    pub fn new(
+        code: ErrorCode,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> AdapterError {
+        AdapterError { code, message: message.into(), hint: Some(hint.into()) }
+    }
+}
+
+/// How an adapter would run a processor, decided before anything starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// `process`, `docker`, `modal`.
+    pub runtime: String,
+    /// What runs, for the memo key and receipt: a pinned digest, a local image id, or `b3:` of
+    /// the host binary.
+    pub image_identity: String,
+    /// Whether `image_identity` is a registry pin.
+    pub pinned: bool,
+    /// What the runtime starts: a binary path, an image reference, a URL.
+    pub target: String,
+}
+
+/// What an instance is started with.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// The run's mode.
+    pub mode: Mode,
+    /// Secret values to give the processor (empty in `mock` mode).
+    pub secrets: Vec<(String, String)>,
+    /// Names that must not reach the processor from the ambient environment.
+    pub withheld: Vec<String>,
+}
+
+/// A started processor, reachable at [`Instance::endpoint`]; stopped on drop.
+#[async_trait]
+pub trait Instance: Send {
+    /// The processor's base URL, `http://host:port`.
+    fn endpoint(&self) -> &str;
+    /// Stops the processor and waits for it to go.
+    async fn stop(self: Box<Self>);
+}
+
+/// A place processors run: plans without side effects, then starts instances.
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// `local` or `modal`.
+    fn name(&self) -> &'static str;
+
+    /// Decides how `spec` would run, without starting anything.
+    async fn plan(
+        &self,
+        spec: &ProcessorSpec,
+        options: &AdapterOptions,
+    ) -> Result<Plan, AdapterError>;
+
+    /// Starts an instance for a plan and waits until it is healthy.
+    async fn start(
+        &self,
+        spec: &ProcessorSpec,
+        plan: &Plan,
+        launch: &Launch,
+    ) -> Result<Box<dyn Instance>, AdapterError>;
+}

@@ -1,0 +1,112 @@
+//! Reading registry files: from a folder on disk or from text built into the binary, with
+//! errors that name the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// What kind of document a file holds, by the folder it is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    /// `processors/`.
+    Processor,
+    /// `schemas/`.
+    Schema,
+    /// `policies/`.
+    Policy,
+}
+
+/// One registry file's text and where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// A path on disk, or `builtin:processors/x.yaml` for embedded files.
+    pub origin: String,
+    /// The kind of document.
+    pub kind: DocumentKind,
+    /// The YAML text.
+    pub text: String,
+    /// Whether it is built into the binary (a project file with the same id replaces it).
+    pub builtin: bool,
+}
+
+/// A problem in one registry file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {}{message}", key.as_ref().map(|key| format!("key {key}: ")).unwrap_or_default())]
+pub struct RegistryError {
+    /// The file.
+    pub origin: String,
+    /// The key path, such as `image.platforms.amd64`, when one is to blame.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl RegistryError {
+    pub(crate) fn new(
+        origin: &str,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> RegistryError {
+        RegistryError {
+            origin: origin.to_owned(),
+            key: key.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses one document, naming the key on failure.
+pub(crate) fn parse<T: DeserializeOwned>(source: &Source) -> Result<T, RegistryError> {
+    let value: Value = serde_saphyr::from_str(&source.text).map_err(|error| {
+        RegistryError::new(&source.origin, None, format!("not valid YAML: {error}"))
+    })?;
+    if !value.is_object() {
+        return Err(RegistryError::new(&source.origin, None, "expected a mapping of keys"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let key = (path != ".").then_some(path);
+        RegistryError::new(&source.origin, key.as_deref(), error.into_inner().to_string())
+    })
+}
+
+/// Reads every `*.yaml`/`*.yml` under `root/processors`, `root/schemas` and `root/policies`,
+/// in a stable order.
+pub fn sources_from_dir(root: &Path) -> std::io::Result<Vec<Source>> {
+    let mut sources = Vec::new();
+    for (folder, kind) in [
+        ("processors", DocumentKind::Processor),
+        ("schemas", DocumentKind::Schema),
+        ("policies", DocumentKind::Policy),
+    ] {
+        let mut files = Vec::new();
+        collect_yaml(&root.join(folder), &mut files)?;
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file)?;
+            sources.push(Source { origin: file.display().to_string(), kind, text, builtin: false });
+        }
+    }
+    Ok(sources)
+}
+
+fn collect_yaml(folder: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_yaml(&path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The registry: processor specs, schemas and policies, read from YAML (`registry/` and the files
+//! built into the binary), validated with errors that name the file and the key.
+//!
+//! - `spec`: [`ProcessorSpec`] and its parts.
+//! - `documents`: [`SchemaDocument`], [`PolicyDocument`].
+//! - `load`: [`Source`], [`sources_from_dir`], [`RegistryError`].
+//! - `catalog`: [`Registry`], with compiled inputs validators and near-match suggestions.
+
+mod catalog;
+mod documents;
+mod load;
+mod spec;
+
+pub use catalog::{InputsViolation, KNOWN_PREDICATES, ProcessorEntry, Registry, SchemaEntry};
+pub use documents::{BudgetPolicy, LeasePolicy, PolicyDocument, RetryPolicy, SchemaDocument};
+pub use load::{DocumentKind, RegistryError, Source, sources_from_dir};
+pub use spec::{
+    AdapterSpec, BuildSpec, ImageSpec, ModalSpec, OutputSpec, OutputsSpec, Platform, PredicateUse,
+    PredicatesSpec, ProcessorSpec, RuntimeSpec, SecretName, SecretsSpec,
+};

@@ -1,0 +1,416 @@
+//! The processor spec: one YAML file per processor version, every key of DESIGN §3, plus the
+//! older shapes of the original system's docs (`secrets: [A]`, `runtime.memory` in MiB,
+//! `runtime.timeout`, `image.dockerfile`, `outputs.writes`, `adapter.modal.stub_name`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{ImagePin, ProcessorRef};
+
+/// A validated processor spec.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSpec {
+    /// `ns/name@ver`.
+    #[serde(rename = "ref")]
+    pub reference: ProcessorRef,
+    /// A short human name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the processor does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Pins and build instructions.
+    #[serde(default)]
+    pub image: ImageSpec,
+    /// Resources and timeout.
+    #[serde(default)]
+    pub runtime: RuntimeSpec,
+    /// Secret names the processor reads in `real` mode.
+    #[serde(default)]
+    pub secrets: SecretsSpec,
+    /// JSON Schema the inputs must satisfy before anything starts.
+    #[serde(default = "any_inputs")]
+    pub inputs: Value,
+    /// The outputs the processor declares.
+    #[serde(default)]
+    pub outputs: OutputsSpec,
+    /// Admission and success predicates.
+    #[serde(default)]
+    pub predicates: PredicatesSpec,
+    /// Adapter-specific settings.
+    #[serde(default)]
+    pub adapter: AdapterSpec,
+}
+
+fn any_inputs() -> Value {
+    serde_json::json!({"type": "object"})
+}
+
+/// A CPU architecture images are pinned for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// `linux/amd64`.
+    Amd64,
+    /// `linux/arm64`.
+    Arm64,
+}
+
+impl Platform {
+    /// Returns the platform of this machine, when it is one images are built for.
+    pub fn host() -> Option<Platform> {
+        match std::env::consts::ARCH {
+            "x86_64" => Some(Platform::Amd64),
+            "aarch64" => Some(Platform::Arm64),
+            _ => None,
+        }
+    }
+
+    /// Returns `amd64` or `arm64`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Amd64 => "amd64",
+            Platform::Arm64 => "arm64",
+        }
+    }
+}
+
+impl FromStr for Platform {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Platform, String> {
+        match value.trim_start_matches("linux/") {
+            "amd64" => Ok(Platform::Amd64),
+            "arm64" => Ok(Platform::Arm64),
+            _ => Err(format!("unknown platform {value:?}: expected amd64 or arm64")),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// `image`: pins per platform, the older single pin, and how to build locally.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Pins by platform; wins over `oci`.
+    #[serde(default)]
+    pub platforms: BTreeMap<Platform, ImagePin>,
+    /// The older single pin.
+    #[serde(default)]
+    pub oci: Option<ImagePin>,
+    /// How to build the image (and, for the `process` runtime, which binary to run).
+    #[serde(default)]
+    pub build: Option<BuildSpec>,
+    /// The original docs' shorthand for `build.dockerfile`, relative to the project.
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+}
+
+impl ImageSpec {
+    /// Returns the pin for `platform`: `platforms` first, then `oci`.
+    pub fn pin_for(&self, platform: Platform) -> Option<&ImagePin> {
+        self.platforms.get(&platform).or(self.oci.as_ref())
+    }
+
+    /// Returns the build instructions, from `build` or the `dockerfile` shorthand.
+    pub fn build_spec(&self) -> Option<BuildSpec> {
+        self.build.clone().or_else(|| {
+            let dockerfile = self.dockerfile.as_deref()?;
+            let (context, file) = dockerfile.rsplit_once('/').unwrap_or((".", dockerfile));
+            Some(BuildSpec {
+                context: context.to_owned(),
+                dockerfile: file.to_owned(),
+                binary: None,
+            })
+        })
+    }
+}
+
+/// `image.build`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    /// The build context, relative to the project root.
+    pub context: String,
+    /// The Dockerfile, relative to the context.
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+    /// The Cargo binary the image runs; the `process` runtime runs it on the host. Defaults to the
+    /// context's last folder name.
+    #[serde(default)]
+    pub binary: Option<String>,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".into()
+}
+
+impl BuildSpec {
+    /// Returns the binary name: `binary`, or the context's last folder name.
+    pub fn binary_name(&self) -> &str {
+        self.binary.as_deref().unwrap_or_else(|| {
+            self.context.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
+        })
+    }
+}
+
+/// `runtime`: resources and the run's timeout.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawRuntime")]
+pub struct RuntimeSpec {
+    /// CPUs.
+    pub cpu: f64,
+    /// Memory, in GiB.
+    pub memory_gb: f64,
+    /// The longest a run may take, in seconds.
+    pub timeout_s: u64,
+    /// A GPU kind (`T4`, `A10G`, `any`), or none.
+    pub gpu: Option<String>,
+}
+
+impl Default for RuntimeSpec {
+    fn default() -> RuntimeSpec {
+        RuntimeSpec { cpu: 1.0, memory_gb: 1.0, timeout_s: 300, gpu: None }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    #[serde(default)]
+    cpu: Option<f64>,
+    #[serde(default)]
+    memory_gb: Option<f64>,
+    /// The original docs' form: MiB.
+    #[serde(default)]
+    memory: Option<f64>,
+    #[serde(default)]
+    timeout_s: Option<u64>,
+    /// The original docs' form.
+    #[serde(default)]
+    timeout: Option<u64>,
+    #[serde(default)]
+    gpu: Option<Value>,
+}
+
+impl TryFrom<RawRuntime> for RuntimeSpec {
+    type Error = String;
+
+    fn try_from(raw: RawRuntime) -> Result<RuntimeSpec, String> {
+        let defaults = RuntimeSpec::default();
+        let memory_gb = match (raw.memory_gb, raw.memory) {
+            (Some(_), Some(_)) => return Err("give memory_gb or memory (MiB), not both".into()),
+            (Some(gb), None) => gb,
+            (None, Some(mib)) => mib / 1024.0,
+            (None, None) => defaults.memory_gb,
+        };
+        let timeout_s = match (raw.timeout_s, raw.timeout) {
+            (Some(_), Some(_)) => return Err("give timeout_s or timeout, not both".into()),
+            (Some(seconds), None) | (None, Some(seconds)) => seconds,
+            (None, None) => defaults.timeout_s,
+        };
+        let cpu = raw.cpu.unwrap_or(defaults.cpu);
+        if !(cpu > 0.0 && memory_gb > 0.0) {
+            return Err("cpu and memory must be positive".into());
+        }
+        if timeout_s == 0 {
+            return Err("timeout_s must be at least 1".into());
+        }
+        let gpu = match raw.gpu {
+            None | Some(Value::Null | Value::Bool(false)) => None,
+            Some(Value::Bool(true)) => Some("any".to_owned()),
+            Some(Value::String(kind)) if !kind.is_empty() => Some(kind),
+            Some(other) => {
+                return Err(format!("gpu must be null, a boolean or a GPU kind, found {other}"));
+            }
+        };
+        Ok(RuntimeSpec { cpu, memory_gb, timeout_s, gpu })
+    }
+}
+
+/// The name of an environment variable that holds a secret: `[A-Z_][A-Z0-9_]*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretName(String);
+
+impl SecretName {
+    /// Returns the variable name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SecretName {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<SecretName, String> {
+        let valid =
+            value.bytes().next().is_some_and(|byte| byte.is_ascii_uppercase() || byte == b'_')
+                && value
+                    .bytes()
+                    .all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || byte == b'_');
+        if valid {
+            Ok(SecretName(value.to_owned()))
+        } else {
+            Err(format!("{value:?} is not an environment variable name (A-Z, 0-9, _)"))
+        }
+    }
+}
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+theory_protocol::serde_via_str!(SecretName);
+
+/// `secrets`: required and optional names (a plain list means all required).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawSecrets")]
+pub struct SecretsSpec {
+    /// Names a `real` run cannot start without.
+    pub required: Vec<SecretName>,
+    /// Names passed on when present.
+    pub optional: Vec<SecretName>,
+}
+
+impl SecretsSpec {
+    /// Returns every name, required first.
+    pub fn all(&self) -> impl Iterator<Item = &SecretName> {
+        self.required.iter().chain(&self.optional)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSecrets {
+    List(Vec<SecretName>),
+    Split {
+        #[serde(default)]
+        required: Vec<SecretName>,
+        #[serde(default)]
+        optional: Vec<SecretName>,
+    },
+}
+
+impl TryFrom<RawSecrets> for SecretsSpec {
+    type Error = String;
+
+    fn try_from(raw: RawSecrets) -> Result<SecretsSpec, String> {
+        let spec = match raw {
+            RawSecrets::List(required) => SecretsSpec { required, optional: Vec::new() },
+            RawSecrets::Split { required, optional } => SecretsSpec { required, optional },
+        };
+        if let Some(twice) = spec.required.iter().find(|name| spec.optional.contains(name)) {
+            return Err(format!("{twice} is both required and optional"));
+        }
+        Ok(spec)
+    }
+}
+
+/// One declared output.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// The path relative to the write prefix.
+    pub path: String,
+    /// Its media type.
+    pub mime: String,
+}
+
+/// `outputs`: a list of `{path, mime}`, or the original docs' `{writes: [{prefix}]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawOutputs")]
+pub struct OutputsSpec {
+    /// Declared outputs.
+    pub files: Vec<OutputSpec>,
+    /// Declared write prefixes of the older form, kept for display.
+    pub writes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawOutputs {
+    Files(Vec<OutputSpec>),
+    Writes { writes: Vec<WriteDeclaration> },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteDeclaration {
+    prefix: String,
+}
+
+impl TryFrom<RawOutputs> for OutputsSpec {
+    type Error = String;
+
+    fn try_from(raw: RawOutputs) -> Result<OutputsSpec, String> {
+        match raw {
+            RawOutputs::Files(files) => {
+                for file in &files {
+                    theory_protocol::validate_relpath(&file.path)
+                        .map_err(|error| error.to_string())?;
+                }
+                Ok(OutputsSpec { files, writes: Vec::new() })
+            }
+            RawOutputs::Writes { writes } => Ok(OutputsSpec {
+                files: Vec::new(),
+                writes: writes.into_iter().map(|write| write.prefix).collect(),
+            }),
+        }
+    }
+}
+
+/// One predicate use: `{id: "artifact.exists@1", args: {…}}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredicateUse {
+    /// The predicate's id.
+    pub id: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Value,
+}
+
+/// `predicates`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredicatesSpec {
+    /// Checked before a run starts.
+    #[serde(default)]
+    pub admission: Vec<PredicateUse>,
+    /// Checked after a run succeeded.
+    #[serde(default)]
+    pub success: Vec<PredicateUse>,
+}
+
+/// `adapter`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterSpec {
+    /// Settings for Modal.
+    #[serde(default)]
+    pub modal: Option<ModalSpec>,
+}
+
+/// `adapter.modal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModalSpec {
+    /// The Modal app name.
+    #[serde(default)]
+    pub app_name: Option<String>,
+    /// The original docs' name for the deployed function.
+    #[serde(default)]
+    pub stub_name: Option<String>,
+}

@@ -1,0 +1,311 @@
+//! The orchestrator's side of `theory.run.v1`: one client session over any endpoint (a local
+//! process, a container, Modal), so adapters cannot disagree about semantics. Output bytes are
+//! hashed while they stream into the store, and committed only when they match the CID the
+//! processor announced.
+
+use std::sync::Mutex;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use theory_protocol::{
+    Cid, CidHasher, Envelope, ErrorCode, ExecutionId, Frame, Mode, OutputHeader, Role, RunOpen,
+    RunPayload, SUBPROTOCOL, validate_relpath,
+};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::{ArtifactStore, Failure, ObjectWriter, WorldPath, WritePrefix};
+
+/// What a session runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRequest<'a> {
+    /// The processor's base URL, `http://host:port` or `https://…`.
+    pub endpoint: &'a str,
+    /// The run.
+    pub execution_id: &'a ExecutionId,
+    /// `mock` or `real`.
+    pub mode: Mode,
+    /// Normalized inputs.
+    pub inputs: &'a Value,
+    /// Where outputs go.
+    pub write_prefix: &'a WritePrefix,
+}
+
+/// Sees every text frame as it arrives (for `--stream`).
+pub trait FrameObserver: Send + Sync {
+    /// Called once per text frame, in order.
+    fn frame(&self, frame: &Frame);
+}
+
+/// One output, stored and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOutput {
+    /// Where it is.
+    pub path: WorldPath,
+    /// Its CID, computed here while it streamed.
+    pub cid: Cid,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Its media type.
+    pub mime: String,
+}
+
+/// What a finished session gives back.
+#[derive(Debug, Clone)]
+pub struct SessionResult {
+    /// Outputs in the order they arrived.
+    pub outputs: Vec<StoredOutput>,
+    /// The processor's own envelope (its success; errors become a [`Failure`]).
+    pub envelope: Envelope,
+}
+
+fn run_url(endpoint: &str) -> String {
+    let base = endpoint.trim_end_matches('/');
+    match base.split_once("://") {
+        Some(("https", rest)) => format!("wss://{rest}/run"),
+        Some((_, rest)) => format!("ws://{rest}/run"),
+        None => format!("ws://{base}/run"),
+    }
+}
+
+fn connection(message: impl Into<String>) -> Failure {
+    Failure::new(ErrorCode::Connection, message)
+}
+
+/// An output being received.
+struct Receiving {
+    header: OutputHeader,
+    path: WorldPath,
+    writer: Box<dyn ObjectWriter>,
+    hasher: CidHasher,
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/run` with the subprotocol and sends the client's `RunOpen`.
+async fn open(request: &SessionRequest<'_>) -> Result<Socket, Failure> {
+    let mut http_request = run_url(request.endpoint).into_client_request().map_err(|error| {
+        connection(format!("bad processor endpoint {}: {error}", request.endpoint))
+    })?;
+    http_request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", http::HeaderValue::from_static(SUBPROTOCOL));
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(http_request, None, true)
+        .await
+        .map_err(|error| {
+            connection(format!(
+                "cannot open a session with the processor at {}: {error}",
+                request.endpoint
+            ))
+        })?;
+    let open = Frame::RunOpen(RunOpen {
+        role: Role::Client,
+        execution_id: request.execution_id.clone(),
+        payload: Some(RunPayload {
+            execution_id: Some(request.execution_id.clone()),
+            mode: request.mode,
+            inputs: request.inputs.clone(),
+            write_prefix: Some(request.write_prefix.to_string()),
+            put_urls: None,
+            files: std::collections::BTreeMap::new(),
+        }),
+    });
+    socket
+        .send(Message::Text(open.to_json(None).into()))
+        .await
+        .map_err(|error| connection(format!("cannot send RunOpen: {error}")))?;
+    Ok(socket)
+}
+
+/// The receiving side of one session.
+struct Receiver<'a> {
+    store: &'a dyn ArtifactStore,
+    prefix: &'a WritePrefix,
+    observer: Option<&'a dyn FrameObserver>,
+    committed: &'a Mutex<Vec<WorldPath>>,
+    outputs: Vec<StoredOutput>,
+    receiving: Option<Receiving>,
+}
+
+impl Receiver<'_> {
+    /// Handles one message; returns the processor's envelope once `RunResult` arrives.
+    async fn handle(&mut self, message: Message) -> Result<Option<Envelope>, Failure> {
+        match message {
+            Message::Text(text) => {
+                if self.receiving.is_some() {
+                    return Err(protocol("a text frame arrived inside an output's bytes"));
+                }
+                let (frame, _) = Frame::from_json(text.as_str())
+                    .map_err(|error| protocol(format!("undecodable frame: {error}")))?;
+                if let Some(observer) = self.observer {
+                    observer.frame(&frame);
+                }
+                match frame {
+                    Frame::Output(header) => {
+                        let started =
+                            start_output(self.store, self.prefix, header, &self.outputs).await?;
+                        if started.header.size_bytes == 0 {
+                            self.finish(started).await?;
+                        } else {
+                            self.receiving = Some(started);
+                        }
+                    }
+                    Frame::RunResult(envelope) => return Ok(Some(envelope)),
+                    _ => {}
+                }
+            }
+            Message::Binary(chunk) => {
+                let current = self
+                    .receiving
+                    .as_mut()
+                    .ok_or_else(|| protocol("a binary frame arrived without an Output header"))?;
+                if current.hasher.size_bytes() + chunk.len() as u64 > current.header.size_bytes {
+                    return Err(integrity(&current.path, "more bytes than announced"));
+                }
+                current.hasher.update(&chunk);
+                current.writer.write(chunk).await?;
+                if current.hasher.size_bytes() == current.header.size_bytes
+                    && let Some(done) = self.receiving.take()
+                {
+                    self.finish(done).await?;
+                }
+            }
+            Message::Close(_) => {
+                return Err(connection(
+                    "the processor closed the connection before sending its result",
+                ));
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+        Ok(None)
+    }
+
+    /// Verifies a complete output and commits it, or discards it.
+    async fn finish(&mut self, done: Receiving) -> Result<(), Failure> {
+        let cid = done.hasher.finalize();
+        if cid != done.header.cid {
+            done.writer.abort().await;
+            return Err(integrity(
+                &done.path,
+                &format!("bytes hash to {cid}, the processor announced {}", done.header.cid),
+            ));
+        }
+        done.writer.commit().await?;
+        self.committed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(done.path.clone());
+        self.outputs.push(StoredOutput {
+            path: done.path,
+            cid,
+            size_bytes: done.header.size_bytes,
+            mime: done.header.mime,
+        });
+        Ok(())
+    }
+}
+
+/// Runs one session to its `RunResult`. Every output committed is recorded in `committed` as
+/// soon as it is, so a caller that gives up (a timeout) can still remove them.
+pub async fn run_session(
+    request: SessionRequest<'_>,
+    store: &dyn ArtifactStore,
+    observer: Option<&dyn FrameObserver>,
+    committed: &Mutex<Vec<WorldPath>>,
+) -> Result<SessionResult, Failure> {
+    let mut socket = open(&request).await?;
+    let mut receiver = Receiver {
+        store,
+        prefix: request.write_prefix,
+        observer,
+        committed,
+        outputs: Vec::new(),
+        receiving: None,
+    };
+    let outcome = loop {
+        let handled = match socket.next().await {
+            Some(Ok(message)) => receiver.handle(message).await,
+            Some(Err(error)) => {
+                Err(connection(format!("the connection to the processor broke: {error}")))
+            }
+            None => {
+                Err(connection("the processor closed the connection before sending its result"))
+            }
+        };
+        match handled {
+            Ok(None) => {}
+            Ok(Some(envelope)) => break Ok(envelope),
+            Err(failure) => break Err(failure),
+        }
+    };
+    if let Some(unfinished) = receiver.receiving.take() {
+        unfinished.writer.abort().await;
+    }
+    let _ = socket.close(None).await;
+    let envelope = outcome?;
+    check_envelope(&envelope, &receiver.outputs)?;
+    Ok(SessionResult { outputs: receiver.outputs, envelope })
+}
+
+fn protocol(message: impl Into<String>) -> Failure {
+    Failure::new(ErrorCode::Protocol, message)
+}
+
+fn integrity(path: &WorldPath, what: &str) -> Failure {
+    Failure::new(ErrorCode::OutputIntegrity, format!("output {path}: {what}"))
+}
+
+async fn start_output(
+    store: &dyn ArtifactStore,
+    prefix: &WritePrefix,
+    header: OutputHeader,
+    outputs: &[StoredOutput],
+) -> Result<Receiving, Failure> {
+    validate_relpath(&header.path)
+        .map_err(|error| Failure::new(ErrorCode::OutputPath, error.to_string()))?;
+    let path = WorldPath::join(prefix, &header.path).map_err(|error| {
+        Failure::new(ErrorCode::OutputPath, format!("output path {:?}: {error}", header.path))
+    })?;
+    if outputs.iter().any(|output| output.path == path) {
+        return Err(Failure::new(ErrorCode::OutputPath, format!("output {path} was sent twice")));
+    }
+    let writer = store.begin(&path, &header.mime).await?;
+    Ok(Receiving { header, path, writer, hasher: CidHasher::new() })
+}
+
+/// Turns the processor's envelope into a failure, or checks its word against what arrived.
+fn check_envelope(envelope: &Envelope, outputs: &[StoredOutput]) -> Result<(), Failure> {
+    let success = match envelope {
+        Envelope::Error(error) => {
+            return Err(Failure::new(error.error.code.clone(), error.error.message.clone()));
+        }
+        Envelope::Success(success) => success,
+    };
+    if success.outputs.len() != outputs.len() {
+        return Err(protocol(format!(
+            "RunResult lists {} outputs, {} arrived",
+            success.outputs.len(),
+            outputs.len()
+        )));
+    }
+    for listed in &success.outputs {
+        let arrived = outputs.iter().find(|output| output.path.as_str() == listed.path);
+        match arrived {
+            Some(output) if output.cid == listed.cid && output.size_bytes == listed.size_bytes => {}
+            Some(_) => {
+                return Err(Failure::new(
+                    ErrorCode::OutputIntegrity,
+                    format!("RunResult disagrees with the bytes of {}", listed.path),
+                ));
+            }
+            None => {
+                return Err(protocol(format!(
+                    "RunResult lists {}, which never arrived",
+                    listed.path
+                )));
+            }
+        }
+    }
+    Ok(())
+}
