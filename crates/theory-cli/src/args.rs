@@ -1,0 +1,120 @@
+//! The command line, as clap sees it. Values are checked further in each command, where a bad
+//! one gets `error: …` and a `hint: …`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run pinned processors the same way on a laptop, in CI and in the cloud; keep content-addressed
+/// outputs and a receipt of what ran.
+#[derive(Debug, Parser)]
+#[command(name = "theory", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// The project folder (holding registry/ and .theory/); default: found upward from here.
+    #[arg(long, global = true, env = "THEORY_PROJECT", value_name = "DIR")]
+    pub(crate) project: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a processor and print its envelope (or its index path).
+    #[command(visible_alias = "run-processor")]
+    Run(Box<RunArgs>),
+    /// Inspect and check the registry.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+/// `theory run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The processor, `namespace/name@version` (e.g. llm/litellm@1).
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) reference: String,
+    /// Where it runs: local or modal (`mock` is the old name of `--adapter local --mode mock`).
+    #[arg(long, default_value = "local")]
+    pub(crate) adapter: String,
+    /// mock (no external calls; the default) or real (`smoke` and `default` are old aliases).
+    #[arg(long)]
+    pub(crate) mode: Option<String>,
+    /// World-path prefix for outputs, ending with / (default `/artifacts/outputs/{ref_slug}/{execution_id}/`).
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) write_prefix: Option<String>,
+    #[command(flatten)]
+    pub(crate) inputs: InputsArgs,
+    /// Adapter options as JSON: `{"timeout_s": N, "runtime": "process"|"docker", "platform": "amd64"|"arm64"}`.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) adapter_opts_json: Option<String>,
+    /// Attach a file: NAME=PATH; {"$attach":"NAME"} in the inputs refers to it (repeatable).
+    #[arg(long, value_name = "NAME=PATH")]
+    pub(crate) attach: Vec<String>,
+    /// Charge the run to this plan's budget.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) plan: Option<String>,
+    /// Print the envelope as JSON instead of the index path.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Also copy every output under DIR, by world path.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) save_dir: Option<PathBuf>,
+    /// Also copy the first output (by path) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) save_first: Option<PathBuf>,
+    /// Stream tokens, events and logs to stderr as they arrive.
+    #[arg(long)]
+    pub(crate) stream: bool,
+    /// Run even when an identical finished run could be reused.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+    /// Use this platform's pin (amd64 or arm64) instead of the host's.
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+}
+
+/// The inputs, from one place only.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "the fields are the flags --inputs-json, --inputs-file and --inputs"
+)]
+pub(crate) struct InputsArgs {
+    /// Inputs as a JSON string.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) inputs_json: Option<String>,
+    /// Inputs from a JSON file.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) inputs_file: Option<PathBuf>,
+    /// `-`: inputs as JSON on standard input.
+    #[arg(long = "inputs", value_name = "-")]
+    pub(crate) inputs_stdin: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// List the processors.
+    List(JsonFlag),
+    /// Show one processor's spec.
+    Show(ShowArgs),
+    /// Check every registry file and report every problem.
+    Validate(JsonFlag),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The processor, `namespace/name@version`.
+    #[arg(value_name = "REF")]
+    pub(crate) reference: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

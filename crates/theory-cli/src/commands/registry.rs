@@ -1,0 +1,219 @@
+//! `theory registry list|show|validate`.
+
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+use theory_core::ProcessorRef;
+use theory_core::registry::{ProcessorEntry, Registry};
+
+use super::{Context, registry_failure};
+use crate::args::RegistryCommand;
+use crate::print::{print_error, print_json};
+use crate::usage::UsageError;
+
+/// Runs a registry command.
+pub(crate) fn run(command: RegistryCommand, context: Context) -> Result<ExitCode, UsageError> {
+    match command {
+        RegistryCommand::Validate(flag) => Ok(validate(&context, flag.json)),
+        RegistryCommand::List(flag) => {
+            Ok(with_registry(context, flag.json, |registry| list(registry, flag.json)))
+        }
+        RegistryCommand::Show(args) => {
+            let reference: ProcessorRef = args.reference.parse().map_err(|error| {
+                UsageError::new(
+                    format!("{error}"),
+                    "a ref looks like llm/litellm@1; list them with `theory registry list`",
+                )
+            })?;
+            Ok(with_registry(context, args.json, |registry| show(registry, &reference, args.json)))
+        }
+    }
+}
+
+fn with_registry(
+    context: Context,
+    json: bool,
+    command: impl FnOnce(&Registry) -> ExitCode,
+) -> ExitCode {
+    match context.registry {
+        Ok(registry) => command(&registry),
+        Err(errors) => registry_failure(&errors, json),
+    }
+}
+
+fn summary(entry: &ProcessorEntry) -> Value {
+    let spec = &entry.spec;
+    let pins: serde_json::Map<String, Value> = spec
+        .image
+        .platforms
+        .iter()
+        .map(|(platform, pin)| (platform.to_string(), Value::from(pin.to_string())))
+        .collect();
+    json!({
+        "ref": spec.reference,
+        "name": spec.name,
+        "description": spec.description,
+        "origin": entry.origin,
+        "builtin": entry.builtin,
+        "pins": pins,
+        "oci": spec.image.oci.as_ref().map(ToString::to_string),
+        "timeout_s": spec.runtime.timeout_s,
+        "secrets_required": spec.secrets.required,
+        "secrets_optional": spec.secrets.optional,
+    })
+}
+
+fn list(registry: &Registry, json: bool) -> ExitCode {
+    if json {
+        print_json(&registry.processors().map(summary).collect::<Vec<_>>());
+        return ExitCode::SUCCESS;
+    }
+    let rows: Vec<[String; 4]> = registry
+        .processors()
+        .map(|entry| {
+            let spec = &entry.spec;
+            let pinned = if spec.image.platforms.is_empty() && spec.image.oci.is_none() {
+                "local build"
+            } else {
+                "pinned"
+            };
+            let secrets: Vec<String> =
+                spec.secrets.required.iter().map(ToString::to_string).collect();
+            [
+                spec.reference.to_string(),
+                pinned.to_owned(),
+                if secrets.is_empty() { "-".into() } else { secrets.join(",") },
+                spec.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..3)
+        .map(|column| {
+            rows.iter()
+                .map(|row| row[column].len())
+                .max()
+                .unwrap_or(0)
+                .max(["REF", "IMAGE", "SECRETS"][column].len())
+        })
+        .collect();
+    crate::print::out(format!(
+        "{:<w0$}  {:<w1$}  {:<w2$}  DESCRIPTION",
+        "REF",
+        "IMAGE",
+        "SECRETS",
+        w0 = widths[0],
+        w1 = widths[1],
+        w2 = widths[2]
+    ));
+    for row in rows {
+        crate::print::out(format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        ));
+    }
+    ExitCode::SUCCESS
+}
+
+fn show(registry: &Registry, reference: &ProcessorRef, json: bool) -> ExitCode {
+    let Some(entry) = registry.processor(reference) else {
+        let near: Vec<String> =
+            registry.near_matches(reference.as_str()).iter().map(ToString::to_string).collect();
+        let hint = if near.is_empty() {
+            "list them with `theory registry list`".to_owned()
+        } else {
+            format!("did you mean {}?", near.join(" or "))
+        };
+        print_error(&format!("unknown processor ref {reference}"), Some(&hint));
+        return ExitCode::FAILURE;
+    };
+    let spec = &entry.spec;
+    let mut document = summary(entry);
+    document["runtime"] = json!({"cpu": spec.runtime.cpu, "memory_gb": spec.runtime.memory_gb, "timeout_s": spec.runtime.timeout_s, "gpu": spec.runtime.gpu});
+    document["inputs"] = spec.inputs.clone();
+    document["outputs"] = spec
+        .outputs
+        .files
+        .iter()
+        .map(|output| json!({"path": output.path, "mime": output.mime}))
+        .collect();
+    document["build"] = spec.image.build_spec().map_or(Value::Null, |build| {
+        json!({"context": build.context, "dockerfile": build.dockerfile, "binary": build.binary_name()})
+    });
+    if json {
+        print_json(&document);
+    } else {
+        crate::print::out(format!(
+            "{} — {}",
+            spec.reference,
+            spec.name.as_deref().unwrap_or("(no name)")
+        ));
+        if let Some(description) = &spec.description {
+            crate::print::out(description);
+        }
+        crate::print::out(format!("origin: {}", entry.origin));
+        crate::print::out(format!(
+            "runtime: cpu {} · memory {} GiB · timeout {} s · gpu {}",
+            spec.runtime.cpu,
+            spec.runtime.memory_gb,
+            spec.runtime.timeout_s,
+            spec.runtime.gpu.as_deref().unwrap_or("none")
+        ));
+        crate::print::out(format!(
+            "outputs: {}",
+            spec.outputs
+                .files
+                .iter()
+                .map(|output| format!("{} ({})", output.path, output.mime))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        crate::print::out(format!(
+            "inputs schema:\n{}",
+            serde_json::to_string_pretty(&spec.inputs).unwrap_or_default()
+        ));
+    }
+    ExitCode::SUCCESS
+}
+
+fn validate(context: &Context, json: bool) -> ExitCode {
+    match &context.registry {
+        Ok(registry) => {
+            let counts = (
+                registry.processors().count(),
+                registry.schemas().count(),
+                registry.policies().count(),
+            );
+            if json {
+                print_json(
+                    &json!({"valid": true, "errors": [], "processors": counts.0, "schemas": counts.1, "policies": counts.2}),
+                );
+            } else {
+                crate::print::out(format!(
+                    "registry is valid: {} processors, {} schemas, {} policies",
+                    counts.0, counts.1, counts.2
+                ));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            if json {
+                let listed: Vec<Value> = errors.iter().map(|error| json!({"origin": error.origin, "key": error.key, "message": error.message})).collect();
+                print_json(&json!({"valid": false, "errors": listed}));
+            }
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            print_error(
+                &format!("the registry has {} problem(s)", errors.len()),
+                Some("fix the files and keys named above"),
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

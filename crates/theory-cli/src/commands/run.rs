@@ -1,0 +1,298 @@
+//! `theory run` (alias `run-processor`).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use theory_core::orchestrator::{MemoCache, resolve_write_prefix};
+use theory_core::registry::Platform;
+use theory_core::session::FrameObserver;
+use theory_core::{
+    AdapterOptions, ArtifactStore, Mode, Orchestrator, ProcessorRef, Redactor, RunRequest,
+    WorldPath,
+};
+use theory_local::LocalAdapter;
+use theory_protocol::{Envelope, Frame};
+
+use super::Context;
+use crate::args::{InputsArgs, RunArgs};
+use crate::print::{print_error, print_json, print_warning};
+use crate::usage::UsageError;
+
+/// Runs `theory run` and returns the exit status: 0 success, 1 error envelope.
+pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, UsageError> {
+    let reference: ProcessorRef = args.reference.parse().map_err(|error| {
+        UsageError::new(
+            format!("--ref: {error}"),
+            "a ref looks like llm/litellm@1; list them with `theory registry list`",
+        )
+    })?;
+    let inputs = read_inputs(&args.inputs)?;
+    let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
+    let options = check_flags(&args)?;
+
+    let store = context.project.store(&context.env)?;
+    let registry = match context.registry {
+        Ok(registry) => Arc::new(registry),
+        Err(errors) => return Ok(super::registry_failure(&errors, args.json)),
+    };
+    let local: Arc<dyn theory_core::Adapter> = Arc::new(LocalAdapter::from_env(&context.env));
+    let orchestrator = Orchestrator {
+        registry,
+        store: Arc::clone(&store),
+        adapters: BTreeMap::from([("local", local)]),
+        memo: MemoCache::new(context.project.state().join("memo")),
+        env: context.env,
+        redactor: context.redactor.clone(),
+    };
+    let observer: Option<Arc<dyn FrameObserver>> = args.stream.then(|| {
+        Arc::new(StreamPrinter { redactor: context.redactor.clone() }) as Arc<dyn FrameObserver>
+    });
+    let request = RunRequest {
+        reference,
+        adapter,
+        mode,
+        write_prefix: args.write_prefix.clone(),
+        inputs,
+        options,
+        use_cache: !args.no_cache,
+        observer,
+    };
+    let outcome = orchestrator.run(request).await;
+    if args.stream {
+        eprintln!();
+    }
+    if args.json {
+        print_json(&outcome.envelope);
+    }
+    match &outcome.envelope {
+        Envelope::Success(success) => {
+            if !args.json {
+                crate::print::out(&success.index_path);
+            }
+            if let Err(error) = save(
+                &*store,
+                &outcome.envelope,
+                args.save_dir.as_deref(),
+                args.save_first.as_deref(),
+            )
+            .await
+            {
+                print_error(
+                    &format!("the run succeeded, but saving its outputs failed: {error}"),
+                    Some("check that the folder is writable"),
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Envelope::Error(error) => {
+            print_error(
+                &format!("{}: {}", error.error.code, error.error.message),
+                outcome.hint.as_deref(),
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Checks the flags that need no run: write prefix, adapter options, platform, and the flags
+/// this build does not support yet.
+fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
+    if let Some(template) = &args.write_prefix {
+        let example = "E0"
+            .parse()
+            .map_err(|_| UsageError::new("internal: bad example id", "report this as a bug"))?;
+        resolve_write_prefix(template, &example).map_err(|failure| {
+            UsageError::new(
+                format!("--write-prefix: {}", failure.message),
+                "use a prefix like /artifacts/outputs/my-run/{execution_id}/",
+            )
+        })?;
+    }
+    let mut options = match &args.adapter_opts_json {
+        Some(text) => AdapterOptions::from_json(text).map_err(|error| {
+            UsageError::new(
+                format!("--adapter-opts-json: {error}"),
+                r#"known keys: {"timeout_s": 120, "runtime": "process", "platform": "amd64"}"#,
+            )
+        })?,
+        None => AdapterOptions::default(),
+    };
+    if let Some(platform) = &args.platform {
+        options.platform = Some(platform.parse::<Platform>().map_err(|error| {
+            UsageError::new(format!("--platform: {error}"), "use amd64 or arm64")
+        })?);
+    }
+    if !args.attach.is_empty() {
+        return Err(UsageError::new(
+            "--attach is not supported by this build yet",
+            "pass the file's contents in the inputs for now",
+        ));
+    }
+    if args.plan.is_some() {
+        return Err(UsageError::new(
+            "--plan is not supported by this build yet (no budgets)",
+            "run without --plan",
+        ));
+    }
+    Ok(options)
+}
+
+/// Reads the inputs from whichever of `--inputs-json`, `--inputs-file`, `--inputs -` was given.
+fn read_inputs(inputs: &InputsArgs) -> Result<Value, UsageError> {
+    let (source, text) = if let Some(text) = &inputs.inputs_json {
+        ("--inputs-json".to_owned(), text.clone())
+    } else if let Some(path) = &inputs.inputs_file {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            UsageError::new(
+                format!("--inputs-file {}: {error}", path.display()),
+                "pass a readable JSON file",
+            )
+        })?;
+        (format!("--inputs-file {}", path.display()), text)
+    } else if let Some(dash) = &inputs.inputs_stdin {
+        if dash != "-" {
+            return Err(UsageError::new(
+                format!("--inputs takes only -, found {dash:?}"),
+                "use --inputs - to read standard input, or --inputs-file PATH",
+            ));
+        }
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|error| {
+            UsageError::new(
+                format!("cannot read standard input: {error}"),
+                "pipe JSON into --inputs -",
+            )
+        })?;
+        ("standard input (--inputs -)".to_owned(), text)
+    } else {
+        return Ok(Value::Object(serde_json::Map::new()));
+    };
+    serde_json::from_str(&text).map_err(|error| {
+        UsageError::new(
+            format!("invalid JSON in {source} at line {} column {}: {error}", error.line(), error.column()),
+            "inputs must be one JSON object, e.g. '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'",
+        )
+    })
+}
+
+/// Settles mode and adapter from the flags, the old aliases and an inputs `mode`, warning about
+/// each deprecated form. No `--mode` means mock: spending money must be explicit.
+fn resolve_mode_and_adapter(
+    mode: Option<&str>,
+    adapter: &str,
+    inputs: &Value,
+) -> Result<(Mode, String), UsageError> {
+    let parse = |value: &str, source: &str| -> Result<Mode, UsageError> {
+        let (mode, alias) = Mode::parse_with_alias(value).map_err(|error| {
+            UsageError::new(format!("{source}: {error}"), "use --mode mock or --mode real")
+        })?;
+        if let Some(alias) = alias {
+            print_warning(&format!(
+                "mode {alias:?} is deprecated; it means {mode} (use --mode {mode})"
+            ));
+        }
+        Ok(mode)
+    };
+    let from_inputs = inputs.get("mode").and_then(Value::as_str);
+    let mut resolved = match (mode, from_inputs) {
+        (Some(flag), Some(_)) => {
+            print_warning("inputs.mode is ignored: --mode decides");
+            parse(flag, "--mode")?
+        }
+        (Some(flag), None) => parse(flag, "--mode")?,
+        (None, Some(hint)) => parse(hint, "inputs.mode")?,
+        (None, None) => Mode::Mock,
+    };
+    let adapter = match adapter {
+        "local" | "modal" => adapter.to_owned(),
+        "mock" => {
+            if mode.is_some() && resolved == Mode::Real {
+                return Err(UsageError::new(
+                    "--adapter mock cannot run in real mode",
+                    "use --adapter local --mode real",
+                ));
+            }
+            print_warning("--adapter mock is deprecated; it means --adapter local --mode mock");
+            resolved = Mode::Mock;
+            "local".to_owned()
+        }
+        other => {
+            return Err(UsageError::new(
+                format!("--adapter: unknown adapter {other:?}"),
+                "use --adapter local or --adapter modal",
+            ));
+        }
+    };
+    if adapter == "modal" {
+        return Err(UsageError::new(
+            "--adapter modal is not supported by this build yet",
+            "run locally with --adapter local",
+        ));
+    }
+    Ok((resolved, adapter))
+}
+
+/// Copies outputs out of the store: all of them under `save_dir` by world path, the first to
+/// `save_first`.
+async fn save(
+    store: &dyn ArtifactStore,
+    envelope: &Envelope,
+    save_dir: Option<&Path>,
+    save_first: Option<&Path>,
+) -> anyhow::Result<()> {
+    let Envelope::Success(success) = envelope else { return Ok(()) };
+    if let Some(folder) = save_dir {
+        for output in &success.outputs {
+            let path: WorldPath = output.path.parse()?;
+            copy_out(store, &path, &folder.join(path.key())).await?;
+        }
+    }
+    if let (Some(file), Some(first)) = (save_first, success.outputs.first()) {
+        copy_out(store, &first.path.parse()?, file).await?;
+    }
+    Ok(())
+}
+
+async fn copy_out(
+    store: &dyn ArtifactStore,
+    path: &WorldPath,
+    target: &Path,
+) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut stream =
+        store.open(path).await?.ok_or_else(|| anyhow::anyhow!("{path} is not in the store"))?;
+    if let Some(parent) = target.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let mut file = tokio::fs::File::create(target).await?;
+    while let Some(chunk) = stream.next().await {
+        file.write_all(&chunk?).await?;
+    }
+    file.flush().await?;
+    Ok(())
+}
+
+/// `--stream`: tokens as they come, events and logs on lines of their own, secrets redacted.
+struct StreamPrinter {
+    redactor: Redactor,
+}
+
+impl FrameObserver for StreamPrinter {
+    fn frame(&self, frame: &Frame) {
+        let text = match frame {
+            Frame::Token(token) => token.text.clone(),
+            Frame::Event(event) => format!("\n[event] {}\n", event.phase),
+            Frame::Log(log) => format!("\n[{}] {}\n", log.level, log.msg),
+            _ => return,
+        };
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(self.redactor.redact(&text).as_bytes());
+        let _ = stderr.flush();
+    }
+}

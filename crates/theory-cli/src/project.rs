@@ -1,0 +1,98 @@
+//! The project: where `registry/` and `.theory/` are, the registry (built in, then the
+//! project's), and the artifact store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use theory_core::registry::{DocumentKind, Registry, RegistryError, Source, sources_from_dir};
+use theory_core::{ArtifactStore, EnvSnapshot};
+use theory_store::FsStore;
+
+use crate::usage::UsageError;
+
+include!(concat!(env!("OUT_DIR"), "/builtin_registry.rs"));
+
+/// The folder of a project and what it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Project {
+    pub(crate) root: PathBuf,
+}
+
+impl Project {
+    /// Uses `explicit` when given, else the nearest folder upward holding `registry/` or
+    /// `.theory/`, else the working directory.
+    pub(crate) fn locate(explicit: Option<&Path>) -> Result<Project, UsageError> {
+        if let Some(root) = explicit {
+            if !root.is_dir() {
+                return Err(UsageError::new(
+                    format!("project folder {} does not exist", root.display()),
+                    "pass an existing folder to --project (or THEORY_PROJECT)",
+                ));
+            }
+            return Ok(Project { root: root.to_path_buf() });
+        }
+        let here = std::env::current_dir().map_err(|error| {
+            UsageError::new(
+                format!("cannot read the working directory: {error}"),
+                "run from an existing folder",
+            )
+        })?;
+        let found = here
+            .ancestors()
+            .find(|folder| folder.join("registry").is_dir() || folder.join(".theory").is_dir());
+        Ok(Project { root: found.unwrap_or(&here).to_path_buf() })
+    }
+
+    /// Returns `.theory/` (created by whoever writes there first).
+    pub(crate) fn state(&self) -> PathBuf {
+        self.root.join(".theory")
+    }
+
+    /// Loads the built-in registry files, then the project's (which replace built-ins of the
+    /// same ref).
+    pub(crate) fn registry(&self) -> Result<Registry, Vec<RegistryError>> {
+        let mut sources: Vec<Source> = BUILTIN
+            .iter()
+            .map(|(folder, relative, text)| Source {
+                origin: format!("builtin:{relative}"),
+                kind: kind_of(folder),
+                text: (*text).to_owned(),
+                builtin: true,
+            })
+            .collect();
+        match sources_from_dir(&self.root.join("registry")) {
+            Ok(project) => sources.extend(project),
+            Err(error) => {
+                return Err(vec![RegistryError {
+                    origin: self.root.join("registry").display().to_string(),
+                    key: None,
+                    message: error.to_string(),
+                }]);
+            }
+        }
+        Registry::load(sources)
+    }
+
+    /// Builds the artifact store `STORAGE_BACKEND` names (default `local`: `.theory/artifacts/`).
+    pub(crate) fn store(&self, env: &EnvSnapshot) -> Result<Arc<dyn ArtifactStore>, UsageError> {
+        match env.get("STORAGE_BACKEND").unwrap_or("local") {
+            "local" => Ok(Arc::new(FsStore::new(self.state().join("artifacts")))),
+            other @ ("minio" | "s3") => Err(UsageError::new(
+                format!("STORAGE_BACKEND={other} is not supported by this build yet"),
+                "unset STORAGE_BACKEND to use the local store in .theory/artifacts/",
+            )),
+            other => Err(UsageError::new(
+                format!("STORAGE_BACKEND={other} is unknown"),
+                "use local, minio or s3",
+            )),
+        }
+    }
+}
+
+fn kind_of(folder: &str) -> DocumentKind {
+    match folder {
+        "schemas" => DocumentKind::Schema,
+        "policies" => DocumentKind::Policy,
+        _ => DocumentKind::Processor,
+    }
+}

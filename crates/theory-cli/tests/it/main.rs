@@ -1,0 +1,1 @@
+//! The `theory` binary, end to end.

@@ -1,0 +1,177 @@
+//! The `process` runtime: the processor's own binary on this host, on a free loopback port,
+//! stopped on every exit path (the child is killed when its instance is dropped).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use theory_core::{AdapterError, Instance, Launch};
+use theory_protocol::ErrorCode;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::health::wait_healthy;
+
+/// Lines of the processor's stderr kept to explain a failed start.
+const KEPT_LINES: usize = 20;
+
+/// Where to look for a processor binary, in order.
+#[derive(Debug, Clone, Default)]
+pub struct BinarySearch {
+    /// Folders, first match wins.
+    pub folders: Vec<PathBuf>,
+}
+
+impl BinarySearch {
+    /// Finds `name` in the folders.
+    pub fn find(&self, name: &str) -> Option<PathBuf> {
+        self.folders.iter().map(|folder| folder.join(name)).find(|candidate| candidate.is_file())
+    }
+}
+
+/// Returns `b3:` + BLAKE3 of a file, streamed.
+pub async fn binary_identity(path: &Path) -> std::io::Result<String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(std::fs::File::open(path)?)?;
+        Ok(format!("b3:{}", hasher.finalize().to_hex()))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Settings of the runtime that come from the environment.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    /// How long a processor has to print its address and answer `/healthz`.
+    pub start_timeout: Duration,
+    /// `RUST_LOG` for the processor.
+    pub log_filter: String,
+}
+
+/// A running processor process.
+pub struct ProcessInstance {
+    child: Child,
+    endpoint: String,
+}
+
+fn start_error(message: impl Into<String>, hint: impl Into<String>) -> AdapterError {
+    AdapterError::new(ErrorCode::Adapter, message, hint)
+}
+
+impl ProcessInstance {
+    /// Starts `binary` on `127.0.0.1:0` and waits until it is healthy.
+    pub async fn start(
+        binary: &Path,
+        launch: &Launch,
+        settings: &ProcessSettings,
+    ) -> Result<ProcessInstance, AdapterError> {
+        let mut command = Command::new(binary);
+        for name in &launch.withheld {
+            command.env_remove(name);
+        }
+        command
+            .envs(launch.secrets.iter().map(|(name, value)| (name, value)))
+            .env("PORT", "0")
+            .env("HOST", "127.0.0.1")
+            .env("RUST_LOG", &settings.log_filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|error| {
+            start_error(
+                format!("cannot start {}: {error}", binary.display()),
+                "check that the file is an executable for this machine",
+            )
+        })?;
+        let kept = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(forward_stderr(stderr, Arc::clone(&kept)));
+        }
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| start_error("no stdout from the processor", "report this as a bug"))?;
+        let deadline = tokio::time::Instant::now() + settings.start_timeout;
+        let mut lines = BufReader::new(stdout).lines();
+        let address = match tokio::time::timeout_at(deadline, lines.next_line()).await {
+            Ok(Ok(Some(line))) => listening_address(&line),
+            Ok(_) => None,
+            Err(_) => {
+                return Err(not_ready(
+                    binary,
+                    &kept,
+                    "did not print its listening address in time",
+                ));
+            }
+        };
+        let Some(address) = address else {
+            let status = child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|status| format!(" ({status})"))
+                .unwrap_or_default();
+            return Err(not_ready(
+                binary,
+                &kept,
+                &format!("exited or printed no listening address{status}"),
+            ));
+        };
+        // Anything else on stdout is drained so the processor never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        if !wait_healthy(&address, deadline).await {
+            return Err(not_ready(binary, &kept, "never answered /healthz"));
+        }
+        Ok(ProcessInstance { child, endpoint: format!("http://{address}") })
+    }
+}
+
+fn listening_address(line: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+    value.get("listening")?.as_str().map(str::to_owned)
+}
+
+fn not_ready(binary: &Path, kept: &Mutex<VecDeque<String>>, what: &str) -> AdapterError {
+    let lines = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tail: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let tail = if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; its last output: {}", tail.join(" | "))
+    };
+    start_error(
+        format!("the processor {} {what}{tail}", binary.display()),
+        "run it by hand with PORT=0 to see why, or raise THEORY_START_TIMEOUT_S",
+    )
+}
+
+/// Forwards the processor's stderr to our log (where secrets are redacted) and keeps the tail.
+async fn forward_stderr(stderr: tokio::process::ChildStderr, kept: Arc<Mutex<VecDeque<String>>>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(target: "processor", "{line}");
+        let mut kept = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() == KEPT_LINES {
+            kept.pop_front();
+        }
+        kept.push_back(line);
+    }
+}
+
+#[async_trait]
+impl Instance for ProcessInstance {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    async fn stop(mut self: Box<Self>) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}

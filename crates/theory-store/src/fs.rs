@@ -1,0 +1,160 @@
+//! The filesystem store: `<root>/<world path without its leading />`, written through a temporary
+//! file that is renamed into place, so a reader sees a whole object or none.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use theory_core::{ArtifactStore, ByteStream, ObjectWriter, StoreError, WorldPath};
+use tokio::io::AsyncWriteExt;
+
+/// Folder under the root for objects being written; never a world path (facets are
+/// `artifacts` and `streams`).
+const PARTIAL: &str = ".partial";
+/// Read size when streaming an object out.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Artifacts as files under a root folder (by default `.theory/artifacts/`).
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    /// Keeps objects under `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> FsStore {
+        FsStore { root: root.into() }
+    }
+
+    /// Returns where an object's file is.
+    pub fn file(&self, path: &WorldPath) -> PathBuf {
+        self.root.join(path.key())
+    }
+}
+
+fn io_error(
+    operation: &'static str,
+    path: &WorldPath,
+) -> impl FnOnce(io::Error) -> StoreError + use<> {
+    let path = path.to_string();
+    move |source| StoreError::Io { operation, path, source }
+}
+
+#[async_trait]
+impl ArtifactStore for FsStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn begin(
+        &self,
+        path: &WorldPath,
+        _mime: &str,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let target = self.file(path);
+        let partial_folder = self.root.join(PARTIAL);
+        tokio::fs::create_dir_all(&partial_folder)
+            .await
+            .map_err(io_error("create folder for", path))?;
+        let mut nonce = [0u8; 8];
+        let _ = getrandom::fill(&mut nonce);
+        let temporary = partial_folder.join(format!(
+            "{}-{:016x}",
+            std::process::id(),
+            u64::from_le_bytes(nonce)
+        ));
+        let file = tokio::fs::File::create(&temporary).await.map_err(io_error("create", path))?;
+        Ok(Box::new(FsWriter {
+            path: path.clone(),
+            target,
+            temporary: Some(temporary),
+            file: Some(file),
+        }))
+    }
+
+    async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
+        match tokio::fs::File::open(self.file(path)).await {
+            Ok(file) => {
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK);
+                Ok(Some(stream.boxed()))
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("open", path)(error)),
+        }
+    }
+
+    async fn delete(&self, path: &WorldPath) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.file(path)).await {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                Err(io_error("remove", path)(error))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A file being written under `.partial/`.
+struct FsWriter {
+    path: WorldPath,
+    target: PathBuf,
+    temporary: Option<PathBuf>,
+    file: Option<tokio::fs::File>,
+}
+
+impl FsWriter {
+    fn file(&mut self) -> Result<&mut tokio::fs::File, StoreError> {
+        let path = self.path.to_string();
+        self.file
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend(format!("{path}: written after commit")))
+    }
+}
+
+async fn place(temporary: &Path, target: &Path) -> io::Result<()> {
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    tokio::fs::rename(temporary, target).await
+}
+
+#[async_trait]
+impl ObjectWriter for FsWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        self.file()?.write_all(&chunk).await.map_err(io_error("write", &path))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        if let Some(mut file) = self.file.take() {
+            file.flush().await.map_err(io_error("write", &path))?;
+        }
+        let temporary = self
+            .temporary
+            .take()
+            .ok_or_else(|| StoreError::Backend(format!("{path}: committed twice")))?;
+        let placed = place(&temporary, &self.target).await;
+        if placed.is_err() {
+            let _ = tokio::fs::remove_file(&temporary).await;
+        }
+        placed.map_err(io_error("rename into place", &path))
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.file.take();
+        if let Some(temporary) = self.temporary.take() {
+            let _ = tokio::fs::remove_file(temporary).await;
+        }
+    }
+}
+
+impl Drop for FsWriter {
+    fn drop(&mut self) {
+        // Dropped without commit (a timeout, a failure): nothing may be left behind.
+        if let Some(temporary) = self.temporary.take() {
+            let _ = std::fs::remove_file(temporary);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The filesystem store.
+
+use bytes::Bytes;
+use theory_core::{ArtifactStore, Cid, WorldPath};
+use theory_store::FsStore;
+
+fn path(text: &str) -> WorldPath {
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn nothing_is_visible_before_commit_and_nothing_is_left_after_abort() {
+    let root = tempfile::tempdir().unwrap();
+    let store = FsStore::new(root.path());
+    let target = path("/artifacts/outputs/a b/é.txt");
+    let mut writer = store.begin(&target, "text/plain").await.unwrap();
+    writer.write(Bytes::from_static(b"hello ")).await.unwrap();
+    assert!(store.open(&target).await.unwrap().is_none(), "visible before commit");
+    writer.write(Bytes::from_static(b"world")).await.unwrap();
+    writer.commit().await.unwrap();
+    assert_eq!(store.hash(&target).await.unwrap(), Some((Cid::of(b"hello world"), 11)));
+    assert_eq!(
+        std::fs::read(root.path().join("artifacts/outputs/a b/é.txt")).unwrap(),
+        b"hello world"
+    );
+
+    let aborted = path("/artifacts/outputs/aborted.bin");
+    let mut writer = store.begin(&aborted, "application/octet-stream").await.unwrap();
+    writer.write(Bytes::from_static(b"partial")).await.unwrap();
+    writer.abort().await;
+    let dropped = path("/artifacts/outputs/dropped.bin");
+    let mut writer = store.begin(&dropped, "application/octet-stream").await.unwrap();
+    writer.write(Bytes::from_static(b"partial")).await.unwrap();
+    drop(writer);
+    assert!(store.open(&aborted).await.unwrap().is_none());
+    assert!(store.open(&dropped).await.unwrap().is_none());
+    assert_eq!(
+        std::fs::read_dir(root.path().join(".partial")).unwrap().count(),
+        0,
+        "temporary files left behind"
+    );
+}
+
+#[tokio::test]
+async fn overwrite_replaces_whole_and_delete_is_idempotent() {
+    let root = tempfile::tempdir().unwrap();
+    let store = FsStore::new(root.path());
+    let target = path("/artifacts/x/y.json");
+    store.put_bytes(&target, "application/json", Bytes::from_static(b"{\"v\":1}")).await.unwrap();
+    store.put_bytes(&target, "application/json", Bytes::from_static(b"{\"v\":2}")).await.unwrap();
+    assert_eq!(store.hash(&target).await.unwrap().map(|(cid, _)| cid), Some(Cid::of(b"{\"v\":2}")));
+    store.delete(&target).await.unwrap();
+    store.delete(&target).await.unwrap();
+    assert!(store.hash(&target).await.unwrap().is_none());
+}

@@ -1,0 +1,3 @@
+//! The filesystem store's contract: atomic writes, reads, deletes, odd keys.
+
+mod filesystem;
