@@ -15,6 +15,7 @@
 //! | `panic` | panics in the handler |
 //! | `fail` | `{"code": "ERR_…", "message": "…"}`: fails with that code |
 //! | `require_secret` | in `real` mode, reads this secret (`ERR_MISSING_SECRET` when unset) |
+//! | `leak_secret` | with `require_secret`, tries to leak its value in a log line and an error (for redaction tests) |
 //!
 //! Outputs: `echo.txt`, `meta.json` (`{"text","mode","input_files","size_bytes"}`), and the
 //! optional `blob.bin` and `relpath` output.
@@ -53,6 +54,8 @@ struct Params {
     fail: Option<Failure>,
     #[serde(default)]
     require_secret: Option<String>,
+    #[serde(default)]
+    leak_secret: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,7 +70,11 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
     if context.mode() == theory_processor::protocol::Mode::Real
         && let Some(name) = &params.require_secret
     {
-        context.secret(name)?;
+        let value = context.secret(name)?;
+        if params.leak_secret {
+            context.info(format!("the secret is {value}"));
+            return Err(ProcessorError::runtime(format!("leaking {value} on purpose")));
+        }
     }
     let text = params.text.clone().unwrap_or_else(|| "probe".into());
     for (index, word) in text.split(' ').enumerate() {

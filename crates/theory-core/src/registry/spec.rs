@@ -52,8 +52,7 @@ fn any_inputs() -> Value {
 }
 
 /// A CPU architecture images are pinned for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Platform {
     /// `linux/amd64`.
     Amd64,
@@ -97,6 +96,8 @@ impl fmt::Display for Platform {
         formatter.write_str(self.as_str())
     }
 }
+
+theory_protocol::serde_via_str!(Platform);
 
 /// `image`: pins per platform, the older single pin, and how to build locally.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -1,0 +1,151 @@
+//! A processor's word is checked, never trusted: wrong bytes, a dropped connection, or a result
+//! that lists what never arrived all fail the run and leave nothing in the store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use theory_core::orchestrator::MemoCache;
+use theory_core::registry::ProcessorSpec;
+use theory_core::{
+    Adapter, AdapterError, AdapterOptions, EnvSnapshot, Instance, Launch, Mode, Orchestrator, Plan,
+    Redactor,
+};
+use theory_protocol::{Cid, Envelope, Frame, OutputHeader, SUBPROTOCOL};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+use crate::support::{MemoryStore, registry, request};
+
+/// How the fake processor misbehaves.
+#[derive(Clone, Copy)]
+enum Lie {
+    WrongBytes,
+    HangUp,
+    ListsGhost,
+}
+
+async fn lying_server(lie: Lie) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let accept = |_: &Request, mut response: Response| {
+            response.headers_mut().insert("Sec-WebSocket-Protocol", SUBPROTOCOL.parse().unwrap());
+            Ok(response)
+        };
+        let mut socket = tokio_tungstenite::accept_hdr_async(stream, accept).await.unwrap();
+        let Some(Ok(Message::Text(open))) = socket.next().await else { return };
+        let Ok((Frame::RunOpen(open), _)) = Frame::from_json(open.as_str()) else { return };
+        let id = open.execution_id.to_string();
+        let prefix = open.payload.and_then(|payload| payload.write_prefix).unwrap_or_default();
+        let send = |text: String| Message::Text(text.into());
+        socket
+            .send(send(json!({"kind": "Ack", "content": {"execution_id": id}}).to_string()))
+            .await
+            .unwrap();
+        let header = OutputHeader {
+            path: "x.txt".into(),
+            mime: "text/plain".into(),
+            size_bytes: 5,
+            cid: Cid::of(b"right"),
+        };
+        match lie {
+            Lie::WrongBytes => {
+                socket.send(send(Frame::Output(header).to_json(None))).await.unwrap();
+                socket.send(Message::Binary(bytes::Bytes::from_static(b"wrong"))).await.unwrap();
+            }
+            Lie::HangUp => {
+                socket.send(send(Frame::Output(header).to_json(None))).await.unwrap();
+                socket.send(Message::Binary(bytes::Bytes::from_static(b"rig"))).await.unwrap();
+                return;
+            }
+            Lie::ListsGhost => {
+                let result = json!({"status": "success", "execution_id": id, "index_path": format!("{prefix}outputs.json"),
+                    "outputs": [{"path": format!("{prefix}ghost.txt"), "cid": Cid::of(b"boo").to_string(), "size_bytes": 3, "mime": "text/plain"}]});
+                socket
+                    .send(send(json!({"kind": "RunResult", "content": result}).to_string()))
+                    .await
+                    .unwrap();
+            }
+        }
+        let _ = socket.next().await;
+    });
+    endpoint
+}
+
+struct FixedEndpoint(String);
+
+struct Borrowed(String);
+
+#[async_trait]
+impl Instance for Borrowed {
+    fn endpoint(&self) -> &str {
+        &self.0
+    }
+
+    async fn stop(self: Box<Self>) {}
+}
+
+#[async_trait]
+impl Adapter for FixedEndpoint {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn plan(
+        &self,
+        _spec: &ProcessorSpec,
+        _options: &AdapterOptions,
+    ) -> Result<Plan, AdapterError> {
+        Ok(Plan {
+            runtime: "fake".into(),
+            image_identity: "test:liar".into(),
+            pinned: false,
+            target: self.0.clone(),
+        })
+    }
+
+    async fn start(
+        &self,
+        _spec: &ProcessorSpec,
+        _plan: &Plan,
+        _launch: &Launch,
+    ) -> Result<Box<dyn Instance>, AdapterError> {
+        Ok(Box::new(Borrowed(self.0.clone())))
+    }
+}
+
+#[tokio::test]
+async fn lies_fail_the_run_and_leave_nothing() {
+    for (lie, expected) in [
+        (Lie::WrongBytes, "ERR_OUTPUT_INTEGRITY"),
+        (Lie::HangUp, "ERR_CONNECTION"),
+        (Lie::ListsGhost, "ERR_PROTOCOL"),
+    ] {
+        let store = MemoryStore::default();
+        let memo = tempfile::tempdir().unwrap();
+        let orchestrator = Orchestrator {
+            registry: Arc::new(registry()),
+            store: Arc::new(store.clone()),
+            adapters: BTreeMap::from([(
+                "local",
+                Arc::new(FixedEndpoint(lying_server(lie).await)) as Arc<dyn Adapter>,
+            )]),
+            memo: MemoCache::new(memo.path()),
+            env: EnvSnapshot::default(),
+            redactor: Redactor::default(),
+        };
+        let outcome = orchestrator.run(request("theory/probe@1", Mode::Mock, json!({}))).await;
+        assert_eq!(
+            outcome.envelope.error_code().map(ToString::to_string).as_deref(),
+            Some(expected),
+            "{:?}",
+            outcome.envelope
+        );
+        assert!(matches!(outcome.envelope, Envelope::Error(_)));
+        assert!(store.paths().is_empty(), "left {:?}", store.paths());
+    }
+}

@@ -1,0 +1,144 @@
+//! The registry: every key validated, errors naming the file and the key, the older shapes.
+
+use theory_core::registry::{DocumentKind, Registry, RegistryError, Source, sources_from_dir};
+
+fn load(documents: &[(&str, DocumentKind, &str)]) -> Result<Registry, Vec<RegistryError>> {
+    let sources = documents
+        .iter()
+        .map(|(origin, kind, text)| Source {
+            origin: (*origin).into(),
+            kind: *kind,
+            text: (*text).into(),
+            builtin: false,
+        })
+        .collect();
+    Registry::load(sources)
+}
+
+fn first_error(text: &str) -> RegistryError {
+    load(&[("registry/processors/x.yaml", DocumentKind::Processor, text)]).unwrap_err().remove(0)
+}
+
+#[test]
+fn the_repository_registry_is_valid() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry");
+    let registry = Registry::load(sources_from_dir(std::path::Path::new(root)).unwrap()).unwrap();
+    let refs: Vec<String> =
+        registry.processors().map(|entry| entry.spec.reference.to_string()).collect();
+    assert!(
+        refs.contains(&"llm/litellm@1".to_owned()) && refs.contains(&"theory/probe@1".to_owned())
+    );
+    assert!(registry.policy("default@1").is_some());
+    assert!(registry.schema("llm.meta@1").is_some());
+}
+
+#[test]
+fn errors_name_the_file_and_the_key() {
+    let hex = "0".repeat(64);
+    let cases = [
+        (
+            format!("ref: a/b@1\nimage: {{platforms: {{amd64: \"nope\"}}}}"),
+            Some("image.platforms.amd64"),
+        ),
+        ("ref: a/b@1\nimage: {platforms: {riscv: x}}".into(), Some("image.platforms.riscv")),
+        ("ref: a/b@1\nruntime: {cpu: 1, memroy_gb: 2}".into(), Some("runtime")),
+        ("ref: a/b@1\nsecrets: {required: [lower_case]}".into(), Some("secrets")),
+        ("ref: a/b@1\nsurprise: 1".into(), None),
+        ("ref: A/b@1".into(), Some("ref")),
+        ("ref: a/b@1\ninputs: {type: 12}".into(), Some("inputs")),
+        ("ref: a/b@1\npredicates: {success: [{id: magic@1}]}".into(), Some("predicates.success")),
+        ("ref: a/b@1\noutputs: [{path: ../x, mime: text/plain}]".into(), Some("outputs")),
+        (
+            format!(
+                "ref: a/b@1\nimage: {{oci: \"ghcr.io/x@sha256:{hex}\"}}\nruntime: {{memory: 512, memory_gb: 1}}"
+            ),
+            Some("runtime"),
+        ),
+    ];
+    for (text, key) in cases {
+        let error = first_error(&text);
+        assert_eq!(error.origin, "registry/processors/x.yaml", "{text}");
+        assert_eq!(error.key.as_deref(), key, "{text}: {error}");
+        assert!(error.to_string().starts_with("registry/processors/x.yaml: "), "{error}");
+    }
+    assert!(first_error("ref: a/b@1\nsurprise: 1").message.contains("surprise"));
+}
+
+#[test]
+fn duplicates_are_refused_but_a_project_replaces_a_builtin() {
+    let spec = "ref: a/b@1\ndescription: project";
+    let errors = load(&[
+        ("one.yaml", DocumentKind::Processor, spec),
+        ("two.yaml", DocumentKind::Processor, spec),
+    ])
+    .unwrap_err();
+    assert_eq!(errors[0].origin, "two.yaml");
+    assert!(errors[0].message.contains("one.yaml"));
+
+    let builtin = Source {
+        origin: "builtin:b.yaml".into(),
+        kind: DocumentKind::Processor,
+        text: "ref: a/b@1\ndescription: builtin".into(),
+        builtin: true,
+    };
+    let project = Source {
+        origin: "p.yaml".into(),
+        kind: DocumentKind::Processor,
+        text: spec.into(),
+        builtin: false,
+    };
+    let registry = Registry::load(vec![builtin, project]).unwrap();
+    assert_eq!(
+        registry.processor(&"a/b@1".parse().unwrap()).unwrap().spec.description.as_deref(),
+        Some("project")
+    );
+}
+
+#[test]
+fn the_original_docs_shapes_still_load() {
+    let text = "ref: llm/old@1\nimage: {dockerfile: apps/core/processors/llm_litellm/Dockerfile}\nruntime: {cpu: 1, memory: 512, timeout: 300}\n\
+                adapter: {modal: {stub_name: llm_litellm_v1}}\nsecrets: [OPENAI_API_KEY]\noutputs: {writes: [{prefix: /artifacts/outputs/text/}]}\n\
+                predicates: {admission: [{id: budget.available@1, args: {required_usd_micro: 1000}}]}";
+    let registry = load(&[("old.yaml", DocumentKind::Processor, text)]).unwrap();
+    let spec = &registry.processor(&"llm/old@1".parse().unwrap()).unwrap().spec;
+    assert_eq!(spec.runtime.memory_gb, 0.5);
+    assert_eq!(spec.runtime.timeout_s, 300);
+    assert_eq!(spec.secrets.required[0].as_str(), "OPENAI_API_KEY");
+    assert_eq!(spec.outputs.writes, ["/artifacts/outputs/text/"]);
+    let build = spec.image.build_spec().unwrap();
+    assert_eq!(
+        (build.context.as_str(), build.dockerfile.as_str()),
+        ("apps/core/processors/llm_litellm", "Dockerfile")
+    );
+}
+
+#[test]
+fn schema_predicates_must_name_a_known_schema() {
+    let spec =
+        "ref: a/b@1\npredicates: {success: [{id: json.schema_ok@1, args: {schema: missing@1}}]}";
+    let errors = load(&[("p.yaml", DocumentKind::Processor, spec)]).unwrap_err();
+    assert_eq!(errors[0].key.as_deref(), Some("predicates.success"));
+    let schema = "id: missing@1\nschema: {type: object}";
+    assert!(
+        load(&[
+            ("p.yaml", DocumentKind::Processor, spec),
+            ("s.yaml", DocumentKind::Schema, schema)
+        ])
+        .is_ok()
+    );
+}
+
+#[test]
+fn inputs_are_checked_with_a_pointer() {
+    let registry = load(&[(
+        "p.yaml",
+        DocumentKind::Processor,
+        "ref: a/b@1\ninputs: {type: object, properties: {n: {type: integer}}}",
+    )])
+    .unwrap();
+    let entry = registry.processor(&"a/b@1".parse().unwrap()).unwrap();
+    assert!(entry.check_inputs(&serde_json::json!({"n": 1})).is_ok());
+    let violation = entry.check_inputs(&serde_json::json!({"n": "one"})).unwrap_err();
+    assert_eq!(violation.pointer, "/n");
+    assert!(violation.to_string().contains("at /n"), "{violation}");
+}

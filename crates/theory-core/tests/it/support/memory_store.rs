@@ -1,0 +1,78 @@
+//! An artifact store in memory, for orchestrator tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use theory_core::{ArtifactStore, ByteStream, ObjectWriter, StoreError, WorldPath};
+
+#[derive(Clone, Default)]
+pub(crate) struct MemoryStore {
+    objects: Arc<Mutex<BTreeMap<String, Bytes>>>,
+}
+
+impl MemoryStore {
+    pub(crate) fn get(&self, path: &str) -> Option<Bytes> {
+        self.objects.lock().unwrap().get(path).cloned()
+    }
+
+    pub(crate) fn paths(&self) -> Vec<String> {
+        self.objects.lock().unwrap().keys().cloned().collect()
+    }
+
+    pub(crate) fn replace(&self, path: &str, bytes: &'static [u8]) {
+        self.objects.lock().unwrap().insert(path.to_owned(), Bytes::from_static(bytes));
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn begin(
+        &self,
+        path: &WorldPath,
+        _mime: &str,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        Ok(Box::new(MemoryWriter {
+            store: self.clone(),
+            path: path.to_string(),
+            buffer: BytesMut::new(),
+        }))
+    }
+
+    async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
+        Ok(self
+            .get(path.as_str())
+            .map(|bytes| Box::pin(futures_util::stream::iter([Ok(bytes)])) as ByteStream))
+    }
+
+    async fn delete(&self, path: &WorldPath) -> Result<(), StoreError> {
+        self.objects.lock().unwrap().remove(path.as_str());
+        Ok(())
+    }
+}
+
+struct MemoryWriter {
+    store: MemoryStore,
+    path: String,
+    buffer: BytesMut,
+}
+
+#[async_trait]
+impl ObjectWriter for MemoryWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        self.buffer.extend_from_slice(&chunk);
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.store.objects.lock().unwrap().insert(self.path, self.buffer.freeze());
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) {}
+}
