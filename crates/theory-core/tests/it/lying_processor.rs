@@ -32,6 +32,7 @@ async fn lying_server(lie: Lie) -> String {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
+        #[expect(clippy::result_large_err, reason = "the callback's signature is tungstenite's")]
         let accept = |_: &Request, mut response: Response| {
             response.headers_mut().insert("Sec-WebSocket-Protocol", SUBPROTOCOL.parse().unwrap());
             Ok(response)

@@ -22,7 +22,7 @@ async fn a_mock_run_stores_outputs_index_and_receipts() {
     let prefix = format!("/artifacts/outputs/theory_probe/{id}/");
     let paths: Vec<&str> = success.outputs.iter().map(|output| output.path.as_str()).collect();
     assert_eq!(paths, [format!("{prefix}echo.txt"), format!("{prefix}meta.json")]);
-    assert_eq!(harness.store.get(&paths[0]).unwrap(), "hello world");
+    assert_eq!(harness.store.get(paths[0]).unwrap(), "hello world");
     assert_eq!(success.index_path, format!("/artifacts/execution/{id}/outputs.json"));
 
     let index = harness.store.get(&success.index_path).expect("index stored");

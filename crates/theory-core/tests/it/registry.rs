@@ -37,13 +37,13 @@ fn errors_name_the_file_and_the_key() {
     let hex = "0".repeat(64);
     let cases = [
         (
-            format!("ref: a/b@1\nimage: {{platforms: {{amd64: \"nope\"}}}}"),
+            "ref: a/b@1\nimage: {platforms: {amd64: \"nope\"}}".to_owned(),
             Some("image.platforms.amd64"),
         ),
         ("ref: a/b@1\nimage: {platforms: {riscv: x}}".into(), Some("image.platforms.riscv")),
-        ("ref: a/b@1\nruntime: {cpu: 1, memroy_gb: 2}".into(), Some("runtime")),
+        ("ref: a/b@1\nruntime: {cpu: 1, memroy_gb: 2}".into(), Some("runtime.memroy_gb")),
         ("ref: a/b@1\nsecrets: {required: [lower_case]}".into(), Some("secrets")),
-        ("ref: a/b@1\nsurprise: 1".into(), None),
+        ("ref: a/b@1\nsurprise: 1".into(), Some("surprise")),
         ("ref: A/b@1".into(), Some("ref")),
         ("ref: a/b@1\ninputs: {type: 12}".into(), Some("inputs")),
         ("ref: a/b@1\npredicates: {success: [{id: magic@1}]}".into(), Some("predicates.success")),
@@ -101,7 +101,7 @@ fn the_original_docs_shapes_still_load() {
                 predicates: {admission: [{id: budget.available@1, args: {required_usd_micro: 1000}}]}";
     let registry = load(&[("old.yaml", DocumentKind::Processor, text)]).unwrap();
     let spec = &registry.processor(&"llm/old@1".parse().unwrap()).unwrap().spec;
-    assert_eq!(spec.runtime.memory_gb, 0.5);
+    assert!((spec.runtime.memory_gb - 0.5).abs() < f64::EPSILON);
     assert_eq!(spec.runtime.timeout_s, 300);
     assert_eq!(spec.secrets.required[0].as_str(), "OPENAI_API_KEY");
     assert_eq!(spec.outputs.writes, ["/artifacts/outputs/text/"]);
