@@ -61,7 +61,14 @@ impl Project {
             })
             .collect();
         match sources_from_dir(&self.root.join("registry")) {
-            Ok(project) => sources.extend(project),
+            Ok(project) => sources.extend(project.into_iter().map(|mut source| {
+                // Name files as the user sees them in the project: registry/processors/x.yaml.
+                if let Ok(relative) = std::path::Path::new(&source.origin).strip_prefix(&self.root)
+                {
+                    source.origin = relative.display().to_string();
+                }
+                source
+            })),
             Err(error) => {
                 return Err(vec![RegistryError {
                     origin: self.root.join("registry").display().to_string(),

@@ -18,6 +18,13 @@ pub struct Fingerprint<'a> {
 }
 
 impl Fingerprint<'_> {
+    /// Returns the fingerprint with every unknown part spelled `unknown`, same order.
+    pub fn unknown(adapter: &str) -> String {
+        format!(
+            "adapter={adapter},runtime=unknown,image_digest=unknown,cpu=unknown,memory_gb=unknown,timeout_s=unknown,gpu=unknown,present_env_keys=[]"
+        )
+    }
+
     /// Returns `adapter=…,runtime=…,image_digest=…,cpu=…,memory_gb=…,timeout_s=…,gpu=…,present_env_keys=[A,B]`,
     /// names sorted.
     pub fn render(&self) -> String {

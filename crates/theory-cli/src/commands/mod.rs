@@ -32,7 +32,12 @@ pub(crate) fn registry_failure(errors: &[RegistryError], json: bool) -> ExitCode
         errors.first().map(ToString::to_string).unwrap_or_default()
     );
     if json {
-        print_json(&Envelope::error(theory_core::new_execution_id(), ErrorCode::Registry, summary));
+        let mut envelope =
+            Envelope::error(theory_core::new_execution_id(), ErrorCode::Registry, summary);
+        if let Envelope::Error(error) = &mut envelope {
+            error.meta.env_fingerprint = Some(theory_core::Fingerprint::unknown("local"));
+        }
+        print_json(&envelope);
     }
     print_error(
         "the registry is invalid",

@@ -109,7 +109,11 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
             .map_err(|_| UsageError::new("internal: bad example id", "report this as a bug"))?;
         resolve_write_prefix(template, &example).map_err(|failure| {
             UsageError::new(
-                format!("--write-prefix: {}", failure.message),
+                if failure.message.starts_with("--write-prefix") {
+                    failure.message
+                } else {
+                    format!("--write-prefix: {}", failure.message)
+                },
                 "use a prefix like /artifacts/outputs/my-run/{execution_id}/",
             )
         })?;
@@ -174,8 +178,11 @@ fn read_inputs(inputs: &InputsArgs) -> Result<Value, UsageError> {
         return Ok(Value::Object(serde_json::Map::new()));
     };
     serde_json::from_str(&text).map_err(|error| {
+        // serde_json ends its message with the position; say it once, up front.
+        let reason = error.to_string();
+        let reason = reason.rsplit_once(" at line ").map_or(reason.as_str(), |(reason, _)| reason).to_owned();
         UsageError::new(
-            format!("invalid JSON in {source} at line {} column {}: {error}", error.line(), error.column()),
+            format!("invalid JSON in {source} at line {} column {}: {reason}", error.line(), error.column()),
             "inputs must be one JSON object, e.g. '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'",
         )
     })

@@ -117,14 +117,19 @@ impl Orchestrator {
                 Ok(envelope) => RunOutcome { envelope, hint: None },
                 Err(failure) => {
                     let message = self.redactor.redact(&failure.message);
-                    tracing::warn!(code = %failure.code, %message, "run failed");
+                    // The CLI prints the error for people; the log line is for log pipelines.
+                    tracing::debug!(code = %failure.code, %message, "run failed");
                     let meta = Meta {
                         processor_ref: Some(request.reference.to_string()),
                         adapter: Some(request.adapter.clone()),
                         runtime: progress.runtime,
                         mode: Some(request.mode),
                         image_digest: progress.image_digest,
-                        env_fingerprint: progress.fingerprint,
+                        env_fingerprint: Some(
+                            progress
+                                .fingerprint
+                                .unwrap_or_else(|| Fingerprint::unknown(&request.adapter)),
+                        ),
                         duration_ms: Some(started.elapsed().as_millis() as u64),
                         ..Meta::default()
                     };

@@ -1,0 +1,202 @@
+//! Behaviours of `theory run` through the real binary and real processor binaries.
+
+use serde_json::Value;
+
+use crate::support::Project;
+
+const HELLO: &str = r#"{"messages":[{"role":"user","content":"Hello"}]}"#;
+
+#[test]
+fn the_second_identical_run_is_cached_and_no_cache_runs_again() {
+    let project = Project::new();
+    let args = ["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO, "--json"];
+    let first = project.run(&args).json();
+    let second = project.run(&args).json();
+    assert_eq!(first["meta"]["cached"], false);
+    assert_eq!(second["meta"]["cached"], true);
+    assert_eq!(first["outputs"], second["outputs"]);
+    let mut forced = args.to_vec();
+    forced.push("--no-cache");
+    let third = project.run(&forced).json();
+    assert_eq!(third["meta"]["cached"], false);
+    assert_ne!(third["execution_id"], first["execution_id"]);
+}
+
+#[test]
+fn outputs_index_and_receipts_are_on_disk() {
+    let project = Project::new();
+    let envelope = project
+        .run(&[
+            "run",
+            "--ref",
+            "llm/litellm@1",
+            "--inputs-json",
+            HELLO,
+            "--json",
+            "--write-prefix",
+            "/artifacts/outputs/demo/{execution_id}/",
+        ])
+        .json();
+    let id = envelope["execution_id"].as_str().unwrap();
+    let root = project.path().join(".theory/artifacts");
+    let response = std::fs::read_to_string(
+        root.join(format!("artifacts/outputs/demo/{id}/text/response.txt")),
+    )
+    .unwrap();
+    assert_eq!(response, "MOCK: Hello");
+    let index: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join(format!("artifacts/execution/{id}/outputs.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(index["outputs"], envelope["outputs"]);
+    let receipt =
+        std::fs::read_to_string(root.join(format!("artifacts/execution/{id}/determinism.json")))
+            .unwrap();
+    assert_eq!(
+        receipt,
+        std::fs::read_to_string(root.join(format!("artifacts/outputs/demo/{id}/receipt.json")))
+            .unwrap()
+    );
+    let receipt: Value = serde_json::from_str(&receipt).unwrap();
+    assert_eq!(receipt["runtime"], "process");
+    assert_eq!(receipt["image_digest"], envelope["meta"]["image_digest"]);
+}
+
+#[test]
+fn a_timeout_kills_the_processor_and_leaves_no_index() {
+    let project = Project::new();
+    let outcome = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@1",
+        "--inputs-json",
+        r#"{"sleep_ms": 60000, "ignore_cancel": true}"#,
+        "--adapter-opts-json",
+        r#"{"timeout_s": 1}"#,
+        "--json",
+    ]);
+    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert_eq!(outcome.json()["error"]["code"], "ERR_TIMEOUT");
+    assert!(outcome.stderr.contains("hint: raise the timeout"), "{}", outcome.stderr);
+    assert!(
+        !project.state_files().iter().any(|file| file.contains("/execution/")),
+        "{:?}",
+        project.state_files()
+    );
+    let leftovers = std::process::Command::new("pgrep")
+        .args(["-f", "theory-probe"])
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned());
+    let survivors: Vec<String> = leftovers
+        .unwrap_or_default()
+        .lines()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/environ"))
+                .is_ok_and(|environ| environ.contains(&project.path().display().to_string()))
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(survivors.is_empty(), "a processor survived its timeout: {survivors:?}");
+}
+
+#[test]
+fn a_failed_run_leaves_no_index_and_no_receipt() {
+    let project = Project::new();
+    let outcome = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@1",
+        "--inputs-json",
+        r#"{"fail": {"code": "ERR_PROVIDER", "message": "nope"}}"#,
+    ]);
+    assert_eq!(outcome.code, 1);
+    assert!(outcome.stdout.is_empty(), "plain mode prints nothing on stdout for an error");
+    assert!(outcome.stderr.contains("error: ERR_PROVIDER: nope"), "{}", outcome.stderr);
+    let files = project.state_files();
+    assert!(!files.iter().any(|file| file.contains("artifacts/artifacts/")), "{files:?}");
+}
+
+#[test]
+fn save_dir_and_save_first_copy_outputs_out() {
+    let project = Project::new();
+    let outcome = project.run(&[
+        "run",
+        "--ref",
+        "llm/litellm@1",
+        "--inputs-json",
+        HELLO,
+        "--save-dir",
+        "saved",
+        "--save-first",
+        "first.json",
+        "--json",
+    ]);
+    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    let envelope = outcome.json();
+    let response = envelope["outputs"][1]["path"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("saved").join(&response[1..])).unwrap(),
+        "MOCK: Hello"
+    );
+    let meta = std::fs::read_to_string(project.path().join("first.json")).unwrap();
+    assert!(meta.contains("mock-llm"), "{meta}");
+}
+
+#[test]
+fn stream_shows_tokens_as_they_arrive() {
+    let project = Project::new();
+    let outcome = project.run(&[
+        "run",
+        "--ref",
+        "llm/litellm@1",
+        "--inputs-json",
+        HELLO,
+        "--stream",
+        "--no-cache",
+    ]);
+    assert_eq!(outcome.code, 0);
+    assert!(
+        outcome.stderr.contains("[event] started") && outcome.stderr.contains("MOCK: Hello"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stdout.lines().count(), 1, "stdout holds exactly the index path");
+}
+
+#[test]
+fn inputs_from_a_file_and_from_stdin() {
+    let project = Project::new();
+    std::fs::write(project.path().join("inputs.json"), HELLO).unwrap();
+    let from_file = project
+        .run(&["run", "--ref", "llm/litellm@1", "--inputs-file", "inputs.json", "--json"])
+        .json();
+    let from_stdin = project
+        .run_with_stdin(
+            &["run", "--ref", "llm/litellm@1", "--inputs", "-", "--json", "--no-cache"],
+            Some(HELLO),
+        )
+        .json();
+    assert_eq!(from_file["outputs"][1]["cid"], from_stdin["outputs"][1]["cid"]);
+}
+
+#[test]
+fn json_logs_carry_the_execution_span() {
+    let project = Project::new().env("THEORY_LOG_FORMAT", "json").env("THEORY_LOG", "info");
+    let outcome = project.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO, "--json"]);
+    let id = outcome.json()["execution_id"].as_str().unwrap().to_owned();
+    let lines: Vec<Value> = outcome
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let span = &lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "run succeeded")
+        .expect("a success line")["span"];
+    assert_eq!(span["execution_id"], id.as_str());
+    assert_eq!(
+        (span["processor_ref"].as_str(), span["adapter"].as_str(), span["mode"].as_str()),
+        (Some("llm/litellm@1"), Some("local"), Some("mock"))
+    );
+}

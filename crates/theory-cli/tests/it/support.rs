@@ -1,0 +1,130 @@
+//! Running the `theory` binary in a project folder of its own, with a controlled environment.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What one invocation did.
+pub(crate) struct Outcome {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Outcome {
+    /// The whole outcome as one text, for snapshots.
+    pub(crate) fn transcript(&self) -> String {
+        format!("exit: {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|error| {
+            panic!("stdout is not one JSON document ({error}):\n{}", self.transcript())
+        })
+    }
+}
+
+/// A throwaway project folder.
+pub(crate) struct Project {
+    folder: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+pub(crate) fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_theory"))
+}
+
+/// The folder holding `theory` and, after `cargo build --workspace`, the processor binaries.
+pub(crate) fn binaries() -> PathBuf {
+    let folder = binary().parent().expect("a folder").to_path_buf();
+    assert!(
+        folder.join("llm-litellm").is_file() && folder.join("theory-probe").is_file(),
+        "the processor binaries are missing from {}: run `cargo build --workspace` first (scripts/test does)",
+        folder.display()
+    );
+    folder
+}
+
+impl Project {
+    pub(crate) fn new() -> Project {
+        Project { folder: tempfile::tempdir().expect("temp dir"), env: Vec::new() }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.folder.path()
+    }
+
+    /// Sets an environment variable for every later invocation.
+    pub(crate) fn env(mut self, name: &str, value: &str) -> Project {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Outcome {
+        self.run_with_stdin(args, None)
+    }
+
+    pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
+        let mut command = Command::new(binary());
+        // A clean environment: no CI, no keys, no colours, quiet logs unless a test asks.
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("THEORY_PROCESSOR_PATH", binaries())
+            .env("THEORY_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .current_dir(self.path())
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("theory starts");
+        if let Some(text) = stdin {
+            child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
+        }
+        let output = child.wait_with_output().expect("theory finishes");
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Every file under `.theory/`, relative.
+    pub(crate) fn state_files(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        collect(&self.path().join(".theory"), self.path(), &mut files);
+        files.sort();
+        files
+    }
+}
+
+fn collect(folder: &Path, base: &Path, files: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, base, files);
+        } else {
+            files.push(path.strip_prefix(base).unwrap_or(&path).display().to_string());
+        }
+    }
+}
+
+/// Runs `assert` on a transcript with run-specific values replaced.
+#[macro_export]
+macro_rules! assert_transcript {
+    ($name:expr, $outcome:expr) => {
+        insta::with_settings!({filters => vec![
+            (r"\b[0-9A-HJKMNP-TV-Z]{26}\b", "[EXECUTION_ID]"),
+            (r"b3:[0-9a-f]{64}", "[B3]"),
+            (r#""duration_ms": \d+"#, r#""duration_ms": "[MS]""#),
+            (r"/tmp/[^\s:]+", "[TMP]"),
+        ]}, {
+            insta::assert_snapshot!($name, $outcome.transcript());
+        });
+    };
+}
