@@ -9,19 +9,22 @@ use theory_core::registry::ProcessorSpec;
 use theory_core::{Adapter, AdapterError, AdapterOptions, EnvSnapshot, Instance, Launch, Plan};
 use theory_protocol::ErrorCode;
 
-use crate::process::{BinarySearch, ProcessInstance, ProcessSettings, binary_identity};
+use crate::identity::IdentityCache;
+use crate::process::{BinarySearch, ProcessInstance, ProcessSettings};
 
 /// Runs processors on this host.
 #[derive(Debug, Clone)]
 pub struct LocalAdapter {
     binaries: BinarySearch,
     settings: ProcessSettings,
+    identities: IdentityCache,
 }
 
 impl LocalAdapter {
     /// Builds the adapter from the environment: binaries are looked for in
-    /// `THEORY_PROCESSOR_PATH`, then beside the running `theory` binary, then on `PATH`.
-    pub fn from_env(env: &EnvSnapshot) -> LocalAdapter {
+    /// `THEORY_PROCESSOR_PATH`, then beside the running `theory` binary, then on `PATH`. Binary
+    /// identities are cached in `state/cache/` when a state folder is given.
+    pub fn from_env(env: &EnvSnapshot, state: Option<&std::path::Path>) -> LocalAdapter {
         let mut folders: Vec<PathBuf> = Vec::new();
         if let Some(path) = env.get(names::PROCESSOR_PATH) {
             folders.extend(std::env::split_paths(path));
@@ -40,7 +43,9 @@ impl LocalAdapter {
             start_timeout: Duration::from_secs(start_timeout),
             log_filter: env.get(names::PROCESSOR_LOG).unwrap_or("warn").to_owned(),
         };
-        LocalAdapter { binaries: BinarySearch { folders }, settings }
+        let identities =
+            IdentityCache::new(state.map(|state| state.join("cache/binary-identities.json")));
+        LocalAdapter { binaries: BinarySearch { folders }, settings, identities }
     }
 }
 
@@ -80,7 +85,7 @@ impl Adapter for LocalAdapter {
                 format!("build it with `cargo build --release -p {name}`, or point THEORY_PROCESSOR_PATH at its folder"),
             )
         })?;
-        let identity = binary_identity(&binary).await.map_err(|error| {
+        let identity = self.identities.identity(&binary).await.map_err(|error| {
             AdapterError::new(
                 ErrorCode::Adapter,
                 format!("cannot read {}: {error}", binary.display()),

@@ -5,12 +5,15 @@
 //! - `process`: the `process` runtime — the processor's own binary on `127.0.0.1:0`, its address
 //!   read from the `{"listening":…}` line it prints, ready once `/healthz` answers, killed when its
 //!   instance is dropped; its stderr goes to our log.
+//! - `identity`: the `b3:` identity of a host binary, cached by file stamp.
 //! - `health`: the `/healthz` probe.
 
 mod adapter;
 mod health;
+mod identity;
 mod process;
 
 pub use adapter::LocalAdapter;
 pub use health::{healthy_once, wait_healthy};
-pub use process::{BinarySearch, ProcessInstance, ProcessSettings, binary_identity};
+pub use identity::{IdentityCache, hash_file};
+pub use process::{BinarySearch, ProcessInstance, ProcessSettings};

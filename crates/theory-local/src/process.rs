@@ -32,18 +32,6 @@ impl BinarySearch {
     }
 }
 
-/// Returns `b3:` + BLAKE3 of a file, streamed.
-pub async fn binary_identity(path: &Path) -> std::io::Result<String> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_reader(std::fs::File::open(path)?)?;
-        Ok(format!("b3:{}", hasher.finalize().to_hex()))
-    })
-    .await
-    .map_err(std::io::Error::other)?
-}
-
 /// Settings of the runtime that come from the environment.
 #[derive(Debug, Clone)]
 pub struct ProcessSettings {

@@ -40,7 +40,8 @@ pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, Usa
         Ok(registry) => Arc::new(registry),
         Err(errors) => return Ok(super::registry_failure(&errors, args.json)),
     };
-    let local: Arc<dyn theory_core::Adapter> = Arc::new(LocalAdapter::from_env(&context.env));
+    let local: Arc<dyn theory_core::Adapter> =
+        Arc::new(LocalAdapter::from_env(&context.env, Some(&context.project.state())));
     let orchestrator = Orchestrator {
         registry,
         store: Arc::clone(&store),

@@ -174,6 +174,7 @@ impl Orchestrator {
         request: &RunRequest,
         progress: &mut Progress,
     ) -> Result<Prepared<'a>, Failure> {
+        tracing::debug!("preparing");
         let entry = self.processor(&request.reference)?;
         let spec = &entry.spec;
         if request.mode == Mode::Real
@@ -205,6 +206,7 @@ impl Orchestrator {
             .hint("use --adapter local")
         })?;
         let plan = adapter.plan(spec, &request.options).await?;
+        tracing::debug!(runtime = %plan.runtime, image = %plan.image_identity, "planned");
         let present: Vec<String> = spec
             .secrets
             .all()
@@ -263,6 +265,7 @@ impl Orchestrator {
         let work = async {
             tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
             let instance = adapter.start(spec, &plan, &launch).await?;
+            tracing::debug!(endpoint = instance.endpoint(), "processor healthy");
             let session = SessionRequest {
                 endpoint: instance.endpoint(),
                 execution_id,
@@ -272,7 +275,9 @@ impl Orchestrator {
             };
             let result =
                 run_session(session, &*self.store, request.observer.as_deref(), &committed).await;
+            tracing::debug!("session ended");
             instance.stop().await;
+            tracing::debug!("processor stopped");
             result
         };
         let result = match tokio::time::timeout(Duration::from_secs(timeout_s), work).await {
