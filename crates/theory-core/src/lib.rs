@@ -12,7 +12,7 @@
 //! - [`orchestrator`]: [`Orchestrator::run`] — mode and CI guard, inputs schema, plan, memo cache,
 //!   secrets, start, session, index, receipts, envelope.
 //! - [`hashing`], [`Fingerprint`], [`Receipt`]: what makes runs reproducible and provable.
-//! - [`env`]: the environment snapshot and the secret [`Redactor`].
+//! - [`env`](mod@env): the environment snapshot and the secret [`Redactor`].
 //!
 //! # Data flow
 //!
