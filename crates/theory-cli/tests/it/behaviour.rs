@@ -2,9 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::Project;
-
-const HELLO: &str = r#"{"messages":[{"role":"user","content":"Hello"}]}"#;
+use crate::support::{HELLO, Project};
 
 #[test]
 fn the_second_identical_run_is_cached_and_no_cache_runs_again() {
@@ -120,18 +118,8 @@ fn a_failed_run_leaves_no_index_and_no_receipt() {
 #[test]
 fn save_dir_and_save_first_copy_outputs_out() {
     let project = Project::new();
-    let outcome = project.run(&[
-        "run",
-        "--ref",
-        "llm/litellm@1",
-        "--inputs-json",
-        HELLO,
-        "--save-dir",
-        "saved",
-        "--save-first",
-        "first.json",
-        "--json",
-    ]);
+    let outcome =
+        project.run_hello(&["--save-dir", "saved", "--save-first", "first.json", "--json"]);
     assert_eq!(outcome.code, 0, "{}", outcome.transcript());
     let envelope = outcome.json();
     let response = envelope["outputs"][1]["path"].as_str().unwrap();
@@ -146,15 +134,7 @@ fn save_dir_and_save_first_copy_outputs_out() {
 #[test]
 fn stream_shows_tokens_as_they_arrive() {
     let project = Project::new();
-    let outcome = project.run(&[
-        "run",
-        "--ref",
-        "llm/litellm@1",
-        "--inputs-json",
-        HELLO,
-        "--stream",
-        "--no-cache",
-    ]);
+    let outcome = project.run_hello(&["--stream", "--no-cache"]);
     assert_eq!(outcome.code, 0);
     assert!(
         outcome.stderr.contains("[event] started") && outcome.stderr.contains("MOCK: Hello"),
@@ -183,7 +163,7 @@ fn inputs_from_a_file_and_from_stdin() {
 #[test]
 fn json_logs_carry_the_execution_span() {
     let project = Project::new().env("THEORY_LOG_FORMAT", "json").env("THEORY_LOG", "info");
-    let outcome = project.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO, "--json"]);
+    let outcome = project.run_hello(&["--json"]);
     let id = outcome.json()["execution_id"].as_str().unwrap().to_owned();
     let lines: Vec<Value> = outcome
         .stderr

@@ -1,9 +1,7 @@
 //! Snapshots of what a user sees: success, each bad input, `--json` and plain output.
 
 use crate::assert_transcript;
-use crate::support::Project;
-
-const HELLO: &str = r#"{"messages":[{"role":"user","content":"Hello"}]}"#;
+use crate::support::{HELLO, Project};
 
 #[test]
 fn success_json_and_plain() {
@@ -19,8 +17,7 @@ fn success_json_and_plain() {
         "--json",
     ]);
     assert_transcript!("run_mock_json", json);
-    let plain =
-        project.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO, "--no-cache"]);
+    let plain = project.run_hello(&["--no-cache"]);
     assert_transcript!("run_mock_plain", plain);
 }
 
@@ -77,15 +74,7 @@ fn inputs_errors() {
         "inputs_dash_only",
         project.run(&["run", "--ref", "llm/litellm@1", "--inputs", "inputs.json"])
     );
-    let both = project.run(&[
-        "run",
-        "--ref",
-        "llm/litellm@1",
-        "--inputs-json",
-        HELLO,
-        "--inputs-file",
-        "inputs.json",
-    ]);
+    let both = project.run_hello(&["--inputs-file", "inputs.json"]);
     assert_transcript!("inputs_exclusive", both);
     assert_transcript!(
         "schema_violation",
@@ -107,11 +96,7 @@ fn inputs_errors() {
 #[test]
 fn flag_errors() {
     let project = Project::new();
-    let run = |extra: &[&str]| {
-        let mut args = vec!["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO];
-        args.extend_from_slice(extra);
-        project.run(&args)
-    };
+    let run = |extra: &[&str]| project.run_hello(extra);
     assert_transcript!(
         "write_prefix_without_slash",
         run(&["--write-prefix", "/artifacts/outputs/x"])

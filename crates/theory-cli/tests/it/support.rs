@@ -4,6 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The inputs of the quick start.
+pub(crate) const HELLO: &str = r#"{"messages":[{"role":"user","content":"Hello"}]}"#;
+
 /// What one invocation did.
 pub(crate) struct Outcome {
     pub(crate) code: i32,
@@ -62,6 +65,13 @@ impl Project {
 
     pub(crate) fn run(&self, args: &[&str]) -> Outcome {
         self.run_with_stdin(args, None)
+    }
+
+    /// Runs `theory run --ref llm/litellm@1 --inputs-json <Hello>` with `extra` flags.
+    pub(crate) fn run_hello(&self, extra: &[&str]) -> Outcome {
+        let mut args = vec!["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO];
+        args.extend_from_slice(extra);
+        self.run(&args)
     }
 
     pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
