@@ -61,19 +61,45 @@ fn outputs_index_and_receipts_are_on_disk() {
     assert_eq!(receipt["image_digest"], envelope["meta"]["image_digest"]);
 }
 
+/// Returns the pids of `theory-probe` processes working in `folder`.
+fn probes_in(folder: &std::path::Path) -> Vec<u32> {
+    let folder = folder.canonicalize().unwrap_or_else(|_| folder.to_path_buf());
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"));
+            exe.is_ok_and(|exe| exe.ends_with("theory-probe")) && cwd.is_ok_and(|cwd| cwd == folder)
+        })
+        .collect()
+}
+
 #[test]
 fn a_timeout_kills_the_processor_and_leaves_no_index() {
-    let project = Project::new();
-    let outcome = project.run(&[
-        "run",
-        "--ref",
-        "theory/probe@1",
-        "--inputs-json",
-        r#"{"sleep_ms": 60000, "ignore_cancel": true}"#,
-        "--adapter-opts-json",
-        r#"{"timeout_s": 1}"#,
-        "--json",
-    ]);
+    let project = std::sync::Arc::new(Project::new());
+    let runner = std::sync::Arc::clone(&project);
+    let run = std::thread::spawn(move || {
+        runner.run(&[
+            "run",
+            "--ref",
+            "theory/probe@1",
+            "--inputs-json",
+            r#"{"sleep_ms": 60000, "ignore_cancel": true}"#,
+            "--adapter-opts-json",
+            r#"{"timeout_s": 2}"#,
+            "--json",
+        ])
+    });
+    // The processor must be seen running, so that its absence afterwards means something.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while probes_in(project.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the probe never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let outcome = run.join().unwrap();
     assert_eq!(outcome.code, 1, "{}", outcome.transcript());
     assert_eq!(outcome.json()["error"]["code"], "ERR_TIMEOUT");
     assert!(outcome.stderr.contains("hint: raise the timeout"), "{}", outcome.stderr);
@@ -82,20 +108,7 @@ fn a_timeout_kills_the_processor_and_leaves_no_index() {
         "{:?}",
         project.state_files()
     );
-    let leftovers = std::process::Command::new("pgrep")
-        .args(["-f", "theory-probe"])
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned());
-    let survivors: Vec<String> = leftovers
-        .unwrap_or_default()
-        .lines()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/environ"))
-                .is_ok_and(|environ| environ.contains(&project.path().display().to_string()))
-        })
-        .map(str::to_owned)
-        .collect();
-    assert!(survivors.is_empty(), "a processor survived its timeout: {survivors:?}");
+    assert!(probes_in(project.path()).is_empty(), "a processor survived its timeout");
 }
 
 #[test]
