@@ -193,3 +193,29 @@ fn json_logs_carry_the_execution_span() {
         (Some("llm/litellm@1"), Some("local"), Some("mock"))
     );
 }
+
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_project_with_the_repository_registry_runs() {
+    // The quick start runs from the repository root, whose registry/ holds the built-in files.
+    let project = Project::new();
+    copy_folder(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry")),
+        &project.path().join("registry"),
+    );
+    let validate = project.run(&["registry", "validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.transcript());
+    let run = project.run_hello(&["--json"]);
+    assert_eq!(run.json()["status"], "success", "{}", run.transcript());
+}

@@ -58,6 +58,67 @@ pub struct SchemaEntry {
     pub document: SchemaDocument,
     /// Its compiled validator.
     pub validator: jsonschema::Validator,
+    /// Its file.
+    pub origin: String,
+    /// Whether it is built into the binary.
+    pub builtin: bool,
+}
+
+/// A policy with where it came from.
+#[derive(Debug)]
+struct PolicyEntry {
+    document: PolicyDocument,
+    origin: String,
+    builtin: bool,
+}
+
+/// Where a loaded document came from, for the rule that decides between two with one id.
+trait Placed {
+    fn placed(&self) -> (&str, bool);
+}
+
+impl Placed for ProcessorEntry {
+    fn placed(&self) -> (&str, bool) {
+        (&self.origin, self.builtin)
+    }
+}
+
+impl Placed for SchemaEntry {
+    fn placed(&self) -> (&str, bool) {
+        (&self.origin, self.builtin)
+    }
+}
+
+impl Placed for PolicyEntry {
+    fn placed(&self) -> (&str, bool) {
+        (&self.origin, self.builtin)
+    }
+}
+
+/// Adds a document under its id: a project file replaces a built-in one with the same id, a
+/// built-in one never replaces a project file, and two files of the same side are refused.
+fn place<K: Ord + std::fmt::Display, V: Placed>(
+    map: &mut BTreeMap<K, V>,
+    id: K,
+    entry: V,
+) -> Result<(), RegistryError> {
+    if let Some(existing) = map.get(&id) {
+        let ((origin, builtin), (existing_origin, existing_builtin)) =
+            (entry.placed(), existing.placed());
+        match (existing_builtin, builtin) {
+            (true, false) => {}
+            (false, true) => return Ok(()),
+            _ => {
+                return Err(RegistryError::new(
+                    origin,
+                    None,
+                    format!("{id} is also defined in {existing_origin}"),
+                ));
+            }
+        }
+    }
+    map.insert(id, entry);
+    Ok(())
 }
 
 /// Everything in `registry/` (and built in), validated.
@@ -65,26 +126,7 @@ pub struct SchemaEntry {
 pub struct Registry {
     processors: BTreeMap<ProcessorRef, ProcessorEntry>,
     schemas: BTreeMap<String, SchemaEntry>,
-    policies: BTreeMap<String, PolicyDocument>,
-}
-
-fn replaces(
-    existing_builtin: bool,
-    new_builtin: bool,
-    origin: &str,
-    existing_origin: &str,
-    id: &str,
-) -> Result<bool, RegistryError> {
-    match (existing_builtin, new_builtin) {
-        // A project file takes the place of a built-in one.
-        (true, false) => Ok(true),
-        (false, true) => Ok(false),
-        _ => Err(RegistryError::new(
-            origin,
-            None,
-            format!("{id} is also defined in {existing_origin}"),
-        )),
-    }
+    policies: BTreeMap<String, PolicyEntry>,
 }
 
 impl Registry {
@@ -130,25 +172,13 @@ impl Registry {
                 return Err(RegistryError::new(&source.origin, Some(&key), message));
             }
         }
-        if let Some(existing) = self.processors.get(&spec.reference)
-            && !replaces(
-                existing.builtin,
-                source.builtin,
-                &source.origin,
-                &existing.origin,
-                spec.reference.as_str(),
-            )?
-        {
-            return Ok(());
-        }
         let entry = ProcessorEntry {
             spec,
             origin: source.origin.clone(),
             builtin: source.builtin,
             validator,
         };
-        self.processors.insert(entry.spec.reference.clone(), entry);
-        Ok(())
+        place(&mut self.processors, entry.spec.reference.clone(), entry)
     }
 
     fn add_schema(&mut self, source: &Source) -> Result<(), RegistryError> {
@@ -160,15 +190,13 @@ impl Registry {
                 format!("not a valid JSON Schema: {error}"),
             )
         })?;
-        if self.schemas.contains_key(&document.id) {
-            return Err(RegistryError::new(
-                &source.origin,
-                Some("id"),
-                format!("{} is defined twice", document.id),
-            ));
-        }
-        self.schemas.insert(document.id.clone(), SchemaEntry { document, validator });
-        Ok(())
+        let entry = SchemaEntry {
+            origin: source.origin.clone(),
+            builtin: source.builtin,
+            document,
+            validator,
+        };
+        place(&mut self.schemas, entry.document.id.clone(), entry)
     }
 
     fn add_policy(&mut self, source: &Source) -> Result<(), RegistryError> {
@@ -180,15 +208,9 @@ impl Registry {
                 "must be at least 1",
             ));
         }
-        if self.policies.contains_key(&document.id) && !source.builtin {
-            return Err(RegistryError::new(
-                &source.origin,
-                Some("id"),
-                format!("{} is defined twice", document.id),
-            ));
-        }
-        self.policies.insert(document.id.clone(), document);
-        Ok(())
+        let entry =
+            PolicyEntry { origin: source.origin.clone(), builtin: source.builtin, document };
+        place(&mut self.policies, entry.document.id.clone(), entry)
     }
 
     /// Checks references between documents: `json.schema_ok@1` must name a known schema.
@@ -233,12 +255,12 @@ impl Registry {
 
     /// Returns a policy by id.
     pub fn policy(&self, id: &str) -> Option<&PolicyDocument> {
-        self.policies.get(id)
+        self.policies.get(id).map(|entry| &entry.document)
     }
 
     /// Returns every policy, sorted by id.
     pub fn policies(&self) -> impl Iterator<Item = &PolicyDocument> {
-        self.policies.values()
+        self.policies.values().map(|entry| &entry.document)
     }
 
     /// Returns the refs closest to `wanted` (edit distance ≤ 3, or a shared name), best first.

@@ -142,3 +142,19 @@ fn inputs_are_checked_with_a_pointer() {
     assert_eq!(violation.pointer, "/n");
     assert!(violation.to_string().contains("at /n"), "{violation}");
 }
+
+#[test]
+fn a_project_holding_the_builtin_files_again_loads() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry");
+    let project = sources_from_dir(std::path::Path::new(root)).unwrap();
+    let mut builtin = project.clone();
+    for source in &mut builtin {
+        source.builtin = true;
+        source.origin = format!("builtin:{}", source.origin);
+    }
+    let registry = Registry::load(builtin.into_iter().chain(project).collect()).unwrap();
+    let entry = registry.processor(&"llm/litellm@1".parse().unwrap()).unwrap();
+    assert!(!entry.builtin, "the project's file wins");
+    assert!(registry.schema("llm.meta@1").is_some_and(|schema| !schema.builtin));
+    assert!(registry.policy("default@1").is_some());
+}
