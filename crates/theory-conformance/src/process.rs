@@ -62,10 +62,37 @@ impl SpawnedProcessor {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends SIGTERM-like termination and waits for exit, returning whether it exited in time.
+    /// Sends SIGTERM and waits for exit, returning whether it exited in time.
     pub async fn stop(mut self, deadline: Duration) -> bool {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status().await;
+        terminate(self.pid);
         tokio::time::timeout(deadline, self.child.wait()).await.is_ok()
+    }
+}
+
+fn terminate(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+}
+
+impl Drop for SpawnedProcessor {
+    /// Stops the processor the way a supervisor does — SIGTERM, so it removes its scratch files —
+    /// and kills it if it has not gone within 5 s.
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        terminate(self.pid);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

@@ -15,6 +15,9 @@ use tokio::process::{Child, Command};
 
 use crate::health::wait_healthy;
 
+/// How long a processor has to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 /// Lines of the processor's stderr kept to explain a failed start.
 const KEPT_LINES: usize = 20;
 
@@ -158,7 +161,18 @@ impl Instance for ProcessInstance {
         &self.endpoint
     }
 
+    /// Asks the processor to stop (SIGTERM: it finishes cleanly and removes its scratch files),
+    /// and kills it when it has not gone within the grace period.
     async fn stop(mut self: Box<Self>) {
+        if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }

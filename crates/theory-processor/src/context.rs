@@ -57,7 +57,7 @@ impl Context {
             max_finished: 0,
             unclaimed_for: std::time::Duration::ZERO,
         };
-        let runs = Runs::new(retention, std::env::temp_dir().join("theory-processor"));
+        let runs = Runs::new(retention, &std::env::temp_dir().join("theory-processor"));
         let execution_id: ExecutionId =
             "detached".parse().unwrap_or_else(|_| unreachable!("valid id"));
         let run = runs.attach(&execution_id);

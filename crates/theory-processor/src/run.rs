@@ -195,6 +195,23 @@ impl Run {
     }
 }
 
+/// Removes the scratch folders of processes that no longer exist (killed before they could clean
+/// up). Folders are named by process id; on systems without `/proc` nothing is removed.
+pub(crate) fn reap_stale_scratch(scratch_root: &std::path::Path) {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(scratch_root) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::info!(folder = %entry.path().display(), "removing the scratch folder of a processor that is gone");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Eviction limits of the run table.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Retention {
@@ -211,8 +228,21 @@ pub(crate) struct Runs {
 }
 
 impl Runs {
-    pub(crate) fn new(retention: Retention, scratch_root: PathBuf) -> Runs {
+    /// Keeps run scratch folders under `scratch_root/<pid>/`, so that the folders of a process
+    /// that died without cleaning up can be recognised and removed by the next one.
+    pub(crate) fn new(retention: Retention, scratch_root: &std::path::Path) -> Runs {
+        let scratch_root = scratch_root.join(std::process::id().to_string());
         Runs { table: Mutex::new(HashMap::new()), retention, scratch_root }
+    }
+
+    /// Returns this process's scratch folder.
+    pub(crate) fn scratch_root(&self) -> &std::path::Path {
+        &self.scratch_root
+    }
+
+    /// Forgets every run (their scratch folders go with them).
+    pub(crate) fn clear(&self) {
+        lock(&self.table).clear();
     }
 
     /// Returns the run with this id, creating it (not started) when it is unknown.
@@ -281,7 +311,7 @@ mod tests {
             max_finished,
             unclaimed_for: Duration::from_mins(1),
         };
-        Runs::new(retention, std::env::temp_dir())
+        Runs::new(retention, &std::env::temp_dir())
     }
 
     #[test]
@@ -309,6 +339,21 @@ mod tests {
         let (entries, finished) = run.entries_since(0);
         assert_eq!(entries.len(), 2);
         assert!(finished);
+    }
+
+    #[test]
+    fn scratch_of_dead_processes_is_reaped() {
+        let root = tempfile::tempdir().unwrap();
+        // Far above any pid_max: no such process.
+        let dead = root.path().join("999999999");
+        let alive = root.path().join(std::process::id().to_string());
+        std::fs::create_dir_all(dead.join("E1-x")).unwrap();
+        std::fs::create_dir_all(&alive).unwrap();
+        std::fs::create_dir_all(root.path().join("not-a-pid")).unwrap();
+        super::reap_stale_scratch(root.path());
+        assert!(!dead.exists());
+        assert!(alive.exists());
+        assert!(root.path().join("not-a-pid").exists());
     }
 
     #[test]

@@ -69,7 +69,7 @@ fn build<P: Processor>(
     };
     let shared = Arc::new(Shared {
         processor: Arc::new(processor),
-        runs: Runs::new(retention, config.scratch_root.clone()),
+        runs: Runs::new(retention, &config.scratch_root),
         identity,
         config,
         tasks: TaskTracker::new(),
@@ -126,6 +126,7 @@ pub async fn serve_on<P: Processor>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let drain = config.cancel_grace + SHUTDOWN_DRAIN;
+    crate::run::reap_stale_scratch(&config.scratch_root);
     let (router, shared) = build(identity, processor, config)?;
     let stop = CancellationToken::new();
     let listener = listener.tap_io(|stream| {
@@ -148,6 +149,8 @@ pub async fn serve_on<P: Processor>(
     shared.tasks.close();
     let _ = tokio::time::timeout(drain, shared.tasks.wait()).await;
     janitor.abort();
+    shared.runs.clear();
+    let _ = std::fs::remove_dir_all(shared.runs.scratch_root());
     Ok(())
 }
 
