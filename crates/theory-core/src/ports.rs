@@ -128,6 +128,11 @@ pub struct Plan {
     pub pinned: bool,
     /// What the runtime starts: a binary path, an image reference, a URL.
     pub target: String,
+    /// The platform whose pin or build was chosen, for container runtimes.
+    pub platform: Option<crate::registry::Platform>,
+    /// Whether the instance already holds its secrets (a container started earlier by
+    /// `theory local start`), so the local environment need not have them.
+    pub secrets_held: bool,
 }
 
 /// What an instance is started with.
@@ -156,11 +161,12 @@ pub trait Adapter: Send + Sync {
     /// `local` or `modal`.
     fn name(&self) -> &'static str;
 
-    /// Decides how `spec` would run, without starting anything.
+    /// Decides how `spec` would run in `mode`, without starting anything.
     async fn plan(
         &self,
         spec: &ProcessorSpec,
         options: &AdapterOptions,
+        mode: Mode,
     ) -> Result<Plan, AdapterError>;
 
     /// Starts an instance for a plan and waits until it is healthy.

@@ -1,16 +1,25 @@
 //! The local adapter: picks the runtime and starts instances on this host.
+//!
+//! Runtime choice: `--adapter-opts-json '{"runtime":…}'` forces one. Otherwise `docker` when
+//! Docker answers and the processor's image is here (its pin, else a local build); a mock run
+//! falls back to `process` (the host binary) and says so; a real run never falls back.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use theory_core::env::names;
-use theory_core::registry::ProcessorSpec;
+use theory_core::registry::{Platform, ProcessorSpec};
 use theory_core::{Adapter, AdapterError, AdapterOptions, EnvSnapshot, Instance, Launch, Plan};
-use theory_protocol::ErrorCode;
+use theory_docker::{Docker, DockerError};
+use theory_protocol::{ErrorCode, Mode};
+use tokio::sync::OnceCell;
 
+use crate::docker::{ContainerKind, ContainerLaunch, DockerInstance};
 use crate::identity::IdentityCache;
+use crate::image_choice::{ImageChoice, choose_image, docker_error};
 use crate::process::{BinarySearch, ProcessInstance, ProcessSettings};
+use crate::reaper::reap_orphans;
 
 /// Runs processors on this host.
 #[derive(Debug, Clone)]
@@ -18,12 +27,15 @@ pub struct LocalAdapter {
     binaries: BinarySearch,
     settings: ProcessSettings,
     identities: IdentityCache,
+    project: PathBuf,
+    docker: std::sync::Arc<OnceCell<Result<Docker, DockerError>>>,
 }
 
 impl LocalAdapter {
     /// Builds the adapter from the environment: binaries are looked for in
     /// `THEORY_PROCESSOR_PATH`, then beside the running `theory` binary, then on `PATH`. Binary
-    /// identities are cached in `state/cache/` when a state folder is given.
+    /// identities are cached in `state/cache/` when a state folder is given. Docker is reached
+    /// only when a plan needs it.
     pub fn from_env(env: &EnvSnapshot, state: Option<&std::path::Path>) -> LocalAdapter {
         let mut folders: Vec<PathBuf> = Vec::new();
         if let Some(path) = env.get(names::PROCESSOR_PATH) {
@@ -45,28 +57,35 @@ impl LocalAdapter {
         };
         let identities =
             IdentityCache::new(state.map(|state| state.join("cache/binary-identities.json")));
-        LocalAdapter { binaries: BinarySearch { folders }, settings, identities }
-    }
-}
-
-#[async_trait]
-impl Adapter for LocalAdapter {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
-    async fn plan(
-        &self,
-        spec: &ProcessorSpec,
-        options: &AdapterOptions,
-    ) -> Result<Plan, AdapterError> {
-        if options.runtime.as_deref() == Some("docker") {
-            return Err(AdapterError::new(
-                ErrorCode::Docker,
-                "the docker runtime is not available in this build",
-                "use the process runtime: --adapter-opts-json '{\"runtime\":\"process\"}'",
-            ));
+        let project = state
+            .and_then(|state| state.parent())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        LocalAdapter {
+            binaries: BinarySearch { folders },
+            settings,
+            identities,
+            project,
+            docker: std::sync::Arc::default(),
         }
+    }
+
+    /// Connects to Docker once per adapter; later calls reuse the answer.
+    pub async fn docker(&self) -> Result<Docker, AdapterError> {
+        let connected = self.docker.get_or_init(Docker::connect).await;
+        connected.clone().map_err(|error| docker_error(&error))
+    }
+
+    /// The runtime settings (start timeout, processor log filter).
+    pub fn settings(&self) -> &ProcessSettings {
+        &self.settings
+    }
+
+    /// The project root containers are labelled with.
+    pub fn project(&self) -> &std::path::Path {
+        &self.project
+    }
+
+    fn plan_process(&self, spec: &ProcessorSpec) -> Result<(PathBuf, String), AdapterError> {
         let build = spec.image.build_spec().ok_or_else(|| {
             AdapterError::new(
                 ErrorCode::Adapter,
@@ -85,6 +104,11 @@ impl Adapter for LocalAdapter {
                 format!("build it with `cargo build --release -p {name}`, or point THEORY_PROCESSOR_PATH at its folder"),
             )
         })?;
+        Ok((binary.clone(), binary.display().to_string()))
+    }
+
+    async fn process_plan(&self, spec: &ProcessorSpec) -> Result<Plan, AdapterError> {
+        let (binary, target) = self.plan_process(spec)?;
         let identity = self.identities.identity(&binary).await.map_err(|error| {
             AdapterError::new(
                 ErrorCode::Adapter,
@@ -96,17 +120,115 @@ impl Adapter for LocalAdapter {
             runtime: "process".into(),
             image_identity: identity,
             pinned: false,
-            target: binary.display().to_string(),
+            target,
+            platform: None,
+            secrets_held: false,
         })
+    }
+
+    /// Chooses the image and checks Docker, without starting anything.
+    pub async fn image_for(
+        &self,
+        spec: &ProcessorSpec,
+        platform: Option<Platform>,
+    ) -> Result<(Docker, ImageChoice), AdapterError> {
+        let docker = self.docker().await?;
+        let platform = platform.or_else(Platform::host).unwrap_or(Platform::Amd64);
+        let choice = choose_image(&docker, spec, platform).await?;
+        Ok((docker, choice))
+    }
+
+    async fn docker_plan(
+        &self,
+        spec: &ProcessorSpec,
+        options: &AdapterOptions,
+    ) -> Result<Plan, AdapterError> {
+        let (docker, choice) = self.image_for(spec, options.platform).await?;
+        reap_orphans(&docker).await;
+        Ok(Plan {
+            runtime: "docker".into(),
+            image_identity: choice.identity,
+            pinned: choice.pinned,
+            target: choice.reference,
+            platform: Some(choice.platform),
+            secrets_held: false,
+        })
+    }
+}
+
+#[async_trait]
+impl Adapter for LocalAdapter {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn plan(
+        &self,
+        spec: &ProcessorSpec,
+        options: &AdapterOptions,
+        mode: Mode,
+    ) -> Result<Plan, AdapterError> {
+        match (options.runtime.as_deref(), mode) {
+            (Some("process"), _) => self.process_plan(spec).await,
+            (Some(_), _) => self.docker_plan(spec, options).await,
+            (None, Mode::Real) => self.docker_plan(spec, options).await.map_err(|mut error| {
+                error.hint = Some(format!(
+                    "{}; or run the host binary on purpose with --adapter-opts-json '{{\"runtime\":\"process\"}}'",
+                    error.hint.unwrap_or_default()
+                ));
+                error
+            }),
+            (None, Mode::Mock) => match self.docker_plan(spec, options).await {
+                Ok(plan) => Ok(plan),
+                Err(reason) => {
+                    tracing::info!(
+                        reason = %reason.message,
+                        "not using Docker for this mock run; running the processor on the host (process runtime)"
+                    );
+                    self.process_plan(spec).await
+                }
+            },
+        }
     }
 
     async fn start(
         &self,
-        _spec: &ProcessorSpec,
+        spec: &ProcessorSpec,
         plan: &Plan,
         launch: &Launch,
     ) -> Result<Box<dyn Instance>, AdapterError> {
-        let instance = ProcessInstance::start(plan.target.as_ref(), launch, &self.settings).await?;
-        Ok(Box::new(instance))
+        if plan.runtime == "process" {
+            let instance =
+                ProcessInstance::start(plan.target.as_ref(), launch, &self.settings).await?;
+            return Ok(Box::new(instance));
+        }
+        let docker = self.docker().await?;
+        let image = ImageChoice {
+            reference: plan.target.clone(),
+            identity: plan.image_identity.clone(),
+            pinned: plan.pinned,
+            platform: plan.platform.or_else(Platform::host).unwrap_or(Platform::Amd64),
+        };
+        let container = ContainerLaunch {
+            spec,
+            image: &image,
+            name: run_container_name(spec),
+            kind: ContainerKind::Run,
+            project: &self.project,
+            secrets: &launch.secrets,
+            host_port: None,
+            log_filter: &self.settings.log_filter,
+            start_timeout: self.settings.start_timeout,
+        };
+        Ok(Box::new(DockerInstance::start(&docker, &container).await?))
     }
+}
+
+/// `theory-run-{ref_slug}-{random}`: unique per run.
+fn run_container_name(spec: &ProcessorSpec) -> String {
+    format!(
+        "theory-run-{}-{}",
+        spec.reference.slug().replace('_', "-"),
+        crate::random::random_hex(6)
+    )
 }

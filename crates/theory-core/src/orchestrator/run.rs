@@ -205,7 +205,7 @@ impl Orchestrator {
             )
             .hint("use --adapter local")
         })?;
-        let plan = adapter.plan(spec, &request.options).await?;
+        let plan = adapter.plan(spec, &request.options, request.mode).await?;
         tracing::debug!(runtime = %plan.runtime, image = %plan.image_identity, "planned");
         let present: Vec<String> = spec
             .secrets
@@ -246,6 +246,7 @@ impl Orchestrator {
             return Ok(cached);
         }
         if request.mode == Mode::Real
+            && !plan.secrets_held
             && let Some(missing) =
                 spec.secrets.required.iter().find(|name| self.env.get(name.as_str()).is_none())
         {

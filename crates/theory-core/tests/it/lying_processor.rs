@@ -100,12 +100,15 @@ impl Adapter for FixedEndpoint {
         &self,
         _spec: &ProcessorSpec,
         _options: &AdapterOptions,
+        _mode: Mode,
     ) -> Result<Plan, AdapterError> {
         Ok(Plan {
             runtime: "fake".into(),
             image_identity: "test:liar".into(),
             pinned: false,
             target: self.0.clone(),
+            platform: None,
+            secrets_held: false,
         })
     }
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use theory_core::registry::ProcessorSpec;
 use theory_core::{Adapter, AdapterError, AdapterOptions, Instance, Launch, Plan};
 use theory_processor::{Identity, ServerConfig};
+use theory_protocol::Mode;
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -59,6 +60,7 @@ impl Adapter for InProcessAdapter {
         &self,
         _spec: &ProcessorSpec,
         _options: &AdapterOptions,
+        _mode: Mode,
     ) -> Result<Plan, AdapterError> {
         self.counters.plans.fetch_add(1, Ordering::SeqCst);
         Ok(Plan {
@@ -66,6 +68,8 @@ impl Adapter for InProcessAdapter {
             image_identity: self.identity.clone(),
             pinned: false,
             target: "theory_probe::run".into(),
+            platform: None,
+            secrets_held: false,
         })
     }
 

@@ -1,0 +1,16 @@
+//! Theory's view of a Docker Engine, over bollard.
+//!
+//! - [`Docker`]: a connection with the API version negotiated (Docker 20.10 speaks 1.41) and
+//!   every failure sorted into [`DockerError`]: the engine is unreachable, an object is missing,
+//!   or the engine refused.
+//! - `images`: load a `docker save` tarball (streamed from disk), tag, push with progress, pull.
+//! - `containers`: create and start a processor container with its port on 127.0.0.1, find
+//!   Theory's containers by label, read logs, remove.
+
+mod client;
+mod containers;
+mod images;
+
+pub use client::{Docker, DockerError};
+pub use containers::{ContainerInfo, ContainerSpec, ContainerState, LABEL_PREFIX, labels};
+pub use images::{ImageInfo, Progress};
