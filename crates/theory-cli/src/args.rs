@@ -25,6 +25,144 @@ pub(crate) enum Command {
     /// Inspect and check the registry.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Build, push and pin processor images.
+    #[command(subcommand)]
+    Processor(ProcessorCommand),
+    /// Long-lived processor containers on this machine.
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Create a new processor: crate, Dockerfile and registry spec.
+    Scaffold(ScaffoldArgs),
+}
+
+/// `theory processor …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProcessorCommand {
+    /// Compile the processor statically and load its FROM-scratch image into Docker.
+    Build(BuildArgs),
+    /// Push the built image to a registry and print its digest.
+    Push(PushArgs),
+    /// Record a pinned digest for a platform in the processor's spec file.
+    Pin(PinArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// The processor, `namespace/name@version`.
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) reference: String,
+    /// Comma-separated platforms (linux/amd64, linux/arm64); default: this machine's.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) platforms: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// The processor, `namespace/name@version`.
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) reference: String,
+    /// Comma-separated platforms to push; default: this machine's.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) platforms: Option<String>,
+    /// Where to push: a registry and path such as ghcr.io/org/repo or 127.0.0.1:5000/theory.
+    #[arg(long, env = "THEORY_IMAGE_REGISTRY", value_name = "REGISTRY")]
+    pub(crate) registry: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PinArgs {
+    /// The processor, `namespace/name@version`.
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) reference: String,
+    /// The platform the digest is for: amd64 or arm64.
+    #[arg(long)]
+    pub(crate) platform: String,
+    /// The pinned image, `repo@sha256:<64 hex>`.
+    #[arg(long, value_name = "REPO@DIGEST")]
+    pub(crate) oci: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `theory local …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LocalCommand {
+    /// Start (or reuse) the processor's container, with its secrets from the environment.
+    Start(LocalStartArgs),
+    /// Run on the started container; never starts anything.
+    Run(Box<RunArgs>),
+    /// Stop and remove containers.
+    Stop(LocalStopArgs),
+    /// Show every Theory container with its ref, port, image and health.
+    Status(JsonFlag),
+    /// Print a container's logs.
+    Logs(LocalLogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LocalStartArgs {
+    /// The processor, `namespace/name@version`.
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) reference: String,
+    /// Use this platform's pin (amd64 or arm64) instead of the host's.
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "which")]
+pub(crate) struct LocalStopWhich {
+    /// The processor whose container to stop.
+    #[arg(long = "ref", value_name = "REF", group = "which")]
+    pub(crate) reference: Option<String>,
+    /// Stop every processor container of this project.
+    #[arg(long, group = "which")]
+    pub(crate) all: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LocalStopArgs {
+    #[command(flatten)]
+    pub(crate) which: LocalStopWhich,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LocalLogsArgs {
+    /// The processor whose container's logs to print.
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) reference: String,
+    /// Keep printing new lines until interrupted.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub(crate) tail: Option<usize>,
+    /// Print JSON lines (`{"line": …}`).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScaffoldArgs {
+    /// The new processor, `namespace/name@version`.
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) reference: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `theory run`.

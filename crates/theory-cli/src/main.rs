@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod logging;
 mod print;
+mod progress;
 mod project;
 mod usage;
 

@@ -1,16 +1,21 @@
 //! One module per command.
 
+pub(crate) mod local;
+pub(crate) mod processor;
 pub(crate) mod registry;
 pub(crate) mod run;
+pub(crate) mod scaffold;
 
 use std::process::ExitCode;
 
-use theory_core::registry::{Registry, RegistryError};
+use theory_core::ProcessorRef;
+use theory_core::registry::{ProcessorEntry, Registry, RegistryError};
 use theory_core::{EnvSnapshot, Redactor};
 use theory_protocol::{Envelope, ErrorCode};
 
 use crate::print::{print_error, print_json};
 use crate::project::Project;
+use crate::usage::UsageError;
 
 /// What every command gets: the project, the environment, the registry as loaded, the redactor.
 pub(crate) struct Context {
@@ -46,6 +51,30 @@ pub(crate) fn registry_failure(errors: &[RegistryError], json: bool) -> ExitCode
     ExitCode::FAILURE
 }
 
+/// Finds a processor by the text of `--ref`; a bad or unknown ref is a usage error naming near
+/// matches.
+pub(crate) fn processor_entry<'a>(
+    registry: &'a Registry,
+    text: &str,
+) -> Result<&'a ProcessorEntry, UsageError> {
+    let reference: ProcessorRef = text.parse().map_err(|error| {
+        UsageError::new(
+            format!("--ref: {error}"),
+            "a ref looks like llm/litellm@1; list them with `theory registry list`",
+        )
+    })?;
+    registry.processor(&reference).ok_or_else(|| {
+        let near: Vec<String> =
+            registry.near_matches(text).iter().map(ToString::to_string).collect();
+        let hint = if near.is_empty() {
+            "list the known processors with `theory registry list`".to_owned()
+        } else {
+            format!("did you mean {}?", near.join(" or "))
+        };
+        UsageError::new(format!("unknown processor ref {reference}"), hint)
+    })
+}
+
 /// Builds the context (project, environment, registry, redactor, logging) and runs the command.
 pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, crate::usage::UsageError> {
     let env = EnvSnapshot::capture();
@@ -69,5 +98,8 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, crate::u
     match cli.command {
         crate::args::Command::Run(args) => run::run(*args, context).await,
         crate::args::Command::Registry(command) => registry::run(command, context),
+        crate::args::Command::Processor(command) => processor::run(command, context).await,
+        crate::args::Command::Local(command) => local::run(command, context).await,
+        crate::args::Command::Scaffold(args) => scaffold::run(&args, &context),
     }
 }

@@ -25,6 +25,18 @@ use crate::usage::UsageError;
 
 /// Runs `theory run` and returns the exit status: 0 success, 1 error envelope.
 pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, UsageError> {
+    let local: Arc<dyn theory_core::Adapter> =
+        Arc::new(LocalAdapter::from_env(&context.env, Some(&context.project.state())));
+    run_with(args, context, local).await
+}
+
+/// Runs with `local` as the local adapter (`theory local run` passes the one that only attaches
+/// to started containers).
+pub(crate) async fn run_with(
+    args: RunArgs,
+    context: Context,
+    local: Arc<dyn theory_core::Adapter>,
+) -> Result<ExitCode, UsageError> {
     let reference: ProcessorRef = args.reference.parse().map_err(|error| {
         UsageError::new(
             format!("--ref: {error}"),
@@ -40,8 +52,6 @@ pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, Usa
         Ok(registry) => Arc::new(registry),
         Err(errors) => return Ok(super::registry_failure(&errors, args.json)),
     };
-    let local: Arc<dyn theory_core::Adapter> =
-        Arc::new(LocalAdapter::from_env(&context.env, Some(&context.project.state())));
     let orchestrator = Orchestrator {
         registry,
         store: Arc::clone(&store),

@@ -1,0 +1,157 @@
+//! `theory processor build`: a static binary, a reproducible FROM-scratch image tarball in
+//! `.theory/images/`, loaded into Docker and tagged `theory-local/{ns}/{name}:{version}`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use theory_core::registry::ProcessorEntry;
+use theory_docker::Docker;
+use theory_image::{BuildPlatform, BuildRequest, build_image};
+use theory_local::local_image_tag;
+use theory_protocol::ErrorCode;
+
+use crate::args::BuildArgs;
+use crate::commands::{Context, processor_entry};
+use crate::print::{OpError, out, print_json};
+use crate::progress::Bar;
+use crate::usage::UsageError;
+
+#[derive(Serialize)]
+struct BuildReport {
+    #[serde(rename = "ref")]
+    reference: String,
+    platform: String,
+    image_id: String,
+    tag: String,
+    tarball: PathBuf,
+    size_bytes: u64,
+}
+
+pub(super) async fn run(args: &BuildArgs, context: &Context) -> Result<ExitCode, UsageError> {
+    let registry = match &context.registry {
+        Ok(registry) => registry,
+        Err(errors) => return Ok(crate::commands::registry_failure(errors, args.json)),
+    };
+    let entry = processor_entry(registry, &args.reference)?;
+    let platforms = super::platforms(args.platforms.as_deref())?;
+    match build_all(entry, &platforms, context).await {
+        Ok(reports) => {
+            if args.json {
+                print_json(&serde_json::json!({"ok": true, "builds": reports}));
+            } else {
+                for report in &reports {
+                    out(format!("{} {} {}", report.platform, report.image_id, report.tag));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => Ok(error.report(args.json)),
+    }
+}
+
+async fn build_all(
+    entry: &ProcessorEntry,
+    platforms: &[BuildPlatform],
+    context: &Context,
+) -> Result<Vec<BuildReport>, OpError> {
+    for platform in platforms {
+        platform.buildable_here().map_err(|reason| {
+            OpError::new(
+                ErrorCode::Adapter,
+                reason,
+                "build that platform on a machine of its own, then push and pin it from there",
+            )
+        })?;
+    }
+    let reference = &entry.spec.reference;
+    let build = entry.spec.image.build_spec().ok_or_else(|| {
+        OpError::new(
+            ErrorCode::Registry,
+            format!("{reference} has no image.build in {}", entry.origin),
+            "add image.build: {context: …, dockerfile: Dockerfile, binary: …}",
+        )
+    })?;
+    let root = &context.project.root;
+    if !root.join(&build.context).is_dir() {
+        return Err(OpError::new(
+            ErrorCode::Registry,
+            format!(
+                "the build context {} of {reference} is not in {}",
+                build.context,
+                root.display()
+            ),
+            "run from the project that holds the processor's sources (or pass --project)",
+        ));
+    }
+    let docker = Docker::connect().await?;
+    let mut reports = Vec::new();
+    for &platform in platforms {
+        let slug =
+            format!("{}-{}-{}", reference.namespace(), reference.name(), reference.version());
+        let request = BuildRequest {
+            project_root: root.clone(),
+            context: build.context.clone(),
+            dockerfile: build.dockerfile.clone(),
+            binary: build.binary_name().to_owned(),
+            platform,
+            tags: vec![local_image_tag(reference)],
+            labels: vec![("com.theory.ref".into(), reference.to_string())],
+            output: context
+                .project
+                .state()
+                .join(format!("images/{slug}-linux-{}.tar", platform.name)),
+        };
+        reports.push(build_one(&docker, request, entry).await?);
+    }
+    Ok(reports)
+}
+
+async fn build_one(
+    docker: &Docker,
+    request: BuildRequest,
+    entry: &ProcessorEntry,
+) -> Result<BuildReport, OpError> {
+    let reference = &entry.spec.reference;
+    let platform = request.platform.name;
+    let tag = local_image_tag(reference);
+    let tarball = request.output.clone();
+    eprintln!("building {reference} for linux/{platform} (cargo build --release, static)");
+    let built = tokio::task::spawn_blocking(move || build_image(&request))
+        .await
+        .map_err(|error| {
+            OpError::new(ErrorCode::Adapter, error.to_string(), "report this as a bug")
+        })?
+        .map_err(|error| {
+            OpError::new(ErrorCode::Adapter, error.to_string(), "see the output above")
+        })?;
+    let bar = Bar::bytes(&format!("loading {tag} into Docker"));
+    docker.load(&tarball, |progress| bar.update(progress.done, progress.total)).await.map_err(
+        |error| {
+            let mut error = OpError::from(error);
+            error.message =
+                format!("{} (the tarball is kept at {})", error.message, tarball.display());
+            error
+        },
+    )?;
+    let loaded = docker.image(&tag).await?.map(|image| image.id).unwrap_or_default();
+    if loaded != built.archive.image_id {
+        return Err(OpError::new(
+            ErrorCode::Docker,
+            format!(
+                "Docker reports image {loaded} for {tag}, not the {} just built",
+                built.archive.image_id
+            ),
+            "see the Docker Engine's log",
+        ));
+    }
+    bar.finish(&format!("built {reference} for linux/{platform}: {loaded} ({tag})"));
+    Ok(BuildReport {
+        reference: reference.to_string(),
+        platform: format!("linux/{platform}"),
+        image_id: built.archive.image_id,
+        tag,
+        tarball,
+        size_bytes: built.archive.size_bytes,
+    })
+}

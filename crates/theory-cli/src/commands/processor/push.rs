@@ -1,0 +1,140 @@
+//! `theory processor push`: tags the local build `{registry}/{ns}/{name}:{version}-{platform}`,
+//! pushes it and reports the pin (`repo@sha256:…`) to give `theory processor pin`.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+use theory_core::ProcessorRef;
+use theory_docker::Docker;
+use theory_image::BuildPlatform;
+use theory_local::local_image_tag;
+use theory_protocol::ErrorCode;
+
+use crate::args::PushArgs;
+use crate::commands::{Context, processor_entry};
+use crate::print::{OpError, out, print_json};
+use crate::progress::Bar;
+use crate::usage::UsageError;
+
+#[derive(Serialize)]
+struct PushReport {
+    #[serde(rename = "ref")]
+    reference: String,
+    platform: String,
+    repository: String,
+    tag: String,
+    digest: String,
+    oci: String,
+}
+
+pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, UsageError> {
+    let registry = match &context.registry {
+        Ok(registry) => registry,
+        Err(errors) => return Ok(crate::commands::registry_failure(errors, args.json)),
+    };
+    let entry = processor_entry(registry, &args.reference)?;
+    let target = args
+        .registry
+        .as_deref()
+        .map(|text| text.trim_end_matches('/'))
+        .filter(|text| !text.is_empty())
+        .ok_or_else(|| {
+            UsageError::new(
+                "push needs a registry: --registry or THEORY_IMAGE_REGISTRY",
+                "e.g. --registry ghcr.io/org/repo, or --registry 127.0.0.1:5000/theory for a local one",
+            )
+        })?;
+    let platforms = super::platforms(args.platforms.as_deref())?;
+    let reference = &entry.spec.reference;
+    let pushed = async {
+        let docker = Docker::connect().await?;
+        let mut reports = Vec::new();
+        for platform in platforms {
+            reports.push(push_one(&docker, reference, platform, target).await?);
+        }
+        Ok::<_, OpError>(reports)
+    };
+    match pushed.await {
+        Ok(reports) => {
+            if args.json {
+                print_json(&serde_json::json!({"ok": true, "pushes": reports}));
+            } else {
+                for report in &reports {
+                    out(&report.oci);
+                    eprintln!(
+                        "hint: pin it with `theory processor pin --ref {} --platform {} --oci {}`",
+                        report.reference,
+                        report.platform.trim_start_matches("linux/"),
+                        report.oci
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => Ok(error.report(args.json)),
+    }
+}
+
+async fn push_one(
+    docker: &Docker,
+    reference: &ProcessorRef,
+    platform: BuildPlatform,
+    target: &str,
+) -> Result<PushReport, OpError> {
+    let local = local_image_tag(reference);
+    let image = docker
+        .image(&local)
+        .await?
+        .filter(|image| image.architecture == platform.name)
+        .ok_or_else(|| {
+            OpError::new(
+                ErrorCode::ImageNotFound,
+                format!("there is no local linux/{} image of {reference}", platform.name),
+                format!(
+                    "build it first: theory processor build --ref {reference} --platforms linux/{}",
+                    platform.name
+                ),
+            )
+        })?;
+    let repository = format!("{target}/{}/{}", reference.namespace(), reference.name());
+    let tag = format!("{}-{}", reference.version(), platform.name);
+    docker.tag(&image.id, &repository, &tag).await?;
+    let bar = Bar::bytes(&format!("pushing {repository}:{tag}"));
+    docker
+        .push(&repository, &tag, |progress| bar.update(progress.done, progress.total))
+        .await
+        .map_err(|error| {
+            OpError::new(
+                ErrorCode::Docker,
+                format!("push of {repository}:{tag} failed: {error}"),
+                "check the registry address and that you are logged in (docker login)",
+            )
+        })?;
+    let prefix = format!("{repository}@");
+    let digest = docker
+        .image(&format!("{repository}:{tag}"))
+        .await?
+        .and_then(|image| {
+            image
+                .repo_digests
+                .iter()
+                .find_map(|pinned| pinned.strip_prefix(&prefix).map(str::to_owned))
+        })
+        .ok_or_else(|| {
+            OpError::new(
+                ErrorCode::Docker,
+                "the registry reported no digest for the push",
+                "push again; see the registry's log",
+            )
+        })?;
+    let oci = format!("{repository}@{digest}");
+    bar.finish(&format!("pushed {oci}"));
+    Ok(PushReport {
+        reference: reference.to_string(),
+        platform: format!("linux/{}", platform.name),
+        repository,
+        tag,
+        digest,
+        oci,
+    })
+}
