@@ -21,6 +21,9 @@ pub mod names {
     pub const PROCESSOR_LOG: &str = "THEORY_PROCESSOR_LOG";
     /// Seconds a started processor has to become healthy (default 30).
     pub const START_TIMEOUT_S: &str = "THEORY_START_TIMEOUT_S";
+    /// The local runtime when `--adapter-opts-json` names none: `process`, `docker` or `auto`
+    /// (the default: Docker when it answers and the image is here).
+    pub const LOCAL_RUNTIME: &str = "THEORY_LOCAL_RUNTIME";
 }
 
 /// The environment as it was when the command started; tests build their own.

@@ -135,6 +135,17 @@ pub struct Plan {
     pub secrets_held: bool,
 }
 
+impl Plan {
+    /// Says what runs: `pin`, `local-build` (an unpinned image) or `host-binary`.
+    pub fn image_source(&self) -> &'static str {
+        match (self.pinned, self.runtime.as_str()) {
+            (true, _) => "pin",
+            (false, "process") => "host-binary",
+            (false, _) => "local-build",
+        }
+    }
+}
+
 /// What an instance is started with.
 #[derive(Debug, Clone, Default)]
 pub struct Launch {

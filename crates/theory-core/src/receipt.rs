@@ -43,6 +43,9 @@ pub struct Receipt {
     pub adapter: String,
     /// `process`, `docker` or `modal`.
     pub runtime: String,
+    /// What ran: `pin` (a registry pin), `local-build` (the newest local image, unpinned) or
+    /// `host-binary` (the `process` runtime).
+    pub image_source: String,
 }
 
 impl Receipt {

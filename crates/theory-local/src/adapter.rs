@@ -1,6 +1,7 @@
 //! The local adapter: picks the runtime and starts instances on this host.
 //!
-//! Runtime choice: `--adapter-opts-json '{"runtime":…}'` forces one. Otherwise `docker` when
+//! Runtime choice: `--adapter-opts-json '{"runtime":…}'` forces one, then `THEORY_LOCAL_RUNTIME`
+//! (`process`, `docker`, `auto`). Otherwise (`auto`) `docker` when
 //! Docker answers and the processor's image is here (its pin, else a local build); a mock run
 //! falls back to `process` (the host binary) and says so; a real run never falls back.
 
@@ -28,6 +29,7 @@ pub struct LocalAdapter {
     settings: ProcessSettings,
     identities: IdentityCache,
     project: PathBuf,
+    default_runtime: Option<String>,
     docker: std::sync::Arc<OnceCell<Result<Docker, DockerError>>>,
 }
 
@@ -60,11 +62,16 @@ impl LocalAdapter {
         let project = state
             .and_then(|state| state.parent())
             .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let default_runtime = env
+            .get(names::LOCAL_RUNTIME)
+            .filter(|runtime| !runtime.is_empty() && *runtime != "auto")
+            .map(str::to_owned);
         LocalAdapter {
             binaries: BinarySearch { folders },
             settings,
             identities,
             project,
+            default_runtime,
             docker: std::sync::Arc::default(),
         }
     }
@@ -168,9 +175,15 @@ impl Adapter for LocalAdapter {
         options: &AdapterOptions,
         mode: Mode,
     ) -> Result<Plan, AdapterError> {
-        match (options.runtime.as_deref(), mode) {
+        let runtime = options.runtime.as_deref().or(self.default_runtime.as_deref());
+        match (runtime, mode) {
             (Some("process"), _) => self.process_plan(spec).await,
-            (Some(_), _) => self.docker_plan(spec, options).await,
+            (Some("docker"), _) => self.docker_plan(spec, options).await,
+            (Some(other), _) => Err(AdapterError::new(
+                ErrorCode::Adapter,
+                format!("THEORY_LOCAL_RUNTIME={other} is unknown"),
+                "use process, docker or auto",
+            )),
             (None, Mode::Real) => self.docker_plan(spec, options).await.map_err(|mut error| {
                 error.hint = Some(format!(
                     "{}; or run the host binary on purpose with --adapter-opts-json '{{\"runtime\":\"process\"}}'",

@@ -16,6 +16,7 @@
 //! | `fail` | `{"code": "ERR_…", "message": "…"}`: fails with that code |
 //! | `require_secret` | in `real` mode, reads this secret (`ERR_MISSING_SECRET` when unset) |
 //! | `leak_secret` | with `require_secret`, tries to leak its value in a log line and an error (for redaction tests) |
+//! | `crash` | exits the whole process mid-run (code 70), as a crash would |
 //!
 //! Outputs: `echo.txt`, `meta.json` (`{"text","mode","input_files","size_bytes"}`), and the
 //! optional `blob.bin` and `relpath` output.
@@ -56,6 +57,8 @@ struct Params {
     require_secret: Option<String>,
     #[serde(default)]
     leak_secret: bool,
+    #[serde(default)]
+    crash: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +95,11 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
         }
     }
     assert!(!params.panic, "the probe was asked to panic");
+    if params.crash {
+        // The whole process goes, mid-run, as a segfault or an OOM kill would take it.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::process::exit(70);
+    }
     if let Some(failure) = params.fail {
         return Err(ProcessorError::new(ErrorCode::parse(&failure.code), failure.message));
     }

@@ -2,5 +2,7 @@
 
 mod behaviour;
 mod canary;
+mod docker;
+mod scaffold;
 mod snapshots;
 mod support;

@@ -74,7 +74,16 @@ impl Project {
         self.run(&args)
     }
 
+    /// Runs with one of the project's variables unset.
+    pub(crate) fn run_unset(&self, unset: &str, args: &[&str]) -> Outcome {
+        self.invoke(args, None, Some(unset))
+    }
+
     pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
+        self.invoke(args, stdin, None)
+    }
+
+    fn invoke(&self, args: &[&str], stdin: Option<&str>, unset: Option<&str>) -> Outcome {
         let mut command = Command::new(binary());
         // A clean environment: no CI, no keys, no colours, quiet logs unless a test asks.
         command
@@ -82,6 +91,8 @@ impl Project {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("THEORY_PROCESSOR_PATH", binaries())
             .env("THEORY_LOG", "warn")
+            // The host binaries unless a test asks for Docker (its tests set `auto` or `docker`).
+            .env("THEORY_LOCAL_RUNTIME", "process")
             .env("NO_COLOR", "1")
             .current_dir(self.path())
             .args(args)
@@ -89,7 +100,9 @@ impl Project {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (name, value) in &self.env {
-            command.env(name, value);
+            if Some(name.as_str()) != unset {
+                command.env(name, value);
+            }
         }
         let mut child = command.spawn().expect("theory starts");
         if let Some(text) = stdin {

@@ -403,6 +403,7 @@ impl Orchestrator {
             duration_ms,
             adapter: request.adapter.clone(),
             runtime: plan.runtime.clone(),
+            image_source: plan.image_source().to_owned(),
         };
         let receipt_json = Bytes::from(receipt.to_canonical_json());
         // The index last among the outputs, then the receipts: an index only for a complete run.

@@ -1,7 +1,8 @@
-//! `llm/litellm@1` as a host process: the conformance suite, mock outputs, and real mode against
-//! a local server that speaks the providers' streaming APIs.
+//! `llm/litellm@1` as a host process and in its container: the conformance suite, mock outputs,
+//! and real mode against a local server that speaks the providers' streaming APIs.
 
 mod conformance;
+mod container;
 mod fake_provider;
 mod mock;
 mod real;

@@ -32,7 +32,10 @@ fn is_blank_or_comment(line: &str) -> bool {
 /// Splits `key: value  # comment` into the value and the comment (with its leading spaces).
 fn split_comment(rest: &str) -> (&str, &str) {
     match rest.find(" #") {
-        Some(at) => (rest[..at].trim(), &rest[at..]),
+        Some(at) => {
+            let end = rest[..at].trim_end().len();
+            (rest[..end].trim(), &rest[end..])
+        }
         None => (rest.trim(), ""),
     }
 }

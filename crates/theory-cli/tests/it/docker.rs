@@ -1,0 +1,374 @@
+//! The `docker` runtime and `theory processor …` on a real Docker Engine, with the built-in
+//! images that `scripts/test` builds first (`theory processor build`). Nothing here skips: without
+//! Docker or the images, these tests fail and say what to start or build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{Outcome, Project};
+
+const PROBE: &str = "theory/probe@1";
+
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+/// A project whose runs use Docker (auto choice) unless a test says otherwise.
+fn docker_project() -> Project {
+    assert!(
+        Command::new("docker").arg("version").output().is_ok_and(|out| out.status.success()),
+        "Docker is not answering: start it with scripts/services/docker start (scripts/test does)"
+    );
+    assert!(
+        docker(&["image", "inspect", "theory-local/theory/probe:1"]).status.success(),
+        "the probe image is missing: theory processor build --ref theory/probe@1 (scripts/test does)"
+    );
+    Project::new().env("THEORY_LOCAL_RUNTIME", "auto")
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker").args(args).output().expect("docker CLI")
+}
+
+/// Names of Theory containers of `project`'s runs and services still present.
+fn leftovers(project: &Project) -> Vec<String> {
+    let label = format!(
+        "label=com.theory.project={}",
+        project.path().join(".theory").parent().unwrap().display()
+    );
+    let output = docker(&["ps", "-a", "--filter", &label, "--format", "{{.Names}}"]);
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+fn probe(project: &Project, inputs: &Value, extra: &[&str]) -> Outcome {
+    let inputs = inputs.to_string();
+    let mut args = vec!["run", "--ref", PROBE, "--inputs-json", &inputs, "--json", "--no-cache"];
+    args.extend_from_slice(extra);
+    project.run(&args)
+}
+
+fn index_files(project: &Project) -> Vec<String> {
+    project.state_files().into_iter().filter(|file| file.ends_with("outputs.json")).collect()
+}
+
+#[test]
+fn a_mock_run_picks_docker_when_the_image_is_here() {
+    let project = docker_project();
+    let outcome = probe(&project, &json!({"text": "in a box"}), &[]);
+    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    let envelope = outcome.json();
+    assert_eq!(envelope["meta"]["runtime"], "docker");
+    let image = docker(&["image", "inspect", "--format", "{{.Id}}", "theory-local/theory/probe:1"]);
+    assert_eq!(envelope["meta"]["image_digest"], String::from_utf8_lossy(&image.stdout).trim());
+    let receipt = std::fs::read_to_string(
+        project.path().join(".theory/artifacts").join(
+            envelope["index_path"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches('/')
+                .replace("outputs.json", "determinism.json"),
+        ),
+    )
+    .unwrap();
+    let receipt: Value = serde_json::from_str(&receipt).unwrap();
+    assert_eq!(receipt["runtime"], "docker");
+    assert_eq!(receipt["image_source"], "local-build");
+    assert!(leftovers(&project).is_empty(), "containers left: {:?}", leftovers(&project));
+}
+
+/// Outputs and meta with what differs between runtimes (and runs) taken out.
+fn comparable(envelope: &Value) -> Value {
+    let id = envelope["execution_id"].as_str().unwrap();
+    let outputs: Vec<Value> = envelope["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|output| {
+            let mut output = output.clone();
+            output["path"] = json!(output["path"].as_str().unwrap().replace(id, "ID"));
+            output
+        })
+        .collect();
+    let mut meta = envelope["meta"].clone();
+    for key in ["runtime", "image_digest", "env_fingerprint", "duration_ms"] {
+        meta.as_object_mut().unwrap().remove(key);
+    }
+    json!({"outputs": outputs, "meta": meta, "index": envelope["index_path"].as_str().unwrap().replace(id, "ID")})
+}
+
+#[test]
+fn docker_and_process_envelopes_differ_only_in_runtime_fields() {
+    let project = docker_project();
+    let inputs = json!({"text": "same everywhere", "size_bytes": 300_000});
+    let docker_run = probe(&project, &inputs, &["--adapter-opts-json", r#"{"runtime":"docker"}"#]);
+    let process_run =
+        probe(&project, &inputs, &["--adapter-opts-json", r#"{"runtime":"process"}"#]);
+    assert_eq!(docker_run.code, 0, "{}", docker_run.transcript());
+    assert_eq!(process_run.code, 0, "{}", process_run.transcript());
+    let (in_docker, on_host) = (docker_run.json(), process_run.json());
+    assert_eq!(in_docker["meta"]["runtime"], "docker");
+    assert_eq!(on_host["meta"]["runtime"], "process");
+    assert_ne!(in_docker["meta"]["env_fingerprint"], on_host["meta"]["env_fingerprint"]);
+    assert_eq!(comparable(&in_docker), comparable(&on_host));
+}
+
+#[test]
+fn a_container_that_crashes_mid_run_gives_an_error_and_no_index() {
+    let project = docker_project();
+    let outcome = probe(
+        &project,
+        &json!({"crash": true}),
+        &["--adapter-opts-json", r#"{"runtime":"docker"}"#],
+    );
+    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    let envelope = outcome.json();
+    assert_eq!(envelope["status"], "error", "{}", outcome.transcript());
+    assert_eq!(envelope["meta"]["runtime"], "docker");
+    assert!(index_files(&project).is_empty(), "an index was written: {:?}", project.state_files());
+    assert!(leftovers(&project).is_empty(), "containers left: {:?}", leftovers(&project));
+}
+
+#[test]
+fn a_hung_processor_times_out_and_its_container_is_killed() {
+    let project = docker_project();
+    let outcome = probe(
+        &project,
+        &json!({"sleep_ms": 120_000, "ignore_cancel": true}),
+        &["--adapter-opts-json", r#"{"runtime":"docker","timeout_s":2}"#],
+    );
+    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert_eq!(outcome.json()["error"]["code"], "ERR_TIMEOUT", "{}", outcome.transcript());
+    assert!(index_files(&project).is_empty());
+    assert!(leftovers(&project).is_empty(), "containers left: {:?}", leftovers(&project));
+}
+
+#[test]
+fn docker_down_is_err_docker_and_a_real_run_never_falls_back() {
+    let project = docker_project().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let forced = probe(&project, &json!({}), &["--adapter-opts-json", r#"{"runtime":"docker"}"#]);
+    assert_eq!(forced.code, 1, "{}", forced.transcript());
+    assert_eq!(forced.json()["error"]["code"], "ERR_DOCKER");
+    assert!(forced.stderr.contains("hint: start the Docker Engine"), "{}", forced.transcript());
+    let real = probe(&project, &json!({}), &["--mode", "real"]);
+    assert_eq!(real.code, 1, "{}", real.transcript());
+    assert_eq!(real.json()["error"]["code"], "ERR_DOCKER", "{}", real.transcript());
+    assert!(real.stderr.contains(r#"{"runtime":"process"}"#), "{}", real.transcript());
+    let mock = probe(&project, &json!({}), &[]);
+    assert_eq!(mock.code, 0, "{}", mock.transcript());
+    assert_eq!(mock.json()["meta"]["runtime"], "process");
+}
+
+#[test]
+fn a_missing_image_is_err_image_not_found_with_the_build_command() {
+    let project = docker_project();
+    let spec =
+        std::fs::read_to_string(repository_root().join("registry/processors/theory-probe.yaml"))
+            .unwrap()
+            .replace("ref: theory/probe@1", "ref: theory/probe@97");
+    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
+    std::fs::write(project.path().join("registry/processors/probe97.yaml"), spec).unwrap();
+    let outcome = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@97",
+        "--json",
+        "--adapter-opts-json",
+        r#"{"runtime":"docker"}"#,
+    ]);
+    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert_eq!(outcome.json()["error"]["code"], "ERR_IMAGE_NOT_FOUND");
+    assert!(
+        outcome
+            .stderr
+            .contains("hint: build it with `theory processor build --ref theory/probe@97`"),
+        "{}",
+        outcome.transcript()
+    );
+}
+
+#[test]
+fn building_twice_gives_the_same_image_id() {
+    let project = Project::new();
+    let root = repository_root();
+    let root = root.to_str().unwrap();
+    let first = project.run(&["--project", root, "processor", "build", "--ref", PROBE, "--json"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let second = project.run(&["--project", root, "processor", "build", "--ref", PROBE, "--json"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    let id =
+        |outcome: &Outcome| outcome.json()["builds"][0]["image_id"].as_str().unwrap().to_owned();
+    assert_eq!(id(&first), id(&second));
+    let inspected = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}} {{.Created}}",
+        "theory-local/theory/probe:1",
+    ]);
+    let inspected = String::from_utf8_lossy(&inspected.stdout);
+    assert_eq!(inspected.trim(), format!("{} 1970-01-01T00:00:00Z", id(&first)));
+}
+
+#[test]
+fn a_platform_this_machine_cannot_build_fails_clearly() {
+    let project = Project::new();
+    let root = repository_root();
+    let outcome = project.run(&[
+        "--project",
+        root.to_str().unwrap(),
+        "processor",
+        "build",
+        "--ref",
+        PROBE,
+        "--platforms",
+        "linux/amd64,linux/arm64",
+    ]);
+    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert!(
+        outcome.stderr.contains("linux/arm64 cannot be built here"),
+        "{}",
+        outcome.transcript()
+    );
+    let unknown =
+        project.run(&["processor", "build", "--ref", PROBE, "--platforms", "linux/s390x"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.transcript());
+}
+
+#[test]
+fn push_then_pin_then_run_from_the_pin() {
+    let project = docker_project();
+    let registry = project.path().join("registry/processors");
+    std::fs::create_dir_all(&registry).unwrap();
+    let original =
+        std::fs::read_to_string(repository_root().join("registry/processors/theory-probe.yaml"))
+            .unwrap();
+    std::fs::write(registry.join("probe.yaml"), &original).unwrap();
+    let pushed = project.run(&[
+        "processor",
+        "push",
+        "--ref",
+        PROBE,
+        "--registry",
+        "127.0.0.1:5000/theory-test",
+        "--json",
+    ]);
+    assert_eq!(pushed.code, 0, "{}", pushed.transcript());
+    let oci = pushed.json()["pushes"][0]["oci"].as_str().unwrap().to_owned();
+    assert!(oci.starts_with("127.0.0.1:5000/theory-test/theory/probe@sha256:"), "{oci}");
+    let pinned = project.run(&[
+        "processor",
+        "pin",
+        "--ref",
+        PROBE,
+        "--platform",
+        "amd64",
+        "--oci",
+        &oci,
+        "--json",
+    ]);
+    assert_eq!(pinned.code, 0, "{}", pinned.transcript());
+    let edited = std::fs::read_to_string(registry.join("probe.yaml")).unwrap();
+    for line in original.lines() {
+        assert!(edited.lines().any(|kept| kept == line), "lost line {line:?}:\n{edited}");
+    }
+    assert!(edited.contains(&format!("amd64: \"{oci}\"")), "{edited}");
+    let run = probe(
+        &project,
+        &json!({"text": "pinned"}),
+        &["--adapter-opts-json", r#"{"runtime":"docker"}"#],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let digest = oci.split_once('@').unwrap().1;
+    assert_eq!(run.json()["meta"]["image_digest"], digest);
+    let no_registry = project.run(&["processor", "push", "--ref", PROBE]);
+    assert_eq!(no_registry.code, 2, "{}", no_registry.transcript());
+    let bad_pin =
+        project.run(&["processor", "pin", "--ref", PROBE, "--platform", "amd64", "--oci", "nope"]);
+    assert_eq!(bad_pin.code, 2, "{}", bad_pin.transcript());
+}
+
+#[test]
+fn local_start_run_status_logs_stop() {
+    const CANARY: &str = "canary-secret-7f3a9c";
+    let project = docker_project().env("THEORY_PROBE_SECRET", CANARY);
+    let not_started = project.run(&["local", "run", "--ref", PROBE, "--json"]);
+    assert_eq!(not_started.code, 1, "{}", not_started.transcript());
+    assert!(
+        not_started.stderr.contains("no local container runs theory/probe@1"),
+        "{}",
+        not_started.transcript()
+    );
+    assert!(not_started.stderr.contains("theory local start --ref theory/probe@1"));
+
+    let started = project.run(&["local", "start", "--ref", PROBE, "--json"]);
+    assert_eq!(started.code, 0, "{}", started.transcript());
+    let port = started.json()["container"]["port"].as_u64().unwrap();
+    assert_eq!(started.json()["reused"], false);
+    let book: Value = serde_json::from_str(
+        &std::fs::read_to_string(project.path().join(".theory/local_ports.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(book[PROBE], port);
+    let again = project.run(&["local", "start", "--ref", PROBE, "--json"]);
+    assert_eq!(again.json()["reused"], true, "{}", again.transcript());
+
+    // A real run needs the secret in the container, not in this shell.
+    let inputs = json!({"text": "served", "require_secret": "THEORY_PROBE_SECRET"}).to_string();
+    let ran = project.run_unset(
+        "THEORY_PROBE_SECRET",
+        &["local", "run", "--ref", PROBE, "--mode", "real", "--inputs-json", &inputs, "--json"],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.transcript());
+    assert_eq!(ran.json()["meta"]["runtime"], "docker");
+
+    let status = project.run(&["local", "status", "--json"]);
+    assert_eq!(status.code, 0, "{}", status.transcript());
+    let listed = status.json();
+    let entry = listed["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|container| container["port"] == port)
+        .cloned()
+        .unwrap_or_else(|| panic!("not in status: {}", status.transcript()));
+    assert_eq!(entry["ref"], PROBE);
+    assert_eq!(entry["healthy"], true);
+    let logs = project.run(&["local", "logs", "--ref", PROBE]);
+    assert_eq!(logs.code, 0, "{}", logs.transcript());
+    assert!(logs.stdout.contains("listening"), "{}", logs.transcript());
+    let name = entry["container"].as_str().unwrap();
+    let labels = docker(&["inspect", "--format", "{{json .Config.Labels}}", name]);
+    for text in [
+        &status.stdout,
+        &status.stderr,
+        &logs.stdout,
+        &logs.stderr,
+        &started.stdout,
+        &started.stderr,
+        &String::from_utf8_lossy(&labels.stdout).into_owned(),
+    ] {
+        assert!(!text.contains(CANARY), "the secret leaked: {text}");
+    }
+
+    let stopped = project.run(&["local", "stop", "--ref", PROBE, "--json"]);
+    assert_eq!(stopped.code, 0, "{}", stopped.transcript());
+    assert_eq!(stopped.json()["stopped"][0]["ref"], PROBE);
+    assert!(leftovers(&project).is_empty(), "containers left: {:?}", leftovers(&project));
+    let restarted = project.run(&["local", "start", "--ref", PROBE, "--json"]);
+    assert_eq!(restarted.json()["container"]["port"], port, "the port did not persist");
+    let all = project.run(&["local", "stop", "--all"]);
+    assert_eq!(all.code, 0, "{}", all.transcript());
+    assert!(leftovers(&project).is_empty(), "containers left: {:?}", leftovers(&project));
+}
+
+#[test]
+fn local_start_fails_fast_naming_missing_secrets() {
+    let project = docker_project();
+    let outcome = project.run(&["local", "start", "--ref", "llm/litellm@1", "--json"]);
+    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert_eq!(outcome.json()["error"]["code"], "ERR_MISSING_SECRET");
+    assert!(outcome.stderr.contains("needs OPENAI_API_KEY"), "{}", outcome.transcript());
+    assert!(leftovers(&project).is_empty());
+}
