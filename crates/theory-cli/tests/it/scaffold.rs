@@ -19,8 +19,13 @@ fn cargo_project() -> Project {
     let project = Project::new();
     let root = repository_root();
     let manifest = format!(
-        "[workspace]\nresolver = \"3\"\nmembers = [\"processors/*\"]\n\n[workspace.dependencies]\ntheory-processor = {{ path = {:?} }}\n\n[profile.dev.package.\"*\"]\nopt-level = 2\n",
-        root.join("crates/theory-processor")
+        "[workspace]\nresolver = \"3\"\nmembers = [\"processors/*\"]\n\n[workspace.dependencies]\ntheory-processor = {{ path = {:?} }}\n\n[profile.dev.package.\"*\"]\nopt-level = 2\n{}",
+        root.join("crates/theory-processor"),
+        // The SDK's crates are members of the repository's workspace, built at opt-level 0 there;
+        // the same here, so the test reuses them instead of rebuilding them both ways.
+        ["theory-processor", "theory-protocol"]
+            .map(|name| format!("\n[profile.dev.package.{name}]\nopt-level = 0\n"))
+            .concat()
     );
     std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
     // The repository's lock: the same dependency versions, so compiled ones are reused.
@@ -55,8 +60,17 @@ async fn a_scaffolded_processor_builds_starts_and_conforms() {
     let validated = project.run(&["registry", "validate", "--json"]);
     assert_eq!(validated.code, 0, "{}", validated.transcript());
 
-    let target_dir = repository_root().join("target/scaffold-test");
-    let built = Command::new(env!("CARGO"))
+    let target_dir = repository_root().join("target");
+    // A clean environment: what `cargo test` sets for tests (LD_LIBRARY_PATH, CARGO_*) would make
+    // build scripts rerun and rebuild shared dependencies for both workspaces.
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.env_clear();
+    for name in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
+        if let Some(value) = std::env::var_os(name) {
+            cargo.env(name, value);
+        }
+    }
+    let built = cargo
         .current_dir(project.path())
         .args(["build", "-p", "demo-echo"])
         .env("CARGO_TARGET_DIR", &target_dir)
