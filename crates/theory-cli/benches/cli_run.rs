@@ -34,6 +34,8 @@ fn run_cli(project: &Path) -> (Duration, u64) {
         ])
         .current_dir(project)
         .env("THEORY_LOG", "warn")
+        // The host-binary runtime; benches/docker_local.rs of theory-local measures Docker.
+        .env("THEORY_LOCAL_RUNTIME", "process")
         .stderr(Stdio::inherit())
         .output()
         .expect("theory runs");

@@ -38,6 +38,10 @@ pub fn identity() -> Identity {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each flag asks for one behaviour of the contract"
+)]
 struct Params {
     #[serde(default)]
     text: Option<String>,
