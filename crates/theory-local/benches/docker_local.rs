@@ -119,6 +119,18 @@ async fn main() {
         percentile(&mut theory, 990),
         theory_p50.saturating_sub(bare_p50)
     );
+    let service_adapter = services.adapter();
+    let options = theory_core::AdapterOptions::default();
+    let mut plans = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        service_adapter.plan(spec, &options, Mode::Mock).await.expect("plan");
+        plans.push(started.elapsed());
+    }
+    eprintln!(
+        "  of which the plan (Docker: image inspect + container list) p50 {:.2?}",
+        percentile(&mut plans, 500)
+    );
     services.stop(Some(&spec.reference)).await.expect("stop");
 
     let cold = orchestrator(&state, Arc::new(adapter), env);

@@ -170,7 +170,16 @@ impl DockerInstance {
 
 /// Asks the processor which image it runs from; a different answer is `ERR_REGISTRY_MISMATCH`.
 pub async fn check_identity(endpoint: &str, expected: &str) -> Result<(), AdapterError> {
-    let info = fetch_info(endpoint).await.map_err(|error| {
+    compare_identity(endpoint, fetch_info(endpoint).await, expected)
+}
+
+/// Compares what `/info` answered with the expected image.
+pub(crate) fn compare_identity(
+    endpoint: &str,
+    info: Result<Info, String>,
+    expected: &str,
+) -> Result<(), AdapterError> {
+    let info = info.map_err(|error| {
         AdapterError::new(
             ErrorCode::Adapter,
             format!("GET {endpoint}/info failed: {error}"),
@@ -190,7 +199,7 @@ pub async fn check_identity(endpoint: &str, expected: &str) -> Result<(), Adapte
     }
 }
 
-async fn fetch_info(endpoint: &str) -> Result<Info, String> {
+pub(crate) async fn fetch_info(endpoint: &str) -> Result<Info, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = endpoint.trim_start_matches("http://");
     let exchange = async {

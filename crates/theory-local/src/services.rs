@@ -14,7 +14,7 @@ use theory_docker::{ContainerInfo, Docker, labels};
 use theory_protocol::{ErrorCode, Mode};
 
 use crate::adapter::LocalAdapter;
-use crate::docker::{ContainerKind, ContainerLaunch, DockerInstance, check_identity};
+use crate::docker::{ContainerKind, ContainerLaunch, DockerInstance, compare_identity, fetch_info};
 use crate::health::healthy_once;
 use crate::ports::PortBook;
 
@@ -260,7 +260,7 @@ impl Adapter for ServiceAdapter {
         _mode: Mode,
     ) -> Result<Plan, AdapterError> {
         let reference = &spec.reference;
-        let (docker, image) = self.services.adapter.image_for(spec, options.platform).await?;
+        let docker = self.services.adapter.docker().await?;
         let not_running = || {
             AdapterError::new(
                 ErrorCode::Adapter,
@@ -268,29 +268,40 @@ impl Adapter for ServiceAdapter {
                 format!("start it with `theory local start --ref {reference}`"),
             )
         };
-        let container = self
-            .services
-            .find(&docker, reference)
-            .await?
-            .filter(|container| container.state == "running")
-            .ok_or_else(not_running)?;
-        let port = container.host_port.ok_or_else(not_running)?;
-        let running = container.labels.get(labels::IMAGE).cloned().unwrap_or_default();
-        if running != image.identity {
+        // The expected image, and the running container with what its processor reports in
+        // `/info`, asked at once: this is on every `local run`'s path.
+        let running = async {
+            let container = self
+                .services
+                .find(&docker, reference)
+                .await?
+                .filter(|container| container.state == "running")
+                .ok_or_else(not_running)?;
+            let endpoint =
+                format!("http://127.0.0.1:{}", container.host_port.ok_or_else(not_running)?);
+            let info = fetch_info(&endpoint).await;
+            Ok::<_, AdapterError>((container, endpoint, info))
+        };
+        let (image, running) =
+            tokio::join!(self.services.adapter.image_for(spec, options.platform), running);
+        let ((_, image), (container, endpoint, info)) = (image?, running?);
+        let started_from = container.labels.get(labels::IMAGE).cloned().unwrap_or_default();
+        if started_from != image.identity {
             return Err(AdapterError::new(
                 ErrorCode::RegistryMismatch,
                 format!(
-                    "the container of {reference} runs image {running}, but {} is expected now",
+                    "the container of {reference} runs image {started_from}, but {} is expected now",
                     image.identity
                 ),
                 format!("restart it: `theory local start --ref {reference}` replaces it"),
             ));
         }
+        compare_identity(&endpoint, info, &image.identity)?;
         Ok(Plan {
             runtime: "docker".into(),
             image_identity: image.identity,
             pinned: image.pinned,
-            target: format!("http://127.0.0.1:{port}"),
+            target: endpoint,
             platform: Some(image.platform),
             secrets_held: true,
         })
@@ -302,7 +313,7 @@ impl Adapter for ServiceAdapter {
         plan: &Plan,
         _launch: &Launch,
     ) -> Result<Box<dyn Instance>, AdapterError> {
-        check_identity(&plan.target, &plan.image_identity).await?;
+        // The plan checked the container and its `/info`; nothing starts here.
         let docker = self.services.adapter.docker().await?;
         Ok(Box::new(DockerInstance::attach(&docker, plan.target.clone())))
     }

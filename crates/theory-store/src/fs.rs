@@ -32,6 +32,17 @@ impl FsStore {
     pub fn file(&self, path: &WorldPath) -> PathBuf {
         self.root.join(path.key())
     }
+
+    /// A fresh name under `.partial/` for an object being written.
+    fn temporary_file(&self) -> PathBuf {
+        let mut nonce = [0u8; 8];
+        let _ = getrandom::fill(&mut nonce);
+        self.root.join(PARTIAL).join(format!(
+            "{}-{:016x}",
+            std::process::id(),
+            u64::from_le_bytes(nonce)
+        ))
+    }
 }
 
 fn io_error(
@@ -54,17 +65,10 @@ impl ArtifactStore for FsStore {
         _mime: &str,
     ) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let target = self.file(path);
-        let partial_folder = self.root.join(PARTIAL);
-        tokio::fs::create_dir_all(&partial_folder)
+        tokio::fs::create_dir_all(self.root.join(PARTIAL))
             .await
             .map_err(io_error("create folder for", path))?;
-        let mut nonce = [0u8; 8];
-        let _ = getrandom::fill(&mut nonce);
-        let temporary = partial_folder.join(format!(
-            "{}-{:016x}",
-            std::process::id(),
-            u64::from_le_bytes(nonce)
-        ));
+        let temporary = self.temporary_file();
         let file = tokio::fs::File::create(&temporary).await.map_err(io_error("create", path))?;
         Ok(Box::new(FsWriter {
             path: path.clone(),
@@ -83,6 +87,34 @@ impl ArtifactStore for FsStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(io_error("open", path)(error)),
         }
+    }
+
+    /// Small objects (index, receipts) in one blocking task: one thread hop, not one per step.
+    async fn put_bytes(
+        &self,
+        path: &WorldPath,
+        _mime: &str,
+        bytes: Bytes,
+    ) -> Result<(), StoreError> {
+        let target = self.file(path);
+        let temporary = self.temporary_file();
+        let written = tokio::task::spawn_blocking(move || {
+            if let Some(folder) = temporary.parent() {
+                std::fs::create_dir_all(folder)?;
+            }
+            std::fs::write(&temporary, &bytes)?;
+            let placed = target
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::rename(&temporary, &target));
+            if placed.is_err() {
+                let _ = std::fs::remove_file(&temporary);
+            }
+            placed
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("{path}: {error}")))?;
+        written.map_err(io_error("write", path))
     }
 
     async fn delete(&self, path: &WorldPath) -> Result<(), StoreError> {

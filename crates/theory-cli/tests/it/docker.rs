@@ -257,6 +257,9 @@ fn push_then_pin_then_run_from_the_pin() {
     assert_eq!(pushed.code, 0, "{}", pushed.transcript());
     let oci = pushed.json()["pushes"][0]["oci"].as_str().unwrap().to_owned();
     assert!(oci.starts_with("127.0.0.1:5000/theory-test/theory/probe@sha256:"), "{oci}");
+    // A container started from the local build before the pin no longer matches after it.
+    let started = project.run(&["local", "start", "--ref", PROBE]);
+    assert_eq!(started.code, 0, "{}", started.transcript());
     let pinned = project.run(&[
         "processor",
         "pin",
@@ -274,6 +277,10 @@ fn push_then_pin_then_run_from_the_pin() {
         assert!(edited.lines().any(|kept| kept == line), "lost line {line:?}:\n{edited}");
     }
     assert!(edited.contains(&format!("amd64: \"{oci}\"")), "{edited}");
+    let stale = project.run(&["local", "run", "--ref", PROBE, "--json"]);
+    assert_eq!(stale.code, 1, "{}", stale.transcript());
+    assert_eq!(stale.json()["error"]["code"], "ERR_REGISTRY_MISMATCH", "{}", stale.transcript());
+    assert_eq!(project.run(&["local", "stop", "--all"]).code, 0);
     let run = probe(
         &project,
         &json!({"text": "pinned"}),

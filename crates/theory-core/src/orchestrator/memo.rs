@@ -50,14 +50,18 @@ impl MemoCache {
 
     /// Records a successful run's envelope; a failure to record only costs a future cache miss.
     pub async fn record(&self, memo_key: &str, envelope: &Envelope) {
-        let result = async {
-            tokio::fs::create_dir_all(&self.folder).await?;
-            let file = self.file(memo_key);
+        let folder = self.folder.clone();
+        let file = self.file(memo_key);
+        let bytes = serde_json::to_vec(envelope).unwrap_or_default();
+        // One blocking task for the three steps: this is on every run's path.
+        let result = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&folder)?;
             let temporary = file.with_extension(format!("tmp-{}", std::process::id()));
-            tokio::fs::write(&temporary, serde_json::to_vec(envelope).unwrap_or_default()).await?;
-            tokio::fs::rename(&temporary, &file).await
-        }
-        .await;
+            std::fs::write(&temporary, bytes)?;
+            std::fs::rename(&temporary, &file)
+        })
+        .await
+        .unwrap_or_else(|error| Err(std::io::Error::other(error)));
         if let Err(error) = result {
             tracing::warn!(%error, "could not record the run in the memo cache");
         }

@@ -408,11 +408,13 @@ impl Orchestrator {
         let receipt_json = Bytes::from(receipt.to_canonical_json());
         // The index last among the outputs, then the receipts: an index only for a complete run.
         self.store.put_bytes(&index_path, JSON, Bytes::from(index)).await?;
-        for path in [&receipt_path, &prefix_receipt] {
-            if let Err(error) = self.store.put_bytes(path, JSON, receipt_json.clone()).await {
-                self.discard(&[index_path.clone(), receipt_path.clone()]).await;
-                return Err(error.into());
-            }
+        let (first, second) = tokio::join!(
+            self.store.put_bytes(&receipt_path, JSON, receipt_json.clone()),
+            self.store.put_bytes(&prefix_receipt, JSON, receipt_json),
+        );
+        if let Err(error) = first.and(second) {
+            self.discard(&[index_path.clone(), receipt_path.clone(), prefix_receipt.clone()]).await;
+            return Err(error.into());
         }
         let meta = Meta {
             processor_ref: Some(request.reference.to_string()),
