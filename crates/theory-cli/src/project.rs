@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use theory_core::registry::{DocumentKind, Registry, RegistryError, Source, sources_from_dir};
 use theory_core::{ArtifactStore, EnvSnapshot};
-use theory_store::FsStore;
+use theory_store::{FsStore, S3Config, S3Store};
 
 use crate::usage::UsageError;
 
@@ -80,19 +80,33 @@ impl Project {
         Registry::load(sources)
     }
 
-    /// Builds the artifact store `STORAGE_BACKEND` names (default `local`: `.theory/artifacts/`).
-    pub(crate) fn store(&self, env: &EnvSnapshot) -> Result<Arc<dyn ArtifactStore>, UsageError> {
-        match env.get("STORAGE_BACKEND").unwrap_or("local") {
-            "local" => Ok(Arc::new(FsStore::new(self.state().join("artifacts")))),
-            other @ ("minio" | "s3") => Err(UsageError::new(
-                format!("STORAGE_BACKEND={other} is not supported by this build yet"),
-                "unset STORAGE_BACKEND to use the local store in .theory/artifacts/",
-            )),
-            other => Err(UsageError::new(
-                format!("STORAGE_BACKEND={other} is unknown"),
-                "use local, minio or s3",
-            )),
+    /// Builds the artifact store `STORAGE_BACKEND` names (default `local`: `.theory/artifacts/`;
+    /// `minio` and `s3` from the seeds' variables, checked with one request before anything
+    /// starts). Errors name the variable, never its value.
+    pub(crate) async fn store(
+        &self,
+        env: &EnvSnapshot,
+    ) -> Result<Arc<dyn ArtifactStore>, UsageError> {
+        let backend = env.get("STORAGE_BACKEND").unwrap_or("local");
+        if backend == "local" || backend.is_empty() {
+            return Ok(Arc::new(FsStore::new(self.state().join("artifacts"))));
         }
+        let config = S3Config::from_env(backend, env).map_err(|error| {
+            UsageError::new(
+                format!("STORAGE_BACKEND={backend}: {error}"),
+                "see the storage variables in the README (MINIO_STORAGE_*, AWS_*, ARTIFACTS_*)",
+            )
+        })?;
+        let store = S3Store::new(config).map_err(|error| {
+            UsageError::new(format!("STORAGE_BACKEND={backend}: {error}"), "check the storage variables")
+        })?;
+        store.check().await.map_err(|error| {
+            UsageError::new(
+                format!("STORAGE_BACKEND={backend}: {error}"),
+                "fix the variable named above, or unset STORAGE_BACKEND to use .theory/artifacts/",
+            )
+        })?;
+        Ok(Arc::new(store))
     }
 }
 

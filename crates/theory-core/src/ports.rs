@@ -53,6 +53,26 @@ pub trait ArtifactStore: Send + Sync {
     /// Removes an object; removing a missing one is not an error.
     async fn delete(&self, path: &WorldPath) -> Result<(), StoreError>;
 
+    /// A URL a processor can `PUT` the object to directly, valid for `valid_for`; `None` when the
+    /// backend has no such URLs (the filesystem store).
+    async fn presign_put(
+        &self,
+        _path: &WorldPath,
+        _valid_for: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    /// A URL a processor can `GET` the object from, valid for `valid_for`; `None` when the
+    /// backend has no such URLs.
+    async fn presign_get(
+        &self,
+        _path: &WorldPath,
+        _valid_for: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     /// Writes a small object in one go.
     async fn put_bytes(
         &self,

@@ -47,7 +47,7 @@ pub(crate) async fn run_with(
     let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
     let options = check_flags(&args)?;
 
-    let store = context.project.store(&context.env)?;
+    let store = context.project.store(&context.env).await?;
     let registry = match context.registry {
         Ok(registry) => Arc::new(registry),
         Err(errors) => return Ok(super::registry_failure(&errors, args.json)),

@@ -53,3 +53,9 @@ async fn overwrite_replaces_whole_and_delete_is_idempotent() {
     store.delete(&target).await.unwrap();
     assert!(store.hash(&target).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn the_filesystem_store_passes_the_store_conformance_story() {
+    let root = tempfile::tempdir().unwrap();
+    crate::conformance::check_store(&FsStore::new(root.path()), "/artifacts/conformance/").await;
+}

@@ -1,3 +1,6 @@
-//! The filesystem store's contract: atomic writes, reads, deletes, odd keys.
+//! The store contract on every backend: the filesystem store, and the S3 store against a real
+//! S3-compatible server.
 
+mod conformance;
 mod filesystem;
+mod s3;
