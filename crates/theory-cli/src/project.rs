@@ -98,7 +98,10 @@ impl Project {
             )
         })?;
         let store = S3Store::new(config).map_err(|error| {
-            UsageError::new(format!("STORAGE_BACKEND={backend}: {error}"), "check the storage variables")
+            UsageError::new(
+                format!("STORAGE_BACKEND={backend}: {error}"),
+                "check the storage variables",
+            )
         })?;
         store.check().await.map_err(|error| {
             UsageError::new(

@@ -5,4 +5,5 @@ mod canary;
 mod docker;
 mod scaffold;
 mod snapshots;
+mod storage;
 mod support;
