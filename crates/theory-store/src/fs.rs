@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use theory_core::{ArtifactStore, ByteStream, ObjectWriter, StoreError, WorldPath};
-use tokio::io::AsyncWriteExt;
 
 /// Folder under the root for objects being written; never a world path (facets are
 /// `artifacts` and `streams`).
@@ -70,12 +69,8 @@ impl ArtifactStore for FsStore {
             .map_err(io_error("create folder for", path))?;
         let temporary = self.temporary_file();
         let file = tokio::fs::File::create(&temporary).await.map_err(io_error("create", path))?;
-        Ok(Box::new(FsWriter {
-            path: path.clone(),
-            target,
-            temporary: Some(temporary),
-            file: Some(file),
-        }))
+        let file = file.into_std().await;
+        Ok(Box::new(FsWriter::start(path.clone(), target, temporary, file)))
     }
 
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
@@ -127,20 +122,51 @@ impl ArtifactStore for FsStore {
     }
 }
 
-/// A file being written under `.partial/`.
+/// Chunks queued for the writer thread: enough to keep it busy while the caller hashes.
+const QUEUED_CHUNKS: usize = 8;
+
+/// A file being written under `.partial/`. Chunks go to a blocking task that writes them, so
+/// hashing (the caller) and writing run on two cores at once.
 struct FsWriter {
     path: WorldPath,
     target: PathBuf,
     temporary: Option<PathBuf>,
-    file: Option<tokio::fs::File>,
+    chunks: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    writing: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
 
 impl FsWriter {
-    fn file(&mut self) -> Result<&mut tokio::fs::File, StoreError> {
-        let path = self.path.to_string();
-        self.file
-            .as_mut()
-            .ok_or_else(|| StoreError::Backend(format!("{path}: written after commit")))
+    fn start(
+        path: WorldPath,
+        target: PathBuf,
+        temporary: PathBuf,
+        file: std::fs::File,
+    ) -> FsWriter {
+        let (chunks, mut queued) = tokio::sync::mpsc::channel::<Bytes>(QUEUED_CHUNKS);
+        let writing = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut file = file;
+            while let Some(chunk) = queued.blocking_recv() {
+                file.write_all(&chunk)?;
+            }
+            file.flush()
+        });
+        FsWriter {
+            path,
+            target,
+            temporary: Some(temporary),
+            chunks: Some(chunks),
+            writing: Some(writing),
+        }
+    }
+
+    /// Ends the writer task and returns how it went.
+    async fn finish_writing(&mut self) -> io::Result<()> {
+        self.chunks.take();
+        match self.writing.take() {
+            Some(writing) => writing.await.unwrap_or_else(|error| Err(io::Error::other(error))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -155,14 +181,22 @@ async fn place(temporary: &Path, target: &Path) -> io::Result<()> {
 impl ObjectWriter for FsWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
         let path = self.path.clone();
-        self.file()?.write_all(&chunk).await.map_err(io_error("write", &path))
+        let Some(chunks) = &self.chunks else {
+            return Err(StoreError::Backend(format!("{path}: written after commit")));
+        };
+        if chunks.send(chunk).await.is_err() {
+            // The writer task stopped early: its error says why.
+            let failure = self.finish_writing().await.err();
+            return Err(io_error("write", &path)(
+                failure.unwrap_or_else(|| io::Error::other("the writer stopped")),
+            ));
+        }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         let path = self.path.clone();
-        if let Some(mut file) = self.file.take() {
-            file.flush().await.map_err(io_error("write", &path))?;
-        }
+        self.finish_writing().await.map_err(io_error("write", &path))?;
         let temporary = self
             .temporary
             .take()
@@ -175,7 +209,7 @@ impl ObjectWriter for FsWriter {
     }
 
     async fn abort(mut self: Box<Self>) {
-        self.file.take();
+        let _ = self.finish_writing().await;
         if let Some(temporary) = self.temporary.take() {
             let _ = tokio::fs::remove_file(temporary).await;
         }
