@@ -5,12 +5,11 @@
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::json;
 use theory_conformance::process::wait_healthy;
-use theory_conformance::{RunSpec, Target, run_suite};
-use theory_processor::protocol::Mode;
+use theory_conformance::run_suite;
 
 use crate::fake_provider::{FakeProvider, KEY};
+use crate::support::{assert_conforms, litellm_target};
 
 const IMAGE: &str = "theory-local/llm/litellm:1";
 
@@ -70,27 +69,6 @@ async fn litellm_in_its_container_passes_the_conformance_suite() {
     wait_healthy(&base_url, Duration::from_secs(20)).await.expect("the container becomes healthy");
     let pid: u32 = docker(&["inspect", "--format", "{{.State.Pid}}", &id]).parse().expect("a pid");
 
-    let quick = RunSpec::mock(json!({"messages": [{"role": "user", "content": "Hello"}]}));
-    let mut target = Target::new(&base_url, quick);
-    target.pid = Some(pid);
-    target.cancel_grace = Duration::from_secs(2);
-    target.slow = Some(RunSpec {
-        mode: Mode::Real,
-        inputs: json!({"messages": [{"role": "user", "content": "Hi"}], "model": "openai/stall"}),
-    });
-    let report = run_suite(&target).await;
-    eprintln!("{report}");
-    assert!(report.failures().is_empty(), "conformance failures in the container:\n{report}");
-    let mut not_applicable = report.not_applicable();
-    not_applicable.sort_unstable();
-    assert_eq!(
-        not_applicable,
-        [
-            "handler_panic",
-            "hard_stop_after_grace",
-            "large_output_bounded_memory",
-            "output_path_rules"
-        ],
-        "{report}"
-    );
+    let report = run_suite(&litellm_target(&base_url, pid)).await;
+    assert_conforms(&report);
 }
