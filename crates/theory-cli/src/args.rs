@@ -188,6 +188,10 @@ pub(crate) struct RunArgs {
     /// Attach a file: NAME=PATH; {"$attach":"NAME"} in the inputs refers to it (repeatable).
     #[arg(long, value_name = "NAME=PATH")]
     pub(crate) attach: Vec<String>,
+    /// How bytes move: direct (presigned URLs, straight to an S3 store), stream (through
+    /// theory's connection), or auto (direct when the store and the runtime allow it).
+    #[arg(long, value_name = "auto|direct|stream", default_value = "auto")]
+    pub(crate) transfer: String,
     /// Charge the run to this plan's budget.
     #[arg(long, value_name = "KEY")]
     pub(crate) plan: Option<String>,

@@ -8,6 +8,7 @@
 //! - [`registry`]: processor specs, schemas and policies from YAML, validated.
 //! - The ports: [`Adapter`] (where processors run) and [`ArtifactStore`] (where artifacts go);
 //!   their backends live in other crates (`theory-local`, `theory-store`).
+//! - [`attachments`]: `--attach name=path` files, hashed, stored and referenced from the inputs.
 //! - [`session`]: the orchestrator's side of `theory.run.v1`, shared by every adapter.
 //! - [`orchestrator`]: [`Orchestrator::run`] — mode and CI guard, inputs schema, plan, memo cache,
 //!   secrets, start, session, index, receipts, envelope.
@@ -21,6 +22,7 @@
 //! identity, no side effects), consults the memo cache, starts an [`Instance`], runs the session
 //! — outputs stream into the store while hashed — and writes the index and receipts.
 
+pub mod attachments;
 mod digest;
 pub mod env;
 mod failure;

@@ -153,6 +153,10 @@ pub struct Plan {
     /// Whether the instance already holds its secrets (a container started earlier by
     /// `theory local start`), so the local environment need not have them.
     pub secrets_held: bool,
+    /// Whether the instance can reach services on this machine's loopback (`127.0.0.1`): a host
+    /// process can, a container on Docker's bridge network cannot. Presigned URLs of a store on
+    /// loopback are handed to the processor only when it can.
+    pub reaches_host_loopback: bool,
 }
 
 impl Plan {

@@ -46,6 +46,9 @@ pub struct Receipt {
     /// What ran: `pin` (a registry pin), `local-build` (the newest local image, unpinned) or
     /// `host-binary` (the `process` runtime).
     pub image_source: String,
+    /// How bytes moved: `direct` (presigned URLs, straight to the store) or `stream` (through
+    /// the orchestrator's connection).
+    pub transfer: String,
 }
 
 impl Receipt {

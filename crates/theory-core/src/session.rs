@@ -3,13 +3,14 @@
 //! hashed while they stream into the store, and committed only when they match the CID the
 //! processor announced.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use theory_protocol::{
-    Cid, CidHasher, Envelope, ErrorCode, ExecutionId, Frame, Mode, OutputHeader, Role, RunOpen,
-    RunPayload, SUBPROTOCOL, validate_relpath,
+    Cid, CidHasher, Envelope, ErrorCode, ExecutionId, FileHeader, FileSpec, Frame, Mode,
+    OutputHeader, Role, RunOpen, RunPayload, SUBPROTOCOL, validate_relpath,
 };
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -29,6 +30,11 @@ pub struct SessionRequest<'a> {
     pub inputs: &'a Value,
     /// Where outputs go.
     pub write_prefix: &'a WritePrefix,
+    /// Input files by world path; those without a `get_url` are sent from the store as `File`
+    /// frames right after `RunOpen`.
+    pub files: &'a BTreeMap<String, FileSpec>,
+    /// Presigned URLs for direct uploads (`outputs/<rel>` → URL); `None` streams outputs back.
+    pub put_urls: Option<&'a BTreeMap<String, String>>,
 }
 
 /// Sees every text frame as it arrives (for `--stream`).
@@ -83,8 +89,9 @@ struct Receiving {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens `/run` with the subprotocol and sends the client's `RunOpen`.
-async fn open(request: &SessionRequest<'_>) -> Result<Socket, Failure> {
+/// Opens `/run` with the subprotocol, sends the client's `RunOpen`, then the input files that
+/// have no URL.
+async fn open(request: &SessionRequest<'_>, store: &dyn ArtifactStore) -> Result<Socket, Failure> {
     let mut http_request = run_url(request.endpoint).into_client_request().map_err(|error| {
         connection(format!("bad processor endpoint {}: {error}", request.endpoint))
     })?;
@@ -107,15 +114,52 @@ async fn open(request: &SessionRequest<'_>) -> Result<Socket, Failure> {
             mode: request.mode,
             inputs: request.inputs.clone(),
             write_prefix: Some(request.write_prefix.to_string()),
-            put_urls: None,
-            files: std::collections::BTreeMap::new(),
+            put_urls: request.put_urls.cloned(),
+            files: request.files.clone(),
         }),
     });
     socket
         .send(Message::Text(open.to_json(None).into()))
         .await
         .map_err(|error| connection(format!("cannot send RunOpen: {error}")))?;
+    for (path, spec) in request.files.iter().filter(|(_, spec)| spec.get_url.is_none()) {
+        send_file(&mut socket, store, path, spec).await?;
+    }
     Ok(socket)
+}
+
+/// Sends one input file from the store: a `File` header, then its bytes as binary frames.
+async fn send_file(
+    socket: &mut Socket,
+    store: &dyn ArtifactStore,
+    path: &str,
+    spec: &FileSpec,
+) -> Result<(), Failure> {
+    let missing =
+        || Failure::new(ErrorCode::Attachment, format!("input file {path} is not in the store"));
+    let world_path: WorldPath = path.parse().map_err(|_| missing())?;
+    let mut bytes = store.open(&world_path).await?.ok_or_else(missing)?;
+    let header = Frame::File(FileHeader {
+        path: path.to_owned(),
+        cid: spec.cid,
+        size_bytes: spec.size_bytes,
+        mime: spec.mime.clone(),
+    });
+    let broken = |error: tokio_tungstenite::tungstenite::Error| {
+        connection(format!("cannot send input file {path}: {error}"))
+    };
+    socket.send(Message::Text(header.to_json(None).into())).await.map_err(broken)?;
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk.map_err(|source| crate::StoreError::Io {
+            operation: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        if !chunk.is_empty() {
+            socket.send(Message::Binary(chunk)).await.map_err(broken)?;
+        }
+    }
+    Ok(())
 }
 
 /// The receiving side of one session.
@@ -214,7 +258,7 @@ pub async fn run_session(
     observer: Option<&dyn FrameObserver>,
     committed: &Mutex<Vec<WorldPath>>,
 ) -> Result<SessionResult, Failure> {
-    let mut socket = open(&request).await?;
+    let mut socket = open(&request, store).await?;
     let mut receiver = Receiver {
         store,
         prefix: request.write_prefix,
@@ -244,8 +288,65 @@ pub async fn run_session(
     }
     let _ = socket.close(None).await;
     let envelope = outcome?;
-    check_envelope(&envelope, &receiver.outputs)?;
-    Ok(SessionResult { outputs: receiver.outputs, envelope })
+    let outputs = match request.put_urls {
+        None => receiver.outputs,
+        Some(put_urls) => verify_uploads(store, &request, put_urls, &envelope).await?,
+    };
+    check_envelope(&envelope, &outputs)?;
+    Ok(SessionResult { outputs, envelope })
+}
+
+/// After direct uploads: every output the processor lists must be one it was given a URL for,
+/// none may be skipped, and each object in the store must hash to the CID the processor claims.
+async fn verify_uploads(
+    store: &dyn ArtifactStore,
+    request: &SessionRequest<'_>,
+    put_urls: &BTreeMap<String, String>,
+    envelope: &Envelope,
+) -> Result<Vec<StoredOutput>, Failure> {
+    let Envelope::Success(success) = envelope else { return Ok(Vec::new()) };
+    if let Some(skipped) =
+        success.meta.skipped_outputs.as_ref().filter(|skipped| !skipped.is_empty())
+    {
+        return Err(Failure::new(
+            ErrorCode::OutputPath,
+            format!("outputs not declared in the spec were not uploaded: {}", skipped.join(", ")),
+        )
+        .hint("declare every output under outputs: in the spec, or run with --transfer stream"));
+    }
+    let mut outputs = Vec::with_capacity(success.outputs.len());
+    for listed in &success.outputs {
+        let planned = listed
+            .path
+            .strip_prefix(request.write_prefix.as_str())
+            .is_some_and(|rel| put_urls.contains_key(&format!("outputs/{rel}")));
+        if !planned {
+            return Err(protocol(format!(
+                "RunResult lists {}, which had no upload URL",
+                listed.path
+            )));
+        }
+        let path: WorldPath = listed.path.parse().map_err(|error: crate::WorldPathError| {
+            Failure::new(ErrorCode::OutputPath, error.to_string())
+        })?;
+        let (cid, size_bytes) = store.hash(&path).await?.ok_or_else(|| {
+            Failure::new(
+                ErrorCode::Upload,
+                format!("output {path} is not in the store after its upload"),
+            )
+        })?;
+        if cid != listed.cid || size_bytes != listed.size_bytes {
+            return Err(integrity(
+                &path,
+                &format!(
+                    "the stored object hashes to {cid} ({size_bytes} bytes), the processor announced {} ({} bytes)",
+                    listed.cid, listed.size_bytes
+                ),
+            ));
+        }
+        outputs.push(StoredOutput { path, cid, size_bytes, mime: listed.mime.clone() });
+    }
+    Ok(outputs)
 }
 
 fn protocol(message: impl Into<String>) -> Failure {

@@ -200,6 +200,11 @@ fn cargo_build_static(
     if root.join("Cargo.lock").is_file() {
         command.arg("--locked");
     }
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_a_crate) {
+            command.env_remove(name);
+        }
+    }
     let mut child =
         command.spawn().map_err(|error| BuildError::Io(format!("cannot run cargo: {error}")))?;
     let mut executable = None;
@@ -224,8 +229,40 @@ fn cargo_build_static(
     })
 }
 
+/// Whether `name` is one of the variables cargo sets for the crate it runs (a test, `cargo run`).
+/// Inherited by the inner build they would change its fingerprints — ring's build script reruns
+/// when `CARGO_MANIFEST_DIR` changes — and rebuild every dependency of the image for nothing.
+fn set_by_cargo_for_a_crate(name: &str) -> bool {
+    const EXACT: [&str; 8] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
+    EXACT.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
+}
+
 fn cargo_home() -> Option<PathBuf> {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_by_cargo_for_a_crate;
+
+    #[test]
+    fn the_crate_variables_of_an_outer_cargo_are_not_passed_on() {
+        for name in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_BIN_EXE_theory", "OUT_DIR"] {
+            assert!(set_by_cargo_for_a_crate(name), "{name}");
+        }
+        for name in ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_NET_OFFLINE", "CARGO"] {
+            assert!(!set_by_cargo_for_a_crate(name), "{name}");
+        }
+    }
 }

@@ -58,6 +58,8 @@ fn request(options: &str) -> RunRequest {
         write_prefix: None,
         inputs: json!({"text": "bench"}),
         options: theory_core::AdapterOptions::from_json(options).expect("options"),
+        attachments: Vec::new(),
+        transfer: theory_core::orchestrator::TransferRequest::default(),
         use_cache: false,
         observer: None,
     }

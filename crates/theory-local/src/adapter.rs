@@ -130,6 +130,7 @@ impl LocalAdapter {
             target,
             platform: None,
             secrets_held: false,
+            reaches_host_loopback: true,
         })
     }
 
@@ -159,6 +160,7 @@ impl LocalAdapter {
             target: choice.reference,
             platform: Some(choice.platform),
             secrets_held: false,
+            reaches_host_loopback: false,
         })
     }
 }

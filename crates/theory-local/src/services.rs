@@ -304,6 +304,7 @@ impl Adapter for ServiceAdapter {
             target: endpoint,
             platform: Some(image.platform),
             secrets_held: true,
+            reaches_host_loopback: false,
         })
     }
 

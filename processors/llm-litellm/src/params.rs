@@ -35,10 +35,16 @@ pub struct ChatParams {
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Message {
-    /// `system`, `user`, `assistant` or `tool`.
+    /// `system`, `user`, `assistant` or `tool`; `user` when left out (the seeds' attachment
+    /// example writes messages without a role).
+    #[serde(default = "user_role")]
     pub role: String,
     /// A string, or a list of parts (`{"type":"text","text":…}`, `{"$artifact":…}`).
     pub content: Value,
+}
+
+fn user_role() -> String {
+    "user".to_owned()
 }
 
 impl ChatParams {

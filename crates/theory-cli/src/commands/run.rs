@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use theory_core::orchestrator::{MemoCache, resolve_write_prefix};
+use theory_core::attachments::Attachment;
+use theory_core::orchestrator::{MemoCache, TransferRequest, resolve_write_prefix};
 use theory_core::registry::Platform;
 use theory_core::session::FrameObserver;
 use theory_core::{
@@ -46,6 +47,17 @@ pub(crate) async fn run_with(
     let inputs = read_inputs(&args.inputs)?;
     let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
     let options = check_flags(&args)?;
+    let attachments = args
+        .attach
+        .iter()
+        .map(|text| Attachment::parse(text))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            UsageError::new(format!("--attach: {error}"), "use --attach photo=./photo.jpg")
+        })?;
+    let transfer: TransferRequest = args.transfer.parse().map_err(|error| {
+        UsageError::new(format!("--transfer: {error}"), "use --transfer auto, direct or stream")
+    })?;
 
     let store = context.project.store(&context.env).await?;
     let registry = match context.registry {
@@ -70,6 +82,8 @@ pub(crate) async fn run_with(
         write_prefix: args.write_prefix.clone(),
         inputs,
         options,
+        attachments,
+        transfer,
         use_cache: !args.no_cache,
         observer,
     };
@@ -142,12 +156,6 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
         options.platform = Some(platform.parse::<Platform>().map_err(|error| {
             UsageError::new(format!("--platform: {error}"), "use amd64 or arm64")
         })?);
-    }
-    if !args.attach.is_empty() {
-        return Err(UsageError::new(
-            "--attach is not supported by this build yet",
-            "pass the file's contents in the inputs for now",
-        ));
     }
     if args.plan.is_some() {
         return Err(UsageError::new(

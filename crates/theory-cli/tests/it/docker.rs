@@ -379,3 +379,45 @@ fn local_start_fails_fast_naming_missing_secrets() {
     assert!(outcome.stderr.contains("needs OPENAI_API_KEY"), "{}", outcome.transcript());
     assert!(leftovers(&project).is_empty());
 }
+
+#[test]
+fn the_thumbnail_gives_the_same_bytes_in_its_container_as_on_the_host() {
+    use crate::attachments::{check_thumbnail, thumbnail, with_photo};
+    assert!(
+        docker(&["image", "inspect", "theory-local/image/thumbnail:1"]).status.success(),
+        "the thumbnail image is missing: theory processor build --ref image/thumbnail@1 (scripts/test does)"
+    );
+    let project = docker_project().env("THEORY_LOCAL_RUNTIME", "docker");
+    with_photo(&project);
+    let boxed = thumbnail(&project, &["--save-dir", "saved"]);
+    assert_eq!(boxed.code, 0, "{}", boxed.transcript());
+    let boxed = boxed.json();
+    assert_eq!(boxed["meta"]["runtime"], "docker");
+    check_thumbnail(&project, &boxed);
+    let host = thumbnail(&project, &["--adapter-opts-json", r#"{"runtime":"process"}"#]);
+    assert_eq!(host.code, 0, "{}", host.transcript());
+    let cids = |envelope: &Value| {
+        envelope["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|output| output["cid"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cids(&boxed), cids(&host.json()));
+    assert!(leftovers(&project).is_empty(), "containers left: {:?}", leftovers(&project));
+}
+
+#[test]
+fn a_container_cannot_reach_a_loopback_store_so_bytes_stream_through_theory() {
+    use crate::attachments::{minio, receipt_in_bucket, thumbnail, with_photo};
+    let project = minio(docker_project().env("THEORY_LOCAL_RUNTIME", "docker"));
+    with_photo(&project);
+    let outcome = thumbnail(&project, &[]);
+    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(receipt_in_bucket(&outcome.json())["transfer"], "stream");
+    let direct = thumbnail(&project, &["--transfer", "direct"]);
+    assert_eq!(direct.code, 1, "{}", direct.transcript());
+    assert!(direct.stderr.contains("loopback"), "{}", direct.transcript());
+    assert!(leftovers(&project).is_empty(), "containers left: {:?}", leftovers(&project));
+}

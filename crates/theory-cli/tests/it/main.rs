@@ -1,5 +1,6 @@
 //! The `theory` binary, end to end: snapshots of what users see, and the behaviours behind them.
 
+mod attachments;
 mod behaviour;
 mod canary;
 mod docker;

@@ -19,9 +19,9 @@ fn cargo_project() -> Project {
     let project = Project::new();
     let root = repository_root();
     let manifest = format!(
-        "[workspace]\nresolver = \"3\"\nmembers = [\"processors/*\"]\n\n[workspace.dependencies]\ntheory-processor = {{ path = \"{}\" }}\n\n[profile.dev.package.\"*\"]\nopt-level = 2\n{}",
+        "[workspace]\nresolver = \"3\"\nmembers = [\"processors/*\"]\n\n[workspace.dependencies]\ntheory-processor = {{ path = \"{}\" }}\n\n[profile.dev]\ndebug = \"line-tables-only\"\n\n[profile.dev.package.\"*\"]\nopt-level = 2\n{}",
         root.join("crates/theory-processor").display(),
-        // The SDK's crates are members of the repository's workspace, built at opt-level 0 there;
+        // The same profile as the repository's; the SDK's crates are members of the repository's workspace, built at opt-level 0 there;
         // the same here, so the test reuses them instead of rebuilding them both ways.
         ["theory-processor", "theory-protocol"]
             .map(|name| format!("\n[profile.dev.package.{name}]\nopt-level = 0\n"))

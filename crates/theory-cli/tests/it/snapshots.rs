@@ -106,7 +106,7 @@ fn flag_errors() {
     assert_transcript!("bad_adapter", run(&["--adapter", "cloud"]));
     assert_transcript!("bad_mode", run(&["--mode", "fast"]));
     assert_transcript!("bad_adapter_opts", run(&["--adapter-opts-json", r#"{"timeout":5}"#]));
-    assert_transcript!("attach_unsupported", run(&["--attach", "image=photo.jpg"]));
+    assert_transcript!("attach_unreferenced", run(&["--attach", "image=photo.jpg"]));
     assert_transcript!("plan_unsupported", run(&["--plan", "my-plan"]));
     assert_transcript!("modal_unsupported", run(&["--adapter", "modal"]));
     assert_transcript!("mock_adapter_real_mode", run(&["--adapter", "mock", "--mode", "real"]));

@@ -41,7 +41,9 @@ pub(crate) fn binary() -> PathBuf {
 pub(crate) fn binaries() -> PathBuf {
     let folder = binary().parent().expect("a folder").to_path_buf();
     assert!(
-        folder.join("llm-litellm").is_file() && folder.join("theory-probe").is_file(),
+        ["llm-litellm", "theory-probe", "image-thumbnail"]
+            .iter()
+            .all(|name| folder.join(name).is_file()),
         "the processor binaries are missing from {}: run `cargo build --workspace` first (scripts/test does)",
         folder.display()
     );

@@ -3,9 +3,12 @@
 //!
 //! - `run`: [`Orchestrator::run`], the life of a run.
 //! - `memo`: [`MemoCache`], reuse of finished identical runs.
+//! - `transfer`: [`Transfer`], whether bytes go through the session or straight to the store.
 
 mod memo;
 mod run;
+mod transfer;
 
 pub use memo::MemoCache;
 pub use run::{Orchestrator, RunOutcome, RunRequest, default_write_prefix, resolve_write_prefix};
+pub use transfer::{Transfer, TransferRequest};

@@ -14,6 +14,8 @@ use theory_protocol::{
 use tracing::Instrument;
 
 use super::memo::MemoCache;
+use super::transfer::{self, Transfer, TransferRequest};
+use crate::attachments::{self, Attachment, ResolvedAttachment};
 use crate::env::names;
 use crate::fingerprint::Fingerprint;
 use crate::hashing::{HASH_SCHEMA, inputs_hash, memo_key, seed};
@@ -58,6 +60,10 @@ pub struct RunRequest {
     pub inputs: Value,
     /// `--adapter-opts-json`.
     pub options: AdapterOptions,
+    /// `--attach name=path` files, referred to as `{"$attach":"name"}` in the inputs.
+    pub attachments: Vec<Attachment>,
+    /// How bytes move between the store and the processor.
+    pub transfer: TransferRequest,
     /// Whether a finished identical run may be reused.
     pub use_cache: bool,
     /// Sees frames as they arrive.
@@ -189,13 +195,15 @@ impl Orchestrator {
                 "run with --mode mock, or set THEORY_ALLOW_REAL_IN_CI=1 to spend money on purpose",
             ));
         }
-        entry.check_inputs(&request.inputs).map_err(|violation| {
+        let attached = attachments::resolve(&request.attachments, &request.inputs).await?;
+        let inputs = attachments::rewrite(request.inputs.clone(), &attached)?;
+        entry.check_inputs(&inputs).map_err(|violation| {
             Failure::new(ErrorCode::InputSchema, violation.to_string()).hint(format!(
                 "see the inputs schema with `theory registry show {}`",
                 spec.reference
             ))
         })?;
-        let normalized = normalize_inputs(request.inputs.clone())
+        let normalized = normalize_inputs(inputs)
             .map_err(|error| Failure::new(ErrorCode::InputSchema, error.to_string()))?
             .value;
         let adapter = self.adapters.get(request.adapter.as_str()).ok_or_else(|| {
@@ -206,7 +214,8 @@ impl Orchestrator {
             .hint("use --adapter local")
         })?;
         let plan = adapter.plan(spec, &request.options, request.mode).await?;
-        tracing::debug!(runtime = %plan.runtime, image = %plan.image_identity, "planned");
+        let transfer = transfer::choose(request.transfer, &*self.store, spec, &plan).await?;
+        tracing::debug!(runtime = %plan.runtime, image = %plan.image_identity, %transfer, "planned");
         let present: Vec<String> = spec
             .secrets
             .all()
@@ -226,7 +235,17 @@ impl Orchestrator {
         progress.fingerprint = Some(fingerprint.clone());
         let inputs_hash = inputs_hash(&normalized);
         let memo_key = memo_key(&spec.reference, &plan.image_identity, request.mode, &inputs_hash);
-        Ok(Prepared { entry, adapter, plan, normalized, fingerprint, inputs_hash, memo_key })
+        Ok(Prepared {
+            entry,
+            adapter,
+            plan,
+            transfer,
+            attached,
+            normalized,
+            fingerprint,
+            inputs_hash,
+            memo_key,
+        })
     }
 
     async fn execute(
@@ -236,8 +255,17 @@ impl Orchestrator {
         progress: &mut Progress,
         started: Instant,
     ) -> Result<Envelope, Failure> {
-        let Prepared { entry, adapter, plan, normalized, fingerprint, inputs_hash, memo_key } =
-            self.prepare(request, progress).await?;
+        let Prepared {
+            entry,
+            adapter,
+            plan,
+            transfer,
+            attached,
+            normalized,
+            fingerprint,
+            inputs_hash,
+            memo_key,
+        } = self.prepare(request, progress).await?;
         let spec = &entry.spec;
         if request.use_cache
             && let Some(cached) = self.memo.lookup(&memo_key, &*self.store).await
@@ -262,7 +290,14 @@ impl Orchestrator {
         let write_prefix = resolve_write_prefix(&template, execution_id)?;
         let launch = self.launch(spec, request.mode);
         let timeout_s = request.options.timeout_s.unwrap_or(spec.runtime.timeout_s);
-        let committed = Mutex::new(Vec::new());
+        attachments::store_all(&*self.store, &attached).await?;
+        // URLs outlive the run's timeout by a margin for the last upload to finish.
+        let valid_for = Duration::from_secs(timeout_s.saturating_add(300));
+        let urls =
+            transfer::presign(transfer, &*self.store, &attached, spec, &write_prefix, valid_for)
+                .await?;
+        // Directly uploaded objects are removed with the rest if the run fails.
+        let committed = Mutex::new(urls.planned.clone());
         let work = async {
             tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
             let instance = adapter.start(spec, &plan, &launch).await?;
@@ -273,6 +308,8 @@ impl Orchestrator {
                 mode: request.mode,
                 inputs: &normalized,
                 write_prefix: &write_prefix,
+                files: &urls.files,
+                put_urls: urls.uploads.as_ref(),
             };
             let result =
                 run_session(session, &*self.store, request.observer.as_deref(), &committed).await;
@@ -292,6 +329,7 @@ impl Orchestrator {
                     execution_id,
                     request,
                     plan: &plan,
+                    transfer,
                     fingerprint,
                     inputs_hash,
                     memo_key: memo_key.clone(),
@@ -358,6 +396,7 @@ impl Orchestrator {
             execution_id,
             request,
             plan,
+            transfer,
             fingerprint,
             inputs_hash,
             memo_key,
@@ -404,6 +443,7 @@ impl Orchestrator {
             adapter: request.adapter.clone(),
             runtime: plan.runtime.clone(),
             image_source: plan.image_source().to_owned(),
+            transfer: transfer.as_str().to_owned(),
         };
         let receipt_json = Bytes::from(receipt.to_canonical_json());
         // The index last among the outputs, then the receipts: an index only for a complete run.
@@ -449,6 +489,8 @@ struct Prepared<'a> {
     entry: &'a ProcessorEntry,
     adapter: &'a Arc<dyn Adapter>,
     plan: Plan,
+    transfer: Transfer,
+    attached: Vec<ResolvedAttachment>,
     normalized: Value,
     fingerprint: String,
     inputs_hash: String,
@@ -460,6 +502,7 @@ struct Finished<'a> {
     execution_id: &'a ExecutionId,
     request: &'a RunRequest,
     plan: &'a Plan,
+    transfer: Transfer,
     fingerprint: String,
     inputs_hash: String,
     memo_key: String,

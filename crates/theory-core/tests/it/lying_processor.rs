@@ -1,4 +1,5 @@
-//! A processor's word is checked, never trusted: wrong bytes, a dropped connection, or a result
+//! A processor's word is checked, never trusted: wrong bytes (streamed or uploaded directly), a
+//! dropped connection, an upload that never happened, or a result
 //! that lists what never arrived all fail the run and leave nothing in the store.
 
 use std::collections::BTreeMap;
@@ -25,9 +26,13 @@ enum Lie {
     WrongBytes,
     HangUp,
     ListsGhost,
+    /// Given upload URLs, uploads other bytes than it announces.
+    UploadsOtherBytes,
+    /// Given upload URLs, announces an output it never uploaded.
+    NeverUploads,
 }
 
-async fn lying_server(lie: Lie) -> String {
+async fn lying_server(lie: Lie, store: MemoryStore) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -41,7 +46,9 @@ async fn lying_server(lie: Lie) -> String {
         let Some(Ok(Message::Text(open))) = socket.next().await else { return };
         let Ok((Frame::RunOpen(open), _)) = Frame::from_json(open.as_str()) else { return };
         let id = open.execution_id.to_string();
-        let prefix = open.payload.and_then(|payload| payload.write_prefix).unwrap_or_default();
+        let payload = open.payload.unwrap();
+        let planned = payload.put_urls.unwrap_or_default();
+        let prefix = payload.write_prefix.unwrap_or_default();
         let send = |text: String| Message::Text(text.into());
         socket
             .send(send(json!({"kind": "Ack", "content": {"execution_id": id}}).to_string()))
@@ -63,9 +70,20 @@ async fn lying_server(lie: Lie) -> String {
                 socket.send(Message::Binary(bytes::Bytes::from_static(b"rig"))).await.unwrap();
                 return;
             }
-            Lie::ListsGhost => {
+            Lie::ListsGhost | Lie::UploadsOtherBytes | Lie::NeverUploads => {
+                let (name, cid) = match lie {
+                    Lie::ListsGhost => ("ghost.txt", Cid::of(b"boo")),
+                    _ => ("echo.txt", Cid::of(b"right")),
+                };
+                if matches!(lie, Lie::UploadsOtherBytes) {
+                    let url = &planned["outputs/echo.txt"];
+                    store.insert(
+                        url.trim_start_matches("memory://"),
+                        bytes::Bytes::from_static(b"wrong"),
+                    );
+                }
                 let result = json!({"status": "success", "execution_id": id, "index_path": format!("{prefix}outputs.json"),
-                    "outputs": [{"path": format!("{prefix}ghost.txt"), "cid": Cid::of(b"boo").to_string(), "size_bytes": 3, "mime": "text/plain"}]});
+                    "outputs": [{"path": format!("{prefix}{name}"), "cid": cid.to_string(), "size_bytes": 5, "mime": "text/plain"}]});
                 socket
                     .send(send(json!({"kind": "RunResult", "content": result}).to_string()))
                     .await
@@ -109,6 +127,7 @@ impl Adapter for FixedEndpoint {
             target: self.0.clone(),
             platform: None,
             secrets_held: false,
+            reaches_host_loopback: true,
         })
     }
 
@@ -128,15 +147,18 @@ async fn lies_fail_the_run_and_leave_nothing() {
         (Lie::WrongBytes, "ERR_OUTPUT_INTEGRITY"),
         (Lie::HangUp, "ERR_CONNECTION"),
         (Lie::ListsGhost, "ERR_PROTOCOL"),
+        (Lie::UploadsOtherBytes, "ERR_OUTPUT_INTEGRITY"),
+        (Lie::NeverUploads, "ERR_UPLOAD"),
     ] {
-        let store = MemoryStore::default();
+        let direct = matches!(lie, Lie::UploadsOtherBytes | Lie::NeverUploads);
+        let store = if direct { MemoryStore::presigning() } else { MemoryStore::default() };
         let memo = tempfile::tempdir().unwrap();
         let orchestrator = Orchestrator {
             registry: Arc::new(registry()),
             store: Arc::new(store.clone()),
             adapters: BTreeMap::from([(
                 "local",
-                Arc::new(FixedEndpoint(lying_server(lie).await)) as Arc<dyn Adapter>,
+                Arc::new(FixedEndpoint(lying_server(lie, store.clone()).await)) as Arc<dyn Adapter>,
             )]),
             memo: MemoCache::new(memo.path()),
             env: EnvSnapshot::default(),

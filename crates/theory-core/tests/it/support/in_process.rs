@@ -70,6 +70,7 @@ impl Adapter for InProcessAdapter {
             target: "theory_probe::run".into(),
             platform: None,
             secrets_held: false,
+            reaches_host_loopback: true,
         })
     }
 

@@ -61,6 +61,8 @@ pub(crate) fn request(reference: &str, mode: Mode, inputs: Value) -> RunRequest 
         write_prefix: None,
         inputs,
         options: AdapterOptions::default(),
+        attachments: Vec::new(),
+        transfer: theory_core::orchestrator::TransferRequest::default(),
         use_cache: true,
         observer: None,
     }
