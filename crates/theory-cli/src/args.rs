@@ -33,6 +33,96 @@ pub(crate) enum Command {
     Local(LocalCommand),
     /// Create a new processor: crate, Dockerfile and registry spec.
     Scaffold(ScaffoldArgs),
+    /// Plans: budgets that runs are charged to (`theory run --plan KEY`).
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// The history of runs, with their envelopes and receipts.
+    #[command(subcommand)]
+    Executions(ExecutionsCommand),
+    /// Check the ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+/// `theory plan …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlanCommand {
+    /// Create a plan with a budget.
+    Create(PlanCreateArgs),
+    /// Show a plan: budget, reserved, spent, available.
+    Show(PlanShowArgs),
+    /// List the plans.
+    List(JsonArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanCreateArgs {
+    /// The plan's key, used with `theory run --plan KEY`.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) key: String,
+    /// The budget in micro-USD (1 USD = 1000000).
+    #[arg(long, value_name = "N")]
+    pub(crate) budget_usd_micro: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanShowArgs {
+    /// The plan's key.
+    #[arg(value_name = "KEY", required_unless_present = "key")]
+    pub(crate) key_arg: Option<String>,
+    /// The plan's key (as a flag).
+    #[arg(long, value_name = "KEY", conflicts_with = "key_arg")]
+    pub(crate) key: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Just `--json`.
+#[derive(Debug, Args)]
+pub(crate) struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `theory executions …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExecutionsCommand {
+    /// List runs, newest first.
+    List(ExecutionsListArgs),
+    /// Show one run: its record, envelope, receipt and events.
+    Show(ExecutionShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecutionsListArgs {
+    /// How many to show.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecutionShowArgs {
+    /// The execution id.
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `theory ledger …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LedgerCommand {
+    /// Walk the event chain and name the first entry that was tampered with.
+    Verify(JsonArgs),
 }
 
 /// `theory processor …`.

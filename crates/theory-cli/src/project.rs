@@ -113,6 +113,41 @@ impl Project {
     }
 }
 
+impl Project {
+    /// Opens the ledger: PostgreSQL or SQLite as `DATABASE_URL` says, else `.theory/theory.db`
+    /// (created on first use). Runs a killed orchestrator left `running` are failed and their
+    /// reservations released. Errors never show the URL (it may hold a password).
+    pub(crate) async fn ledger(
+        &self,
+        env: &EnvSnapshot,
+    ) -> Result<theory_ledger::Ledger, UsageError> {
+        let url = env.get("DATABASE_URL").filter(|url| !url.is_empty());
+        let ledger = theory_ledger::Ledger::open(url, &self.state().join("theory.db"))
+            .await
+            .map_err(|error| {
+                let mut message = error.to_string();
+                if let Some(url) = url {
+                    message = message.replace(url, "DATABASE_URL");
+                }
+                let hint = if url.is_some() {
+                    "check DATABASE_URL (postgres://user:password@host:port/db), or unset it to use .theory/theory.db"
+                } else {
+                    "check that .theory/ is writable"
+                };
+                UsageError::new(message, hint)
+            })?;
+        match ledger.recover(theory_ledger::owner_is_gone).await {
+            Ok(recovered) if !recovered.is_empty() => tracing::info!(
+                executions = %recovered.join(","),
+                "marked runs of a stopped orchestrator failed and released their reservations"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not recover abandoned runs"),
+        }
+        Ok(ledger)
+    }
+}
+
 fn kind_of(folder: &str) -> DocumentKind {
     match folder {
         "schemas" => DocumentKind::Schema,

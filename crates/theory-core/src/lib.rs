@@ -9,6 +9,7 @@
 //! - The ports: [`Adapter`] (where processors run) and [`ArtifactStore`] (where artifacts go);
 //!   their backends live in other crates (`theory-local`, `theory-store`).
 //! - [`attachments`]: `--attach name=path` files, hashed, stored and referenced from the inputs.
+//! - [`ledger`]: the port to the record of runs and the money of plans.
 //! - [`session`]: the orchestrator's side of `theory.run.v1`, shared by every adapter.
 //! - [`orchestrator`]: [`Orchestrator::run`] — mode and CI guard, inputs schema, plan, memo cache,
 //!   secrets, start, session, index, receipts, envelope.
@@ -29,6 +30,7 @@ mod failure;
 mod fingerprint;
 pub mod hashing;
 mod ids;
+pub mod ledger;
 mod options;
 pub mod orchestrator;
 mod ports;

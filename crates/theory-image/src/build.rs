@@ -246,10 +246,13 @@ fn set_by_cargo_for_a_crate(name: &str) -> bool {
     EXACT.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
 }
 
+/// Where cargo keeps registry sources: `CARGO_HOME`, else `~/.cargo` — with the home folder
+/// from the user database when `HOME` is unset, as cargo itself finds it. The remap flag must be
+/// the same whatever the environment, or the binary (and the image ID) would differ.
 fn cargo_home() -> Option<PathBuf> {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .or_else(|| std::env::home_dir().map(|home| home.join(".cargo")))
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ fn orchestrator(state: &Path, adapter: Arc<dyn Adapter>, env: EnvSnapshot) -> Or
         adapters: BTreeMap::from([("local", adapter)]),
         memo: MemoCache::new(state.join("memo")),
         redactor: Redactor::from_env(&env, std::iter::empty()),
+        ledger: None,
         env,
     }
 }
@@ -60,6 +61,7 @@ fn request(options: &str) -> RunRequest {
         options: theory_core::AdapterOptions::from_json(options).expect("options"),
         attachments: Vec::new(),
         transfer: theory_core::orchestrator::TransferRequest::default(),
+        plan: None,
         use_cache: false,
         observer: None,
     }

@@ -1,6 +1,9 @@
 //! One module per command.
 
+pub(crate) mod executions;
+pub(crate) mod ledger;
 pub(crate) mod local;
+pub(crate) mod plan;
 pub(crate) mod processor;
 pub(crate) mod registry;
 pub(crate) mod run;
@@ -101,5 +104,8 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, crate::u
         crate::args::Command::Processor(command) => processor::run(command, context).await,
         crate::args::Command::Local(command) => local::run(command, context).await,
         crate::args::Command::Scaffold(args) => scaffold::run(&args, &context),
+        crate::args::Command::Plan(command) => plan::run(command, context).await,
+        crate::args::Command::Executions(command) => executions::run(command, context).await,
+        crate::args::Command::Ledger(command) => ledger::run(command, context).await,
     }
 }

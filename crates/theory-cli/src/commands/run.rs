@@ -60,6 +60,7 @@ pub(crate) async fn run_with(
     })?;
 
     let store = context.project.store(&context.env).await?;
+    let ledger = context.project.ledger(&context.env).await?;
     let registry = match context.registry {
         Ok(registry) => Arc::new(registry),
         Err(errors) => return Ok(super::registry_failure(&errors, args.json)),
@@ -71,6 +72,7 @@ pub(crate) async fn run_with(
         memo: MemoCache::new(context.project.state().join("memo")),
         env: context.env,
         redactor: context.redactor.clone(),
+        ledger: Some(Arc::new(ledger)),
     };
     let observer: Option<Arc<dyn FrameObserver>> = args.stream.then(|| {
         Arc::new(StreamPrinter { redactor: context.redactor.clone() }) as Arc<dyn FrameObserver>
@@ -84,6 +86,7 @@ pub(crate) async fn run_with(
         options,
         attachments,
         transfer,
+        plan: args.plan.clone(),
         use_cache: !args.no_cache,
         observer,
     };
@@ -157,10 +160,13 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
             UsageError::new(format!("--platform: {error}"), "use amd64 or arm64")
         })?);
     }
-    if args.plan.is_some() {
+    if let Some(plan) = &args.plan
+        && (plan.is_empty()
+            || !plan.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
         return Err(UsageError::new(
-            "--plan is not supported by this build yet (no budgets)",
-            "run without --plan",
+            format!("--plan {plan:?}: a plan key is letters, digits, -, _ or ."),
+            "list the plans with `theory plan list`",
         ));
     }
     Ok(options)

@@ -4,6 +4,7 @@ mod attachments;
 mod behaviour;
 mod canary;
 mod docker;
+mod ledger;
 mod scaffold;
 mod snapshots;
 mod storage;

@@ -19,6 +19,7 @@ use crate::attachments::{self, Attachment, ResolvedAttachment};
 use crate::env::names;
 use crate::fingerprint::Fingerprint;
 use crate::hashing::{HASH_SCHEMA, inputs_hash, memo_key, seed};
+use crate::ledger::{Admission, Admitted, Closing, RunLedger};
 use crate::registry::{ProcessorEntry, Registry};
 use crate::session::{FrameObserver, SessionRequest, SessionResult, run_session};
 use crate::{
@@ -43,6 +44,9 @@ pub struct Orchestrator {
     pub env: EnvSnapshot,
     /// Hides secret values.
     pub redactor: Redactor,
+    /// Records every run and holds the plans' budgets; `None` records nothing (and refuses
+    /// `--plan`).
+    pub ledger: Option<Arc<dyn RunLedger>>,
 }
 
 /// What to run.
@@ -64,6 +68,8 @@ pub struct RunRequest {
     pub attachments: Vec<Attachment>,
     /// How bytes move between the store and the processor.
     pub transfer: TransferRequest,
+    /// The plan to charge (`--plan`).
+    pub plan: Option<String>,
     /// Whether a finished identical run may be reused.
     pub use_cache: bool,
     /// Sees frames as they arrive.
@@ -85,6 +91,8 @@ struct Progress {
     fingerprint: Option<String>,
     runtime: Option<String>,
     image_digest: Option<String>,
+    /// What the ledger granted, once the run was admitted.
+    admitted: Option<Admitted>,
 }
 
 /// Returns the default write prefix template for a processor.
@@ -119,41 +127,63 @@ impl Orchestrator {
         async {
             let started = Instant::now();
             let mut progress = Progress::default();
-            match self.execute(&execution_id, &request, &mut progress, started).await {
-                Ok(envelope) => RunOutcome { envelope, hint: None },
-                Err(failure) => {
-                    let message = self.redactor.redact(&failure.message);
-                    // The CLI prints the error for people; the log line is for log pipelines.
-                    tracing::debug!(code = %failure.code, %message, "run failed");
-                    let meta = Meta {
-                        processor_ref: Some(request.reference.to_string()),
-                        adapter: Some(request.adapter.clone()),
-                        runtime: progress.runtime,
-                        mode: Some(request.mode),
-                        image_digest: progress.image_digest,
-                        env_fingerprint: Some(
-                            progress
-                                .fingerprint
-                                .unwrap_or_else(|| Fingerprint::unknown(&request.adapter)),
-                        ),
-                        duration_ms: Some(started.elapsed().as_millis() as u64),
-                        ..Meta::default()
-                    };
-                    let error = ErrorBody { code: failure.code, message };
-                    let envelope = Envelope::Error(ErrorEnvelope {
-                        execution_id: execution_id.clone(),
-                        error,
-                        meta,
-                    });
-                    RunOutcome {
-                        envelope,
-                        hint: failure.hint.map(|hint| self.redactor.redact(&hint)),
-                    }
-                }
+            let outcome = self.outcome(&execution_id, &request, &mut progress, started).await;
+            if let Some(ledger) = &self.ledger {
+                let closing = Closing {
+                    execution_id: &execution_id,
+                    processor_ref: request.reference.as_str(),
+                    adapter: &request.adapter,
+                    mode: request.mode,
+                    envelope: &outcome.envelope,
+                    cost_usd_micro: (request.mode == Mode::Mock).then_some(0),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                };
+                ledger.close(&closing, progress.admitted.as_ref()).await;
             }
+            outcome
         }
         .instrument(span)
         .await
+    }
+
+    /// Runs a request to its envelope (without recording it).
+    async fn outcome(
+        &self,
+        execution_id: &ExecutionId,
+        request: &RunRequest,
+        progress: &mut Progress,
+        started: Instant,
+    ) -> RunOutcome {
+        match self.execute(execution_id, request, progress, started).await {
+            Ok(envelope) => RunOutcome { envelope, hint: None },
+            Err(failure) => {
+                let message = self.redactor.redact(&failure.message);
+                // The CLI prints the error for people; the log line is for log pipelines.
+                tracing::debug!(code = %failure.code, %message, "run failed");
+                let meta = Meta {
+                    processor_ref: Some(request.reference.to_string()),
+                    adapter: Some(request.adapter.clone()),
+                    runtime: progress.runtime.clone(),
+                    mode: Some(request.mode),
+                    image_digest: progress.image_digest.clone(),
+                    env_fingerprint: Some(
+                        progress
+                            .fingerprint
+                            .clone()
+                            .unwrap_or_else(|| Fingerprint::unknown(&request.adapter)),
+                    ),
+                    duration_ms: Some(started.elapsed().as_millis() as u64),
+                    ..Meta::default()
+                };
+                let error = ErrorBody { code: failure.code, message };
+                let envelope = Envelope::Error(ErrorEnvelope {
+                    execution_id: execution_id.clone(),
+                    error,
+                    meta,
+                });
+                RunOutcome { envelope, hint: failure.hint.map(|hint| self.redactor.redact(&hint)) }
+            }
+        }
     }
 
     fn processor(&self, reference: &ProcessorRef) -> Result<&ProcessorEntry, Failure> {
@@ -273,23 +303,24 @@ impl Orchestrator {
             tracing::info!(%memo_key, "reusing a finished identical run (memo cache)");
             return Ok(cached);
         }
-        if request.mode == Mode::Real
-            && !plan.secrets_held
-            && let Some(missing) =
-                spec.secrets.required.iter().find(|name| self.env.get(name.as_str()).is_none())
-        {
-            return Err(Failure::new(
-                ErrorCode::MissingSecret,
-                format!("required secret {missing} is not set"),
-            )
-            .hint(format!("export {missing}=… before a real run, or run with --mode mock")));
-        }
-
+        self.check_secrets(spec, &plan, request.mode)?;
         let template =
             request.write_prefix.clone().unwrap_or_else(|| default_write_prefix(&spec.reference));
         let write_prefix = resolve_write_prefix(&template, execution_id)?;
         let launch = self.launch(spec, request.mode);
         let timeout_s = request.options.timeout_s.unwrap_or(spec.runtime.timeout_s);
+        let admission = Admission {
+            execution_id,
+            processor_ref: spec.reference.as_str(),
+            adapter: &request.adapter,
+            runtime: &plan.runtime,
+            mode: request.mode,
+            memo_key: &memo_key,
+            write_prefix: write_prefix.as_str(),
+            plan: request.plan.as_deref(),
+            estimate_usd_micro: estimate(spec, request.mode),
+        };
+        progress.admitted = self.admit(&admission).await?;
         attachments::store_all(&*self.store, &attached).await?;
         // URLs outlive the run's timeout by a margin for the last upload to finish.
         let valid_for = Duration::from_secs(timeout_s.saturating_add(300));
@@ -318,11 +349,9 @@ impl Orchestrator {
             tracing::debug!("processor stopped");
             result
         };
-        let result = match tokio::time::timeout(Duration::from_secs(timeout_s), work).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::new(ErrorCode::Timeout, format!("the run took longer than its timeout of {timeout_s} s; the processor was stopped"))
-                .hint("raise the timeout with --adapter-opts-json '{\"timeout_s\": N}'")),
-        };
+        let result = tokio::time::timeout(Duration::from_secs(timeout_s), work)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(timeout_s)));
         let finished = match result {
             Ok(session) => {
                 let record = Finished {
@@ -352,6 +381,41 @@ impl Orchestrator {
                 self.discard(&leftovers).await;
                 Err(failure)
             }
+        }
+    }
+
+    /// A real run needs its required secrets here, unless the instance already holds them.
+    fn check_secrets(
+        &self,
+        spec: &crate::registry::ProcessorSpec,
+        plan: &Plan,
+        mode: Mode,
+    ) -> Result<(), Failure> {
+        if mode == Mode::Real
+            && !plan.secrets_held
+            && let Some(missing) =
+                spec.secrets.required.iter().find(|name| self.env.get(name.as_str()).is_none())
+        {
+            return Err(Failure::new(
+                ErrorCode::MissingSecret,
+                format!("required secret {missing} is not set"),
+            )
+            .hint(format!("export {missing}=… before a real run, or run with --mode mock")));
+        }
+        Ok(())
+    }
+
+    /// Asks the ledger to admit the run, reserving its estimate on its plan; without a ledger
+    /// nothing is recorded and `--plan` is refused.
+    async fn admit(&self, admission: &Admission<'_>) -> Result<Option<Admitted>, Failure> {
+        match &self.ledger {
+            Some(ledger) => ledger.admit(admission).await.map(Some),
+            None if admission.plan.is_some() => Err(Failure::new(
+                ErrorCode::Ledger,
+                "--plan needs the ledger, and this run has none",
+            )
+            .hint("run without --plan")),
+            None => Ok(None),
         }
     }
 
@@ -476,6 +540,29 @@ impl Orchestrator {
             meta,
         }))
     }
+}
+
+fn timed_out(timeout_s: u64) -> Failure {
+    Failure::new(
+        ErrorCode::Timeout,
+        format!("the run took longer than its timeout of {timeout_s} s; the processor was stopped"),
+    )
+    .hint("raise the timeout with --adapter-opts-json '{\"timeout_s\": N}'")
+}
+
+/// What a run may cost, reserved on its plan at admission: nothing in mock mode; in real mode
+/// the `required_usd_micro` of the spec's `budget.available@1` admission predicate, else nothing.
+fn estimate(spec: &crate::registry::ProcessorSpec, mode: Mode) -> u64 {
+    if mode == Mode::Mock {
+        return 0;
+    }
+    spec.predicates
+        .admission
+        .iter()
+        .find(|predicate| predicate.id == "budget.available@1")
+        .and_then(|predicate| predicate.args.get("required_usd_micro"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 fn parse_path(text: &str) -> Result<WorldPath, Failure> {

@@ -163,6 +163,7 @@ async fn lies_fail_the_run_and_leave_nothing() {
             memo: MemoCache::new(memo.path()),
             env: EnvSnapshot::default(),
             redactor: Redactor::default(),
+            ledger: None,
         };
         let outcome = orchestrator.run(request("theory/probe@1", Mode::Mock, json!({}))).await;
         assert_eq!(

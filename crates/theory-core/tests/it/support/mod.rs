@@ -48,6 +48,7 @@ pub(crate) fn harness(env: &[(&str, &str)]) -> Harness {
         adapters: BTreeMap::from([("local", Arc::new(adapter) as Arc<dyn theory_core::Adapter>)]),
         memo: MemoCache::new(memo.path()),
         redactor: Redactor::from_env(&env, ["SECRETIVE_KEY"]),
+        ledger: None,
         env,
     };
     Harness { orchestrator, store, counters, _memo: memo }
@@ -63,6 +64,7 @@ pub(crate) fn request(reference: &str, mode: Mode, inputs: Value) -> RunRequest 
         options: AdapterOptions::default(),
         attachments: Vec::new(),
         transfer: theory_core::orchestrator::TransferRequest::default(),
+        plan: None,
         use_cache: true,
         observer: None,
     }

@@ -1,0 +1,252 @@
+//! The ledger through the CLI: plans and `--plan`, executions recorded and shown with receipts,
+//! `theory ledger verify`, recovery after a killed orchestrator, and PostgreSQL by `DATABASE_URL`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::Connection;
+
+use crate::support::{HELLO, Project, binaries, binary};
+
+/// A project whose registry holds `theory/probe@7`: the probe with a budget predicate that
+/// reserves 5000 micro-USD for each real run.
+fn priced_project() -> Project {
+    let project = Project::new();
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../registry/processors/theory-probe.yaml"),
+    )
+    .unwrap()
+    .replace("theory/probe@1", "theory/probe@7");
+    let spec = format!(
+        "{spec}predicates:\n  admission:\n    - {{id: budget.available@1, args: {{required_usd_micro: 5000}}}}\n"
+    );
+    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
+    std::fs::write(project.path().join("registry/processors/probe7.yaml"), spec).unwrap();
+    project
+}
+
+fn real_probe(project: &Project, plan: &str, inputs: &str) -> crate::support::Outcome {
+    project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@7",
+        "--mode",
+        "real",
+        "--plan",
+        plan,
+        "--inputs-json",
+        inputs,
+        "--json",
+        "--no-cache",
+    ])
+}
+
+fn plan(project: &Project, key: &str) -> Value {
+    let shown = project.run(&["plan", "show", key, "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.transcript());
+    shown.json()
+}
+
+#[test]
+fn a_plan_is_charged_by_real_runs_and_refuses_what_it_cannot_cover() {
+    let project = priced_project();
+    let created =
+        project.run(&["plan", "create", "--key", "team", "--budget-usd-micro", "12000", "--json"]);
+    assert_eq!(created.code, 0, "{}", created.transcript());
+    assert_eq!(created.json()["available_usd_micro"], 12000);
+    for _ in 0..2 {
+        let outcome = real_probe(&project, "team", r#"{"text":"hi"}"#);
+        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    }
+    let team = plan(&project, "team");
+    assert_eq!(
+        (team["spent_usd_micro"].as_i64(), team["reserved_usd_micro"].as_i64()),
+        (Some(10000), Some(0))
+    );
+    let refused = real_probe(&project, "team", r#"{"text":"hi"}"#);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert!(
+        refused
+            .stderr
+            .contains("ERR_BUDGET: plan team has 2000 µUSD available; this run needs 5000"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(
+        project.state_files().iter().filter(|file| file.ends_with("outputs.json")).count() == 2,
+        "the refused run wrote an index: {:?}",
+        project.state_files()
+    );
+    // Mock runs cost nothing and reserve nothing.
+    let mock = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@7",
+        "--plan",
+        "team",
+        "--inputs-json",
+        "{}",
+        "--json",
+    ]);
+    assert_eq!(mock.code, 0, "{}", mock.transcript());
+    let unknown = real_probe(&project, "nobody", "{}");
+    assert_eq!(unknown.code, 1, "{}", unknown.transcript());
+    assert!(unknown.stderr.contains("theory plan create --key nobody"), "{}", unknown.transcript());
+    let again = project.run(&["plan", "create", "--key", "team", "--budget-usd-micro", "1"]);
+    assert_eq!(again.code, 1, "{}", again.transcript());
+    let bad = project.run(&["plan", "create", "--key", "team", "--budget-usd-micro", "-5"]);
+    assert_eq!(bad.code, 2, "{}", bad.transcript());
+    let listed = project.run(&["plan", "list", "--json"]);
+    assert_eq!(listed.json()["plans"].as_array().unwrap().len(), 1, "{}", listed.transcript());
+}
+
+#[test]
+fn every_run_is_recorded_and_shown_with_its_receipt_and_the_chain_verifies() {
+    let project = Project::new();
+    let ok = project.run_hello(&["--json", "--no-cache"]);
+    assert_eq!(ok.code, 0, "{}", ok.transcript());
+    let id = ok.json()["execution_id"].as_str().unwrap().to_owned();
+    let failed = project.run(&[
+        "run",
+        "--ref",
+        "llm/litellm@1",
+        "--inputs-json",
+        r#"{"messages":[]}"#,
+        "--json",
+    ]);
+    assert_eq!(failed.code, 1, "{}", failed.transcript());
+    let listed = project.run(&["executions", "list", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.transcript());
+    let executions = listed.json()["executions"].as_array().unwrap().clone();
+    assert_eq!(executions.len(), 2, "{}", listed.transcript());
+    assert_eq!(executions[0]["status"], "error");
+    assert_eq!(executions[0]["error_code"], "ERR_INPUT_SCHEMA");
+    assert_eq!(
+        (executions[1]["id"].as_str(), executions[1]["status"].as_str()),
+        (Some(id.as_str()), Some("success"))
+    );
+    let shown = project.run(&["executions", "show", &id, "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.transcript());
+    let shown = shown.json();
+    assert_eq!(shown["receipt"]["execution_id"], id.as_str());
+    assert_eq!(shown["execution"]["envelope"]["status"], "success");
+    let kinds: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["execution.started", "execution.finished"]);
+    let missing = project.run(&["executions", "show", "01NOPE"]);
+    assert_eq!(missing.code, 1, "{}", missing.transcript());
+
+    let verified = project.run(&["ledger", "verify", "--json"]);
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+    assert_eq!(verified.json()["entries"], 4);
+    let database = format!("sqlite://{}", project.path().join(".theory/theory.db").display());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(&database).await.unwrap();
+        sqlx::query("UPDATE events SET kind = 'execution.forged' WHERE seq = 2")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    });
+    let tampered = project.run(&["ledger", "verify"]);
+    assert_eq!(tampered.code, 1, "{}", tampered.transcript());
+    assert!(
+        tampered.stderr.contains("ledger entry 2 was tampered with"),
+        "{}",
+        tampered.transcript()
+    );
+}
+
+#[test]
+fn runs_of_a_killed_orchestrator_are_failed_and_their_reservation_released() {
+    let project = priced_project();
+    assert_eq!(
+        project.run(&["plan", "create", "--key", "p", "--budget-usd-micro", "5000"]).code,
+        0
+    );
+    let mut theory = std::process::Command::new(binary())
+        .current_dir(project.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("THEORY_PROCESSOR_PATH", binaries())
+        .env("THEORY_LOCAL_RUNTIME", "process")
+        .args([
+            "run",
+            "--ref",
+            "theory/probe@7",
+            "--mode",
+            "real",
+            "--plan",
+            "p",
+            "--inputs-json",
+            r#"{"sleep_ms":3000}"#,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = project.run(&["executions", "list", "--json"]).json();
+        if listed["executions"]
+            .as_array()
+            .is_some_and(|runs| runs.iter().any(|run| run["status"] == "running"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never showed as running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(plan(&project, "p")["reserved_usd_micro"], 5000);
+    theory.kill().unwrap();
+    theory.wait().unwrap();
+    // The next command that opens the ledger notices the owner is gone.
+    let p = plan(&project, "p");
+    assert_eq!(
+        (p["reserved_usd_micro"].as_i64(), p["spent_usd_micro"].as_i64()),
+        (Some(0), Some(0))
+    );
+    let listed = project.run(&["executions", "list", "--json"]).json();
+    let run = &listed["executions"][0];
+    assert_eq!(
+        (run["status"].as_str(), run["error_code"].as_str()),
+        (Some("error"), Some("ERR_RUNTIME"))
+    );
+}
+
+#[test]
+fn database_url_puts_the_ledger_in_postgresql_and_a_bad_one_is_named_not_shown() {
+    let admin = std::env::var("THEORY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
+    let name = format!("theory_cli_{}", std::process::id());
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|error| {
+            panic!("no PostgreSQL at {admin} ({error}): scripts/services/postgres start (scripts/test does)")
+        });
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut connection).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut connection).await.unwrap();
+    });
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let project = Project::new().env("DATABASE_URL", &url);
+    let ok = project.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO, "--json"]);
+    assert_eq!(ok.code, 0, "{}", ok.transcript());
+    let listed = project.run(&["executions", "list", "--json"]);
+    assert_eq!(listed.json()["executions"].as_array().unwrap().len(), 1, "{}", listed.transcript());
+    assert!(
+        !project.path().join(".theory/theory.db").exists(),
+        "SQLite was used despite DATABASE_URL"
+    );
+    assert_eq!(project.run(&["ledger", "verify"]).code, 0);
+
+    let secret = "postgres://postgres:hunter2-secret@127.0.0.1:1/nowhere";
+    let wrong = Project::new().env("DATABASE_URL", secret);
+    let outcome = wrong.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO]);
+    assert_eq!(outcome.code, 2, "{}", outcome.transcript());
+    assert!(outcome.stderr.contains("DATABASE_URL"), "{}", outcome.transcript());
+    assert!(!outcome.stderr.contains("hunter2"), "{}", outcome.transcript());
+}

@@ -1,0 +1,49 @@
+//! What can go wrong in the ledger.
+
+/// A failure of the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the ledger: {0}")]
+    Open(String),
+    /// A statement failed.
+    #[error("ledger: {0}")]
+    Database(#[from] sqlx::Error),
+    /// No plan has this key.
+    #[error("no plan with key {0:?}")]
+    UnknownPlan(String),
+    /// A plan with this key exists already.
+    #[error("a plan with key {0:?} exists already")]
+    PlanExists(String),
+    /// The plan cannot cover the reservation.
+    #[error(
+        "plan {key:?} has {available_usd_micro} µUSD available, the run needs {required_usd_micro}"
+    )]
+    Budget {
+        /// The plan.
+        key: String,
+        /// What is left: budget − spent − reserved.
+        available_usd_micro: i64,
+        /// What was asked for.
+        required_usd_micro: i64,
+    },
+    /// Another live execution holds a lease on an overlapping prefix.
+    #[error("{prefix} is leased by execution {holder} until {expires_at_ms} (epoch ms)")]
+    Leased {
+        /// The prefix held.
+        prefix: String,
+        /// The execution holding it.
+        holder: String,
+        /// When the lease ends unless renewed.
+        expires_at_ms: i64,
+    },
+    /// No execution has this id.
+    #[error("no execution with id {0}")]
+    UnknownExecution(String),
+    /// Other writers kept winning the race for the same rows; the write may be tried again.
+    #[error("the ledger stayed busy with other writers; try again")]
+    Contended,
+    /// Stored data is not what the ledger wrote.
+    #[error("ledger data is damaged: {0}")]
+    Corrupt(String),
+}

@@ -1,0 +1,207 @@
+//! The event log: append-only, each entry chained to the one before by
+//! `this_hash = BLAKE3(prev_hash ‖ canonical event)`, the first after the genesis hash (64 zeros).
+//! The canonical event is the RFC 8785 JSON of `{seq, execution_id, kind, body, at_ms}`.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::schema::is_conflict;
+use crate::{Ledger, LedgerError};
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// How often an append is tried when another writer took the same sequence number.
+const APPEND_ATTEMPTS: u32 = 50;
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Its position, from 1.
+    pub seq: i64,
+    /// The execution it is about, if any.
+    pub execution_id: Option<String>,
+    /// What happened: `execution.started`, `plan.reserved`, …
+    pub kind: String,
+    /// The details.
+    pub body: Value,
+    /// When, in epoch milliseconds.
+    pub at_ms: i64,
+    /// The hash of the entry before (hex).
+    pub prev_hash: String,
+    /// This entry's hash (hex).
+    pub this_hash: String,
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    seq: i64,
+    execution_id: Option<&'a str>,
+    kind: &'a str,
+    body: &'a Value,
+    at_ms: i64,
+}
+
+/// Computes the hash of an entry from its fields and the hash before it.
+pub(crate) fn chain_hash(
+    prev_hash: &str,
+    seq: i64,
+    execution_id: Option<&str>,
+    kind: &str,
+    body: &Value,
+    at_ms: i64,
+) -> Result<String, LedgerError> {
+    let canonical =
+        serde_json_canonicalizer::to_string(&Canonical { seq, execution_id, kind, body, at_ms })
+            .map_err(|error| {
+                LedgerError::Corrupt(format!("event is not canonical JSON: {error}"))
+            })?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(canonical.as_bytes());
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// What `theory ledger verify` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// Entries checked.
+    pub entries: i64,
+    /// The first entry whose hash or link does not hold, if any.
+    pub first_bad_seq: Option<i64>,
+    /// Why it does not hold.
+    pub reason: Option<String>,
+}
+
+impl Ledger {
+    /// Appends an event at the end of the chain and returns it. Concurrent appends are ordered
+    /// by the database: a writer that lost the race for a sequence number tries again.
+    pub async fn append_event(
+        &self,
+        execution_id: Option<&str>,
+        kind: &str,
+        body: &Value,
+    ) -> Result<Event, LedgerError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_append(execution_id, kind, body).await {
+                Err(LedgerError::Database(error))
+                    if is_conflict(&error) && attempt < APPEND_ATTEMPTS =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        u64::from(attempt % 8) + 1,
+                    ))
+                    .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_append(
+        &self,
+        execution_id: Option<&str>,
+        kind: &str,
+        body: &Value,
+    ) -> Result<Event, LedgerError> {
+        let mut transaction = self.pool().begin().await?;
+        crate::schema::lock(&mut transaction, "events").await?;
+        let head = sqlx::query("SELECT seq, this_hash FROM events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *transaction)
+            .await?;
+        let (seq, prev_hash) = match head {
+            Some(row) => {
+                (row.try_get::<i64, _>("seq")? + 1, row.try_get::<String, _>("this_hash")?)
+            }
+            None => (1, GENESIS.to_owned()),
+        };
+        let at_ms = crate::now_ms();
+        let this_hash = chain_hash(&prev_hash, seq, execution_id, kind, body, at_ms)?;
+        sqlx::query(
+            "INSERT INTO events (seq, execution_id, kind, body, at_ms, prev_hash, this_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(seq)
+        .bind(execution_id)
+        .bind(kind)
+        .bind(body.to_string())
+        .bind(at_ms)
+        .bind(&prev_hash)
+        .bind(&this_hash)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(Event {
+            seq,
+            execution_id: execution_id.map(str::to_owned),
+            kind: kind.to_owned(),
+            body: body.clone(),
+            at_ms,
+            prev_hash,
+            this_hash,
+        })
+    }
+
+    /// Returns the events of one execution, or every event, in order.
+    pub async fn events(&self, execution_id: Option<&str>) -> Result<Vec<Event>, LedgerError> {
+        let rows = match execution_id {
+            Some(id) => {
+                sqlx::query("SELECT * FROM events WHERE execution_id = $1 ORDER BY seq")
+                    .bind(id)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => sqlx::query("SELECT * FROM events ORDER BY seq").fetch_all(self.pool()).await?,
+        };
+        rows.iter().map(event_of).collect()
+    }
+
+    /// Walks the chain from the start and names the first entry that does not hold: a hash
+    /// that is not the hash of its fields, a link to anything but the entry before, or a gap.
+    pub async fn verify(&self) -> Result<ChainReport, LedgerError> {
+        let events = self.events(None).await?;
+        let entries = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let mut prev_hash = GENESIS.to_owned();
+        for (expected_seq, event) in (1_i64..).zip(events.iter()) {
+            let bad = |reason: String| ChainReport {
+                entries,
+                first_bad_seq: Some(event.seq),
+                reason: Some(reason),
+            };
+            if event.seq != expected_seq {
+                return Ok(bad(format!("expected entry {expected_seq}, found {}", event.seq)));
+            }
+            if event.prev_hash != prev_hash {
+                return Ok(bad("its prev_hash is not the hash of the entry before".into()));
+            }
+            let recomputed = chain_hash(
+                &event.prev_hash,
+                event.seq,
+                event.execution_id.as_deref(),
+                &event.kind,
+                &event.body,
+                event.at_ms,
+            )?;
+            if recomputed != event.this_hash {
+                return Ok(bad("its contents do not hash to its this_hash".into()));
+            }
+            prev_hash.clone_from(&event.this_hash);
+        }
+        Ok(ChainReport { entries, first_bad_seq: None, reason: None })
+    }
+}
+
+fn event_of(row: &sqlx::any::AnyRow) -> Result<Event, LedgerError> {
+    let body: String = row.try_get("body")?;
+    Ok(Event {
+        seq: row.try_get("seq")?,
+        execution_id: row.try_get("execution_id")?,
+        kind: row.try_get("kind")?,
+        body: serde_json::from_str(&body)
+            .map_err(|error| LedgerError::Corrupt(format!("event body is not JSON: {error}")))?,
+        at_ms: row.try_get("at_ms")?,
+        prev_hash: row.try_get("prev_hash")?,
+        this_hash: row.try_get("this_hash")?,
+    })
+}

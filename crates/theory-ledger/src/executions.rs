@@ -1,0 +1,292 @@
+//! The record of each execution: opened `running` before the processor starts, closed with its
+//! status, error code, cost and envelope. [`Ledger::recover`] fails what an orchestrator that
+//! died left `running`, and gives back its reservation and leases.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::{Ledger, LedgerError};
+
+/// Where an execution is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    /// Started, not finished.
+    Running,
+    /// Finished with a success envelope.
+    Success,
+    /// Finished with an error envelope, or abandoned.
+    Error,
+}
+
+impl ExecutionStatus {
+    /// `running`, `success` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Success => "success",
+            ExecutionStatus::Error => "error",
+        }
+    }
+
+    fn parse(text: &str) -> Result<ExecutionStatus, LedgerError> {
+        match text {
+            "running" => Ok(ExecutionStatus::Running),
+            "success" => Ok(ExecutionStatus::Success),
+            "error" => Ok(ExecutionStatus::Error),
+            other => Err(LedgerError::Corrupt(format!("unknown execution status {other:?}"))),
+        }
+    }
+}
+
+/// What is known when an execution starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionStart {
+    /// The execution id.
+    pub id: String,
+    /// The processor.
+    pub processor_ref: String,
+    /// `local` or `modal`.
+    pub adapter: String,
+    /// `process`, `docker`, `modal`.
+    pub runtime: String,
+    /// `mock` or `real`.
+    pub mode: String,
+    /// The memo key.
+    pub memo_key: String,
+    /// The plan it is charged to.
+    pub plan_key: Option<String>,
+    /// The expanded write prefix.
+    pub write_prefix: String,
+    /// What admission reserved.
+    pub reserved_usd_micro: i64,
+    /// `host:pid` of the orchestrator running it.
+    pub owner: String,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// `success` or `error`.
+    pub status: ExecutionStatus,
+    /// The error code, for errors.
+    pub error_code: Option<String>,
+    /// What it cost, when known.
+    pub cost_usd_micro: Option<i64>,
+    /// Attempts made (retries included).
+    pub attempts: i64,
+    /// Wall time.
+    pub duration_ms: i64,
+    /// The envelope.
+    pub envelope: Value,
+}
+
+/// One row of `theory executions list|show`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionRecord {
+    /// The execution id.
+    pub id: String,
+    /// The processor.
+    pub processor_ref: String,
+    /// `local` or `modal`.
+    pub adapter: String,
+    /// `process`, `docker`, `modal`.
+    pub runtime: Option<String>,
+    /// `mock` or `real`.
+    pub mode: String,
+    /// Where it is.
+    pub status: ExecutionStatus,
+    /// The error code, for errors.
+    pub error_code: Option<String>,
+    /// The memo key.
+    pub memo_key: Option<String>,
+    /// The plan it was charged to.
+    pub plan_key: Option<String>,
+    /// Its write prefix.
+    pub write_prefix: String,
+    /// What admission reserved.
+    pub reserved_usd_micro: i64,
+    /// What it cost.
+    pub cost_usd_micro: Option<i64>,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Start, epoch ms.
+    pub started_at_ms: i64,
+    /// End, epoch ms.
+    pub finished_at_ms: Option<i64>,
+    /// Wall time.
+    pub duration_ms: Option<i64>,
+    /// `host:pid` of the orchestrator that ran it.
+    pub owner: String,
+    /// The envelope, once finished.
+    pub envelope: Option<Value>,
+}
+
+fn record_of(row: &sqlx::any::AnyRow) -> Result<ExecutionRecord, LedgerError> {
+    let status: String = row.try_get("status")?;
+    let envelope: Option<String> = row.try_get("envelope")?;
+    Ok(ExecutionRecord {
+        id: row.try_get("id")?,
+        processor_ref: row.try_get("processor_ref")?,
+        adapter: row.try_get("adapter")?,
+        runtime: row.try_get("runtime")?,
+        mode: row.try_get("mode")?,
+        status: ExecutionStatus::parse(&status)?,
+        error_code: row.try_get("error_code")?,
+        memo_key: row.try_get("memo_key")?,
+        plan_key: row.try_get("plan_key")?,
+        write_prefix: row.try_get("write_prefix")?,
+        reserved_usd_micro: row.try_get("reserved_usd_micro")?,
+        cost_usd_micro: row.try_get("cost_usd_micro")?,
+        attempts: row.try_get("attempts")?,
+        started_at_ms: row.try_get("started_at_ms")?,
+        finished_at_ms: row.try_get("finished_at_ms")?,
+        duration_ms: row.try_get("duration_ms")?,
+        owner: row.try_get("owner")?,
+        envelope: envelope
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|error| LedgerError::Corrupt(format!("envelope is not JSON: {error}")))?,
+    })
+}
+
+impl Ledger {
+    /// Records an execution as `running`.
+    pub async fn start_execution(&self, start: &ExecutionStart) -> Result<(), LedgerError> {
+        sqlx::query(
+            "INSERT INTO executions (id, processor_ref, adapter, runtime, mode, status, memo_key,
+                 plan_key, write_prefix, reserved_usd_micro, attempts, started_at_ms, owner)
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8, $9, 1, $10, $11)",
+        )
+        .bind(&start.id)
+        .bind(&start.processor_ref)
+        .bind(&start.adapter)
+        .bind(&start.runtime)
+        .bind(&start.mode)
+        .bind(&start.memo_key)
+        .bind(&start.plan_key)
+        .bind(&start.write_prefix)
+        .bind(start.reserved_usd_micro)
+        .bind(crate::now_ms())
+        .bind(&start.owner)
+        .execute(self.pool())
+        .await?;
+        self.append_event(
+            Some(&start.id),
+            "execution.started",
+            &json!({"processor_ref": start.processor_ref, "adapter": start.adapter,
+                    "runtime": start.runtime, "mode": start.mode, "memo_key": start.memo_key,
+                    "plan": start.plan_key, "write_prefix": start.write_prefix}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Records how an execution ended.
+    pub async fn finish_execution(&self, id: &str, finish: &Finish) -> Result<(), LedgerError> {
+        let updated = sqlx::query(
+            "UPDATE executions SET status = $1, error_code = $2, cost_usd_micro = $3, attempts = $4,
+                 duration_ms = $5, finished_at_ms = $6, envelope = $7
+             WHERE id = $8 AND status = 'running'",
+        )
+        .bind(finish.status.as_str())
+        .bind(&finish.error_code)
+        .bind(finish.cost_usd_micro)
+        .bind(finish.attempts)
+        .bind(finish.duration_ms)
+        .bind(crate::now_ms())
+        .bind(finish.envelope.to_string())
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(LedgerError::UnknownExecution(id.to_owned()));
+        }
+        self.append_event(
+            Some(id),
+            "execution.finished",
+            &json!({"status": finish.status.as_str(), "error_code": finish.error_code,
+                    "cost_usd_micro": finish.cost_usd_micro, "attempts": finish.attempts}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Returns one execution.
+    pub async fn execution(&self, id: &str) -> Result<ExecutionRecord, LedgerError> {
+        let row = sqlx::query("SELECT * FROM executions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| LedgerError::UnknownExecution(id.to_owned()))?;
+        record_of(&row)
+    }
+
+    /// Returns the newest executions first, at most `limit`.
+    pub async fn executions(&self, limit: i64) -> Result<Vec<ExecutionRecord>, LedgerError> {
+        let rows =
+            sqlx::query("SELECT * FROM executions ORDER BY started_at_ms DESC, id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(record_of).collect()
+    }
+
+    /// Returns the newest successful execution with this memo key, if any.
+    pub async fn memo_hit(&self, memo_key: &str) -> Result<Option<ExecutionRecord>, LedgerError> {
+        let row = sqlx::query(
+            "SELECT * FROM executions WHERE memo_key = $1 AND status = 'success'
+             ORDER BY finished_at_ms DESC LIMIT 1",
+        )
+        .bind(memo_key)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(record_of).transpose()
+    }
+
+    /// Fails every `running` execution whose owner `is_gone`, releasing its reservation and
+    /// leases; returns their ids.
+    pub async fn recover(
+        &self,
+        is_gone: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, LedgerError> {
+        let rows = sqlx::query("SELECT * FROM executions WHERE status = 'running'")
+            .fetch_all(self.pool())
+            .await?;
+        let mut recovered = Vec::new();
+        for row in &rows {
+            let record = record_of(row)?;
+            if !is_gone(&record.owner) {
+                continue;
+            }
+            let message = format!(
+                "the orchestrator running it ({}) stopped before it finished",
+                record.owner
+            );
+            let envelope = json!({"status": "error", "execution_id": record.id,
+                "error": {"code": "ERR_RUNTIME", "message": message}, "meta": {}});
+            let finish = Finish {
+                status: ExecutionStatus::Error,
+                error_code: Some("ERR_RUNTIME".into()),
+                cost_usd_micro: None,
+                attempts: record.attempts,
+                duration_ms: crate::now_ms() - record.started_at_ms,
+                envelope,
+            };
+            // Another recovering process may have been first: then there is nothing to do.
+            if self.finish_execution(&record.id, &finish).await.is_err() {
+                continue;
+            }
+            if let Some(plan) = &record.plan_key
+                && record.reserved_usd_micro > 0
+            {
+                self.settle(plan, &record.id, record.reserved_usd_micro, 0).await?;
+            }
+            self.release_leases(&record.id).await?;
+            recovered.push(record.id);
+        }
+        Ok(recovered)
+    }
+}

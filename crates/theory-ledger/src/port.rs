@@ -1,0 +1,141 @@
+//! The ledger as the orchestrator's [`RunLedger`]: admission reserves and opens the record,
+//! closing records the envelope and settles.
+
+use async_trait::async_trait;
+use theory_core::Failure;
+use theory_core::ledger::{Admission, Admitted, Closing, RunLedger};
+use theory_protocol::{Envelope, ErrorCode};
+
+use crate::{ExecutionStart, ExecutionStatus, Finish, Ledger, LedgerError};
+
+/// `host:pid` of this process, the owner of the runs it records.
+pub fn this_owner() -> String {
+    format!("{}:{}", host_name(), std::process::id())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "localhost".into(), |name| name.trim().to_owned())
+}
+
+/// Whether the orchestrator that owns a record is gone: it ran on this host and its process no
+/// longer exists. Owners on other hosts are left to their own host.
+pub fn owner_is_gone(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else { return false };
+    host == host_name()
+        && pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+}
+
+fn ledger_failure(error: &LedgerError) -> Failure {
+    match error {
+        LedgerError::Budget { key, available_usd_micro, required_usd_micro } => Failure::new(
+            ErrorCode::Budget,
+            format!(
+                "plan {key} has {available_usd_micro} µUSD available; this run needs {required_usd_micro}"
+            ),
+        )
+        .hint(format!("see the plan with `theory plan show {key}`, or run with another plan")),
+        LedgerError::UnknownPlan(key) => {
+            Failure::new(ErrorCode::Budget, format!("there is no plan with key {key}"))
+                .hint(format!("create it with `theory plan create --key {key} --budget-usd-micro N`"))
+        }
+        LedgerError::Leased { prefix, holder, .. } => Failure::new(
+            ErrorCode::Lease,
+            format!("{prefix} is leased by the live execution {holder}"),
+        )
+        .hint("wait for it to finish, or write elsewhere with --write-prefix"),
+        other => Failure::new(ErrorCode::Ledger, other.to_string())
+            .hint("check the ledger with `theory ledger verify`"),
+    }
+}
+
+#[async_trait]
+impl RunLedger for Ledger {
+    async fn admit(&self, admission: &Admission<'_>) -> Result<Admitted, Failure> {
+        let id = admission.execution_id.to_string();
+        let reserved = i64::try_from(admission.estimate_usd_micro).unwrap_or(i64::MAX);
+        if let Some(plan) = admission.plan {
+            self.reserve(plan, &id, reserved).await.map_err(|error| ledger_failure(&error))?;
+        }
+        let start = ExecutionStart {
+            id: id.clone(),
+            processor_ref: admission.processor_ref.to_owned(),
+            adapter: admission.adapter.to_owned(),
+            runtime: admission.runtime.to_owned(),
+            mode: admission.mode.to_string(),
+            memo_key: admission.memo_key.to_owned(),
+            plan_key: admission.plan.map(str::to_owned),
+            write_prefix: admission.write_prefix.to_owned(),
+            reserved_usd_micro: if admission.plan.is_some() { reserved } else { 0 },
+            owner: this_owner(),
+        };
+        if let Err(error) = self.start_execution(&start).await {
+            if let Some(plan) = admission.plan {
+                let _ = self.settle(plan, &id, reserved, 0).await;
+            }
+            return Err(ledger_failure(&error));
+        }
+        Ok(Admitted {
+            plan: admission.plan.map(str::to_owned),
+            reserved_usd_micro: admission.estimate_usd_micro,
+        })
+    }
+
+    async fn close(&self, closing: &Closing<'_>, admitted: Option<&Admitted>) {
+        let id = closing.execution_id.to_string();
+        let (status, error_code) = match closing.envelope {
+            Envelope::Success(_) => (ExecutionStatus::Success, None),
+            Envelope::Error(error) => (ExecutionStatus::Error, Some(error.error.code.to_string())),
+        };
+        let cost = closing.cost_usd_micro.map(|cost| i64::try_from(cost).unwrap_or(i64::MAX));
+        let finish = Finish {
+            status,
+            error_code,
+            cost_usd_micro: cost,
+            attempts: 1,
+            duration_ms: i64::try_from(closing.duration_ms).unwrap_or(i64::MAX),
+            envelope: serde_json::to_value(closing.envelope).unwrap_or_default(),
+        };
+        let recorded = if admitted.is_some() {
+            self.finish_execution(&id, &finish).await
+        } else {
+            // Refused before admission (bad inputs, a missing secret…): recorded all the same.
+            let start = ExecutionStart {
+                id: id.clone(),
+                processor_ref: closing.processor_ref.to_owned(),
+                adapter: closing.adapter.to_owned(),
+                runtime: String::new(),
+                mode: closing.mode.to_string(),
+                memo_key: String::new(),
+                plan_key: None,
+                write_prefix: String::new(),
+                reserved_usd_micro: 0,
+                owner: this_owner(),
+            };
+            match self.start_execution(&start).await {
+                Ok(()) => self.finish_execution(&id, &finish).await,
+                Err(error) => Err(error),
+            }
+        };
+        if let Err(error) = recorded {
+            tracing::warn!(%error, "the ledger could not record the run");
+        }
+        if let Some(Admitted { plan: Some(plan), reserved_usd_micro }) = admitted {
+            let reserved = i64::try_from(*reserved_usd_micro).unwrap_or(i64::MAX);
+            // Unknown cost of a success: the estimate is charged. A failure costs what it reported.
+            let actual =
+                cost.unwrap_or(if status == ExecutionStatus::Success { reserved } else { 0 });
+            match self.settle(plan, &id, reserved, actual).await {
+                Ok(settlement) => tracing::info!(
+                    plan = %plan,
+                    charged_usd_micro = settlement.charged_usd_micro,
+                    released_usd_micro = settlement.released_usd_micro,
+                    "settled"
+                ),
+                Err(error) => tracing::warn!(%error, "the plan could not be settled"),
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Migrations: numbered steps of portable SQL, applied in order on open, each recorded in
+//! `theory_migrations` inside the transaction that applies it.
+
+use sqlx::Row;
+
+use crate::{Ledger, LedgerError};
+
+/// The steps, in order. Append; never edit a released step.
+const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE executions (
+            id TEXT PRIMARY KEY,
+            processor_ref TEXT NOT NULL,
+            adapter TEXT NOT NULL,
+            runtime TEXT,
+            mode TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error_code TEXT,
+            memo_key TEXT,
+            plan_key TEXT,
+            write_prefix TEXT NOT NULL,
+            reserved_usd_micro BIGINT NOT NULL DEFAULT 0,
+            cost_usd_micro BIGINT,
+            attempts BIGINT NOT NULL DEFAULT 1,
+            started_at_ms BIGINT NOT NULL,
+            finished_at_ms BIGINT,
+            duration_ms BIGINT,
+            owner TEXT NOT NULL,
+            envelope TEXT
+        )",
+        "CREATE INDEX executions_by_memo_key ON executions (memo_key, status)",
+        "CREATE INDEX executions_by_status ON executions (status)",
+        "CREATE TABLE plans (
+            plan_key TEXT PRIMARY KEY,
+            budget_usd_micro BIGINT NOT NULL,
+            reserved_usd_micro BIGINT NOT NULL DEFAULT 0,
+            spent_usd_micro BIGINT NOT NULL DEFAULT 0,
+            created_at_ms BIGINT NOT NULL,
+            CHECK (budget_usd_micro >= 0 AND reserved_usd_micro >= 0 AND spent_usd_micro >= 0
+                   AND reserved_usd_micro + spent_usd_micro <= budget_usd_micro)
+        )",
+        "CREATE TABLE events (
+            seq BIGINT PRIMARY KEY,
+            execution_id TEXT,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            at_ms BIGINT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            this_hash TEXT NOT NULL
+        )",
+        // One row per critical section: updating it first in a transaction serializes that
+        // section on both databases (a row lock in PostgreSQL, the write lock in SQLite).
+        "CREATE TABLE ledger_locks (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+        "INSERT INTO ledger_locks (name, n) VALUES ('events', 0)",
+        "INSERT INTO ledger_locks (name, n) VALUES ('leases', 0)",
+        "CREATE TABLE leases (
+            prefix TEXT PRIMARY KEY,
+            execution_id TEXT NOT NULL,
+            expires_at_ms BIGINT NOT NULL
+        )",
+    ],
+)];
+
+pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS theory_migrations (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
+    )
+    .execute(ledger.pool())
+    .await?;
+    for (version, statements) in MIGRATIONS {
+        if schema_version(ledger).await? >= *version {
+            continue;
+        }
+        if let Err(error) = apply(ledger, *version, statements).await {
+            // Another process applying the same step at the same moment wins; then it is here.
+            if schema_version(ledger).await? < *version {
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply(ledger: &Ledger, version: i64, statements: &[&str]) -> Result<(), LedgerError> {
+    let mut transaction = ledger.pool().begin().await?;
+    for statement in statements {
+        sqlx::query(statement).execute(&mut *transaction).await?;
+    }
+    sqlx::query("INSERT INTO theory_migrations (version, applied_at_ms) VALUES ($1, $2)")
+        .bind(version)
+        .bind(crate::now_ms())
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Returns the newest applied migration.
+pub(crate) async fn schema_version(ledger: &Ledger) -> Result<i64, LedgerError> {
+    let row = sqlx::query("SELECT MAX(version) AS version FROM theory_migrations")
+        .fetch_one(ledger.pool())
+        .await?;
+    Ok(row.try_get::<Option<i64>, _>("version")?.unwrap_or(0))
+}
+
+/// Whether an error is a unique-key conflict or a busy database (both: try again).
+pub(crate) fn is_conflict(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(database) => {
+            matches!(database.kind(), sqlx::error::ErrorKind::UniqueViolation)
+                || database.code().is_some_and(|code| {
+                    // SQLite BUSY/LOCKED (and their extended codes); PostgreSQL serialization
+                    // failure and deadlock.
+                    matches!(code.as_ref(), "5" | "6" | "517" | "262" | "40001" | "40P01")
+                })
+                || database.message().contains("database is locked")
+        }
+        _ => false,
+    }
+}
+
+/// Takes the named lock for the rest of `transaction` (see `ledger_locks`).
+pub(crate) async fn lock(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE ledger_locks SET n = n + 1 WHERE name = $1")
+        .bind(name)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
+}

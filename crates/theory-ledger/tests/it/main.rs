@@ -1,0 +1,6 @@
+//! The ledger's conformance story and its concurrency property, each run on SQLite and on a real
+//! PostgreSQL (127.0.0.1:55432, started by `scripts/services/postgres start`; scripts/test does).
+
+mod concurrency;
+mod story;
+mod support;
