@@ -27,6 +27,9 @@ pub struct Admission<'a> {
     pub plan: Option<&'a str>,
     /// What to reserve on the plan, in micro-USD.
     pub estimate_usd_micro: u64,
+    /// How long the lease on the write prefix lives (the policy's `leases.default_ttl_s`);
+    /// `None` when the policy turns path leases off.
+    pub lease_ttl_s: Option<u64>,
 }
 
 /// What the ledger granted: kept by the orchestrator and handed back when the run closes.
@@ -53,6 +56,8 @@ pub struct Closing<'a> {
     pub envelope: &'a Envelope,
     /// What the run cost, when known (0 for mock runs).
     pub cost_usd_micro: Option<u64>,
+    /// Attempts made, the first included.
+    pub attempts: u32,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -60,11 +65,20 @@ pub struct Closing<'a> {
 /// Keeps the record of runs and the money of plans.
 #[async_trait]
 pub trait RunLedger: Send + Sync {
-    /// Reserves the estimate on the plan (`ERR_BUDGET` naming what is available when it cannot)
-    /// and opens the run's record as running.
+    /// Reserves the estimate on the plan (`ERR_BUDGET` naming what is available when it cannot),
+    /// takes the lease on the write prefix (`ERR_LEASE` naming the live holder of an
+    /// overlapping prefix) and opens the run's record as running; undoes what it did on failure.
     async fn admit(&self, admission: &Admission<'_>) -> Result<Admitted, Failure>;
 
-    /// Closes the run's record with its envelope and settles its reservation: the actual cost is
-    /// charged and the rest released. A run refused before admission is recorded too.
+    /// Closes the run's record with its envelope, settles its reservation (the actual cost is
+    /// charged and the rest released) and gives its lease back. A run refused before admission
+    /// is recorded too.
     async fn close(&self, closing: &Closing<'_>, admitted: Option<&Admitted>);
+
+    /// Records an attempt that failed transiently and will be tried again.
+    async fn attempt_failed(&self, execution_id: &ExecutionId, attempt: u32, failure: &Failure);
+
+    /// The envelope of the newest successful run with this memo key, if any (the caller checks
+    /// its blobs before reusing it).
+    async fn memo(&self, memo_key: &str) -> Option<Envelope>;
 }

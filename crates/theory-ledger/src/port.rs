@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use theory_core::Failure;
 use theory_core::ledger::{Admission, Admitted, Closing, RunLedger};
-use theory_protocol::{Envelope, ErrorCode};
+use theory_protocol::{Envelope, ErrorCode, ExecutionId};
 
 use crate::{ExecutionStart, ExecutionStatus, Finish, Ledger, LedgerError};
 
@@ -59,6 +59,18 @@ impl RunLedger for Ledger {
         if let Some(plan) = admission.plan {
             self.reserve(plan, &id, reserved).await.map_err(|error| ledger_failure(&error))?;
         }
+        let release = || async {
+            if let Some(plan) = admission.plan {
+                let _ = self.settle(plan, &id, reserved, 0).await;
+            }
+        };
+        if let Some(ttl_s) = admission.lease_ttl_s {
+            let ttl_ms = i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+            if let Err(error) = self.acquire_lease(admission.write_prefix, &id, ttl_ms).await {
+                release().await;
+                return Err(ledger_failure(&error));
+            }
+        }
         let start = ExecutionStart {
             id: id.clone(),
             processor_ref: admission.processor_ref.to_owned(),
@@ -72,9 +84,8 @@ impl RunLedger for Ledger {
             owner: this_owner(),
         };
         if let Err(error) = self.start_execution(&start).await {
-            if let Some(plan) = admission.plan {
-                let _ = self.settle(plan, &id, reserved, 0).await;
-            }
+            let _ = self.release_leases(&id).await;
+            release().await;
             return Err(ledger_failure(&error));
         }
         Ok(Admitted {
@@ -94,7 +105,7 @@ impl RunLedger for Ledger {
             status,
             error_code,
             cost_usd_micro: cost,
-            attempts: 1,
+            attempts: i64::from(closing.attempts),
             duration_ms: i64::try_from(closing.duration_ms).unwrap_or(i64::MAX),
             envelope: serde_json::to_value(closing.envelope).unwrap_or_default(),
         };
@@ -122,6 +133,11 @@ impl RunLedger for Ledger {
         if let Err(error) = recorded {
             tracing::warn!(%error, "the ledger could not record the run");
         }
+        if admitted.is_some()
+            && let Err(error) = self.release_leases(&id).await
+        {
+            tracing::warn!(%error, "the run's lease could not be released; it expires by itself");
+        }
         if let Some(Admitted { plan: Some(plan), reserved_usd_micro }) = admitted {
             let reserved = i64::try_from(*reserved_usd_micro).unwrap_or(i64::MAX);
             // Unknown cost of a success: the estimate is charged. A failure costs what it reported.
@@ -135,6 +151,28 @@ impl RunLedger for Ledger {
                     "settled"
                 ),
                 Err(error) => tracing::warn!(%error, "the plan could not be settled"),
+            }
+        }
+    }
+
+    async fn attempt_failed(&self, execution_id: &ExecutionId, attempt: u32, failure: &Failure) {
+        let body = serde_json::json!({"attempt": attempt, "code": failure.code, "message": failure.message});
+        if let Err(error) = self
+            .append_event(Some(&execution_id.to_string()), "execution.attempt_failed", &body)
+            .await
+        {
+            tracing::warn!(%error, "the ledger could not record a failed attempt");
+        }
+    }
+
+    async fn memo(&self, memo_key: &str) -> Option<Envelope> {
+        match self.memo_hit(memo_key).await {
+            Ok(record) => record
+                .and_then(|record| record.envelope)
+                .and_then(|envelope| serde_json::from_value(envelope).ok()),
+            Err(error) => {
+                tracing::warn!(%error, "the ledger could not be asked for a finished identical run");
+                None
             }
         }
     }

@@ -60,7 +60,8 @@ pub(crate) async fn run_with(
     })?;
 
     let store = context.project.store(&context.env).await?;
-    let ledger = context.project.ledger(&context.env).await?;
+    let ledger: Arc<dyn theory_core::ledger::RunLedger> =
+        Arc::new(context.project.ledger(&context.env).await?);
     let registry = match context.registry {
         Ok(registry) => Arc::new(registry),
         Err(errors) => return Ok(super::registry_failure(&errors, args.json)),
@@ -69,10 +70,10 @@ pub(crate) async fn run_with(
         registry,
         store: Arc::clone(&store),
         adapters: BTreeMap::from([("local", local)]),
-        memo: MemoCache::new(context.project.state().join("memo")),
+        memo: MemoCache::from_ledger(Arc::clone(&ledger)),
         env: context.env,
         redactor: context.redactor.clone(),
-        ledger: Some(Arc::new(ledger)),
+        ledger: Some(ledger),
     };
     let observer: Option<Arc<dyn FrameObserver>> = args.stream.then(|| {
         Arc::new(StreamPrinter { redactor: context.redactor.clone() }) as Arc<dyn FrameObserver>

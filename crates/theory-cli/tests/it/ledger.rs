@@ -137,13 +137,17 @@ fn every_run_is_recorded_and_shown_with_its_receipt_and_the_chain_verifies() {
         .iter()
         .map(|event| event["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["execution.started", "execution.finished"]);
+    // The run held a lease on its write prefix from admission to its end.
+    assert_eq!(
+        kinds,
+        ["lease.acquired", "execution.started", "execution.finished", "lease.released"]
+    );
     let missing = project.run(&["executions", "show", "01NOPE"]);
     assert_eq!(missing.code, 1, "{}", missing.transcript());
 
     let verified = project.run(&["ledger", "verify", "--json"]);
     assert_eq!(verified.code, 0, "{}", verified.transcript());
-    assert_eq!(verified.json()["entries"], 4);
+    assert_eq!(verified.json()["entries"], 6);
     let database = format!("sqlite://{}", project.path().join(".theory/theory.db").display());
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
         sqlx::any::install_default_drivers();
@@ -249,4 +253,181 @@ fn database_url_puts_the_ledger_in_postgresql_and_a_bad_one_is_named_not_shown()
     assert_eq!(outcome.code, 2, "{}", outcome.transcript());
     assert!(outcome.stderr.contains("DATABASE_URL"), "{}", outcome.transcript());
     assert!(!outcome.stderr.contains("hunter2"), "{}", outcome.transcript());
+}
+
+#[test]
+fn a_live_run_leases_its_write_prefix_and_an_overlapping_run_is_refused() {
+    let project = Project::new();
+    let prefix = "/artifacts/outputs/shared/";
+    let mut first = std::process::Command::new(binary())
+        .current_dir(project.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("THEORY_PROCESSOR_PATH", binaries())
+        .env("THEORY_LOCAL_RUNTIME", "process")
+        .args(["run", "--ref", "theory/probe@1", "--write-prefix", prefix, "--no-cache"])
+        .args(["--inputs-json", r#"{"sleep_ms":2500}"#])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let holder = loop {
+        let listed = project.run(&["executions", "list", "--json"]).json();
+        let running = listed["executions"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|run| run["status"] == "running").cloned());
+        if let Some(run) = running {
+            break run["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the first run never showed as running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for overlapping in [prefix, "/artifacts/outputs/shared/inner/"] {
+        let second = project.run(&[
+            "run",
+            "--ref",
+            "theory/probe@1",
+            "--write-prefix",
+            overlapping,
+            "--no-cache",
+            "--inputs-json",
+            "{}",
+        ]);
+        assert_eq!(second.code, 1, "{}", second.transcript());
+        assert!(
+            second.stderr.contains("ERR_LEASE") && second.stderr.contains(&holder),
+            "{}",
+            second.transcript()
+        );
+    }
+    assert!(first.wait().unwrap().success());
+    // Released when the first run ended.
+    let third = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@1",
+        "--write-prefix",
+        prefix,
+        "--no-cache",
+        "--inputs-json",
+        "{}",
+    ]);
+    assert_eq!(third.code, 0, "{}", third.transcript());
+}
+
+#[test]
+fn a_failed_success_predicate_is_err_predicate_with_no_index_and_is_recorded() {
+    let project = Project::new();
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../registry/processors/theory-probe.yaml"),
+    )
+    .unwrap();
+    let with = |reference: &str, predicate: &str| {
+        format!(
+            "{}predicates:\n  success:\n    - {predicate}\n",
+            spec.replace("theory/probe@1", reference)
+        )
+    };
+    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
+    std::fs::create_dir_all(project.path().join("registry/schemas")).unwrap();
+    std::fs::write(
+        project.path().join("registry/schemas/strict.yaml"),
+        "id: probe.strict@1\nschema: {type: object, required: [never_there]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.path().join("registry/processors/p8.yaml"),
+        with("theory/probe@8", r#"{id: json.schema_ok@1, args: {schema: probe.strict@1, path: "${outputs.meta.json}"}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        project.path().join("registry/processors/p9.yaml"),
+        with(
+            "theory/probe@9",
+            r#"{id: artifact.exists@1, args: {path: "${outputs.missing.txt}"}}"#,
+        ),
+    )
+    .unwrap();
+    for (reference, message) in [
+        ("theory/probe@8", "success predicate json.schema_ok@1 failed"),
+        ("theory/probe@9", "success predicate artifact.exists@1 failed"),
+    ] {
+        let outcome = project.run(&["run", "--ref", reference, "--inputs-json", "{}", "--json"]);
+        assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+        assert_eq!(outcome.json()["error"]["code"], "ERR_PREDICATE", "{}", outcome.transcript());
+        assert!(outcome.stderr.contains(message), "{}", outcome.transcript());
+    }
+    assert!(
+        project
+            .state_files()
+            .iter()
+            .all(|file| !file.contains("/outputs/") && !file.ends_with("outputs.json")),
+        "a run that failed its predicate left files: {:?}",
+        project.state_files()
+    );
+    let listed = project.run(&["executions", "list", "--json"]).json();
+    let codes: Vec<&str> = listed["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["error_code"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(codes, ["ERR_PREDICATE", "ERR_PREDICATE"]);
+    // The built-in litellm spec checks its own outputs the same way, and passes.
+    let ok = project.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO]);
+    assert_eq!(ok.code, 0, "{}", ok.transcript());
+}
+
+#[test]
+fn transient_failures_are_retried_by_the_policy_and_each_attempt_is_recorded() {
+    let project = Project::new();
+    std::fs::create_dir_all(project.path().join("registry/policies")).unwrap();
+    std::fs::write(
+        project.path().join("registry/policies/default.yaml"),
+        "id: default@1\nretry: {max_attempts: 3, backoff_ms: [10, 20]}\nleases: {default_ttl_s: 60}\n",
+    )
+    .unwrap();
+    // A processor that dies mid-run loses the connection: transient, tried three times.
+    let crashed = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@1",
+        "--inputs-json",
+        r#"{"crash":true}"#,
+        "--json",
+        "--no-cache",
+    ]);
+    assert_eq!(crashed.code, 1, "{}", crashed.transcript());
+    assert_eq!(crashed.json()["error"]["code"], "ERR_CONNECTION", "{}", crashed.transcript());
+    // A provider error is the processor's answer, never retried.
+    let refused = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@1",
+        "--json",
+        "--no-cache",
+        "--inputs-json",
+        r#"{"fail":{"code":"ERR_PROVIDER","message":"quota"}}"#,
+    ]);
+    assert_eq!(refused.json()["error"]["code"], "ERR_PROVIDER", "{}", refused.transcript());
+    let listed = project.run(&["executions", "list", "--json"]).json();
+    let runs = listed["executions"].as_array().unwrap();
+    assert_eq!(
+        (runs[0]["error_code"].as_str(), runs[0]["attempts"].as_i64()),
+        (Some("ERR_PROVIDER"), Some(1))
+    );
+    assert_eq!(
+        (runs[1]["error_code"].as_str(), runs[1]["attempts"].as_i64()),
+        (Some("ERR_CONNECTION"), Some(3))
+    );
+    let id = runs[1]["id"].as_str().unwrap();
+    let shown = project.run(&["executions", "show", id, "--json"]).json();
+    let failed_attempts = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "execution.attempt_failed")
+        .count();
+    assert_eq!(failed_attempts, 2);
 }

@@ -1,33 +1,55 @@
 //! The memo cache: a finished run's envelope by memo key, reused only while its output blobs
-//! still exist and still hash to their CIDs.
+//! still exist and still hash to their CIDs. The envelopes come from the ledger (its newest
+//! successful execution with the key), or, without a ledger, from one file per key.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use theory_protocol::Envelope;
 
+use crate::ledger::RunLedger;
 use crate::{ArtifactStore, WorldPath};
 
-/// Envelopes of successful runs, one file per memo key, under `.theory/memo/`.
-#[derive(Debug, Clone)]
+/// Where finished envelopes are found.
+#[derive(Clone)]
+enum Source {
+    /// One file per memo key in a folder.
+    Files(PathBuf),
+    /// The ledger's executions.
+    Ledger(Arc<dyn RunLedger>),
+}
+
+/// Finished runs by memo key.
+#[derive(Clone)]
 pub struct MemoCache {
-    folder: PathBuf,
+    source: Source,
 }
 
 impl MemoCache {
-    /// Keeps the cache in `folder` (created on first write).
+    /// Keeps the cache in `folder` (created on first write), for runs without a ledger.
     pub fn new(folder: impl Into<PathBuf>) -> MemoCache {
-        MemoCache { folder: folder.into() }
+        MemoCache { source: Source::Files(folder.into()) }
     }
 
-    fn file(&self, memo_key: &str) -> PathBuf {
-        self.folder.join(format!("{}.json", memo_key.trim_start_matches("b3:")))
+    /// Reads finished runs from the ledger, which records them as they close.
+    pub fn from_ledger(ledger: Arc<dyn RunLedger>) -> MemoCache {
+        MemoCache { source: Source::Ledger(ledger) }
+    }
+
+    async fn recorded(&self, memo_key: &str) -> Option<Envelope> {
+        match &self.source {
+            Source::Files(folder) => {
+                let text = tokio::fs::read_to_string(file(folder, memo_key)).await.ok()?;
+                serde_json::from_str::<Envelope>(&text).ok()
+            }
+            Source::Ledger(ledger) => ledger.memo(memo_key).await,
+        }
     }
 
     /// Returns the envelope recorded for `memo_key`, marked `cached`, if every output (and the
     /// index) is still in the store with the recorded CID.
     pub async fn lookup(&self, memo_key: &str, store: &dyn ArtifactStore) -> Option<Envelope> {
-        let text = tokio::fs::read_to_string(self.file(memo_key)).await.ok()?;
-        let Ok(Envelope::Success(mut success)) = serde_json::from_str::<Envelope>(&text) else {
+        let Some(Envelope::Success(mut success)) = self.recorded(memo_key).await else {
             return None;
         };
         for output in &success.outputs {
@@ -48,10 +70,12 @@ impl MemoCache {
         Some(Envelope::Success(success))
     }
 
-    /// Records a successful run's envelope; a failure to record only costs a future cache miss.
+    /// Records a successful run's envelope (the ledger records it when the run closes); a
+    /// failure to record only costs a future cache miss.
     pub async fn record(&self, memo_key: &str, envelope: &Envelope) {
-        let folder = self.folder.clone();
-        let file = self.file(memo_key);
+        let Source::Files(folder) = &self.source else { return };
+        let folder = folder.clone();
+        let file = file(&folder, memo_key);
         let bytes = serde_json::to_vec(envelope).unwrap_or_default();
         // One blocking task for the three steps: this is on every run's path.
         let result = tokio::task::spawn_blocking(move || {
@@ -66,4 +90,8 @@ impl MemoCache {
             tracing::warn!(%error, "could not record the run in the memo cache");
         }
     }
+}
+
+fn file(folder: &std::path::Path, memo_key: &str) -> PathBuf {
+    folder.join(format!("{}.json", memo_key.trim_start_matches("b3:")))
 }

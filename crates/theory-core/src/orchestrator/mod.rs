@@ -3,9 +3,11 @@
 //!
 //! - `run`: [`Orchestrator::run`], the life of a run.
 //! - `memo`: [`MemoCache`], reuse of finished identical runs.
+//! - `predicates`: the spec's admission and success predicates (`ERR_PREDICATE`).
 //! - `transfer`: [`Transfer`], whether bytes go through the session or straight to the store.
 
 mod memo;
+mod predicates;
 mod run;
 mod transfer;
 

@@ -14,6 +14,7 @@ use theory_protocol::{
 use tracing::Instrument;
 
 use super::memo::MemoCache;
+use super::predicates::{self, Stage};
 use super::transfer::{self, Transfer, TransferRequest};
 use crate::attachments::{self, Attachment, ResolvedAttachment};
 use crate::env::names;
@@ -29,6 +30,8 @@ use crate::{
 
 /// The media type of the index and receipts.
 const JSON: &str = "application/json";
+/// The policy whose retry and lease rules runs follow.
+const DEFAULT_POLICY: &str = "default@1";
 
 /// Everything a run needs besides its request; built once per command.
 pub struct Orchestrator {
@@ -93,6 +96,8 @@ struct Progress {
     image_digest: Option<String>,
     /// What the ledger granted, once the run was admitted.
     admitted: Option<Admitted>,
+    /// Attempts made so far.
+    attempts: u32,
 }
 
 /// Returns the default write prefix template for a processor.
@@ -136,6 +141,7 @@ impl Orchestrator {
                     mode: request.mode,
                     envelope: &outcome.envelope,
                     cost_usd_micro: (request.mode == Mode::Mock).then_some(0),
+                    attempts: progress.attempts.max(1),
                     duration_ms: started.elapsed().as_millis() as u64,
                 };
                 ledger.close(&closing, progress.admitted.as_ref()).await;
@@ -307,6 +313,7 @@ impl Orchestrator {
         let template =
             request.write_prefix.clone().unwrap_or_else(|| default_write_prefix(&spec.reference));
         let write_prefix = resolve_write_prefix(&template, execution_id)?;
+        self.check_predicates(Stage::Admission, &spec.predicates.admission, &write_prefix).await?;
         let launch = self.launch(spec, request.mode);
         let timeout_s = request.options.timeout_s.unwrap_or(spec.runtime.timeout_s);
         let admission = Admission {
@@ -319,6 +326,7 @@ impl Orchestrator {
             write_prefix: write_prefix.as_str(),
             plan: request.plan.as_deref(),
             estimate_usd_micro: estimate(spec, request.mode),
+            lease_ttl_s: self.lease_ttl_s(),
         };
         progress.admitted = self.admit(&admission).await?;
         attachments::store_all(&*self.store, &attached).await?;
@@ -329,26 +337,25 @@ impl Orchestrator {
                 .await?;
         // Directly uploaded objects are removed with the rest if the run fails.
         let committed = Mutex::new(urls.planned.clone());
-        let work = async {
-            tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
-            let instance = adapter.start(spec, &plan, &launch).await?;
-            tracing::debug!(endpoint = instance.endpoint(), "processor healthy");
-            let session = SessionRequest {
-                endpoint: instance.endpoint(),
+        let attempt = Attempt {
+            adapter,
+            spec,
+            plan: &plan,
+            launch: &launch,
+            session: SessionRequest {
+                endpoint: "",
                 execution_id,
                 mode: request.mode,
                 inputs: &normalized,
                 write_prefix: &write_prefix,
                 files: &urls.files,
                 put_urls: urls.uploads.as_ref(),
-            };
-            let result =
-                run_session(session, &*self.store, request.observer.as_deref(), &committed).await;
-            tracing::debug!("session ended");
-            instance.stop().await;
-            tracing::debug!("processor stopped");
-            result
+            },
+            observer: request.observer.as_deref(),
+            committed: &committed,
+            planned: &urls.planned,
         };
+        let work = self.attempts(&attempt, progress);
         let result = tokio::time::timeout(Duration::from_secs(timeout_s), work)
             .await
             .unwrap_or_else(|_| Err(timed_out(timeout_s)));
@@ -382,6 +389,76 @@ impl Orchestrator {
                 Err(failure)
             }
         }
+    }
+
+    /// Checks the spec's predicates of one stage against the store (see `predicates.rs`).
+    async fn check_predicates(
+        &self,
+        stage: Stage,
+        list: &[crate::registry::PredicateUse],
+        prefix: &WritePrefix,
+    ) -> Result<(), Failure> {
+        predicates::check(stage, list, &self.registry, &*self.store, prefix).await
+    }
+
+    /// The lease TTL of the `default@1` policy, or `None` when it turns path leases off (or
+    /// there is no such policy).
+    fn lease_ttl_s(&self) -> Option<u64> {
+        let leases = &self.registry.policy(DEFAULT_POLICY)?.leases;
+        leases.enable_path_leases.then_some(leases.default_ttl_s)
+    }
+
+    /// Runs the processor, again after a transient failure (the instance did not start, the
+    /// connection was lost) as the `default@1` policy's `retry` allows, with its backoff; every
+    /// failed attempt is recorded in the ledger, and what it stored is removed first.
+    async fn attempts(
+        &self,
+        attempt: &Attempt<'_>,
+        progress: &mut Progress,
+    ) -> Result<SessionResult, Failure> {
+        let retry = self.registry.policy(DEFAULT_POLICY).map(|policy| policy.retry.clone());
+        let max_attempts = retry.as_ref().map_or(1, |retry| retry.max_attempts.max(1));
+        let mut number = 1;
+        loop {
+            progress.attempts = number;
+            let result = self.attempt_once(attempt).await;
+            let failure = match result {
+                Err(failure) if is_transient(&failure.code) && number < max_attempts => failure,
+                other => return other,
+            };
+            let backoff = retry
+                .as_ref()
+                .and_then(|retry| {
+                    let index = usize::try_from(number - 1).unwrap_or(usize::MAX);
+                    retry.backoff_ms.get(index).or(retry.backoff_ms.last()).copied()
+                })
+                .unwrap_or(0);
+            tracing::warn!(attempt = number, code = %failure.code, message = %failure.message, backoff_ms = backoff, "transient failure; trying again");
+            if let Some(ledger) = &self.ledger {
+                ledger.attempt_failed(attempt.session.execution_id, number, &failure).await;
+            }
+            let stored = std::mem::replace(
+                &mut *attempt.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                attempt.planned.to_vec(),
+            );
+            self.discard(&stored).await;
+            tokio::time::sleep(Duration::from_millis(backoff)).await;
+            number += 1;
+        }
+    }
+
+    /// One attempt: start an instance, run the session, stop the instance.
+    async fn attempt_once(&self, attempt: &Attempt<'_>) -> Result<SessionResult, Failure> {
+        let Attempt { adapter, spec, plan, launch, session, observer, committed, .. } = attempt;
+        tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
+        let instance = adapter.start(spec, plan, launch).await?;
+        tracing::debug!(endpoint = instance.endpoint(), "processor healthy");
+        let session = SessionRequest { endpoint: instance.endpoint(), ..*session };
+        let result = run_session(session, &*self.store, *observer, committed).await;
+        tracing::debug!("session ended");
+        instance.stop().await;
+        tracing::debug!("processor stopped");
+        result
     }
 
     /// A real run needs its required secrets here, unless the instance already holds them.
@@ -467,6 +544,8 @@ impl Orchestrator {
             write_prefix,
             started,
         } = record;
+        let spec = &self.processor(&request.reference)?.spec;
+        self.check_predicates(Stage::Success, &spec.predicates.success, &write_prefix).await?;
         let mut outputs: Vec<OutputEntry> = session
             .outputs
             .iter()
@@ -582,6 +661,26 @@ struct Prepared<'a> {
     fingerprint: String,
     inputs_hash: String,
     memo_key: String,
+}
+
+/// Whether a failure may go away by trying again: the instance did not start or the connection
+/// to it was lost. Never a schema, provider, integrity or budget error.
+fn is_transient(code: &ErrorCode) -> bool {
+    matches!(code, ErrorCode::Adapter | ErrorCode::Connection)
+}
+
+/// What one attempt of a run needs.
+struct Attempt<'a> {
+    adapter: &'a Arc<dyn Adapter>,
+    spec: &'a crate::registry::ProcessorSpec,
+    plan: &'a Plan,
+    launch: &'a Launch,
+    /// The session, its endpoint filled in per attempt.
+    session: SessionRequest<'a>,
+    observer: Option<&'a dyn FrameObserver>,
+    committed: &'a Mutex<Vec<WorldPath>>,
+    /// Objects a direct upload may create: removed with the rest after a failed attempt.
+    planned: &'a [WorldPath],
 }
 
 /// What `finish` needs from the run so far.
