@@ -1,5 +1,5 @@
-//! What the ledger adds to a run: `admit` (open the record) and `close` (record the envelope),
-//! each with its hash-chained event, timed per run on SQLite and on PostgreSQL; and executions
+//! What the ledger adds to a run: `admit` (reserve, lease, open the record) and `close` (record
+//! the envelope, release, settle), with their hash-chained events, timed per run on SQLite and on PostgreSQL; and executions
 //! recorded per second with several runs at once.
 //!
 //! `cargo bench -p theory-ledger --bench record` (PostgreSQL on 127.0.0.1:55432, or
@@ -8,42 +8,53 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use sqlx::Connection;
-use theory_ledger::{ExecutionStart, ExecutionStatus, Finish, Ledger};
+use theory_core::ledger::{Admission, Closing, RunLedger};
+use theory_ledger::Ledger;
+use theory_protocol::{Envelope, ExecutionId, Meta, Mode, SuccessEnvelope};
 
 const RUNS: usize = 2_000;
 const CONCURRENT: usize = 8;
+/// Enough for every run of the bench at 1 micro-USD each.
+const BUDGET: i64 = 1_000_000;
 
-fn start(id: &str) -> ExecutionStart {
-    ExecutionStart {
-        id: id.into(),
-        processor_ref: "theory/probe@1".into(),
-        adapter: "local".into(),
-        runtime: "process".into(),
-        mode: "mock".into(),
-        memo_key: format!("memo-{id}"),
-        plan_key: None,
-        write_prefix: format!("/artifacts/outputs/theory_probe/{id}/"),
-        reserved_usd_micro: 0,
-        owner: "bench:1".into(),
-    }
-}
-
-fn finish(id: &str) -> Finish {
-    Finish {
-        status: ExecutionStatus::Success,
-        error_code: None,
-        cost_usd_micro: Some(0),
+/// One run as the orchestrator records it through the port: `admit` (reserve on the plan, lease
+/// the write prefix, open the record) and `close` (record the envelope, give the lease back,
+/// settle the reservation).
+async fn record_one(ledger: &Ledger, id: &str) {
+    let execution_id: ExecutionId = id.parse().expect("id");
+    let write_prefix = format!("/artifacts/outputs/theory_probe/{id}/");
+    let memo_key = format!("memo-{id}");
+    let admission = Admission {
+        execution_id: &execution_id,
+        processor_ref: "theory/probe@1",
+        adapter: "local",
+        runtime: "process",
+        mode: Mode::Real,
+        memo_key: &memo_key,
+        write_prefix: &write_prefix,
+        plan: Some("bench"),
+        estimate_usd_micro: 1,
+        lease_ttl_s: Some(900),
+    };
+    let admitted = ledger.admit(&admission).await.expect("admit");
+    let envelope = Envelope::Success(SuccessEnvelope {
+        execution_id: execution_id.clone(),
+        outputs: Vec::new(),
+        index_path: format!("/artifacts/execution/{id}/outputs.json"),
+        meta: Meta::default(),
+    });
+    let closing = Closing {
+        execution_id: &execution_id,
+        processor_ref: "theory/probe@1",
+        adapter: "local",
+        mode: Mode::Real,
+        envelope: &envelope,
+        cost_usd_micro: Some(1),
         attempts: 1,
         duration_ms: 5,
-        envelope: json!({"status": "success", "execution_id": id, "outputs": [], "index_path": "/x", "meta": {}}),
-    }
-}
-
-async fn record_one(ledger: &Ledger, id: &str) {
-    ledger.start_execution(&start(id)).await.expect("start");
-    ledger.finish_execution(id, &finish(id)).await.expect("finish");
+    };
+    RunLedger::close(ledger, &closing, Some(&admitted)).await;
 }
 
 fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
@@ -51,6 +62,7 @@ fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
 }
 
 async fn measure(name: &str, ledger: Ledger) {
+    ledger.create_plan("bench", BUDGET).await.expect("plan");
     for warm in 0..50 {
         record_one(&ledger, &format!("warm{warm}")).await;
     }
@@ -61,6 +73,13 @@ async fn measure(name: &str, ledger: Ledger) {
         latencies.push(started.elapsed());
     }
     latencies.sort();
+    eprintln!(
+        "p10 {:?} p25 {:?} p75 {:?} p90 {:?}",
+        percentile(&latencies, 100),
+        percentile(&latencies, 250),
+        percentile(&latencies, 750),
+        percentile(&latencies, 900)
+    );
     let ledger = Arc::new(ledger);
     let started = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENT)
@@ -85,9 +104,11 @@ async fn measure(name: &str, ledger: Ledger) {
     );
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+// The runtime `theory` itself runs on.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let folder = tempfile::tempdir().expect("temp dir");
+    let folder = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or("/tmp".into()))
+        .expect("temp dir");
     let sqlite = Ledger::open(None, &folder.path().join("theory.db")).await.expect("sqlite");
     measure("sqlite", sqlite).await;
 

@@ -40,9 +40,6 @@ pub enum LedgerError {
     /// No execution has this id.
     #[error("no execution with id {0}")]
     UnknownExecution(String),
-    /// Other writers kept winning the race for the same rows; the write may be tried again.
-    #[error("the ledger stayed busy with other writers; try again")]
-    Contended,
     /// Stored data is not what the ledger wrote.
     #[error("ledger data is damaged: {0}")]
     Corrupt(String),

@@ -6,13 +6,11 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::schema::is_conflict;
+use crate::write::{Write, retrying};
 use crate::{Ledger, LedgerError};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-/// How often an append is tried when another writer took the same sequence number.
-const APPEND_ATTEMPTS: u32 = 50;
 
 /// One entry of the log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,73 +72,20 @@ pub struct ChainReport {
 }
 
 impl Ledger {
-    /// Appends an event at the end of the chain and returns it. Concurrent appends are ordered
-    /// by the database: a writer that lost the race for a sequence number tries again.
+    /// Appends an event at the end of the chain, on its own, and returns it.
     pub async fn append_event(
         &self,
         execution_id: Option<&str>,
         kind: &str,
         body: &Value,
     ) -> Result<Event, LedgerError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.try_append(execution_id, kind, body).await {
-                Err(LedgerError::Database(error))
-                    if is_conflict(&error) && attempt < APPEND_ATTEMPTS =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        u64::from(attempt % 8) + 1,
-                    ))
-                    .await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn try_append(
-        &self,
-        execution_id: Option<&str>,
-        kind: &str,
-        body: &Value,
-    ) -> Result<Event, LedgerError> {
-        let mut transaction = self.pool().begin().await?;
-        crate::schema::lock(&mut transaction, "events").await?;
-        let head = sqlx::query("SELECT seq, this_hash FROM events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *transaction)
-            .await?;
-        let (seq, prev_hash) = match head {
-            Some(row) => {
-                (row.try_get::<i64, _>("seq")? + 1, row.try_get::<String, _>("this_hash")?)
-            }
-            None => (1, GENESIS.to_owned()),
-        };
-        let at_ms = crate::now_ms();
-        let this_hash = chain_hash(&prev_hash, seq, execution_id, kind, body, at_ms)?;
-        sqlx::query(
-            "INSERT INTO events (seq, execution_id, kind, body, at_ms, prev_hash, this_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(seq)
-        .bind(execution_id)
-        .bind(kind)
-        .bind(body.to_string())
-        .bind(at_ms)
-        .bind(&prev_hash)
-        .bind(&this_hash)
-        .execute(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(Event {
-            seq,
-            execution_id: execution_id.map(str::to_owned),
-            kind: kind.to_owned(),
-            body: body.clone(),
-            at_ms,
-            prev_hash,
-            this_hash,
+        retrying(|| async {
+            let mut write = Write::begin(self).await?;
+            let event = write.event(execution_id, kind, body)?;
+            write.commit().await?;
+            Ok(event)
         })
+        .await
     }
 
     /// Returns the events of one execution, or every event, in order.

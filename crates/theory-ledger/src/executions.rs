@@ -6,6 +6,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+use crate::leases::release_in;
+use crate::plans::settle_in;
+use crate::write::{Write, retrying};
 use crate::{Ledger, LedgerError};
 
 /// Where an execution is.
@@ -154,64 +157,22 @@ fn record_of(row: &sqlx::any::AnyRow) -> Result<ExecutionRecord, LedgerError> {
 impl Ledger {
     /// Records an execution as `running`.
     pub async fn start_execution(&self, start: &ExecutionStart) -> Result<(), LedgerError> {
-        sqlx::query(
-            "INSERT INTO executions (id, processor_ref, adapter, runtime, mode, status, memo_key,
-                 plan_key, write_prefix, reserved_usd_micro, attempts, started_at_ms, owner)
-             VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8, $9, 1, $10, $11)",
-        )
-        .bind(&start.id)
-        .bind(&start.processor_ref)
-        .bind(&start.adapter)
-        .bind(&start.runtime)
-        .bind(&start.mode)
-        .bind(&start.memo_key)
-        .bind(&start.plan_key)
-        .bind(&start.write_prefix)
-        .bind(start.reserved_usd_micro)
-        .bind(crate::now_ms())
-        .bind(&start.owner)
-        .execute(self.pool())
-        .await?;
-        self.append_event(
-            Some(&start.id),
-            "execution.started",
-            &json!({"processor_ref": start.processor_ref, "adapter": start.adapter,
-                    "runtime": start.runtime, "mode": start.mode, "memo_key": start.memo_key,
-                    "plan": start.plan_key, "write_prefix": start.write_prefix}),
-        )
-        .await?;
-        Ok(())
+        retrying(|| async {
+            let mut write = Write::begin(self).await?;
+            start_in(&mut write, start).await?;
+            write.commit().await
+        })
+        .await
     }
 
     /// Records how an execution ended.
     pub async fn finish_execution(&self, id: &str, finish: &Finish) -> Result<(), LedgerError> {
-        let updated = sqlx::query(
-            "UPDATE executions SET status = $1, error_code = $2, cost_usd_micro = $3, attempts = $4,
-                 duration_ms = $5, finished_at_ms = $6, envelope = $7
-             WHERE id = $8 AND status = 'running'",
-        )
-        .bind(finish.status.as_str())
-        .bind(&finish.error_code)
-        .bind(finish.cost_usd_micro)
-        .bind(finish.attempts)
-        .bind(finish.duration_ms)
-        .bind(crate::now_ms())
-        .bind(finish.envelope.to_string())
-        .bind(id)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(LedgerError::UnknownExecution(id.to_owned()));
-        }
-        self.append_event(
-            Some(id),
-            "execution.finished",
-            &json!({"status": finish.status.as_str(), "error_code": finish.error_code,
-                    "cost_usd_micro": finish.cost_usd_micro, "attempts": finish.attempts}),
-        )
-        .await?;
-        Ok(())
+        retrying(|| async {
+            let mut write = Write::begin(self).await?;
+            finish_in(&mut write, id, finish).await?;
+            write.commit().await
+        })
+        .await
     }
 
     /// Returns one execution.
@@ -275,18 +236,86 @@ impl Ledger {
                 duration_ms: crate::now_ms() - record.started_at_ms,
                 envelope,
             };
-            // Another recovering process may have been first: then there is nothing to do.
-            if self.finish_execution(&record.id, &finish).await.is_err() {
-                continue;
+            // One write per record: failed, settled and released together. Another recovering
+            // process may have been first: then there is nothing to do.
+            let recovered_one = retrying(|| async {
+                let mut write = Write::begin(self).await?;
+                finish_in(&mut write, &record.id, &finish).await?;
+                if let Some(plan) = &record.plan_key
+                    && record.reserved_usd_micro > 0
+                {
+                    settle_in(&mut write, plan, &record.id, record.reserved_usd_micro, 0).await?;
+                }
+                release_in(&mut write, &record.id).await?;
+                write.commit().await
+            })
+            .await;
+            match recovered_one {
+                Ok(()) => {}
+                Err(LedgerError::UnknownExecution(_)) => continue,
+                Err(error) => return Err(error),
             }
-            if let Some(plan) = &record.plan_key
-                && record.reserved_usd_micro > 0
-            {
-                self.settle(plan, &record.id, record.reserved_usd_micro, 0).await?;
-            }
-            self.release_leases(&record.id).await?;
             recovered.push(record.id);
         }
         Ok(recovered)
     }
+}
+
+/// [`Ledger::start_execution`] within a write.
+pub(crate) async fn start_in(write: &mut Write, start: &ExecutionStart) -> Result<(), LedgerError> {
+    sqlx::query(
+        "INSERT INTO executions (id, processor_ref, adapter, runtime, mode, status, memo_key,
+             plan_key, write_prefix, reserved_usd_micro, attempts, started_at_ms, owner)
+         VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8, $9, 1, $10, $11)",
+    )
+    .bind(&start.id)
+    .bind(&start.processor_ref)
+    .bind(&start.adapter)
+    .bind(&start.runtime)
+    .bind(&start.mode)
+    .bind(&start.memo_key)
+    .bind(&start.plan_key)
+    .bind(&start.write_prefix)
+    .bind(start.reserved_usd_micro)
+    .bind(crate::now_ms())
+    .bind(&start.owner)
+    .execute(write.db())
+    .await?;
+    let body = json!({"processor_ref": start.processor_ref, "adapter": start.adapter,
+                      "runtime": start.runtime, "mode": start.mode, "memo_key": start.memo_key,
+                      "plan": start.plan_key, "write_prefix": start.write_prefix});
+    write.event(Some(&start.id), "execution.started", &body)?;
+    Ok(())
+}
+
+/// [`Ledger::finish_execution`] within a write; an execution that is not `running` is
+/// [`LedgerError::UnknownExecution`].
+pub(crate) async fn finish_in(
+    write: &mut Write,
+    id: &str,
+    finish: &Finish,
+) -> Result<(), LedgerError> {
+    let updated = sqlx::query(
+        "UPDATE executions SET status = $1, error_code = $2, cost_usd_micro = $3, attempts = $4,
+             duration_ms = $5, finished_at_ms = $6, envelope = $7
+         WHERE id = $8 AND status = 'running'",
+    )
+    .bind(finish.status.as_str())
+    .bind(&finish.error_code)
+    .bind(finish.cost_usd_micro)
+    .bind(finish.attempts)
+    .bind(finish.duration_ms)
+    .bind(crate::now_ms())
+    .bind(finish.envelope.to_string())
+    .bind(id)
+    .execute(write.db())
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(LedgerError::UnknownExecution(id.to_owned()));
+    }
+    let body = json!({"status": finish.status.as_str(), "error_code": finish.error_code,
+                      "cost_usd_micro": finish.cost_usd_micro, "attempts": finish.attempts});
+    write.event(Some(id), "execution.finished", &body)?;
+    Ok(())
 }

@@ -6,13 +6,16 @@
 //! The SQL is the portable subset both accept (`$N` parameters, `BIGINT`, `TEXT`, `CASE`).
 //!
 //! - `schema`: migrations, applied on open, recorded in `theory_migrations`.
+//! - `write`: every change is one transaction that takes the event log's lock first and commits
+//!   the rows it changes with the events that say so.
 //! - `events`: [`Ledger::append_event`] and [`Ledger::verify`].
 //! - `executions`: the record of each run; [`Ledger::recover`] fails what a killed orchestrator
 //!   left `running` and releases its reservations and leases.
 //! - `plans`: budgets; [`Ledger::reserve`] and [`Ledger::settle`] keep `reserved + spent ≤ budget`
-//!   with one conditional `UPDATE` each, whatever runs at once (and a `CHECK` says so too).
+//!   whatever runs at once (and a `CHECK` says so too).
 //! - `leases`: [`Ledger::acquire_lease`] on a write prefix, with a TTL.
-//! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`.
+//! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`: admission (lease,
+//!   reservation, record) is one write and closing (record, release, settlement) another.
 
 mod error;
 mod events;
@@ -21,6 +24,7 @@ mod leases;
 mod plans;
 mod port;
 mod schema;
+mod write;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -95,6 +99,9 @@ impl Ledger {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(10))
+            // A ping before every use would be one more round trip per write; a connection the
+            // server dropped fails the one write that uses it instead.
+            .test_before_acquire(false)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

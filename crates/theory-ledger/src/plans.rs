@@ -1,17 +1,15 @@
 //! Plans and budgets, in micro-USD. Admission reserves an estimate; settlement charges the
-//! actual cost and releases the rest. Each is one conditional `UPDATE`, so whatever runs at once
-//! a plan never goes below zero and `reserved + spent` never exceeds the budget; the table's
-//! `CHECK` refuses any write that would break it.
+//! actual cost and releases the rest. Each is one write under the ledger's lock (a conditional
+//! `UPDATE` and its event), so whatever runs at once a plan never goes below zero and
+//! `reserved + spent` never exceeds the budget; the table's `CHECK` refuses any write that would
+//! break it.
 
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::schema::is_conflict;
+use crate::write::{Write, retrying};
 use crate::{Ledger, LedgerError};
-
-/// How often a write is tried when the database is busy.
-const ATTEMPTS: u32 = 50;
 
 /// A plan and its money.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,56 +53,33 @@ fn plan_of(row: &sqlx::any::AnyRow) -> Result<Plan, LedgerError> {
     })
 }
 
-/// Runs `attempt` again while the database reports a busy or conflicting writer.
-pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, LedgerError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, LedgerError>>,
-{
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match attempt().await {
-            Err(LedgerError::Contended) if tries < ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(u64::from(tries % 8) + 1))
-                    .await;
-            }
-            Err(LedgerError::Database(error)) if is_conflict(&error) && tries < ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(u64::from(tries % 8) + 1))
-                    .await;
-            }
-            other => return other,
-        }
-    }
-}
-
 impl Ledger {
     /// Creates a plan; a key that exists already is refused.
     pub async fn create_plan(&self, key: &str, budget_usd_micro: i64) -> Result<Plan, LedgerError> {
-        let now = crate::now_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO plans (plan_key, budget_usd_micro, reserved_usd_micro, spent_usd_micro, created_at_ms)
-             VALUES ($1, $2, 0, 0, $3)",
-        )
-        .bind(key)
-        .bind(budget_usd_micro)
-        .bind(now)
-        .execute(self.pool())
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(error))
-                if matches!(error.kind(), sqlx::error::ErrorKind::UniqueViolation) =>
-            {
-                return Err(LedgerError::PlanExists(key.to_owned()));
+        retrying(|| async {
+            let mut write = Write::begin(self).await?;
+            let inserted = sqlx::query(
+                "INSERT INTO plans (plan_key, budget_usd_micro, reserved_usd_micro, spent_usd_micro, created_at_ms)
+                 VALUES ($1, $2, 0, 0, $3)",
+            )
+            .bind(key)
+            .bind(budget_usd_micro)
+            .bind(crate::now_ms())
+            .execute(write.db())
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(error))
+                    if matches!(error.kind(), sqlx::error::ErrorKind::UniqueViolation) =>
+                {
+                    return Err(LedgerError::PlanExists(key.to_owned()));
+                }
+                Err(error) => return Err(error.into()),
             }
-            Err(error) => return Err(error.into()),
-        }
-        self.append_event(
-            None,
-            "plan.created",
-            &json!({"plan": key, "budget_usd_micro": budget_usd_micro}),
-        )
+            let body = json!({"plan": key, "budget_usd_micro": budget_usd_micro});
+            write.event(None, "plan.created", &body)?;
+            write.commit().await
+        })
         .await?;
         self.plan(key).await
     }
@@ -133,31 +108,11 @@ impl Ledger {
         execution_id: &str,
         amount: i64,
     ) -> Result<Plan, LedgerError> {
-        let updated = retrying(|| async {
-            Ok(sqlx::query(
-                "UPDATE plans SET reserved_usd_micro = reserved_usd_micro + $1
-                 WHERE plan_key = $2 AND budget_usd_micro - reserved_usd_micro - spent_usd_micro >= $1",
-            )
-            .bind(amount)
-            .bind(key)
-            .execute(self.pool())
-            .await?
-            .rows_affected())
+        retrying(|| async {
+            let mut write = Write::begin(self).await?;
+            reserve_in(&mut write, key, execution_id, amount).await?;
+            write.commit().await
         })
-        .await?;
-        if updated == 0 {
-            let plan = self.plan(key).await?;
-            return Err(LedgerError::Budget {
-                key: key.to_owned(),
-                available_usd_micro: plan.available_usd_micro,
-                required_usd_micro: amount,
-            });
-        }
-        self.append_event(
-            Some(execution_id),
-            "plan.reserved",
-            &json!({"plan": key, "amount_usd_micro": amount}),
-        )
         .await?;
         self.plan(key).await
     }
@@ -171,63 +126,97 @@ impl Ledger {
         reserved: i64,
         actual: i64,
     ) -> Result<Settlement, LedgerError> {
-        let actual = actual.max(0);
-        let charged = retrying(|| async {
-            let mut transaction = self.pool().begin().await?;
-            // What this run may be charged at most: its reservation plus what is still free.
-            let row = sqlx::query(
-                "SELECT budget_usd_micro - reserved_usd_micro - spent_usd_micro + $1 AS ceiling
-                 FROM plans WHERE plan_key = $2",
-            )
-            .bind(reserved)
+        retrying(|| async {
+            let mut write = Write::begin(self).await?;
+            let settlement = settle_in(&mut write, key, execution_id, reserved, actual).await?;
+            write.commit().await?;
+            Ok(settlement)
+        })
+        .await
+    }
+}
+
+/// [`Ledger::reserve`] within a write: one conditional `UPDATE` and its event.
+pub(crate) async fn reserve_in(
+    write: &mut Write,
+    key: &str,
+    execution_id: &str,
+    amount: i64,
+) -> Result<(), LedgerError> {
+    let updated = sqlx::query(
+        "UPDATE plans SET reserved_usd_micro = reserved_usd_micro + $1
+         WHERE plan_key = $2 AND budget_usd_micro - reserved_usd_micro - spent_usd_micro >= $1",
+    )
+    .bind(amount)
+    .bind(key)
+    .execute(write.db())
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        let row = sqlx::query("SELECT * FROM plans WHERE plan_key = $1")
             .bind(key)
-            .fetch_optional(&mut *transaction)
+            .fetch_optional(write.db())
             .await?
             .ok_or_else(|| LedgerError::UnknownPlan(key.to_owned()))?;
-            let ceiling: i64 = row.try_get("ceiling")?;
-            let charged = actual.min(ceiling).max(0);
-            let updated = sqlx::query(
-                "UPDATE plans SET reserved_usd_micro = reserved_usd_micro - $1,
-                                  spent_usd_micro = spent_usd_micro + $2
-                 WHERE plan_key = $3 AND reserved_usd_micro >= $1
-                   AND budget_usd_micro - reserved_usd_micro - spent_usd_micro + $1 >= $2",
-            )
-            .bind(reserved)
-            .bind(charged)
-            .bind(key)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                let held: i64 = sqlx::query("SELECT reserved_usd_micro FROM plans WHERE plan_key = $1")
-                    .bind(key)
-                    .fetch_one(&mut *transaction)
-                    .await?
-                    .try_get("reserved_usd_micro")?;
-                if held < reserved {
-                    return Err(LedgerError::Corrupt(format!(
-                        "plan {key:?} does not hold the reservation of {reserved} µUSD being settled"
-                    )));
-                }
-                // Another run reserved between the read and the write: read again.
-                return Err(LedgerError::Contended);
-            }
-            transaction.commit().await?;
-            Ok(charged)
-        })
-        .await?;
-        let settlement = Settlement {
-            actual_usd_micro: actual,
-            charged_usd_micro: charged,
-            released_usd_micro: reserved - charged.min(reserved),
-        };
-        self.append_event(
-            Some(execution_id),
-            "plan.settled",
-            &json!({"plan": key, "reserved_usd_micro": reserved, "actual_usd_micro": actual,
-                    "charged_usd_micro": charged}),
-        )
-        .await?;
-        Ok(settlement)
+        return Err(LedgerError::Budget {
+            key: key.to_owned(),
+            available_usd_micro: plan_of(&row)?.available_usd_micro,
+            required_usd_micro: amount,
+        });
     }
+    let body = json!({"plan": key, "amount_usd_micro": amount});
+    write.event(Some(execution_id), "plan.reserved", &body)?;
+    Ok(())
+}
+
+/// [`Ledger::settle`] within a write. The write holds the ledger's lock, so nothing changes the
+/// plan between reading its ceiling and charging. A cost within the reservation is charged in
+/// full (the reservation covers it) without reading the plan first.
+pub(crate) async fn settle_in(
+    write: &mut Write,
+    key: &str,
+    execution_id: &str,
+    reserved: i64,
+    actual: i64,
+) -> Result<Settlement, LedgerError> {
+    let actual = actual.max(0);
+    let charged = if actual <= reserved {
+        actual
+    } else {
+        // What this run may be charged at most: its reservation plus what is still free.
+        let row = sqlx::query(
+            "SELECT budget_usd_micro - reserved_usd_micro - spent_usd_micro + $1 AS ceiling
+             FROM plans WHERE plan_key = $2",
+        )
+        .bind(reserved)
+        .bind(key)
+        .fetch_optional(write.db())
+        .await?
+        .ok_or_else(|| LedgerError::UnknownPlan(key.to_owned()))?;
+        actual.min(row.try_get::<i64, _>("ceiling")?).max(0)
+    };
+    let updated = sqlx::query(
+        "UPDATE plans SET reserved_usd_micro = reserved_usd_micro - $1,
+                          spent_usd_micro = spent_usd_micro + $2
+         WHERE plan_key = $3 AND reserved_usd_micro >= $1",
+    )
+    .bind(reserved)
+    .bind(charged)
+    .bind(key)
+    .execute(write.db())
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(LedgerError::Corrupt(format!(
+            "plan {key:?} does not hold the reservation of {reserved} µUSD being settled"
+        )));
+    }
+    let body = json!({"plan": key, "reserved_usd_micro": reserved, "actual_usd_micro": actual,
+                      "charged_usd_micro": charged});
+    write.event(Some(execution_id), "plan.settled", &body)?;
+    Ok(Settlement {
+        actual_usd_micro: actual,
+        charged_usd_micro: charged,
+        released_usd_micro: reserved - charged.min(reserved),
+    })
 }

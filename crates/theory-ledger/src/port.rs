@@ -1,11 +1,15 @@
-//! The ledger as the orchestrator's [`RunLedger`]: admission reserves and opens the record,
-//! closing records the envelope and settles.
+//! The ledger as the orchestrator's [`RunLedger`]: admission leases, reserves and opens the
+//! record; closing records the envelope, releases and settles — each one write.
 
 use async_trait::async_trait;
 use theory_core::Failure;
 use theory_core::ledger::{Admission, Admitted, Closing, RunLedger};
 use theory_protocol::{Envelope, ErrorCode, ExecutionId};
 
+use crate::executions::{finish_in, start_in};
+use crate::leases::{acquire_in, release_in};
+use crate::plans::{reserve_in, settle_in};
+use crate::write::{Write, retrying};
 use crate::{ExecutionStart, ExecutionStatus, Finish, Ledger, LedgerError};
 
 /// `host:pid` of this process, the owner of the runs it records.
@@ -13,9 +17,12 @@ pub fn this_owner() -> String {
     format!("{}:{}", host_name(), std::process::id())
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "localhost".into(), |name| name.trim().to_owned())
+fn host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "localhost".into(), |name| name.trim().to_owned())
+    })
 }
 
 /// Whether the orchestrator that owns a record is gone: it ran on this host and its process no
@@ -53,24 +60,11 @@ fn ledger_failure(error: &LedgerError) -> Failure {
 
 #[async_trait]
 impl RunLedger for Ledger {
+    /// One write: the lease, the reservation and the open record commit together, so a refusal
+    /// leaves nothing to undo.
     async fn admit(&self, admission: &Admission<'_>) -> Result<Admitted, Failure> {
         let id = admission.execution_id.to_string();
         let reserved = i64::try_from(admission.estimate_usd_micro).unwrap_or(i64::MAX);
-        if let Some(plan) = admission.plan {
-            self.reserve(plan, &id, reserved).await.map_err(|error| ledger_failure(&error))?;
-        }
-        let release = || async {
-            if let Some(plan) = admission.plan {
-                let _ = self.settle(plan, &id, reserved, 0).await;
-            }
-        };
-        if let Some(ttl_s) = admission.lease_ttl_s {
-            let ttl_ms = i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-            if let Err(error) = self.acquire_lease(admission.write_prefix, &id, ttl_ms).await {
-                release().await;
-                return Err(ledger_failure(&error));
-            }
-        }
         let start = ExecutionStart {
             id: id.clone(),
             processor_ref: admission.processor_ref.to_owned(),
@@ -83,17 +77,27 @@ impl RunLedger for Ledger {
             reserved_usd_micro: if admission.plan.is_some() { reserved } else { 0 },
             owner: this_owner(),
         };
-        if let Err(error) = self.start_execution(&start).await {
-            let _ = self.release_leases(&id).await;
-            release().await;
-            return Err(ledger_failure(&error));
-        }
+        retrying(|| async {
+            let mut write = Write::begin(self).await?;
+            if let Some(ttl_s) = admission.lease_ttl_s {
+                let ttl_ms = i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+                acquire_in(&mut write, admission.write_prefix, &id, ttl_ms).await?;
+            }
+            if let Some(plan) = admission.plan {
+                reserve_in(&mut write, plan, &id, reserved).await?;
+            }
+            start_in(&mut write, &start).await?;
+            write.commit().await
+        })
+        .await
+        .map_err(|error| ledger_failure(&error))?;
         Ok(Admitted {
             plan: admission.plan.map(str::to_owned),
             reserved_usd_micro: admission.estimate_usd_micro,
         })
     }
 
+    /// One write: the record closed, the lease given back and the plan settled together.
     async fn close(&self, closing: &Closing<'_>, admitted: Option<&Admitted>) {
         let id = closing.execution_id.to_string();
         let (status, error_code) = match closing.envelope {
@@ -109,49 +113,52 @@ impl RunLedger for Ledger {
             duration_ms: i64::try_from(closing.duration_ms).unwrap_or(i64::MAX),
             envelope: serde_json::to_value(closing.envelope).unwrap_or_default(),
         };
-        let recorded = if admitted.is_some() {
-            self.finish_execution(&id, &finish).await
-        } else {
-            // Refused before admission (bad inputs, a missing secret…): recorded all the same.
-            let start = ExecutionStart {
-                id: id.clone(),
-                processor_ref: closing.processor_ref.to_owned(),
-                adapter: closing.adapter.to_owned(),
-                runtime: String::new(),
-                mode: closing.mode.to_string(),
-                memo_key: String::new(),
-                plan_key: None,
-                write_prefix: String::new(),
-                reserved_usd_micro: 0,
-                owner: this_owner(),
-            };
-            match self.start_execution(&start).await {
-                Ok(()) => self.finish_execution(&id, &finish).await,
-                Err(error) => Err(error),
+        // Refused before admission (bad inputs, a missing secret…): recorded all the same.
+        let refused = admitted.is_none().then(|| ExecutionStart {
+            id: id.clone(),
+            processor_ref: closing.processor_ref.to_owned(),
+            adapter: closing.adapter.to_owned(),
+            runtime: String::new(),
+            mode: closing.mode.to_string(),
+            memo_key: String::new(),
+            plan_key: None,
+            write_prefix: String::new(),
+            reserved_usd_micro: 0,
+            owner: this_owner(),
+        });
+        let settlement = retrying(|| async {
+            let mut write = Write::begin(self).await?;
+            if let Some(start) = &refused {
+                start_in(&mut write, start).await?;
             }
-        };
-        if let Err(error) = recorded {
-            tracing::warn!(%error, "the ledger could not record the run");
-        }
-        if admitted.is_some()
-            && let Err(error) = self.release_leases(&id).await
-        {
-            tracing::warn!(%error, "the run's lease could not be released; it expires by itself");
-        }
-        if let Some(Admitted { plan: Some(plan), reserved_usd_micro }) = admitted {
-            let reserved = i64::try_from(*reserved_usd_micro).unwrap_or(i64::MAX);
-            // Unknown cost of a success: the estimate is charged. A failure costs what it reported.
-            let actual =
-                cost.unwrap_or(if status == ExecutionStatus::Success { reserved } else { 0 });
-            match self.settle(plan, &id, reserved, actual).await {
-                Ok(settlement) => tracing::info!(
-                    plan = %plan,
-                    charged_usd_micro = settlement.charged_usd_micro,
-                    released_usd_micro = settlement.released_usd_micro,
-                    "settled"
-                ),
-                Err(error) => tracing::warn!(%error, "the plan could not be settled"),
+            finish_in(&mut write, &id, &finish).await?;
+            release_in(&mut write, &id).await?;
+            let mut settlement = None;
+            if let Some(Admitted { plan: Some(plan), reserved_usd_micro }) = admitted {
+                let reserved = i64::try_from(*reserved_usd_micro).unwrap_or(i64::MAX);
+                // Unknown cost of a success: the estimate is charged. A failure costs what it
+                // reported.
+                let actual =
+                    cost.unwrap_or(if status == ExecutionStatus::Success { reserved } else { 0 });
+                settlement =
+                    Some((plan, settle_in(&mut write, plan, &id, reserved, actual).await?));
             }
+            write.commit().await?;
+            Ok(settlement)
+        })
+        .await;
+        match settlement {
+            Ok(Some((plan, settlement))) => tracing::info!(
+                plan = %plan,
+                charged_usd_micro = settlement.charged_usd_micro,
+                released_usd_micro = settlement.released_usd_micro,
+                "settled"
+            ),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(
+                %error,
+                "the ledger could not record the run; `theory` recovers it when this process is gone"
+            ),
         }
     }
 
