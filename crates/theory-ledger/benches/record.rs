@@ -54,7 +54,7 @@ async fn record_one(ledger: &Ledger, id: &str) {
         attempts: 1,
         duration_ms: 5,
     };
-    RunLedger::close(ledger, &closing, Some(&admitted)).await;
+    ledger.close(&closing, Some(&admitted)).await;
 }
 
 fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
@@ -125,6 +125,6 @@ async fn main() {
     let url = format!("{}/{name}", admin.rsplit_once('/').expect("url").0);
     let postgres = Ledger::open(Some(&url), folder.path()).await.expect("postgres");
     measure("postgres", postgres.clone()).await;
-    postgres.close().await;
+    postgres.disconnect().await;
     sqlx::query(&format!("DROP DATABASE {name}")).execute(&mut connection).await.expect("drop db");
 }

@@ -130,8 +130,8 @@ impl Ledger {
         &self.pool
     }
 
-    /// Closes every connection.
-    pub async fn close(&self) {
+    /// Closes every connection (not to be confused with `RunLedger::close`, which closes a run).
+    pub async fn disconnect(&self) {
         self.pool.close().await;
     }
 }

@@ -2,5 +2,6 @@
 //! PostgreSQL (127.0.0.1:55432, started by `scripts/services/postgres start`; scripts/test does).
 
 mod concurrency;
+mod port;
 mod story;
 mod support;

@@ -182,7 +182,7 @@ async fn opening_again_keeps_the_data_and_applies_nothing_twice() {
     let file = folder.path().join(".theory/theory.db");
     let first = theory_ledger::Ledger::open(None, &file).await.unwrap();
     first.create_plan("kept", 1).await.unwrap();
-    first.close().await;
+    first.disconnect().await;
     let second = theory_ledger::Ledger::open(None, &file).await.unwrap();
     assert_eq!(second.plan("kept").await.unwrap().budget_usd_micro, 1);
     assert!(second.verify().await.unwrap().first_bad_seq.is_none());
