@@ -17,6 +17,7 @@
 //! | `require_secret` | in `real` mode, reads this secret (`ERR_MISSING_SECRET` when unset) |
 //! | `leak_secret` | with `require_secret`, tries to leak its value in a log line and an error (for redaction tests) |
 //! | `crash` | exits the whole process mid-run (code 70), as a crash would |
+//! | `usage` | an object reported as the run's `usage` (token counts, `cost_usd_micro`), for pricing |
 //!
 //! Outputs: `echo.txt`, `meta.json` (`{"text","mode","input_files","size_bytes"}`), and the
 //! optional `blob.bin` and `relpath` output.
@@ -63,6 +64,8 @@ struct Params {
     leak_secret: bool,
     #[serde(default)]
     crash: bool,
+    #[serde(default)]
+    usage: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +133,7 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
     Ok(ProcessorResult {
         outputs,
         processor_info: identity().processor_info,
+        usage: params.usage,
         ..ProcessorResult::default()
     })
 }

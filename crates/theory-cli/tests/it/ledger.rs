@@ -431,3 +431,70 @@ fn transient_failures_are_retried_by_the_policy_and_each_attempt_is_recorded() {
         .count();
     assert_eq!(failed_attempts, 2);
 }
+
+#[test]
+fn a_plan_is_charged_the_usage_priced_by_the_spec_or_the_reported_cost() {
+    let project = Project::new();
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../registry/processors/theory-probe.yaml"),
+    )
+    .unwrap()
+    .replace("theory/probe@1", "theory/probe@10");
+    let spec = format!(
+        "{spec}pricing:\n  usd_micro_per: {{tokens_in: 0.5, tokens_out: 2.5}}\n  estimate_usage: {{tokens_in: 1000, tokens_out: 1000}}\n"
+    );
+    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
+    std::fs::write(project.path().join("registry/processors/probe10.yaml"), spec).unwrap();
+    assert_eq!(
+        project.run(&["plan", "create", "--key", "p", "--budget-usd-micro", "10000"]).code,
+        0
+    );
+    let run = |usage: &str, cache: bool| {
+        let inputs = format!(r#"{{"usage":{usage}}}"#);
+        let mut args =
+            vec!["run", "--ref", "theory/probe@10", "--mode", "real", "--plan", "p", "--json"];
+        args.extend(["--inputs-json", inputs.as_str()]);
+        if !cache {
+            args.push("--no-cache");
+        }
+        let outcome = project.run(&args);
+        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+        outcome.json()
+    };
+
+    // Admission reserves the priced estimate (500 + 2500); settlement charges 11×0.5 + 101×2.5
+    // = 258 (rounded up) and releases the rest.
+    let priced = run(r#"{"tokens_in":11,"tokens_out":101}"#, false);
+    let id = priced["execution_id"].as_str().unwrap();
+    let shown = project.run(&["executions", "show", id, "--json"]).json();
+    assert_eq!(shown["execution"]["reserved_usd_micro"], 3000);
+    assert_eq!(shown["execution"]["cost_usd_micro"], 258);
+    assert_eq!(shown["receipt"]["cost_usd_micro"], 258);
+    assert_eq!(plan(&project, "p")["spent_usd_micro"], 258);
+
+    // A cost the processor reports wins over the pricing.
+    run(r#"{"tokens_out":100,"cost_usd_micro":42}"#, false);
+    assert_eq!(plan(&project, "p")["spent_usd_micro"], 300);
+
+    // The same run again comes from the memo cache: it ran nothing and costs nothing.
+    let cached = run(r#"{"tokens_out":100,"cost_usd_micro":42}"#, true);
+    assert_eq!(cached["meta"]["cached"], true);
+    let team = plan(&project, "p");
+    assert_eq!(
+        (team["spent_usd_micro"].as_i64(), team["reserved_usd_micro"].as_i64()),
+        (Some(300), Some(0))
+    );
+
+    // A price that is no number of micro-USD is named when the registry loads.
+    let bad = std::fs::read_to_string(project.path().join("registry/processors/probe10.yaml"))
+        .unwrap()
+        .replace("tokens_out: 2.5}", "tokens_out: -1}");
+    std::fs::write(project.path().join("registry/processors/probe10.yaml"), bad).unwrap();
+    let refused = project.run(&["registry", "validate"]);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert!(
+        refused.stderr.contains("pricing.usd_micro_per.tokens_out"),
+        "{}",
+        refused.transcript()
+    );
+}

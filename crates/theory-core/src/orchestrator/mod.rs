@@ -6,6 +6,7 @@
 //! - `predicates`: the spec's admission and success predicates (`ERR_PREDICATE`).
 //! - `transfer`: [`Transfer`], whether bytes go through the session or straight to the store.
 
+mod cost;
 mod memo;
 mod predicates;
 mod run;

@@ -13,6 +13,7 @@ use theory_protocol::{
 };
 use tracing::Instrument;
 
+use super::cost;
 use super::memo::MemoCache;
 use super::predicates::{self, Stage};
 use super::transfer::{self, Transfer, TransferRequest};
@@ -140,7 +141,7 @@ impl Orchestrator {
                     adapter: &request.adapter,
                     mode: request.mode,
                     envelope: &outcome.envelope,
-                    cost_usd_micro: (request.mode == Mode::Mock).then_some(0),
+                    cost_usd_micro: self.cost(&request, &outcome.envelope),
                     attempts: progress.attempts.max(1),
                     duration_ms: started.elapsed().as_millis() as u64,
                 };
@@ -325,7 +326,7 @@ impl Orchestrator {
             memo_key: &memo_key,
             write_prefix: write_prefix.as_str(),
             plan: request.plan.as_deref(),
-            estimate_usd_micro: estimate(spec, request.mode),
+            estimate_usd_micro: cost::estimate(spec, request.mode),
             lease_ttl_s: self.lease_ttl_s(),
         };
         progress.admitted = self.admit(&admission).await?;
@@ -388,6 +389,19 @@ impl Orchestrator {
                 self.discard(&leftovers).await;
                 Err(failure)
             }
+        }
+    }
+
+    /// What a finished run cost, when it is known: nothing for a run answered from the memo
+    /// cache (it ran nothing); else see `cost.rs`.
+    fn cost(&self, request: &RunRequest, envelope: &Envelope) -> Option<u64> {
+        let meta = envelope.meta();
+        if meta.cached == Some(true) {
+            return Some(0);
+        }
+        match self.processor(&request.reference) {
+            Ok(entry) => cost::actual(&entry.spec, request.mode, meta.usage.as_ref()),
+            Err(_) => (request.mode == Mode::Mock).then_some(0),
         }
     }
 
@@ -580,7 +594,7 @@ impl Orchestrator {
             outputs_index: index_path.to_string(),
             processor_info: processor_meta.processor_info.clone().unwrap_or_default(),
             usage: usage.clone(),
-            cost_usd_micro: (request.mode == Mode::Mock).then_some(0),
+            cost_usd_micro: cost::actual(spec, request.mode, processor_meta.usage.as_ref()),
             timestamp_utc: crate::time::now_rfc3339(),
             duration_ms,
             adapter: request.adapter.clone(),
@@ -631,19 +645,6 @@ fn timed_out(timeout_s: u64) -> Failure {
 
 /// What a run may cost, reserved on its plan at admission: nothing in mock mode; in real mode
 /// the `required_usd_micro` of the spec's `budget.available@1` admission predicate, else nothing.
-fn estimate(spec: &crate::registry::ProcessorSpec, mode: Mode) -> u64 {
-    if mode == Mode::Mock {
-        return 0;
-    }
-    spec.predicates
-        .admission
-        .iter()
-        .find(|predicate| predicate.id == "budget.available@1")
-        .and_then(|predicate| predicate.args.get("required_usd_micro"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-}
-
 fn parse_path(text: &str) -> Result<WorldPath, Failure> {
     text.parse().map_err(|error: crate::WorldPathError| {
         Failure::new(ErrorCode::OutputPath, error.to_string())

@@ -172,6 +172,11 @@ impl Registry {
                 return Err(RegistryError::new(&source.origin, Some(&key), message));
             }
         }
+        if let Some(pricing) = &spec.pricing {
+            check_pricing(pricing).map_err(|(key, message)| {
+                RegistryError::new(&source.origin, Some(&key), message)
+            })?;
+        }
         let entry = ProcessorEntry {
             spec,
             origin: source.origin.clone(),
@@ -293,6 +298,27 @@ fn edit_distance(left: &str, right: &str) -> usize {
         previous = current;
     }
     previous[right.len()]
+}
+
+/// Prices must be finite and non-negative, and every estimated key priced.
+fn check_pricing(pricing: &crate::registry::PricingSpec) -> Result<(), (String, String)> {
+    if let Some((key, price)) =
+        pricing.usd_micro_per.iter().find(|(_, price)| !price.is_finite() || **price < 0.0)
+    {
+        return Err((
+            format!("pricing.usd_micro_per.{key}"),
+            format!("must be a finite number of micro-USD ≥ 0, found {price}"),
+        ));
+    }
+    if let Some(key) =
+        pricing.estimate_usage.keys().find(|key| !pricing.usd_micro_per.contains_key(*key))
+    {
+        return Err((
+            format!("pricing.estimate_usage.{key}"),
+            format!("{key} has no price in pricing.usd_micro_per"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

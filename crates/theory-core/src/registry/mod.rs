@@ -16,5 +16,5 @@ pub use documents::{BudgetPolicy, LeasePolicy, PolicyDocument, RetryPolicy, Sche
 pub use load::{DocumentKind, RegistryError, Source, sources_from_dir};
 pub use spec::{
     AdapterSpec, BuildSpec, ImageSpec, ModalSpec, OutputSpec, OutputsSpec, Platform, PredicateUse,
-    PredicatesSpec, ProcessorSpec, RuntimeSpec, SecretName, SecretsSpec,
+    PredicatesSpec, PricingSpec, ProcessorSpec, RuntimeSpec, SecretName, SecretsSpec,
 };

@@ -45,6 +45,9 @@ pub struct ProcessorSpec {
     /// Adapter-specific settings.
     #[serde(default)]
     pub adapter: AdapterSpec,
+    /// What a real run costs, from the usage the processor reports.
+    #[serde(default)]
+    pub pricing: Option<PricingSpec>,
 }
 
 fn any_inputs() -> Value {
@@ -393,6 +396,48 @@ pub struct PredicatesSpec {
     /// Checked after a run succeeded.
     #[serde(default)]
     pub success: Vec<PredicateUse>,
+}
+
+/// `pricing`: what a real run costs, from the `usage` its processor reports.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingSpec {
+    /// Micro-USD per unit of each `usage` key (`tokens_in: 0.15` is $0.15 per million tokens).
+    pub usd_micro_per: BTreeMap<String, f64>,
+    /// The usage admission assumes when no `budget.available@1` names `required_usd_micro`.
+    #[serde(default)]
+    pub estimate_usage: BTreeMap<String, u64>,
+}
+
+impl PricingSpec {
+    /// What `usage` costs: the sum of each priced key's units times its price, rounded up;
+    /// `None` when the usage holds no priced key.
+    pub fn cost_usd_micro<'a>(
+        &self,
+        usage: impl IntoIterator<Item = (&'a String, u64)>,
+    ) -> Option<u64> {
+        let mut priced = false;
+        let mut total = 0.0_f64;
+        for (key, units) in usage {
+            if let Some(price) = self.usd_micro_per.get(key) {
+                priced = true;
+                #[expect(clippy::cast_precision_loss, reason = "usage counts stay far below 2^52")]
+                let units = units as f64;
+                total += units * price;
+            }
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "prices are checked finite and non-negative; the total is rounded up"
+        )]
+        priced.then(|| total.ceil().min(u64::MAX as f64) as u64)
+    }
+
+    /// What admission reserves from `estimate_usage`, if it names any priced key.
+    pub fn estimate_usd_micro(&self) -> Option<u64> {
+        self.cost_usd_micro(self.estimate_usage.iter().map(|(key, units)| (key, *units)))
+    }
 }
 
 /// `adapter`.
