@@ -244,7 +244,9 @@ impl Ledger {
                 if let Some(plan) = &record.plan_key
                     && record.reserved_usd_micro > 0
                 {
-                    settle_in(&mut write, plan, &record.id, record.reserved_usd_micro, 0).await?;
+                    let reserved = record.reserved_usd_micro;
+                    settle_in(&mut write, plan, &record.id, reserved, 0, Some("ERR_RUNTIME"))
+                        .await?;
                 }
                 release_in(&mut write, &record.id).await?;
                 write.commit().await

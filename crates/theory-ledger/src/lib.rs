@@ -40,6 +40,9 @@ pub use leases::Lease;
 pub use plans::{Plan, Settlement};
 pub use port::{owner_is_gone, this_owner};
 
+/// How long opening the ledger waits for the database.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Which database holds the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -96,9 +99,26 @@ impl Ledger {
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|error| LedgerError::Open(format!("DATABASE_URL is not usable: {error}")))?
             .disable_statement_logging();
+        if backend == Backend::Postgres {
+            // One connection first: the pool would retry a refused or misaddressed server until
+            // its timeout and then say only that; this says why, at once.
+            let probe = tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await;
+            match probe {
+                Ok(Ok(connection)) => {
+                    let _ = sqlx::Connection::close(connection).await;
+                }
+                Ok(Err(error)) => return Err(LedgerError::Open(error.to_string())),
+                Err(_) => {
+                    return Err(LedgerError::Open(format!(
+                        "no answer from the database server within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             // A ping before every use would be one more round trip per write; a connection the
             // server dropped fails the one write that uses it instead.
             .test_before_acquire(false)

@@ -128,7 +128,8 @@ impl Ledger {
     ) -> Result<Settlement, LedgerError> {
         retrying(|| async {
             let mut write = Write::begin(self).await?;
-            let settlement = settle_in(&mut write, key, execution_id, reserved, actual).await?;
+            let settlement =
+                settle_in(&mut write, key, execution_id, reserved, actual, None).await?;
             write.commit().await?;
             Ok(settlement)
         })
@@ -171,13 +172,15 @@ pub(crate) async fn reserve_in(
 
 /// [`Ledger::settle`] within a write. The write holds the ledger's lock, so nothing changes the
 /// plan between reading its ceiling and charging. A cost within the reservation is charged in
-/// full (the reservation covers it) without reading the plan first.
+/// full (the reservation covers it) without reading the plan first. The event names the run's
+/// error code when it failed.
 pub(crate) async fn settle_in(
     write: &mut Write,
     key: &str,
     execution_id: &str,
     reserved: i64,
     actual: i64,
+    error_code: Option<&str>,
 ) -> Result<Settlement, LedgerError> {
     let actual = actual.max(0);
     let charged = if actual <= reserved {
@@ -212,7 +215,7 @@ pub(crate) async fn settle_in(
         )));
     }
     let body = json!({"plan": key, "reserved_usd_micro": reserved, "actual_usd_micro": actual,
-                      "charged_usd_micro": charged});
+                      "charged_usd_micro": charged, "error_code": error_code});
     write.event(Some(execution_id), "plan.settled", &body)?;
     Ok(Settlement {
         actual_usd_micro: actual,

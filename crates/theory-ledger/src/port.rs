@@ -140,8 +140,9 @@ impl RunLedger for Ledger {
                 // reported.
                 let actual =
                     cost.unwrap_or(if status == ExecutionStatus::Success { reserved } else { 0 });
+                let code = finish.error_code.as_deref();
                 settlement =
-                    Some((plan, settle_in(&mut write, plan, &id, reserved, actual).await?));
+                    Some((plan, settle_in(&mut write, plan, &id, reserved, actual, code).await?));
             }
             write.commit().await?;
             Ok(settlement)

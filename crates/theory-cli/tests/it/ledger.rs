@@ -374,6 +374,39 @@ fn a_failed_success_predicate_is_err_predicate_with_no_index_and_is_recorded() {
         .map(|run| run["error_code"].as_str().unwrap_or("-"))
         .collect();
     assert_eq!(codes, ["ERR_PREDICATE", "ERR_PREDICATE"]);
+    // The processor ran and reported what it cost: the plan is charged, and its settlement names
+    // the predicate's failure.
+    assert_eq!(
+        project.run(&["plan", "create", "--key", "p", "--budget-usd-micro", "1000"]).code,
+        0
+    );
+    let charged = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@8",
+        "--mode",
+        "real",
+        "--plan",
+        "p",
+        "--inputs-json",
+        r#"{"usage":{"cost_usd_micro":42}}"#,
+        "--json",
+    ]);
+    assert_eq!(charged.code, 1, "{}", charged.transcript());
+    let envelope = charged.json();
+    assert_eq!(envelope["meta"]["usage"]["cost_usd_micro"], 42, "{}", charged.transcript());
+    let id = envelope["execution_id"].as_str().unwrap();
+    let shown = project.run(&["executions", "show", id, "--json"]).json();
+    let settled = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["kind"] == "plan.settled")
+        .unwrap_or_else(|| panic!("no settlement: {shown}"))
+        .clone();
+    assert_eq!(settled["body"]["error_code"], "ERR_PREDICATE", "{settled}");
+    assert_eq!(settled["body"]["charged_usd_micro"], 42, "{settled}");
+    assert_eq!(plan(&project, "p")["spent_usd_micro"], 42);
     // The built-in litellm spec checks its own outputs the same way, and passes.
     let ok = project.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO]);
     assert_eq!(ok.code, 0, "{}", ok.transcript());

@@ -99,6 +99,9 @@ struct Progress {
     admitted: Option<Admitted>,
     /// Attempts made so far.
     attempts: u32,
+    /// What the processor reported it consumed, once its session ended: kept on the error
+    /// envelope (and charged) when the run fails after it, on a success predicate say.
+    usage: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Returns the default write prefix template for a processor.
@@ -180,6 +183,7 @@ impl Orchestrator {
                             .unwrap_or_else(|| Fingerprint::unknown(&request.adapter)),
                     ),
                     duration_ms: Some(started.elapsed().as_millis() as u64),
+                    usage: progress.usage.clone(),
                     ..Meta::default()
                 };
                 let error = ErrorBody { code: failure.code, message };
@@ -362,6 +366,7 @@ impl Orchestrator {
             .unwrap_or_else(|_| Err(timed_out(timeout_s)));
         let finished = match result {
             Ok(session) => {
+                progress.usage.clone_from(&session.envelope.meta().usage);
                 let record = Finished {
                     execution_id,
                     request,
