@@ -1,17 +1,68 @@
 //! Budgets under concurrent runs: whatever admission and settlement interleave, a plan never goes
-//! below zero and `reserved + spent` never exceeds its budget, on both backends.
+//! below zero and `reserved + spent` never exceeds its budget, on both backends. The runs go
+//! through the orchestrator's port (`admit`, `close`) from two pools, as two `theory` processes.
 
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use theory_ledger::{Ledger, LedgerError};
+use theory_core::ledger::{Admission, Closing, RunLedger};
+use theory_ledger::Ledger;
+use theory_protocol::{Envelope, ErrorBody, ErrorCode, ErrorEnvelope, ExecutionId, Meta, Mode};
 
 use crate::support::{Fresh, postgres, sqlite};
 
+/// One run through the port: admitted with an estimate of `reserve`, closed having cost `actual`
+/// (an error envelope: a failure is charged what it reported). Returns what the plan was
+/// charged, 0 when admission refused it.
+async fn one_run(ledger: &Ledger, index: usize, reserve: i64, actual: i64) -> i64 {
+    let id: ExecutionId = format!("E{index}").parse().unwrap();
+    let prefix = format!("/artifacts/outputs/run{index}/");
+    let admission = Admission {
+        execution_id: &id,
+        processor_ref: "theory/probe@1",
+        adapter: "local",
+        runtime: "process",
+        mode: Mode::Real,
+        memo_key: "memo",
+        write_prefix: &prefix,
+        plan: Some("shared"),
+        estimate_usd_micro: u64::try_from(reserve).unwrap(),
+        lease_ttl_s: Some(60),
+    };
+    let admitted = match ledger.admit(&admission).await {
+        Ok(admitted) => admitted,
+        Err(failure) if failure.code == ErrorCode::Budget => return 0,
+        Err(failure) => panic!("admission failed: {failure:?}"),
+    };
+    let envelope = Envelope::Error(ErrorEnvelope {
+        execution_id: id.clone(),
+        error: ErrorBody { code: ErrorCode::Provider, message: "spent, then failed".into() },
+        meta: Meta::default(),
+    });
+    let closing = Closing {
+        execution_id: &id,
+        processor_ref: "theory/probe@1",
+        adapter: "local",
+        mode: Mode::Real,
+        envelope: &envelope,
+        cost_usd_micro: Some(u64::try_from(actual).unwrap()),
+        attempts: 1,
+        duration_ms: 1,
+    };
+    ledger.close(&closing, Some(&admitted)).await;
+    let record = ledger.execution(id.as_str()).await.unwrap();
+    assert_eq!(record.error_code.as_deref(), Some("ERR_PROVIDER"));
+    let settled = ledger.events(Some(id.as_str())).await.unwrap();
+    let settled = settled.iter().find(|event| event.kind == "plan.settled").expect("settled");
+    settled.body["charged_usd_micro"].as_i64().unwrap()
+}
+
 /// Runs every `(reserve, actual)` pair as its own concurrent run against a plan of `budget`,
-/// while an observer reads the plan over and over; checks the invariants throughout and after.
+/// half of them from a second pool, while an observer reads the plan over and over; checks the
+/// invariants throughout and after.
 async fn concurrent_runs(fresh: Fresh, budget: i64, runs: Vec<(i64, i64)>) {
     let ledger: Arc<Ledger> = Arc::new(fresh.ledger.clone());
+    let other: Arc<Ledger> = Arc::new(fresh.another_process().await);
     ledger.create_plan("shared", budget).await.unwrap();
     let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let observer = {
@@ -33,21 +84,8 @@ async fn concurrent_runs(fresh: Fresh, budget: i64, runs: Vec<(i64, i64)>) {
         .into_iter()
         .enumerate()
         .map(|(index, (reserve, actual))| {
-            let ledger = Arc::clone(&ledger);
-            tokio::spawn(async move {
-                let id = format!("E{index}");
-                match ledger.reserve("shared", &id, reserve).await {
-                    Ok(_) => {
-                        ledger
-                            .settle("shared", &id, reserve, actual)
-                            .await
-                            .unwrap()
-                            .charged_usd_micro
-                    }
-                    Err(LedgerError::Budget { .. }) => 0,
-                    Err(other) => panic!("reserve failed: {other}"),
-                }
-            })
+            let ledger = Arc::clone(if index % 2 == 0 { &ledger } else { &other });
+            tokio::spawn(async move { one_run(&ledger, index, reserve, actual).await })
         })
         .collect();
     let mut charged = 0;

@@ -20,6 +20,11 @@ pub(crate) struct Fresh {
 }
 
 impl Fresh {
+    /// The same database through a second pool of its own, as another `theory` process has.
+    pub(crate) async fn another_process(&self) -> Ledger {
+        Ledger::open(Some(&self.url), std::path::Path::new("unused")).await.unwrap()
+    }
+
     /// Runs SQL behind the ledger's back, as someone editing the database would.
     pub(crate) async fn tamper(&self, sql: &str) {
         sqlx::any::install_default_drivers();
