@@ -80,7 +80,7 @@ async fn sequential(ledger: &Ledger, name: &str, plan: Option<&str>) -> (f64, f6
 async fn measure(name: &str, ledger: Ledger) {
     ledger.create_plan("bench", BUDGET).await.expect("plan");
     let (plain_p50, plain_p99) = sequential(&ledger, "plain", None).await;
-    let (plan_p50, plan_p99) = sequential(&ledger, "plan", Some("bench")).await;
+    let (charged_p50, charged_p99) = sequential(&ledger, "plan", Some("bench")).await;
     let ledger = Arc::new(ledger);
     let started = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENT)
@@ -100,7 +100,7 @@ async fn measure(name: &str, ledger: Ledger) {
     assert!(ledger.verify().await.expect("verify").first_bad_seq.is_none());
     eprintln!(
         "{name:<9} added latency per run (admit + close): p50 {plain_p50:>6.3} ms  p99 {plain_p99:>6.3} ms | \
-         charged to a plan: p50 {plan_p50:>6.3} ms  p99 {plan_p99:>6.3} ms | \
+         charged to a plan: p50 {charged_p50:>6.3} ms  p99 {charged_p99:>6.3} ms | \
          {CONCURRENT} at once: {per_second:>5.0} executions/s"
     );
 }
