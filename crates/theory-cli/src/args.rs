@@ -42,6 +42,9 @@ pub(crate) enum Command {
     /// Check the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Deploy to Modal and run there, with Modal's own `modal` CLI.
+    #[command(subcommand)]
+    Modal(crate::modal_args::ModalCommand),
 }
 
 /// `theory plan …`.
@@ -303,6 +306,10 @@ pub(crate) struct RunArgs {
     /// Use this platform's pin (amd64 or arm64) instead of the host's.
     #[arg(long)]
     pub(crate) platform: Option<String>,
+    /// The Modal environment of `--adapter modal` (dev, staging, main; else `MODAL_ENVIRONMENT`,
+    /// else main).
+    #[arg(long, value_name = "ENV")]
+    pub(crate) env: Option<String>,
 }
 
 /// The inputs, from one place only.

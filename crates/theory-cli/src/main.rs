@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod logging;
+mod modal_args;
 mod print;
 mod progress;
 mod project;

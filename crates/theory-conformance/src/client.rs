@@ -63,7 +63,8 @@ pub async fn connect(base_url: &str, protocol: Option<&str>) -> Result<Connectio
         let value = protocol.parse().map_err(|_| ConnectError::Other("bad protocol".into()))?;
         request.headers_mut().insert("Sec-WebSocket-Protocol", value);
     }
-    match tokio_tungstenite::connect_async(request).await {
+    // Boxed: with TLS support compiled in, the connect future is large.
+    match Box::pin(tokio_tungstenite::connect_async(request)).await {
         Ok((socket, response)) => {
             let accepted_protocol = response
                 .headers()

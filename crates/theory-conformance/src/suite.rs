@@ -14,7 +14,8 @@ impl Report {
         name: &'static str,
         check: impl Future<Output = Result<String, String>>,
     ) {
-        let outcome = match check.await {
+        // Boxed: a check holds sockets whose futures are large.
+        let outcome = match Box::pin(check).await {
             Ok(detail) => Outcome::Passed(detail),
             Err(reason) => Outcome::Failed(reason),
         };

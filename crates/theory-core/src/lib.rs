@@ -39,6 +39,7 @@ mod receipt;
 pub mod registry;
 pub mod session;
 pub mod time;
+pub mod tls;
 mod world_path;
 
 pub use digest::{Digest, DigestError, ImagePin};

@@ -184,8 +184,13 @@ pub struct Launch {
 /// A started processor, reachable at [`Instance::endpoint`]; stopped on drop.
 #[async_trait]
 pub trait Instance: Send {
-    /// The processor's base URL, `http://host:port`.
+    /// The processor's base URL, `http://host:port` (or `https://…` for a remote deployment).
     fn endpoint(&self) -> &str;
+    /// Headers every request to the endpoint carries (a Modal proxy auth token, say); none by
+    /// default.
+    fn headers(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Stops the processor and waits for it to go.
     async fn stop(self: Box<Self>);
 }

@@ -35,6 +35,10 @@ pub struct SessionRequest<'a> {
     pub files: &'a BTreeMap<String, FileSpec>,
     /// Presigned URLs for direct uploads (`outputs/<rel>` → URL); `None` streams outputs back.
     pub put_urls: Option<&'a BTreeMap<String, String>>,
+    /// Headers sent with the WebSocket upgrade (a Modal proxy auth token, say).
+    pub headers: &'a [(String, String)],
+    /// TLS for an `https` endpoint (see `crate::tls`).
+    pub tls: Option<&'a std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// Sees every text frame as it arrives (for `--stream`).
@@ -98,14 +102,30 @@ async fn open(request: &SessionRequest<'_>, store: &dyn ArtifactStore) -> Result
     http_request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", http::HeaderValue::from_static(SUBPROTOCOL));
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(http_request, None, true)
-        .await
-        .map_err(|error| {
-            connection(format!(
-                "cannot open a session with the processor at {}: {error}",
-                request.endpoint
-            ))
-        })?;
+    for (name, value) in request.headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|error| connection(format!("bad header name {name:?}: {error}")))?;
+        let value = http::HeaderValue::from_str(value)
+            .map_err(|_| connection(format!("the value of header {name} is not valid")))?;
+        http_request.headers_mut().insert(name, value);
+    }
+    let connector = request
+        .tls
+        .map(|config| tokio_tungstenite::Connector::Rustls(std::sync::Arc::clone(config)));
+    // Boxed: the TLS handshake's future is large and would bloat every caller's.
+    let (mut socket, _) = Box::pin(tokio_tungstenite::connect_async_tls_with_config(
+        http_request,
+        None,
+        true,
+        connector,
+    ))
+    .await
+    .map_err(|error| {
+        connection(format!(
+            "cannot open a session with the processor at {}: {error}",
+            request.endpoint
+        ))
+    })?;
     let open = Frame::RunOpen(RunOpen {
         role: Role::Client,
         execution_id: request.execution_id.clone(),

@@ -28,7 +28,8 @@ pub(crate) async fn run(command: LocalCommand, context: Context) -> Result<ExitC
                 ));
             }
             let adapter: Arc<dyn theory_core::Adapter> = Arc::new(services.adapter());
-            super::run::run_with(*args, context, adapter).await
+            let adapters = std::collections::BTreeMap::from([("local", adapter)]);
+            super::run::run_with(*args, context, adapters).await
         }
         LocalCommand::Stop(args) => stop(args, &services).await,
         LocalCommand::Status(flag) => status(flag.json, &services).await,

@@ -3,6 +3,7 @@
 pub(crate) mod executions;
 pub(crate) mod ledger;
 pub(crate) mod local;
+pub(crate) mod modal;
 pub(crate) mod plan;
 pub(crate) mod processor;
 pub(crate) mod registry;
@@ -107,5 +108,6 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, crate::u
         crate::args::Command::Plan(command) => plan::run(command, context).await,
         crate::args::Command::Executions(command) => executions::run(command, context).await,
         crate::args::Command::Ledger(command) => ledger::run(command, context).await,
+        crate::args::Command::Modal(command) => modal::run(command, context).await,
     }
 }

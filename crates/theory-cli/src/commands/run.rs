@@ -24,19 +24,23 @@ use crate::args::{InputsArgs, RunArgs};
 use crate::print::{print_error, print_json, print_warning};
 use crate::usage::UsageError;
 
+/// The adapters a run may use, by name.
+pub(crate) type Adapters = BTreeMap<&'static str, Arc<dyn theory_core::Adapter>>;
+
 /// Runs `theory run` and returns the exit status: 0 success, 1 error envelope.
 pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, UsageError> {
     let local: Arc<dyn theory_core::Adapter> =
         Arc::new(LocalAdapter::from_env(&context.env, Some(&context.project.state())));
-    run_with(args, context, local).await
+    let modal = super::modal::modal_adapter(&context, args.env.as_deref())?;
+    run_with(args, context, BTreeMap::from([("local", local), ("modal", modal)])).await
 }
 
-/// Runs with `local` as the local adapter (`theory local run` passes the one that only attaches
-/// to started containers).
+/// Runs with `adapters` (`theory local run` passes only the local one that attaches to started
+/// containers).
 pub(crate) async fn run_with(
     args: RunArgs,
     context: Context,
-    local: Arc<dyn theory_core::Adapter>,
+    adapters: Adapters,
 ) -> Result<ExitCode, UsageError> {
     let reference: ProcessorRef = args.reference.parse().map_err(|error| {
         UsageError::new(
@@ -46,6 +50,12 @@ pub(crate) async fn run_with(
     })?;
     let inputs = read_inputs(&args.inputs)?;
     let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
+    if args.env.is_some() && adapter != "modal" {
+        return Err(UsageError::new(
+            "--env selects a Modal environment; it goes with --adapter modal",
+            "drop --env, or run with --adapter modal",
+        ));
+    }
     let options = check_flags(&args)?;
     let attachments = args
         .attach
@@ -69,7 +79,7 @@ pub(crate) async fn run_with(
     let orchestrator = Orchestrator {
         registry,
         store: Arc::clone(&store),
-        adapters: BTreeMap::from([("local", local)]),
+        adapters,
         memo: MemoCache::from_ledger(Arc::clone(&ledger)),
         env: context.env,
         redactor: context.redactor.clone(),
@@ -262,12 +272,6 @@ fn resolve_mode_and_adapter(
             ));
         }
     };
-    if adapter == "modal" {
-        return Err(UsageError::new(
-            "--adapter modal is not supported by this build yet",
-            "run locally with --adapter local",
-        ));
-    }
     Ok((resolved, adapter))
 }
 

@@ -355,12 +355,14 @@ impl Orchestrator {
                 write_prefix: &write_prefix,
                 files: &urls.files,
                 put_urls: urls.uploads.as_ref(),
+                headers: &[],
+                tls: None,
             },
             observer: request.observer.as_deref(),
             committed: &committed,
             planned: &urls.planned,
         };
-        let work = self.attempts(&attempt, progress);
+        let work = Box::pin(self.attempts(&attempt, progress));
         let result = tokio::time::timeout(Duration::from_secs(timeout_s), work)
             .await
             .unwrap_or_else(|_| Err(timed_out(timeout_s)));
@@ -382,19 +384,7 @@ impl Orchestrator {
             }
             Err(failure) => Err(failure),
         };
-        match finished {
-            Ok(envelope) => {
-                self.memo.record(&memo_key, &envelope).await;
-                Ok(envelope)
-            }
-            Err(failure) => {
-                let leftovers = std::mem::take(
-                    &mut *committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-                );
-                self.discard(&leftovers).await;
-                Err(failure)
-            }
-        }
+        self.keep_or_discard(&memo_key, &committed, finished).await
     }
 
     /// What a finished run cost, when it is known: nothing for a run answered from the memo
@@ -472,7 +462,16 @@ impl Orchestrator {
         tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
         let instance = adapter.start(spec, plan, launch).await?;
         tracing::debug!(endpoint = instance.endpoint(), "processor healthy");
-        let session = SessionRequest { endpoint: instance.endpoint(), ..*session };
+        let headers = instance.headers();
+        let endpoint = instance.endpoint();
+        let tls = match self.tls_for(endpoint) {
+            Ok(tls) => tls,
+            Err(failure) => {
+                instance.stop().await;
+                return Err(failure);
+            }
+        };
+        let session = SessionRequest { endpoint, headers: &headers, tls: tls.as_ref(), ..*session };
         let result = run_session(session, &*self.store, *observer, committed).await;
         tracing::debug!("session ended");
         instance.stop().await;
@@ -700,4 +699,41 @@ struct Finished<'a> {
     memo_key: String,
     write_prefix: WritePrefix,
     started: Instant,
+}
+
+impl Orchestrator {
+    /// TLS settings for an `https` endpoint (`None` for plain `http`).
+    fn tls_for(&self, endpoint: &str) -> Result<Option<Arc<rustls::ClientConfig>>, Failure> {
+        if !endpoint.starts_with("https://") {
+            return Ok(None);
+        }
+        crate::tls::client_config(&self.env).map(Some).map_err(|error| {
+            Failure::new(ErrorCode::Connection, format!("cannot set up TLS: {error}"))
+                .hint("check the PEM file SSL_CERT_FILE names, or unset it")
+        })
+    }
+}
+
+impl Orchestrator {
+    /// Remembers a finished run in the memo cache, or removes what a failed run stored.
+    async fn keep_or_discard(
+        &self,
+        memo_key: &str,
+        committed: &Mutex<Vec<WorldPath>>,
+        finished: Result<Envelope, Failure>,
+    ) -> Result<Envelope, Failure> {
+        match finished {
+            Ok(envelope) => {
+                self.memo.record(memo_key, &envelope).await;
+                Ok(envelope)
+            }
+            Err(failure) => {
+                let leftovers = std::mem::take(
+                    &mut *committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                self.discard(&leftovers).await;
+                Err(failure)
+            }
+        }
+    }
 }

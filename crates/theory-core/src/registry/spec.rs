@@ -459,4 +459,8 @@ pub struct ModalSpec {
     /// The original docs' name for the deployed function.
     #[serde(default)]
     pub stub_name: Option<String>,
+    /// The processor binary's path in the image (its `ENTRYPOINT`), started by the Modal app;
+    /// by default `/{image.build.binary}`.
+    #[serde(default)]
+    pub entrypoint: Option<String>,
 }

@@ -1,0 +1,451 @@
+//! `theory modal start|sync-secrets|run|stop|status|logs|verify-digest|deploy`, driving the
+//! official `modal` CLI. Every command checks that `modal` is installed and that Modal's
+//! credentials are here before it does anything; `run` needs neither (it speaks to the deployed
+//! endpoint itself) but needs the deployment and its proxy auth token.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use theory_core::registry::{Platform, ProcessorSpec};
+use theory_core::{AdapterError, ImagePin, ProcessorRef};
+use theory_modal::{
+    Deployment, DeploymentBook, ModalAdapter, ModalCli, ModalEnv, ModuleParams, app_name,
+    check_credentials, write_module,
+};
+use theory_protocol::ErrorCode;
+
+use super::{Context, processor_entry};
+use crate::modal_args::{
+    ModalCommand, ModalDeployArgs, ModalLogsArgs, ModalStartArgs, ModalSyncSecretsArgs,
+    ModalTargetArgs, ModalVerifyArgs,
+};
+use crate::print::{fail, out, print_json};
+use crate::usage::UsageError;
+
+/// Runs a `theory modal` command.
+pub(crate) async fn run(command: ModalCommand, context: Context) -> Result<ExitCode, UsageError> {
+    match command {
+        ModalCommand::Start(args) => start(args, &context).await,
+        ModalCommand::SyncSecrets(args) => sync_secrets(args, &context).await,
+        ModalCommand::Run(mut args) => {
+            if args.adapter != "local" && args.adapter != "modal" {
+                return Err(UsageError::new(
+                    "theory modal run always runs on the Modal deployment",
+                    "drop --adapter; use `theory run --adapter …` to choose an adapter",
+                ));
+            }
+            "modal".clone_into(&mut args.adapter);
+            super::run::run(*args, context).await
+        }
+        ModalCommand::Stop(args) => stop(args, &context).await,
+        ModalCommand::Status(args) => status(args, &context).await,
+        ModalCommand::Logs(args) => logs(args, &context).await,
+        ModalCommand::VerifyDigest(args) => verify_digest(args, &context).await,
+        ModalCommand::Deploy(args) => deploy(args, &context).await,
+    }
+}
+
+fn failure(json: bool, error: &AdapterError) -> ExitCode {
+    fail(json, error.code.clone(), &error.message, error.hint.as_deref())
+}
+
+fn parse_env(text: &str) -> Result<ModalEnv, UsageError> {
+    text.parse().map_err(|error: String| {
+        UsageError::new(format!("--env: {error}"), "use --env dev, staging or main")
+    })
+}
+
+fn parse_pin(text: &str, flag: &str) -> Result<ImagePin, UsageError> {
+    text.parse().map_err(|error: theory_core::DigestError| {
+        UsageError::new(
+            format!("{flag}: {error}"),
+            "Modal runs digest-pinned images: repo@sha256:<64 hex>",
+        )
+    })
+}
+
+/// The `modal` CLI, once it is known to be installed and logged in.
+fn modal_cli(context: &Context) -> Result<ModalCli, AdapterError> {
+    let cli = ModalCli::find(&context.env)?;
+    check_credentials(&context.env)?;
+    Ok(cli)
+}
+
+fn spec_of<'a>(
+    context: &'a Context,
+    reference: &str,
+) -> Result<Result<&'a ProcessorSpec, ExitCode>, UsageError> {
+    match &context.registry {
+        Ok(registry) => Ok(Ok(&processor_entry(registry, reference)?.spec)),
+        Err(errors) => Ok(Err(super::registry_failure(errors, false))),
+    }
+}
+
+/// The app name of a target: the recorded deployment's, else the naming rules'.
+fn target_app(
+    context: &Context,
+    env: ModalEnv,
+    reference: &ProcessorRef,
+) -> Result<(String, Option<Deployment>), AdapterError> {
+    let book = DeploymentBook::new(&context.project.state());
+    let recorded = book.get(env, reference.as_str()).map_err(|error| {
+        AdapterError::new(
+            ErrorCode::Modal,
+            format!("cannot read {}: {error}", book.path().display()),
+            "fix or remove the file",
+        )
+    })?;
+    if let Some(deployment) = recorded {
+        return Ok((deployment.app_name.clone(), Some(deployment)));
+    }
+    let name =
+        app_name(env, reference, context.env.get("GIT_BRANCH"), context.env.get("GIT_USER"))?;
+    Ok((name, None))
+}
+
+/// Deploys `params` to `env` and records it under `reference`.
+async fn deploy_and_record(
+    context: &Context,
+    cli: &ModalCli,
+    env: ModalEnv,
+    params: &ModuleParams,
+) -> Result<Deployment, AdapterError> {
+    let folder = write_module(&context.project.state().join("modal")).map_err(|error| {
+        AdapterError::new(
+            ErrorCode::Modal,
+            format!("cannot write the app module: {error}"),
+            "check that .theory/ is writable",
+        )
+    })?;
+    eprintln!(
+        "deploying {} as {} to Modal environment {env} …",
+        params.processor_ref, params.app_name
+    );
+    let url = cli.deploy(env, &folder, &params.env()).await?;
+    let deployment = Deployment {
+        reference: params.processor_ref.clone(),
+        env: env.to_string(),
+        app_name: params.app_name.clone(),
+        url,
+        image_ref: params.image_ref.to_string(),
+        proxy_auth: params.proxy_auth,
+        deployed_at: theory_core::time::now_rfc3339(),
+    };
+    let book = DeploymentBook::new(&context.project.state());
+    book.record(&deployment).map_err(|error| {
+        AdapterError::new(
+            ErrorCode::Modal,
+            format!("deployed, but cannot record it in {}: {error}", book.path().display()),
+            "check that .theory/ is writable",
+        )
+    })?;
+    Ok(deployment)
+}
+
+fn report_deployment(json: bool, deployment: &Deployment, secrets: &[String]) -> ExitCode {
+    eprintln!("deployed: {} → {}", deployment.app_name, deployment.url);
+    if !secrets.is_empty() {
+        eprintln!(
+            "its secrets ({}) come from Modal: `theory modal sync-secrets --ref {} --env {}` puts them there",
+            secrets.join(", "),
+            deployment.reference,
+            deployment.env
+        );
+    }
+    if json {
+        print_json(&serde_json::json!({"ok": true, "deployment": deployment}));
+    } else {
+        out(&deployment.url);
+    }
+    ExitCode::SUCCESS
+}
+
+async fn start(args: ModalStartArgs, context: &Context) -> Result<ExitCode, UsageError> {
+    let json = args.target.json;
+    let env = parse_env(&args.target.env)?;
+    let oci = parse_pin(&args.oci, "--oci")?;
+    let spec = match spec_of(context, &args.target.reference)? {
+        Ok(spec) => spec,
+        Err(code) => return Ok(code),
+    };
+    let prepared = (|| {
+        let name = app_name(
+            env,
+            &spec.reference,
+            context.env.get("GIT_BRANCH"),
+            context.env.get("GIT_USER"),
+        )?;
+        let mut params = ModuleParams::from_spec(spec, oci, name)?;
+        params.registry_secret.clone_from(&args.registry_secret);
+        params.proxy_auth = !args.public;
+        Ok::<_, AdapterError>((modal_cli(context)?, params))
+    })();
+    let (cli, params) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return Ok(failure(json, &error)),
+    };
+    match deploy_and_record(context, &cli, env, &params).await {
+        Ok(deployment) => Ok(report_deployment(json, &deployment, &params.tool_secrets)),
+        Err(error) => Ok(failure(json, &error)),
+    }
+}
+
+async fn deploy(args: ModalDeployArgs, context: &Context) -> Result<ExitCode, UsageError> {
+    let env = parse_env(&args.env)?;
+    let spec = context
+        .env
+        .get("PROCESSOR_REF")
+        .and_then(|text| text.parse::<ProcessorRef>().ok())
+        .and_then(|reference| {
+            context
+                .registry
+                .as_ref()
+                .ok()
+                .and_then(|registry| registry.processor(&reference))
+                .map(|entry| &entry.spec)
+        });
+    let prepared = ModuleParams::from_env(&context.env, spec)
+        .and_then(|params| Ok((modal_cli(context)?, params)));
+    let (cli, params) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return Ok(failure(args.json, &error)),
+    };
+    match deploy_and_record(context, &cli, env, &params).await {
+        Ok(deployment) => Ok(report_deployment(args.json, &deployment, &params.tool_secrets)),
+        Err(error) => Ok(failure(args.json, &error)),
+    }
+}
+
+async fn sync_secrets(
+    args: ModalSyncSecretsArgs,
+    context: &Context,
+) -> Result<ExitCode, UsageError> {
+    let json = args.target.json;
+    let env = parse_env(&args.target.env)?;
+    let spec = match spec_of(context, &args.target.reference)? {
+        Ok(spec) => spec,
+        Err(code) => return Ok(code),
+    };
+    let cli = match modal_cli(context) {
+        Ok(cli) => cli,
+        Err(error) => return Ok(failure(json, &error)),
+    };
+    let required: Vec<String> = spec.secrets.required.iter().map(ToString::to_string).collect();
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|name| context.env.get(name).is_none_or(str::is_empty))
+        .cloned()
+        .collect();
+    if args.fail_on_missing && !missing.is_empty() {
+        return Ok(fail(
+            json,
+            ErrorCode::MissingSecret,
+            &format!(
+                "required secrets missing from the environment: {}; nothing was synced",
+                missing.join(", ")
+            ),
+            Some("export them, then sync again"),
+        ));
+    }
+    let existing = match cli.secret_names(env).await {
+        Ok(existing) => existing,
+        Err(error) => return Ok(failure(json, &error)),
+    };
+    let (mut created, mut updated) = (Vec::new(), Vec::new());
+    for name in required.iter().filter(|name| !missing.contains(name)) {
+        let value = context.env.get(name).unwrap_or_default();
+        let replace = existing.contains(name);
+        if let Err(error) = cli.put_secret(env, name, value, replace).await {
+            let error = AdapterError { message: context.redactor.redact(&error.message), ..error };
+            return Ok(failure(json, &error));
+        }
+        if replace { updated.push(name.clone()) } else { created.push(name.clone()) }
+    }
+    let report = |label: &str, names: &[String]| {
+        if !names.is_empty() {
+            eprintln!("{label}: {}", names.join(", "));
+        }
+    };
+    report("created", &created);
+    report("updated", &updated);
+    report("missing", &missing);
+    if json {
+        print_json(
+            &serde_json::json!({"ok": true, "env": env.as_str(), "created": created, "updated": updated, "missing": missing}),
+        );
+    } else {
+        out(format!(
+            "created {} updated {} missing {}",
+            created.len(),
+            updated.len(),
+            missing.len()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_ref(text: &str) -> Result<ProcessorRef, UsageError> {
+    text.parse().map_err(|error| {
+        UsageError::new(format!("--ref: {error}"), "a ref looks like llm/litellm@1")
+    })
+}
+
+async fn stop(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, UsageError> {
+    let env = parse_env(&args.env)?;
+    let reference = parse_ref(&args.reference)?;
+    let done = async {
+        let cli = modal_cli(context)?;
+        let (app, _) = target_app(context, env, &reference)?;
+        cli.stop(env, &app).await?;
+        let _ = DeploymentBook::new(&context.project.state()).forget(env, reference.as_str());
+        Ok::<_, AdapterError>(app)
+    };
+    match done.await {
+        Ok(app) => {
+            eprintln!("stopped {app} in Modal environment {env}");
+            if args.json {
+                print_json(&serde_json::json!({"ok": true, "app_name": app, "env": env.as_str()}));
+            } else {
+                out(format!("stopped {app}"));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => Ok(failure(args.json, &error)),
+    }
+}
+
+async fn status(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, UsageError> {
+    let env = parse_env(&args.env)?;
+    let reference = parse_ref(&args.reference)?;
+    let found = async {
+        let cli = modal_cli(context)?;
+        let (app, deployment) = target_app(context, env, &reference)?;
+        let apps = cli.apps(env).await?;
+        let row = apps.into_iter().find(|row| {
+            ["Description", "description", "Name", "name"]
+                .iter()
+                .any(|key| row.get(*key).and_then(|value| value.as_str()) == Some(app.as_str()))
+        });
+        Ok::<_, AdapterError>((app, deployment, row))
+    };
+    let (app, deployment, row) = match found.await {
+        Ok(found) => found,
+        Err(error) => return Ok(failure(args.json, &error)),
+    };
+    let state = row
+        .as_ref()
+        .and_then(|row| {
+            ["State", "state"].iter().find_map(|key| row.get(*key).and_then(|value| value.as_str()))
+        })
+        .unwrap_or("not deployed")
+        .to_owned();
+    if args.json {
+        print_json(&serde_json::json!({
+            "ok": true, "ref": reference.as_str(), "env": env.as_str(), "app_name": app,
+            "state": state, "deployment": deployment, "modal": row,
+        }));
+    } else {
+        out("REF\tENV\tAPP\tSTATE\tURL\tIMAGE");
+        let (url, image) = deployment.as_ref().map_or(("-", "-"), |deployment| {
+            (deployment.url.as_str(), deployment.image_ref.as_str())
+        });
+        out(format!("{reference}\t{env}\t{app}\t{state}\t{url}\t{image}"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logs(args: ModalLogsArgs, context: &Context) -> Result<ExitCode, UsageError> {
+    let json = args.target.json;
+    let env = parse_env(&args.target.env)?;
+    let reference = parse_ref(&args.target.reference)?;
+    let printed = async {
+        let cli = modal_cli(context)?;
+        let (app, _) = target_app(context, env, &reference)?;
+        cli.logs(env, &app, args.follow, args.tail, |line| {
+            let line = context.redactor.redact(line);
+            if json {
+                out(serde_json::json!({"line": line}));
+            } else {
+                out(line);
+            }
+        })
+        .await
+    };
+    match printed.await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => Ok(failure(json, &error)),
+    }
+}
+
+async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitCode, UsageError> {
+    let json = args.target.json;
+    let env = parse_env(&args.target.env)?;
+    let spec = match spec_of(context, &args.target.reference)? {
+        Ok(spec) => spec,
+        Err(code) => return Ok(code),
+    };
+    let expected = match &args.oci {
+        Some(text) => parse_pin(text, "--oci")?,
+        None => match spec.image.pin_for(Platform::Amd64) {
+            Some(pin) => pin.clone(),
+            None => {
+                return Err(UsageError::new(
+                    format!("{} has no amd64 pin to compare with", spec.reference),
+                    "pass the expected image with --oci repo@sha256:…",
+                ));
+            }
+        },
+    };
+    let adapter = ModalAdapter::new(env, &context.project.state(), &context.env);
+    let checked = async {
+        let deployment = adapter.deployment(spec.reference.as_str())?;
+        let deployed = adapter.deployed_digest(&deployment).await?;
+        Ok::<_, AdapterError>((deployment, deployed))
+    };
+    let (deployment, deployed) = match checked.await {
+        Ok(checked) => checked,
+        Err(error) => return Ok(failure(json, &error)),
+    };
+    let expected_digest = expected.digest().to_string();
+    let matches = deployed.as_deref() == Some(expected_digest.as_str());
+    if !matches {
+        return Ok(fail(
+            json,
+            ErrorCode::RegistryMismatch,
+            &format!(
+                "{} on Modal ({}) runs {} but {expected} is expected",
+                spec.reference,
+                deployment.app_name,
+                deployed.as_deref().unwrap_or("an image it does not name")
+            ),
+            Some(&format!(
+                "deploy the expected image: `theory modal start --ref {} --env {env} --oci {expected}`",
+                spec.reference
+            )),
+        ));
+    }
+    eprintln!("{} on Modal runs {expected_digest}, as expected", deployment.app_name);
+    if json {
+        print_json(
+            &serde_json::json!({"ok": true, "app_name": deployment.app_name, "expected": expected_digest, "deployed": deployed}),
+        );
+    } else {
+        out(format!("ok {expected_digest}"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `modal` adapter of `theory run`, in the environment `--env` (else `MODAL_ENVIRONMENT`,
+/// else main) names.
+pub(crate) fn modal_adapter(
+    context: &Context,
+    flag: Option<&str>,
+) -> Result<Arc<dyn theory_core::Adapter>, UsageError> {
+    let env = theory_modal::run_environment(flag, &context.env).map_err(|error| {
+        UsageError::new(
+            format!("--env: {error}"),
+            "use --env dev, staging or main, or set MODAL_ENVIRONMENT",
+        )
+    })?;
+    Ok(Arc::new(ModalAdapter::new(env, &context.project.state(), &context.env)))
+}
