@@ -30,6 +30,7 @@ mod failure;
 mod fingerprint;
 pub mod hashing;
 mod ids;
+pub mod json_map;
 pub mod ledger;
 mod options;
 pub mod orchestrator;

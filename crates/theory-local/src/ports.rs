@@ -2,86 +2,49 @@
 //! kept across restarts. Reads and writes hold a lock on a sibling file, so two commands that
 //! race get distinct ports and both entries survive; writes are atomic (temp file + rename).
 
-use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::io;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use theory_core::json_map::LockedJsonMap;
 
 /// The port book of a project.
 #[derive(Debug, Clone)]
 pub struct PortBook {
-    path: PathBuf,
+    map: LockedJsonMap,
 }
 
 impl PortBook {
     /// The book at `state/local_ports.json` (`state` is the project's `.theory/`).
     pub fn new(state: &Path) -> PortBook {
-        PortBook { path: state.join("local_ports.json") }
+        PortBook { map: LockedJsonMap::new(state.join("local_ports.json"), "refs to ports") }
     }
 
     /// Where the book is.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.map.path()
     }
 
     /// Returns the port recorded for `reference`, if any.
     pub fn get(&self, reference: &str) -> io::Result<Option<u16>> {
-        let _lock = self.lock()?;
-        Ok(self.read()?.get(reference).copied())
+        Ok(self.map.read::<u16>()?.get(reference).copied())
     }
 
     /// Returns the port of `reference`, allocating and recording a free one the first time.
     pub fn port_for(&self, reference: &str) -> io::Result<u16> {
-        let _lock = self.lock()?;
-        let mut book = self.read()?;
-        if let Some(port) = book.get(reference) {
-            return Ok(*port);
-        }
-        let port = loop {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            if !book.values().any(|taken| *taken == port) {
-                break port;
+        self.map.update(|book| {
+            if let Some(port) = book.get(reference) {
+                return Ok((*port, false));
             }
-        };
-        book.insert(reference.to_owned(), port);
-        self.write(&book)?;
-        Ok(port)
-    }
-
-    fn lock(&self) -> io::Result<File> {
-        if let Some(folder) = self.path.parent() {
-            std::fs::create_dir_all(folder)?;
-        }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.with_extension("json.lock"))?;
-        lock.lock()?;
-        Ok(lock)
-    }
-
-    fn read(&self) -> io::Result<BTreeMap<String, u16>> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} is not a map of refs to ports: {error}", self.path.display()),
-                )
-            }),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(error) => Err(error),
-        }
-    }
-
-    fn write(&self, book: &BTreeMap<String, u16>) -> io::Result<()> {
-        let folder = self.path.parent().unwrap_or(Path::new("."));
-        let mut text = serde_json::to_string_pretty(book).map_err(io::Error::other)?;
-        text.push('\n');
-        let temporary = folder.join(format!(".local_ports.{}.tmp", crate::random::random_hex(8)));
-        std::fs::write(&temporary, text)?;
-        std::fs::rename(&temporary, &self.path)
+            let port = loop {
+                let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+                if !book.values().any(|taken| *taken == port) {
+                    break port;
+                }
+            };
+            book.insert(reference.to_owned(), port);
+            Ok((port, true))
+        })
     }
 }
 
@@ -111,7 +74,7 @@ mod tests {
             })
             .collect();
         let ports: Vec<u16> = threads.into_iter().map(|thread| thread.join().unwrap()).collect();
-        let book = PortBook::new(folder.path()).read().unwrap();
+        let book = PortBook::new(folder.path()).map.read::<u16>().unwrap();
         assert_eq!(book.len(), 16, "an entry was lost: {book:?}");
         let mut distinct = ports.clone();
         distinct.sort_unstable();

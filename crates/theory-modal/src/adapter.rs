@@ -177,14 +177,7 @@ impl Adapter for ModalAdapter {
         let http = self.http()?;
         let endpoint = plan.target.trim_end_matches('/').to_owned();
         wait_healthy(&http, &endpoint, &headers, self.startup).await?;
-        let info = get_json::<Info>(&http, &format!("{endpoint}/info"), &headers).await.map_err(
-            |error| {
-                modal_error(
-                    format!("GET {endpoint}/info failed: {error}"),
-                    "check the deployment's logs: `theory modal logs`",
-                )
-            },
-        )?;
+        let info = fetch_info(&http, &endpoint, &headers).await?;
         if info.image_digest.as_deref() != Some(plan.image_identity.as_str()) {
             return Err(AdapterError::new(
                 ErrorCode::RegistryMismatch,
@@ -255,6 +248,20 @@ async fn get(
     Ok((status, body))
 }
 
+/// The deployment's `/info`.
+async fn fetch_info(
+    http: &reqwest::Client,
+    endpoint: &str,
+    headers: &[(String, String)],
+) -> Result<Info, AdapterError> {
+    get_json::<Info>(http, &format!("{endpoint}/info"), headers).await.map_err(|error| {
+        modal_error(
+            format!("GET {endpoint}/info failed: {error}"),
+            "check the deployment's logs: `theory modal logs`",
+        )
+    })
+}
+
 /// A GET that must answer 200 with a JSON body.
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
@@ -308,14 +315,7 @@ impl ModalAdapter {
         let http = self.http()?;
         let endpoint = deployment.url.trim_end_matches('/');
         wait_healthy(&http, endpoint, &headers, self.startup).await?;
-        let info = get_json::<Info>(&http, &format!("{endpoint}/info"), &headers).await.map_err(
-            |error| {
-                modal_error(
-                    format!("GET {endpoint}/info failed: {error}"),
-                    "check the deployment's logs: `theory modal logs`",
-                )
-            },
-        )?;
+        let info = fetch_info(&http, endpoint, &headers).await?;
         Ok(info.image_digest)
     }
 }

@@ -3,12 +3,11 @@
 //! `status|logs|stop|verify-digest` find it. Reads and writes hold a lock on a sibling file;
 //! writes are atomic (temp file + rename).
 
-use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use theory_core::json_map::LockedJsonMap;
 
 use crate::naming::ModalEnv;
 
@@ -35,7 +34,7 @@ pub struct Deployment {
 /// The deployments of a project.
 #[derive(Debug, Clone)]
 pub struct DeploymentBook {
-    path: PathBuf,
+    map: LockedJsonMap,
 }
 
 fn key(env: ModalEnv, reference: &str) -> String {
@@ -45,80 +44,42 @@ fn key(env: ModalEnv, reference: &str) -> String {
 impl DeploymentBook {
     /// The book at `state/modal_deployments.json` (`state` is the project's `.theory/`).
     pub fn new(state: &Path) -> DeploymentBook {
-        DeploymentBook { path: state.join("modal_deployments.json") }
+        DeploymentBook {
+            map: LockedJsonMap::new(state.join("modal_deployments.json"), "deployments"),
+        }
     }
 
     /// Where the book is.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.map.path()
     }
 
     /// The deployment of `reference` in `env`, if any.
     pub fn get(&self, env: ModalEnv, reference: &str) -> io::Result<Option<Deployment>> {
-        let _lock = self.lock()?;
-        Ok(self.read()?.remove(&key(env, reference)))
+        Ok(self.map.read::<Deployment>()?.remove(&key(env, reference)))
     }
 
     /// Every deployment.
     pub fn all(&self) -> io::Result<Vec<Deployment>> {
-        let _lock = self.lock()?;
-        Ok(self.read()?.into_values().collect())
+        Ok(self.map.read::<Deployment>()?.into_values().collect())
     }
 
     /// Records a deployment, replacing the one of the same env and ref.
     pub fn record(&self, deployment: &Deployment) -> io::Result<()> {
         let env: ModalEnv = deployment.env.parse().map_err(io::Error::other)?;
-        let _lock = self.lock()?;
-        let mut book = self.read()?;
-        book.insert(key(env, &deployment.reference), deployment.clone());
-        self.write(&book)
+        self.map.update(|book| {
+            book.insert(key(env, &deployment.reference), deployment.clone());
+            Ok(((), true))
+        })
     }
 
     /// Forgets the deployment of `reference` in `env`; returns it.
     pub fn forget(&self, env: ModalEnv, reference: &str) -> io::Result<Option<Deployment>> {
-        let _lock = self.lock()?;
-        let mut book = self.read()?;
-        let removed = book.remove(&key(env, reference));
-        if removed.is_some() {
-            self.write(&book)?;
-        }
-        Ok(removed)
-    }
-
-    fn lock(&self) -> io::Result<File> {
-        if let Some(folder) = self.path.parent() {
-            std::fs::create_dir_all(folder)?;
-        }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.with_extension("json.lock"))?;
-        lock.lock()?;
-        Ok(lock)
-    }
-
-    fn read(&self) -> io::Result<BTreeMap<String, Deployment>> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} is not a map of deployments: {error}", self.path.display()),
-                )
-            }),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(error) => Err(error),
-        }
-    }
-
-    fn write(&self, book: &BTreeMap<String, Deployment>) -> io::Result<()> {
-        let folder = self.path.parent().unwrap_or(Path::new("."));
-        let mut text = serde_json::to_string_pretty(book).map_err(io::Error::other)?;
-        text.push('\n');
-        let temporary = tempfile::NamedTempFile::new_in(folder)?;
-        std::fs::write(temporary.path(), text)?;
-        temporary.persist(&self.path).map_err(|error| error.error)?;
-        Ok(())
+        self.map.update(|book: &mut std::collections::BTreeMap<String, Deployment>| {
+            let removed = book.remove(&key(env, reference));
+            let changed = removed.is_some();
+            Ok((removed, changed))
+        })
     }
 }
 
