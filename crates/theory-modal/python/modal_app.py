@@ -47,9 +47,13 @@ PROXY_AUTH = _setting("PROXY_AUTH", "1") == "1"
 if "@sha256:" not in IMAGE_REF:
     raise RuntimeError(f"IMAGE_REF must be pinned by digest (repo@sha256:...), got {IMAGE_REF!r}")
 
+# Modal runs its own Python runtime in the container: the processor's ENTRYPOINT is cleared so that
+# it does not take the runtime's place, and `serve` starts the processor instead. The runtime is a
+# standalone glibc build of Python, so the image needs glibc (a FROM scratch image does not run).
 image = modal.Image.from_registry(
     IMAGE_REF,
     secret=modal.Secret.from_name(REGISTRY_SECRET) if REGISTRY_SECRET else None,
+    setup_dockerfile_commands=["ENTRYPOINT []"],
     add_python="3.12",
 ).env(
     {

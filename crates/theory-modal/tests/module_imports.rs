@@ -35,7 +35,7 @@ fn import(params: &ModuleParams, extra: &[(&str, &str)], probe: &str) -> std::pr
     let mut command = Command::new(python());
     command
         .arg("-c")
-        .arg(format!("import modal, modal_app\n{probe}"))
+        .arg(format!("import modal\n{probe}"))
         .env("PYTHONPATH", folder.path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .envs(params.env())
@@ -43,8 +43,16 @@ fn import(params: &ModuleParams, extra: &[(&str, &str)], probe: &str) -> std::pr
     command.output().unwrap_or_else(|error| panic!("cannot run {}: {error}", python()))
 }
 
+/// Imports the module, recording how it asks for the registry image, and describes what it defined.
 const DESCRIBE: &str = r#"
 import json
+registry_calls = []
+from_registry = modal.Image.from_registry
+def recording(tag, secret=None, **options):
+    registry_calls.append({"tag": tag, "secret": repr(secret), **options})
+    return from_registry(tag, secret, **options)
+modal.Image.from_registry = recording
+import modal_app
 spec = modal_app.serve._spec_
 print(json.dumps({
     "modal": modal.__version__,
@@ -54,6 +62,7 @@ print(json.dumps({
     "secrets": [repr(secret) for secret in spec.secrets],
     "entrypoint": modal_app.PROCESSOR_ENTRYPOINT, "port": modal_app.PROCESSOR_PORT,
     "proxy_auth": modal_app.PROXY_AUTH, "timeout": modal_app.TIMEOUT_S,
+    "registry": registry_calls,
 }))
 "#;
 
@@ -79,18 +88,27 @@ fn the_module_imports_with_the_real_modal_package_and_defines_the_deployment() {
         (Some(8000), Some(120))
     );
     assert_eq!(described["proxy_auth"], true);
+    // The pinned image itself, with Python added for Modal's runtime and the processor's own
+    // ENTRYPOINT cleared (the function starts it), pulled with the registry secret.
+    let registry = &described["registry"];
+    assert_eq!(registry.as_array().map(Vec::len), Some(1), "{described}");
+    assert_eq!(registry[0]["tag"], params().image_ref.to_string());
+    assert_eq!(registry[0]["add_python"], "3.12");
+    assert_eq!(registry[0]["setup_dockerfile_commands"], serde_json::json!(["ENTRYPOINT []"]));
+    assert_eq!(registry[0]["secret"], "modal.Secret.from_name('REGISTRY_AUTH')");
 }
 
 #[test]
 fn the_module_refuses_an_unpinned_image_or_a_missing_variable() {
-    let output = import(&params(), &[("IMAGE_REF", "ghcr.io/theory/llm-litellm:latest")], "");
+    let output =
+        import(&params(), &[("IMAGE_REF", "ghcr.io/theory/llm-litellm:latest")], "import modal_app");
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("IMAGE_REF must be pinned by digest"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let output = import(&params(), &[("PROCESSOR_ENTRYPOINT", "")], "");
+    let output = import(&params(), &[("PROCESSOR_ENTRYPOINT", "")], "import modal_app");
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("PROCESSOR_ENTRYPOINT is not set"),
         "{}",
