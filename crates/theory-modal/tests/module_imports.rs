@@ -100,8 +100,11 @@ fn the_module_imports_with_the_real_modal_package_and_defines_the_deployment() {
 
 #[test]
 fn the_module_refuses_an_unpinned_image_or_a_missing_variable() {
-    let output =
-        import(&params(), &[("IMAGE_REF", "ghcr.io/theory/llm-litellm:latest")], "import modal_app");
+    let output = import(
+        &params(),
+        &[("IMAGE_REF", "ghcr.io/theory/llm-litellm:latest")],
+        "import modal_app",
+    );
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("IMAGE_REF must be pinned by digest"),
