@@ -4,7 +4,6 @@
 //! refused before anything starts.
 
 use std::io::Cursor;
-use std::path::Path;
 
 use image::{DynamicImage, GenericImageView, ImageFormat, RgbImage};
 use serde_json::Value;
@@ -265,14 +264,9 @@ fn with_an_s3_store_files_and_outputs_go_directly_and_are_verified() {
 fn direct_transfer_is_refused_clearly_when_it_cannot_work() {
     // A processor that declares no outputs cannot be given upload URLs.
     let project = minio(Project::new());
-    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
-    let spec = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../registry/processors/theory-probe.yaml"),
-    )
-    .unwrap();
-    let undeclared = spec.replace("theory/probe@1", "theory/probe@2");
-    let undeclared = &undeclared[..undeclared.find("outputs:").unwrap()];
-    std::fs::write(project.path().join("registry/processors/probe2.yaml"), undeclared).unwrap();
+    project.probe_variant("theory/probe@2", "probe2.yaml", |spec| {
+        spec[..spec.find("outputs:").unwrap()].to_owned()
+    });
     let outcome = project.run(&[
         "run",
         "--ref",

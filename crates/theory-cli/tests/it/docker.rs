@@ -163,12 +163,7 @@ fn docker_down_is_err_docker_and_a_real_run_never_falls_back() {
 #[test]
 fn a_missing_image_is_err_image_not_found_with_the_build_command() {
     let project = docker_project();
-    let spec =
-        std::fs::read_to_string(repository_root().join("registry/processors/theory-probe.yaml"))
-            .unwrap()
-            .replace("ref: theory/probe@1", "ref: theory/probe@97");
-    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
-    std::fs::write(project.path().join("registry/processors/probe97.yaml"), spec).unwrap();
+    project.probe_variant("theory/probe@97", "probe97.yaml", |spec| spec);
     let outcome = project.run(&[
         "run",
         "--ref",

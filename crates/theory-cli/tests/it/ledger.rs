@@ -1,7 +1,6 @@
 //! The ledger through the CLI: plans and `--plan`, executions recorded and shown with receipts,
 //! `theory ledger verify`, recovery after a killed orchestrator, and PostgreSQL by `DATABASE_URL`.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,16 +12,11 @@ use crate::support::{HELLO, Project, binaries, binary};
 /// reserves 5000 micro-USD for each real run.
 fn priced_project() -> Project {
     let project = Project::new();
-    let spec = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../registry/processors/theory-probe.yaml"),
-    )
-    .unwrap()
-    .replace("theory/probe@1", "theory/probe@7");
-    let spec = format!(
-        "{spec}predicates:\n  admission:\n    - {{id: budget.available@1, args: {{required_usd_micro: 5000}}}}\n"
-    );
-    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
-    std::fs::write(project.path().join("registry/processors/probe7.yaml"), spec).unwrap();
+    project.probe_variant("theory/probe@7", "probe7.yaml", |spec| {
+        format!(
+            "{spec}predicates:\n  admission:\n    - {{id: budget.available@1, args: {{required_usd_micro: 5000}}}}\n"
+        )
+    });
     project
 }
 
@@ -319,36 +313,25 @@ fn a_live_run_leases_its_write_prefix_and_an_overlapping_run_is_refused() {
 #[test]
 fn a_failed_success_predicate_is_err_predicate_with_no_index_and_is_recorded() {
     let project = Project::new();
-    let spec = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../registry/processors/theory-probe.yaml"),
-    )
-    .unwrap();
-    let with = |reference: &str, predicate: &str| {
-        format!(
-            "{}predicates:\n  success:\n    - {predicate}\n",
-            spec.replace("theory/probe@1", reference)
-        )
+    let with = |predicate: &'static str| {
+        move |spec: String| format!("{spec}predicates:\n  success:\n    - {predicate}\n")
     };
-    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
     std::fs::create_dir_all(project.path().join("registry/schemas")).unwrap();
     std::fs::write(
         project.path().join("registry/schemas/strict.yaml"),
         "id: probe.strict@1\nschema: {type: object, required: [never_there]}\n",
     )
     .unwrap();
-    std::fs::write(
-        project.path().join("registry/processors/p8.yaml"),
-        with("theory/probe@8", r#"{id: json.schema_ok@1, args: {schema: probe.strict@1, path: "${outputs.meta.json}"}}"#),
-    )
-    .unwrap();
-    std::fs::write(
-        project.path().join("registry/processors/p9.yaml"),
-        with(
-            "theory/probe@9",
-            r#"{id: artifact.exists@1, args: {path: "${outputs.missing.txt}"}}"#,
-        ),
-    )
-    .unwrap();
+    project.probe_variant(
+        "theory/probe@8",
+        "p8.yaml",
+        with(r#"{id: json.schema_ok@1, args: {schema: probe.strict@1, path: "${outputs.meta.json}"}}"#),
+    );
+    project.probe_variant(
+        "theory/probe@9",
+        "p9.yaml",
+        with(r#"{id: artifact.exists@1, args: {path: "${outputs.missing.txt}"}}"#),
+    );
     for (reference, message) in [
         ("theory/probe@8", "success predicate json.schema_ok@1 failed"),
         ("theory/probe@9", "success predicate artifact.exists@1 failed"),
@@ -468,16 +451,11 @@ fn transient_failures_are_retried_by_the_policy_and_each_attempt_is_recorded() {
 #[test]
 fn a_plan_is_charged_the_usage_priced_by_the_spec_or_the_reported_cost() {
     let project = Project::new();
-    let spec = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../registry/processors/theory-probe.yaml"),
-    )
-    .unwrap()
-    .replace("theory/probe@1", "theory/probe@10");
-    let spec = format!(
-        "{spec}pricing:\n  usd_micro_per: {{tokens_in: 0.5, tokens_out: 2.5}}\n  estimate_usage: {{tokens_in: 1000, tokens_out: 1000}}\n"
-    );
-    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
-    std::fs::write(project.path().join("registry/processors/probe10.yaml"), spec).unwrap();
+    project.probe_variant("theory/probe@10", "probe10.yaml", |spec| {
+        format!(
+            "{spec}pricing:\n  usd_micro_per: {{tokens_in: 0.5, tokens_out: 2.5}}\n  estimate_usage: {{tokens_in: 1000, tokens_out: 1000}}\n"
+        )
+    });
     assert_eq!(
         project.run(&["plan", "create", "--key", "p", "--budget-usd-micro", "10000"]).code,
         0

@@ -190,14 +190,9 @@ fn which(program: &str) -> String {
 /// `edit` applied to its spec; the stand-in is first on `PATH` and Modal's token is set.
 pub(crate) fn modal_project(edit: impl Fn(&str) -> String) -> (Project, Standin) {
     let project = Project::new();
-    let spec = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../registry/processors/theory-probe.yaml"),
-    )
-    .unwrap()
-    .replace("theory/probe@1", "theory/probe@5")
-    .replace("image:\n", &format!("image:\n  platforms: {{amd64: \"{}\"}}\n", pin()));
-    std::fs::create_dir_all(project.path().join("registry/processors")).unwrap();
-    std::fs::write(project.path().join("registry/processors/probe5.yaml"), edit(&spec)).unwrap();
+    project.probe_variant("theory/probe@5", "probe5.yaml", |spec| {
+        edit(&spec.replace("image:\n", &format!("image:\n  platforms: {{amd64: \"{}\"}}\n", pin())))
+    });
     let standin = Standin::install(project.path());
     let path = format!("{}:{}", standin.bin.display(), std::env::var("PATH").unwrap_or_default());
     let project = project

@@ -118,6 +118,27 @@ impl Project {
         }
     }
 
+    /// Writes `registry/processors/{file}`: the built-in probe's spec renamed `reference`, with
+    /// `edit` applied. Returns the file.
+    pub(crate) fn probe_variant(
+        &self,
+        reference: &str,
+        file: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> PathBuf {
+        let spec = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../registry/processors/theory-probe.yaml"),
+        )
+        .expect("the built-in probe spec")
+        .replace("theory/probe@1", reference);
+        let folder = self.path().join("registry/processors");
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = folder.join(file);
+        std::fs::write(&path, edit(spec)).unwrap();
+        path
+    }
+
     /// Every file under `.theory/`, relative.
     pub(crate) fn state_files(&self) -> Vec<String> {
         let mut files = Vec::new();
