@@ -97,18 +97,29 @@ impl Project {
                 "see the storage variables in the README (MINIO_STORAGE_*, AWS_*, ARTIFACTS_*)",
             )
         })?;
-        let store = S3Store::new(config).map_err(|error| {
-            UsageError::new(
-                format!("STORAGE_BACKEND={backend}: {error}"),
-                "check the storage variables",
-            )
-        })?;
+        let store = S3Store::new(config)
+            .map_err(|error| {
+                UsageError::new(
+                    format!("STORAGE_BACKEND={backend}: {error}"),
+                    "check the storage variables",
+                )
+            })?
+            .with_upload_journal(self.state().join("s3_uploads.json"));
         store.check().await.map_err(|error| {
             UsageError::new(
                 format!("STORAGE_BACKEND={backend}: {error}"),
                 "fix the variable named above, or unset STORAGE_BACKEND to use .theory/artifacts/",
             )
         })?;
+        match store.recover_uploads().await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::info!(count, "aborted uploads an interrupted command left in the bucket");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not abort an interrupted upload; the next command tries again");
+            }
+        }
         Ok(Arc::new(store))
     }
 }

@@ -1,5 +1,7 @@
 //! A tiny HTTP server standing in for an object store: it records PUTs (hashing the bodies as
-//! they stream) and serves GETs of what it holds.
+//! they stream) and serves GETs of what it holds. Like the S3 store's presigned URLs, it creates
+//! objects but never replaces one: a PUT must carry `If-None-Match: *` (else 403, as S3 answers
+//! a request without a signed header) and gets 412 when the object exists.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,12 +31,18 @@ pub struct Upload {
     pub cid: Cid,
     /// The bytes, when at most 1 MiB.
     pub bytes: Option<Bytes>,
+    /// `If-None-Match`, if sent.
+    pub if_none_match: Option<String>,
+    /// The status the sink answered.
+    pub status: u16,
 }
 
 #[derive(Default)]
 struct SinkState {
     uploads: Vec<Upload>,
     objects: HashMap<String, Bytes>,
+    /// Every path created, whatever its size.
+    created: std::collections::HashSet<String>,
     fail_with: Option<StatusCode>,
 }
 
@@ -117,24 +125,35 @@ async fn receive(
     let header =
         |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let bytes = (hasher.size_bytes() <= 1024 * 1024).then(|| Bytes::from(kept));
-    let upload = Upload {
+    let mut upload = Upload {
         content_type: header("content-type"),
         content_length: header("content-length").and_then(|value| value.parse().ok()),
         size_bytes: hasher.size_bytes(),
         cid: hasher.finalize(),
         bytes: bytes.clone(),
         path: path.clone(),
+        if_none_match: header("if-none-match"),
+        status: 200,
     };
-    if let Ok(mut state) = state.lock() {
-        state.uploads.push(upload);
-        if let Some(status) = fail_with {
-            return status.into_response();
-        }
+    let Ok(mut state) = state.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let status = if let Some(status) = fail_with {
+        status
+    } else if upload.if_none_match.as_deref() != Some("*") {
+        StatusCode::FORBIDDEN
+    } else if state.created.contains(&path) {
+        StatusCode::PRECONDITION_FAILED
+    } else {
+        state.created.insert(path.clone());
         if let Some(bytes) = bytes {
             state.objects.insert(path, bytes);
         }
-    }
-    StatusCode::OK.into_response()
+        StatusCode::OK
+    };
+    upload.status = status.as_u16();
+    state.uploads.push(upload);
+    status.into_response()
 }
 
 async fn serve(State(state): State<Arc<Mutex<SinkState>>>, Path(path): Path<String>) -> Response {

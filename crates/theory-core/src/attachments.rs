@@ -4,7 +4,8 @@
 //! `{"$attach":"name"}` in the inputs — at any depth, lists included — is rewritten to
 //! `{"$artifact":<world path>,"cid":…,"mime":…}`. Every check happens before anything starts: a
 //! reference to a name that was not attached, an attachment nothing refers to, a missing or
-//! unreadable file all fail with `ERR_ATTACHMENT`.
+//! unreadable file, or one that is not a regular file (a FIFO, a device: refused before a byte
+//! is read) all fail with `ERR_ATTACHMENT`. A file others cannot read is stored owner-only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -67,6 +68,9 @@ pub struct ResolvedAttachment {
     pub size_bytes: u64,
     /// Its media type, from the file name's extension.
     pub mime: String,
+    /// Whether others on this machine could not read the file: its copy in the store is then
+    /// owner-only too.
+    pub private: bool,
 }
 
 impl ResolvedAttachment {
@@ -205,7 +209,7 @@ async fn resolve_one(attachment: &Attachment) -> Result<ResolvedAttachment, Fail
             .await
             .map_err(|error| unreadable(error.to_string()))?
     };
-    let (cid, size_bytes) = hashed.map_err(|error| unreadable(error.to_string()))?;
+    let (cid, size_bytes, private) = hashed.map_err(|error| unreadable(error.to_string()))?;
     let world_path: WorldPath =
         format!("/artifacts/inputs/{cid}/{basename}").parse().map_err(|error| {
             attachment_error(
@@ -220,6 +224,7 @@ async fn resolve_one(attachment: &Attachment) -> Result<ResolvedAttachment, Fail
         cid,
         size_bytes,
         mime: mime_of(&basename),
+        private,
     })
 }
 
@@ -228,11 +233,11 @@ pub fn mime_of(file_name: &str) -> String {
     mime_guess::from_path(file_name).first_or_octet_stream().essence_str().to_owned()
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(Cid, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("it is not a regular file"));
-    }
+/// Hashes a regular file (anything else is refused before a byte is read); says too whether
+/// others could read it.
+fn hash_file(path: &Path) -> std::io::Result<(Cid, u64, bool)> {
+    let mut file = crate::files::open_regular(path)?;
+    let private = !crate::files::world_readable(&file)?;
     let mut hasher = CidHasher::new();
     let mut buffer = vec![0; CHUNK];
     loop {
@@ -242,11 +247,13 @@ fn hash_file(path: &Path) -> std::io::Result<(Cid, u64)> {
         }
         hasher.update(&buffer[..read]);
     }
-    Ok((hasher.finalize(), hasher.size_bytes()))
+    Ok((hasher.finalize(), hasher.size_bytes(), private))
 }
 
 /// Stores each attachment at its world path, streaming and hashing again: a file that changed
-/// since it was resolved is refused and nothing of it stays.
+/// since it was resolved is refused and nothing of it stays. The path names the CID, so an
+/// attachment already there (stored by an earlier run) holds these very bytes and is kept as
+/// it is; `theory verify` re-hashes it.
 pub async fn store_all(
     store: &dyn ArtifactStore,
     resolved: &[ResolvedAttachment],
@@ -271,8 +278,16 @@ async fn store_one(
             "attach a file nothing else is writing",
         )
     };
-    let mut file = tokio::fs::File::open(&attachment.file).await.map_err(|_| changed())?;
-    let mut writer = store.begin(&attachment.world_path, &attachment.mime).await?;
+    if store.exists(&attachment.world_path).await? {
+        return Ok(());
+    }
+    let file = crate::files::open_regular(&attachment.file).map_err(|_| changed())?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut writer = if attachment.private {
+        store.begin_private(&attachment.world_path, &attachment.mime).await?
+    } else {
+        store.begin(&attachment.world_path, &attachment.mime).await?
+    };
     let mut hasher = CidHasher::new();
     loop {
         let mut buffer = vec![0; CHUNK];
@@ -294,8 +309,11 @@ async fn store_one(
         writer.abort().await;
         return Err(changed());
     }
-    writer.commit().await?;
-    Ok(())
+    match writer.commit().await {
+        // Another run stored the same bytes at the same path in the meantime.
+        Ok(()) | Err(crate::StoreError::Exists { .. }) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The `payload.files` of a run, by world path.
@@ -321,6 +339,7 @@ mod tests {
             cid,
             size_bytes: 1,
             mime: "image/png".into(),
+            private: false,
         }
     }
 

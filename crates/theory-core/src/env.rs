@@ -24,6 +24,9 @@ pub mod names {
     /// The local runtime when `--adapter-opts-json` names none: `process`, `docker` or `auto`
     /// (the default: Docker when it answers and the image is here).
     pub const LOCAL_RUNTIME: &str = "THEORY_LOCAL_RUNTIME";
+    /// The most bytes a run's inputs may have (`--inputs-json`, `--inputs-file`, `--inputs -`);
+    /// default 64 MiB.
+    pub const MAX_INPUTS_BYTES: &str = "THEORY_MAX_INPUTS_BYTES";
 }
 
 /// The environment as it was when the command started; tests build their own.

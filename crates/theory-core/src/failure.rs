@@ -36,6 +36,11 @@ impl From<crate::AdapterError> for Failure {
 
 impl From<crate::StoreError> for Failure {
     fn from(error: crate::StoreError) -> Failure {
-        Failure::new(ErrorCode::Store, error.to_string())
+        let code = match &error {
+            // Where the owner can be named, callers use `collision::collision` instead.
+            crate::StoreError::Exists { .. } => ErrorCode::Collision,
+            _ => ErrorCode::Store,
+        };
+        Failure::new(code, error.to_string())
     }
 }

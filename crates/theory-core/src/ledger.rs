@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use theory_protocol::{Envelope, ExecutionId, Mode};
 
-use crate::Failure;
+use crate::{Failure, WorldPath};
 
 /// What is asked of the ledger before a run starts.
 #[derive(Debug, Clone)]
@@ -81,4 +81,9 @@ pub trait RunLedger: Send + Sync {
     /// The envelope of the newest successful run with this memo key, if any (the caller checks
     /// its blobs before reusing it).
     async fn memo(&self, memo_key: &str) -> Option<Envelope>;
+
+    /// The execution that owns the object at `path` (the successful run that wrote it, or else
+    /// a live run writing under it), other than `asking`, when the ledger knows one: named in
+    /// collision errors.
+    async fn owner_of(&self, path: &WorldPath, asking: &ExecutionId) -> Option<ExecutionId>;
 }

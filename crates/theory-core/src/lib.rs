@@ -24,9 +24,11 @@
 //! — outputs stream into the store while hashed — and writes the index and receipts.
 
 pub mod attachments;
+pub mod collision;
 mod digest;
 pub mod env;
 mod failure;
+pub mod files;
 mod fingerprint;
 pub mod hashing;
 mod ids;
@@ -58,5 +60,6 @@ pub use processor_ref::{ProcessorRef, ProcessorRefError};
 pub use receipt::Receipt;
 pub use theory_protocol::{Cid, ExecutionId, Mode};
 pub use world_path::{
-    FACETS, MAX_PATH_CHARS, MAX_SEGMENT_CHARS, WorldPath, WorldPathError, WritePrefix,
+    FACETS, MAX_PATH_CHARS, MAX_SEGMENT_CHARS, RESERVED_FACETS, WorldPath, WorldPathError,
+    WritePrefix,
 };

@@ -22,6 +22,14 @@ pub struct AdapterOptions {
 impl AdapterOptions {
     /// Parses the JSON text of `--adapter-opts-json`.
     pub fn from_json(text: &str) -> Result<AdapterOptions, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|error| error.to_string())?;
+        // serde would take a list as the fields in order (`[1]` as timeout_s 1): only an object
+        // says which option it sets.
+        if !value.is_object() {
+            return Err(format!("expected a JSON object, found {}", json_kind(&value)));
+        }
+        // Parsed again from the text, so an error says where.
         let options: AdapterOptions =
             serde_json::from_str(text).map_err(|error| error.to_string())?;
         if options.timeout_s == Some(0) {
@@ -34,5 +42,17 @@ impl AdapterOptions {
             return Err(format!("runtime {runtime:?} is unknown: expected process or docker"));
         }
         Ok(options)
+    }
+}
+
+/// Names the kind of a JSON value, for errors.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
     }
 }

@@ -32,20 +32,51 @@ pub enum StoreError {
     /// The backend refused or failed.
     #[error("{0}")]
     Backend(String),
+    /// The object exists already. Objects are written once: a commit never replaces one.
+    #[error("{path} already exists, and an object is never replaced")]
+    Exists {
+        /// The object.
+        path: String,
+    },
 }
 
 /// Keeps artifacts by world path; the object key is the path without its leading `/`.
+///
+/// Objects are **write-once**: [`ObjectWriter::commit`] and [`ArtifactStore::put_bytes`] create
+/// the object only if nothing is at its path, atomically (a hard link on a file system, a
+/// conditional `PUT` on S3), and fail with [`StoreError::Exists`] otherwise. So no run can
+/// change an object another wrote; only [`ArtifactStore::delete`] removes one (a failed run's
+/// own outputs).
 #[async_trait]
 pub trait ArtifactStore: Send + Sync {
     /// Names the backend (`local`, `s3`, `minio`).
     fn kind(&self) -> &'static str;
 
-    /// Starts writing an object; nothing is visible at `path` until [`ObjectWriter::commit`].
+    /// Starts writing an object; nothing is visible at `path` until [`ObjectWriter::commit`],
+    /// which fails with [`StoreError::Exists`] when an object is there by then.
     async fn begin(
         &self,
         path: &WorldPath,
         mime: &str,
     ) -> Result<Box<dyn ObjectWriter>, StoreError>;
+
+    /// Like [`ArtifactStore::begin`], for an object only its owner may read (an attachment
+    /// copied from a file others could not read). Backends whose objects are never readable by
+    /// other users of the machine need not override it.
+    async fn begin_private(
+        &self,
+        path: &WorldPath,
+        mime: &str,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        self.begin(path, mime).await
+    }
+
+    /// Whether an object is at `path`.
+    async fn exists(&self, path: &WorldPath) -> Result<bool, StoreError>;
+
+    /// Every object whose path starts with `prefix` (a world path prefix ending with `/`), in
+    /// no particular order.
+    async fn list(&self, prefix: &str) -> Result<Vec<WorldPath>, StoreError>;
 
     /// Reads an object, or `None` when there is none.
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError>;
@@ -73,7 +104,7 @@ pub trait ArtifactStore: Send + Sync {
         Ok(None)
     }
 
-    /// Writes a small object in one go.
+    /// Writes a small object in one go; fails with [`StoreError::Exists`] when one is there.
     async fn put_bytes(
         &self,
         path: &WorldPath,
@@ -107,7 +138,8 @@ pub trait ArtifactStore: Send + Sync {
 pub trait ObjectWriter: Send {
     /// Appends a chunk.
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError>;
-    /// Makes the object visible, atomically.
+    /// Makes the object visible, atomically, unless an object is already at its path
+    /// ([`StoreError::Exists`]; what was written is discarded).
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
     /// Discards what was written.
     async fn abort(self: Box<Self>);

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::{ArtifactStore, Failure, ObjectWriter, WorldPath, WritePrefix};
 
 /// What a session runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct SessionRequest<'a> {
     /// The processor's base URL, `http://host:port` or `https://…`.
     pub endpoint: &'a str,
@@ -39,6 +39,8 @@ pub struct SessionRequest<'a> {
     pub headers: &'a [(String, String)],
     /// TLS for an `https` endpoint (see `crate::tls`).
     pub tls: Option<&'a std::sync::Arc<rustls::ClientConfig>>,
+    /// The ledger, to name the owner of a path an output collides with.
+    pub ledger: Option<&'a dyn crate::ledger::RunLedger>,
 }
 
 /// Sees every text frame as it arrives (for `--stream`).
@@ -185,6 +187,7 @@ async fn send_file(
 /// The receiving side of one session.
 struct Receiver<'a> {
     store: &'a dyn ArtifactStore,
+    owners: crate::collision::Owners<'a>,
     prefix: &'a WritePrefix,
     observer: Option<&'a dyn FrameObserver>,
     committed: &'a Mutex<Vec<WorldPath>>,
@@ -207,8 +210,14 @@ impl Receiver<'_> {
                 }
                 match frame {
                     Frame::Output(header) => {
-                        let started =
-                            start_output(self.store, self.prefix, header, &self.outputs).await?;
+                        let started = start_output(
+                            self.store,
+                            self.owners,
+                            self.prefix,
+                            header,
+                            &self.outputs,
+                        )
+                        .await?;
                         if started.header.size_bytes == 0 {
                             self.finish(started).await?;
                         } else {
@@ -255,7 +264,14 @@ impl Receiver<'_> {
                 &format!("bytes hash to {cid}, the processor announced {}", done.header.cid),
             ));
         }
-        done.writer.commit().await?;
+        match done.writer.commit().await {
+            Ok(()) => {}
+            // Written in the meantime by someone else: theirs stays, this run fails.
+            Err(crate::StoreError::Exists { .. }) => {
+                return Err(crate::collision::collision(&done.path, self.owners).await);
+            }
+            Err(error) => return Err(error.into()),
+        }
         self.committed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -281,6 +297,7 @@ pub async fn run_session(
     let mut socket = open(&request, store).await?;
     let mut receiver = Receiver {
         store,
+        owners: crate::collision::Owners { ledger: request.ledger, asking: request.execution_id },
         prefix: request.write_prefix,
         observer,
         committed,
@@ -377,8 +394,11 @@ fn integrity(path: &WorldPath, what: &str) -> Failure {
     Failure::new(ErrorCode::OutputIntegrity, format!("output {path}: {what}"))
 }
 
+/// Checks an announced output's path (clean, under the prefix, not sent before, not taken)
+/// before a byte of it is written, then opens its writer.
 async fn start_output(
     store: &dyn ArtifactStore,
+    owners: crate::collision::Owners<'_>,
     prefix: &WritePrefix,
     header: OutputHeader,
     outputs: &[StoredOutput],
@@ -391,6 +411,7 @@ async fn start_output(
     if outputs.iter().any(|output| output.path == path) {
         return Err(Failure::new(ErrorCode::OutputPath, format!("output {path} was sent twice")));
     }
+    crate::collision::ensure_free(store, owners, std::slice::from_ref(&path)).await?;
     let writer = store.begin(&path, &header.mime).await?;
     Ok(Receiving { header, path, writer, hasher: CidHasher::new() })
 }

@@ -1,6 +1,10 @@
 //! World paths: canonical names of artifacts and streams, such as
 //! `/artifacts/outputs/llm_litellm/E1/text/response.txt`.
 //!
+//! Two facets hold records and are written only by the orchestrator: `/artifacts/execution/`
+//! (each run's index and receipt) and `/artifacts/inputs/` (attachments, by CID). A write prefix
+//! may lie in neither (see [`RESERVED_FACETS`]).
+//!
 //! Canonicalization, applied once at the edge: percent-decoding once (`%2F` and a literal `%`
 //! refused, so the result never decodes further), Unicode NFC, then the rules: a facet root
 //! (`/artifacts/` or `/streams/`), no `.`/`..`/empty segment, no `.git`/`.well-known` segment, no
@@ -17,6 +21,8 @@ pub const MAX_PATH_CHARS: usize = 1024;
 pub const MAX_SEGMENT_CHARS: usize = 255;
 /// Facet roots a world path may start under.
 pub const FACETS: &[&str] = &["artifacts", "streams"];
+/// Facets only the orchestrator writes: a write prefix inside one is refused.
+pub const RESERVED_FACETS: &[&str] = &["/artifacts/execution/", "/artifacts/inputs/"];
 const FORBIDDEN_SEGMENTS: &[&str] = &[".git", ".well-known"];
 
 /// The reason a string is not a world path.
@@ -37,8 +43,12 @@ pub enum WorldPathError {
     /// A `.git` or `.well-known` segment.
     #[error("{0:?} has a .git or .well-known segment")]
     Forbidden(String),
-    /// A backslash or a control character.
-    #[error("{0:?} holds a backslash or a control character")]
+    /// A backslash, a control character or an invisible formatting character (a bidirectional
+    /// override such as U+202E, a zero-width character): see
+    /// [`theory_protocol::is_refused_path_char`].
+    #[error(
+        "{0:?} holds a backslash, a control character or an invisible formatting character such as a bidirectional override"
+    )]
     Character(String),
     /// Longer than 1024 characters, or a segment longer than 255.
     #[error("{0:?} is longer than 1024 characters or has a segment longer than 255")]
@@ -83,7 +93,7 @@ fn canonicalize(raw: &str) -> Result<String, WorldPathError> {
         return Err(WorldPathError::EncodedSeparator(raw.to_owned()));
     }
     let text: String = decoded.nfc().collect();
-    if text.chars().any(|c| c == '\\' || c.is_control()) {
+    if text.chars().any(theory_protocol::is_refused_path_char) {
         return Err(WorldPathError::Character(raw.to_owned()));
     }
     if text.chars().count() > MAX_PATH_CHARS {
@@ -189,6 +199,14 @@ impl FromStr for WritePrefix {
                 "write prefix {raw:?} must lie under /artifacts/"
             )));
         }
+        // Compared without case: on a case-insensitive file system (macOS by default)
+        // `/artifacts/Execution/` is the same folder.
+        let lowered = text.to_lowercase();
+        if let Some(facet) = RESERVED_FACETS.iter().find(|facet| lowered.starts_with(*facet)) {
+            return Err(WorldPathError::Prefix(format!(
+                "write prefix {raw:?} lies in {facet}, which holds the records of runs and only Theory writes"
+            )));
+        }
         Ok(WritePrefix(text))
     }
 }
@@ -258,6 +276,10 @@ mod tests {
             "/artifacts/a\\b",
             "/artifacts/a\u{0}b",
             "/artifacts/%ff",
+            "/artifacts/outputs/evil\u{202e}gpj.exe",
+            "/artifacts/outputs/a\u{2066}b",
+            "/artifacts/outputs/zero\u{200b}width",
+            "/artifacts/outputs/%E2%80%AEx",
         ] {
             assert!(path(bad).is_err(), "{bad}");
         }
@@ -280,5 +302,24 @@ mod tests {
         assert!(WorldPath::join(&prefix, "../escape").is_err());
         assert!(WorldPath::join(&prefix, "%2e%2e/escape").is_err());
         assert!("/artifacts/out/a/".parse::<WritePrefix>().unwrap().overlaps(&prefix));
+    }
+
+    #[test]
+    fn write_prefixes_stay_out_of_the_record_facets() {
+        for reserved in [
+            "/artifacts/execution/",
+            "/artifacts/execution/E1/",
+            "/artifacts/inputs/",
+            "/artifacts/inputs/b3:00/",
+            "/artifacts/%65xecution/E1/",
+            "/artifacts/Execution/E1/",
+            "/artifacts/INPUTS/",
+        ] {
+            let error = reserved.parse::<WritePrefix>().unwrap_err();
+            assert!(error.to_string().contains("only Theory writes"), "{reserved}: {error}");
+        }
+        for allowed in ["/artifacts/executions/", "/artifacts/outputs/inputs/"] {
+            assert!(allowed.parse::<WritePrefix>().is_ok(), "{allowed}");
+        }
     }
 }

@@ -195,6 +195,47 @@ impl Ledger {
         rows.iter().map(record_of).collect()
     }
 
+    /// Returns the execution that owns the object at `path`, other than `asking`, if the ledger
+    /// knows one: a successful run that wrote it (its envelope lists it, or it is that run's
+    /// `receipt.json`), else a live run whose write prefix holds it. One indexed look-up by the
+    /// path's folders.
+    pub async fn owner_of(&self, path: &str, asking: &str) -> Result<Option<String>, LedgerError> {
+        let folders: Vec<&str> =
+            path.match_indices('/').skip(1).map(|(index, _)| &path[..=index]).collect();
+        if folders.is_empty() {
+            return Ok(None);
+        }
+        let placeholders: Vec<String> = (2..=folders.len() + 1).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id, status, write_prefix, envelope FROM executions
+             WHERE id <> $1 AND write_prefix IN ({}) AND status IN ('running', 'success')
+             ORDER BY started_at_ms DESC",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(asking);
+        for folder in &folders {
+            query = query.bind(*folder);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let listed = format!("\"path\":{}", Value::from(path));
+        let mut live = None;
+        for row in rows {
+            let status: String = row.try_get("status")?;
+            if status == "running" {
+                live = live.or(Some(row.try_get("id")?));
+                continue;
+            }
+            let prefix: String = row.try_get("write_prefix")?;
+            let envelope: Option<String> = row.try_get("envelope")?;
+            if path == format!("{prefix}receipt.json")
+                || envelope.is_some_and(|envelope| envelope.contains(&listed))
+            {
+                return Ok(Some(row.try_get("id")?));
+            }
+        }
+        Ok(live)
+    }
+
     /// Returns the newest successful execution with this memo key, if any.
     pub async fn memo_hit(&self, memo_key: &str) -> Result<Option<ExecutionRecord>, LedgerError> {
         let row = sqlx::query(

@@ -173,6 +173,20 @@ impl RunLedger for Ledger {
         }
     }
 
+    async fn owner_of(
+        &self,
+        path: &theory_core::WorldPath,
+        asking: &ExecutionId,
+    ) -> Option<ExecutionId> {
+        match Ledger::owner_of(self, path.as_str(), asking.as_str()).await {
+            Ok(owner) => owner.and_then(|id| id.parse().ok()),
+            Err(error) => {
+                tracing::warn!(%error, "the ledger could not say who owns {path}");
+                None
+            }
+        }
+    }
+
     async fn memo(&self, memo_key: &str) -> Option<Envelope> {
         match self.memo_hit(memo_key).await {
             Ok(record) => record

@@ -6,10 +6,11 @@ use sqlx::Row;
 use crate::{Ledger, LedgerError};
 
 /// The steps, in order. Append; never edit a released step.
-const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE executions (
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE executions (
             id TEXT PRIMARY KEY,
             processor_ref TEXT NOT NULL,
             adapter TEXT NOT NULL,
@@ -29,9 +30,9 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             owner TEXT NOT NULL,
             envelope TEXT
         )",
-        "CREATE INDEX executions_by_memo_key ON executions (memo_key, status)",
-        "CREATE INDEX executions_by_status ON executions (status)",
-        "CREATE TABLE plans (
+            "CREATE INDEX executions_by_memo_key ON executions (memo_key, status)",
+            "CREATE INDEX executions_by_status ON executions (status)",
+            "CREATE TABLE plans (
             plan_key TEXT PRIMARY KEY,
             budget_usd_micro BIGINT NOT NULL,
             reserved_usd_micro BIGINT NOT NULL DEFAULT 0,
@@ -40,7 +41,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             CHECK (budget_usd_micro >= 0 AND reserved_usd_micro >= 0 AND spent_usd_micro >= 0
                    AND reserved_usd_micro + spent_usd_micro <= budget_usd_micro)
         )",
-        "CREATE TABLE events (
+            "CREATE TABLE events (
             seq BIGINT PRIMARY KEY,
             execution_id TEXT,
             kind TEXT NOT NULL,
@@ -49,18 +50,26 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             prev_hash TEXT NOT NULL,
             this_hash TEXT NOT NULL
         )",
-        // One row per critical section: updating it first in a transaction serializes that
-        // section on both databases (a row lock in PostgreSQL, the write lock in SQLite).
-        "CREATE TABLE ledger_locks (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
-        "INSERT INTO ledger_locks (name, n) VALUES ('events', 0)",
-        "INSERT INTO ledger_locks (name, n) VALUES ('leases', 0)",
-        "CREATE TABLE leases (
+            // One row per critical section: updating it first in a transaction serializes that
+            // section on both databases (a row lock in PostgreSQL, the write lock in SQLite).
+            "CREATE TABLE ledger_locks (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+            "INSERT INTO ledger_locks (name, n) VALUES ('events', 0)",
+            "INSERT INTO ledger_locks (name, n) VALUES ('leases', 0)",
+            "CREATE TABLE leases (
             prefix TEXT PRIMARY KEY,
             execution_id TEXT NOT NULL,
             expires_at_ms BIGINT NOT NULL
         )",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // Who owns a world path: the executions whose write prefix is one of its folders.
+            "CREATE INDEX executions_by_write_prefix ON executions (write_prefix)",
+        ],
+    ),
+];
 
 pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {
     sqlx::query(

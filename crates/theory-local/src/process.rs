@@ -29,8 +29,12 @@ pub struct BinarySearch {
 }
 
 impl BinarySearch {
-    /// Finds `name` in the folders.
+    /// Finds `name` in the folders; a name that is not a plain file name (a `/`, `.` or `..`)
+    /// is never looked up, so a spec cannot point outside them.
     pub fn find(&self, name: &str) -> Option<PathBuf> {
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return None;
+        }
         self.folders.iter().map(|folder| folder.join(name)).find(|candidate| candidate.is_file())
     }
 }

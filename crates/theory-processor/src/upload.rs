@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, IF_NONE_MATCH};
 use theory_protocol::{ErrorCode, OutputEntry, OutputsIndex};
 use tokio_util::sync::CancellationToken;
 
@@ -58,7 +58,10 @@ fn upload_error(what: &str, reason: &str) -> ProcessorError {
     ProcessorError::new(ErrorCode::Upload, format!("upload of {what} failed: {reason}"))
 }
 
-/// PUTs one body, retrying transient failures; a 4xx other than 408/429 is final at once.
+/// PUTs one body with `If-None-Match: *` (a presigned URL signs it: the store creates the object
+/// but never replaces one), retrying transient failures; a 4xx other than 408/429 is final at
+/// once. A 412 on a retry means an earlier attempt did store the object (its answer was lost):
+/// that is success, and the orchestrator hashes what is stored anyway.
 async fn put(
     client: &reqwest::Client,
     url: &str,
@@ -73,9 +76,11 @@ async fn put(
             .put(url)
             .header(CONTENT_TYPE, mime)
             .header(CONTENT_LENGTH, size_bytes)
+            .header(IF_NONE_MATCH, "*")
             .body(request_body(body));
         match request.send().await {
             Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) if response.status().as_u16() == 412 && attempt > 1 => return Ok(()),
             Ok(response) => {
                 let status = response.status();
                 last_failure = format!("HTTP {status}");

@@ -99,6 +99,9 @@ error_codes! {
     Lease => "ERR_LEASE",
     /// A setting (an environment variable or option) is missing or invalid; the message names it.
     Config => "ERR_CONFIG",
+    /// An output, index or receipt path already holds an object: records are written once and
+    /// never replaced; the message names the execution that owns the path.
+    Collision => "ERR_COLLISION",
 }
 
 impl fmt::Display for ErrorCode {

@@ -54,7 +54,9 @@
 //!   receiver hashes while it stores and fails the run with [`ErrorCode::OutputIntegrity`] if the
 //!   CID differs.
 //! - With `put_urls` (the client's plan) no binary frame is sent: each output that has a URL is
-//!   PUT to `put_urls["outputs/<rel>"]`, then the index (`{"outputs":[…]}`, sorted by path, compact
+//!   PUT to `put_urls["outputs/<rel>"]` with the header `If-None-Match: *` (a presigned URL signs
+//!   it, so the store creates the object but never replaces one; a 412 on a retry means an
+//!   earlier attempt stored it), then the index (`{"outputs":[…]}`, sorted by path, compact
 //!   JSON, [`OutputsIndex`]) to `put_urls["outputs.json"]` last. `RunResult` lists only the uploaded
 //!   outputs and names the others in `meta.skipped_outputs`. A failed PUT (after retries) →
 //!   [`ErrorCode::Upload`].
@@ -117,7 +119,7 @@ pub use inputs::{INPUTS_SCHEMA_V1, InputsError, NormalizedInputs, normalize_inpu
 pub use mode::{Mode, ModeError};
 pub use paths::{
     MAX_RELPATH_BYTES, MAX_SEGMENT_BYTES, RESERVED_RELPATHS, RelpathError, expand_write_prefix,
-    validate_relpath,
+    is_refused_path_char, validate_relpath,
 };
 pub use run_open::{FileSpec, HandshakeError, Role, RunOpen, RunPayload};
 

@@ -9,6 +9,49 @@ pub const MAX_SEGMENT_BYTES: usize = 255;
 /// Names a processor may not use at the root of its prefix: the index and the receipt live there.
 pub const RESERVED_RELPATHS: &[&str] = &["outputs.json", "receipt.json"];
 
+/// Returns whether `c` may not appear in a path: a backslash, a control character (Unicode
+/// `Cc`), a line or paragraph separator, or an invisible formatting character (Unicode `Cf`:
+/// bidirectional overrides and isolates such as U+202E, zero-width characters, the byte-order
+/// mark, tag characters). Such a path can display as another one, so both ends refuse it.
+///
+/// ```
+/// # use theory_protocol::is_refused_path_char;
+/// assert!(is_refused_path_char('\u{202e}'));
+/// assert!(is_refused_path_char('\n'));
+/// assert!(!is_refused_path_char('é'));
+/// ```
+pub fn is_refused_path_char(c: char) -> bool {
+    c == '\\' || c.is_control() || is_format_char(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// The Unicode `Cf` (format) characters, from the Unicode 15 character database.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
 /// Expands `{{execution_id}}` and `{execution_id}` in a `write_prefix` and adds a missing
 /// trailing `/`.
 ///
@@ -44,8 +87,11 @@ pub enum RelpathError {
     /// The path has a `.` or `..` segment.
     #[error("output path {0:?} has a . or .. segment")]
     DotSegment(String),
-    /// The path holds a backslash or a control character.
-    #[error("output path {0:?} holds a backslash or a control character")]
+    /// The path holds a backslash, a control character or an invisible formatting character
+    /// (see [`is_refused_path_char`]).
+    #[error(
+        "output path {0:?} holds a backslash, a control character or an invisible formatting character such as a bidirectional override"
+    )]
     BadCharacter(String),
     /// The path or one of its segments is too long.
     #[error("output path {0:?} is longer than 1024 bytes or has a segment longer than 255 bytes")]
@@ -72,7 +118,7 @@ pub fn validate_relpath(relpath: &str) -> Result<(), RelpathError> {
     if relpath.starts_with('/') {
         return Err(RelpathError::Absolute(owned()));
     }
-    if relpath.chars().any(|c| c == '\\' || c.is_control()) {
+    if relpath.chars().any(is_refused_path_char) {
         return Err(RelpathError::BadCharacter(owned()));
     }
     if relpath.len() > MAX_RELPATH_BYTES {
@@ -107,6 +153,9 @@ mod tests {
             ("./a", RelpathError::DotSegment("./a".into())),
             ("a\\b", RelpathError::BadCharacter("a\\b".into())),
             ("a\nb", RelpathError::BadCharacter("a\nb".into())),
+            ("evil\u{202e}txt.exe", RelpathError::BadCharacter("evil\u{202e}txt.exe".into())),
+            ("a\u{200b}b", RelpathError::BadCharacter("a\u{200b}b".into())),
+            ("\u{feff}a", RelpathError::BadCharacter("\u{feff}a".into())),
             ("outputs.json", RelpathError::Reserved("outputs.json".into())),
         ];
         for (path, expected) in cases {

@@ -1,5 +1,7 @@
 //! The filesystem store: `<root>/<world path without its leading />`, written through a temporary
-//! file that is renamed into place, so a reader sees a whole object or none.
+//! file under `<root>/.partial/` that is hard-linked into place, so a reader sees a whole object
+//! or none, and an object is never replaced: `link(2)` fails when the target exists, which
+//! makes the commit an atomic create-if-absent (a `rename(2)` would replace silently).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,78 @@ impl FsStore {
     }
 }
 
+impl FsStore {
+    /// Opens a temporary file for a new object; owner-only when `private`.
+    async fn begin_with(
+        &self,
+        path: &WorldPath,
+        private: bool,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let target = self.file(path);
+        tokio::fs::create_dir_all(self.root.join(PARTIAL))
+            .await
+            .map_err(io_error("create folder for", path))?;
+        let temporary = self.temporary_file();
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        if private {
+            options.mode(0o600);
+        }
+        let file = options.open(&temporary).await.map_err(io_error("create", path))?;
+        let file = file.into_std().await;
+        Ok(Box::new(FsWriter::start(path.clone(), target, temporary, file)))
+    }
+}
+
+/// Whether a look-up failed because nothing is there (a missing file, or a parent that is a
+/// file rather than a folder).
+fn is_absent(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+}
+
+/// The error of placing an object: [`StoreError::Exists`] when something is at its path.
+fn placing_error(path: &WorldPath, error: io::Error) -> StoreError {
+    if error.kind() == io::ErrorKind::AlreadyExists {
+        StoreError::Exists { path: path.to_string() }
+    } else {
+        io_error("place", path)(error)
+    }
+}
+
+/// Every file under `<root>/<key>`, as world paths (files whose names are not world paths, and
+/// the `.partial` folder, are skipped).
+fn list_files(root: &Path, key: &str) -> io::Result<Vec<WorldPath>> {
+    // The listing starts at the deepest folder the prefix names; files there are filtered by
+    // the rest of the prefix.
+    let (folder_key, _) = key.rsplit_once('/').unwrap_or(("", key));
+    let mut found = Vec::new();
+    let mut pending = vec![root.join(folder_key)];
+    while let Some(folder) = pending.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if is_absent(&error) => continue,
+            Err(error) => return Err(error),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            let full = entry.path();
+            let Ok(relative) = full.strip_prefix(root) else { continue };
+            let Some(relative) = relative.to_str() else { continue };
+            if file_type.is_dir() {
+                if relative != PARTIAL {
+                    pending.push(full);
+                }
+            } else if relative.starts_with(key)
+                && let Ok(path) = format!("/{relative}").parse::<WorldPath>()
+            {
+                found.push(path);
+            }
+        }
+    }
+    Ok(found)
+}
+
 fn io_error(
     operation: &'static str,
     path: &WorldPath,
@@ -63,14 +137,33 @@ impl ArtifactStore for FsStore {
         path: &WorldPath,
         _mime: &str,
     ) -> Result<Box<dyn ObjectWriter>, StoreError> {
-        let target = self.file(path);
-        tokio::fs::create_dir_all(self.root.join(PARTIAL))
+        self.begin_with(path, false).await
+    }
+
+    async fn begin_private(
+        &self,
+        path: &WorldPath,
+        _mime: &str,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        self.begin_with(path, true).await
+    }
+
+    async fn exists(&self, path: &WorldPath) -> Result<bool, StoreError> {
+        match tokio::fs::symlink_metadata(self.file(path)).await {
+            Ok(_) => Ok(true),
+            Err(error) if is_absent(&error) => Ok(false),
+            Err(error) => Err(io_error("look up", path)(error)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<WorldPath>, StoreError> {
+        let root = self.root.clone();
+        let key = prefix.trim_start_matches('/').to_owned();
+        let shown = prefix.to_owned();
+        tokio::task::spawn_blocking(move || list_files(&root, &key))
             .await
-            .map_err(io_error("create folder for", path))?;
-        let temporary = self.temporary_file();
-        let file = tokio::fs::File::create(&temporary).await.map_err(io_error("create", path))?;
-        let file = file.into_std().await;
-        Ok(Box::new(FsWriter::start(path.clone(), target, temporary, file)))
+            .map_err(|error| StoreError::Backend(format!("list {shown}: {error}")))?
+            .map_err(|source| StoreError::Io { operation: "list", path: prefix.to_owned(), source })
     }
 
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
@@ -101,15 +194,13 @@ impl ArtifactStore for FsStore {
             let placed = target
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::rename(&temporary, &target));
-            if placed.is_err() {
-                let _ = std::fs::remove_file(&temporary);
-            }
+                .and_then(|()| std::fs::hard_link(&temporary, &target));
+            let _ = std::fs::remove_file(&temporary);
             placed
         })
         .await
         .map_err(|error| StoreError::Backend(format!("{path}: {error}")))?;
-        written.map_err(io_error("write", path))
+        written.map_err(|error| placing_error(path, error))
     }
 
     async fn delete(&self, path: &WorldPath) -> Result<(), StoreError> {
@@ -170,11 +261,12 @@ impl FsWriter {
     }
 }
 
+/// Links the finished temporary file at its target, failing when something is there.
 async fn place(temporary: &Path, target: &Path) -> io::Result<()> {
     if let Some(parent) = target.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }
-    tokio::fs::rename(temporary, target).await
+    tokio::fs::hard_link(temporary, target).await
 }
 
 #[async_trait]
@@ -202,10 +294,9 @@ impl ObjectWriter for FsWriter {
             .take()
             .ok_or_else(|| StoreError::Backend(format!("{path}: committed twice")))?;
         let placed = place(&temporary, &self.target).await;
-        if placed.is_err() {
-            let _ = tokio::fs::remove_file(&temporary).await;
-        }
-        placed.map_err(io_error("rename into place", &path))
+        // Linked or not, the temporary name goes: the object keeps its bytes under its path.
+        let _ = tokio::fs::remove_file(&temporary).await;
+        placed.map_err(|error| placing_error(&path, error))
     }
 
     async fn abort(mut self: Box<Self>) {

@@ -9,6 +9,7 @@
 mod fs;
 mod s3;
 mod s3_config;
+mod s3_upload;
 
 pub use fs::FsStore;
 pub use s3::S3Store;

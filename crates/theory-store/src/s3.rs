@@ -1,9 +1,13 @@
 //! The S3-compatible store (MinIO in development, S3 in production) over `object_store`.
 //!
-//! Writes stream: bytes are kept until 8 MiB have come, then go out as a multipart upload in
-//! 8 MiB parts (at most two in flight), so memory stays bounded whatever the object's size; a
-//! smaller object is one `PUT`. Nothing is visible at the key before `commit` (S3 shows an object
-//! only once its `PUT` or `CompleteMultipartUpload` succeeds); `abort` aborts the upload.
+//! Objects are written once. A small object (under 8 MiB) is one `PUT` with `If-None-Match: *`,
+//! which the server refuses when the key exists. A larger one streams as a multipart upload in
+//! 8 MiB parts (at most two in flight, so memory stays bounded) to a staging key and is then
+//! copied to its key only if nothing is there (`s3_upload.rs`). Nothing is visible at the key
+//! before `commit`; `abort`, a drop and a failure abort the upload, and an upload a crash
+//! interrupted is aborted by the next command ([`S3Store::recover_uploads`]). Presigned `PUT`
+//! URLs sign `If-None-Match: *` too, so a direct upload can create its object but never replace
+//! one, not even a second time with the same URL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,27 +15,31 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
 use object_store::path::Path as ObjectPath;
-use object_store::signer::Signer;
+use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{
-    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions,
-    PutPayload, WriteMultipart,
+    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig,
 };
 use theory_core::{ArtifactStore, ByteStream, ObjectWriter, StoreError, WorldPath};
 
 use crate::s3_config::S3Config;
+use crate::s3_upload::{StagedUpload, UploadJournal};
 
 /// Size of a multipart part, and of the buffer before an upload turns multipart.
 const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Parts uploading at once.
-const PARTS_IN_FLIGHT: usize = 2;
+/// How long a connection to the server may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request is retried before it fails.
+const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Artifacts in an S3 bucket; the object key is the world path without its leading `/`.
 #[derive(Debug, Clone)]
 pub struct S3Store {
     store: Arc<AmazonS3>,
     config: S3Config,
+    journal: UploadJournal,
 }
 
 fn backend(path: &WorldPath, error: &object_store::Error) -> StoreError {
@@ -53,6 +61,17 @@ impl S3Store {
             .with_region(&config.region)
             .with_access_key_id(&config.access_key_id)
             .with_secret_access_key(&config.secret_access_key);
+        // The conditional copy that ends a large upload: a multipart copy completed with
+        // `If-None-Match: *`, which AWS and s3s-fs both honour.
+        builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
+        // A lost server fails a command within about half a minute, not object_store's three.
+        builder = builder
+            .with_client_options(ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT))
+            .with_retry(RetryConfig {
+                max_retries: 5,
+                retry_timeout: RETRY_TIMEOUT,
+                ..RetryConfig::default()
+            });
         if let Some(endpoint) = &config.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
@@ -60,7 +79,21 @@ impl S3Store {
                 .with_virtual_hosted_style_request(false);
         }
         let store = builder.build().map_err(|error| StoreError::Backend(error.to_string()))?;
-        Ok(S3Store { store: Arc::new(store), config })
+        Ok(S3Store { store: Arc::new(store), config, journal: UploadJournal::new(None) })
+    }
+
+    /// Writes every multipart upload down in `file` while it is under way, so
+    /// [`S3Store::recover_uploads`] can abort the ones a crash or a lost server interrupted.
+    #[must_use]
+    pub fn with_upload_journal(mut self, file: std::path::PathBuf) -> S3Store {
+        self.journal = UploadJournal::new(Some(file));
+        self
+    }
+
+    /// Aborts the uploads of the journal that a process now gone left unfinished; returns how
+    /// many.
+    pub async fn recover_uploads(&self) -> Result<usize, StoreError> {
+        self.journal.recover(&self.store).await
     }
 
     /// The settings it was built from.
@@ -78,15 +111,24 @@ impl S3Store {
         }
     }
 
-    /// A presigned URL for `method` on `path`, valid for `valid_for`.
+    /// A presigned URL for `method` on `path`, valid for `valid_for`. A `PUT` URL signs
+    /// `If-None-Match: *`: the uploader must send that header, and the server then refuses the
+    /// upload when the object exists (records are write-once).
     pub async fn presign(
         &self,
         method: http::Method,
         path: &WorldPath,
         valid_for: Duration,
     ) -> Result<String, StoreError> {
+        let mut options = SignedUrlOptions::default();
+        if method == http::Method::PUT {
+            options = options.with_signed_header(
+                http::header::IF_NONE_MATCH,
+                http::HeaderValue::from_static("*"),
+            );
+        }
         self.store
-            .signed_url(method, &key(path), valid_for)
+            .signed_url_opts(method, &key(path), valid_for, &options)
             .await
             .map(|url| url.to_string())
             .map_err(|error| backend(path, &error))
@@ -110,11 +152,38 @@ impl ArtifactStore for S3Store {
     ) -> Result<Box<dyn ObjectWriter>, StoreError> {
         Ok(Box::new(S3Writer {
             store: Arc::clone(&self.store),
+            journal: self.journal.clone(),
             path: path.clone(),
             mime: mime.to_owned(),
             buffer: BytesMut::new(),
             upload: None,
         }))
+    }
+
+    async fn exists(&self, path: &WorldPath) -> Result<bool, StoreError> {
+        match self.store.head(&key(path)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(backend(path, &error)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<WorldPath>, StoreError> {
+        // object_store lists by whole segments: list the folder, keep what starts with prefix.
+        let key_prefix = prefix.trim_start_matches('/');
+        let folder = key_prefix.rsplit_once('/').map_or("", |(folder, _)| folder);
+        let folder = (!folder.is_empty()).then(|| ObjectPath::from(folder));
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(folder.as_ref())
+            .try_collect()
+            .await
+            .map_err(|error| StoreError::Backend(format!("list {prefix}: {error}")))?;
+        Ok(listed
+            .into_iter()
+            .filter(|meta| meta.location.as_ref().starts_with(key_prefix))
+            .filter_map(|meta| format!("/{}", meta.location).parse().ok())
+            .collect())
     }
 
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
@@ -155,57 +224,67 @@ impl ArtifactStore for S3Store {
     }
 }
 
-/// An object being written: buffered while small, a multipart upload once large.
+/// An object being written: buffered while small, a staged multipart upload once large.
 struct S3Writer {
     store: Arc<AmazonS3>,
+    journal: UploadJournal,
     path: WorldPath,
     mime: String,
     buffer: BytesMut,
-    upload: Option<WriteMultipart>,
+    upload: Option<StagedUpload>,
+}
+
+impl S3Writer {
+    /// Sends the buffer as the next part once it is a whole part.
+    async fn send_full_parts(&mut self) -> Result<(), StoreError> {
+        while self.buffer.len() >= PART_SIZE {
+            let part = self.buffer.split_to(PART_SIZE).freeze();
+            let upload = match &mut self.upload {
+                Some(upload) => upload,
+                None => self.upload.insert(
+                    StagedUpload::start(Arc::clone(&self.store), self.journal.clone(), &self.path)
+                        .await?,
+                ),
+            };
+            upload.put(part).await.map_err(|error| backend(&self.path, &error))?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl ObjectWriter for S3Writer {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
-        if let Some(upload) = &mut self.upload {
-            upload.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(|e| backend(&self.path, &e))?;
-            upload.put(chunk);
-            return Ok(());
-        }
         self.buffer.extend_from_slice(&chunk);
-        if self.buffer.len() >= PART_SIZE {
-            let options =
-                PutMultipartOptions { attributes: attributes(&self.mime), ..Default::default() };
-            let started = self
-                .store
-                .put_multipart_opts(&key(&self.path), options)
-                .await
-                .map_err(|error| backend(&self.path, &error))?;
-            let mut upload = WriteMultipart::new_with_chunk_size(started, PART_SIZE);
-            upload.put(std::mem::take(&mut self.buffer).freeze());
-            self.upload = Some(upload);
-        }
-        Ok(())
+        self.send_full_parts().await
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let S3Writer { store, path, mime, buffer, upload } = *self;
-        if let Some(upload) = upload {
-            return upload.finish().await.map(drop).map_err(|error| backend(&path, &error));
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if let Some(mut upload) = self.upload.take() {
+            if !self.buffer.is_empty() {
+                let last = std::mem::take(&mut self.buffer).freeze();
+                upload.put(last).await.map_err(|error| backend(&self.path, &error))?;
+            }
+            return upload.finish(&self.path, &key(&self.path)).await;
         }
-        let options = PutOptions { attributes: attributes(&mime), ..Default::default() };
-        store
-            .put_opts(&key(&path), PutPayload::from(buffer.freeze()), options)
-            .await
-            .map(drop)
-            .map_err(|error| backend(&path, &error))
+        let options = PutOptions {
+            mode: PutMode::Create,
+            attributes: attributes(&self.mime),
+            ..Default::default()
+        };
+        let payload = PutPayload::from(std::mem::take(&mut self.buffer).freeze());
+        match self.store.put_opts(&key(&self.path), payload, options).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Err(StoreError::Exists { path: self.path.to_string() })
+            }
+            Err(error) => Err(backend(&self.path, &error)),
+        }
     }
 
-    async fn abort(self: Box<Self>) {
-        if let Some(upload) = self.upload
-            && let Err(error) = upload.abort().await
-        {
-            tracing::warn!(path = %self.path, %error, "could not abort a multipart upload");
+    async fn abort(mut self: Box<Self>) {
+        if let Some(upload) = self.upload.take() {
+            upload.abort().await;
         }
     }
 }

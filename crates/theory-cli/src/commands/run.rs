@@ -1,7 +1,7 @@
 //! `theory run` (alias `run-processor`).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ pub(crate) async fn run_with(
             "a ref looks like llm/litellm@1; list them with `theory registry list`",
         )
     })?;
-    let inputs = read_inputs(&args.inputs)?;
+    let inputs = read_inputs(&args.inputs, max_inputs_bytes(&context.env)?)?;
     let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
     if args.env.is_some() && adapter != "modal" {
         return Err(UsageError::new(
@@ -183,18 +183,51 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
     Ok(options)
 }
 
-/// Reads the inputs from whichever of `--inputs-json`, `--inputs-file`, `--inputs -` was given.
-fn read_inputs(inputs: &InputsArgs) -> Result<Value, UsageError> {
-    let (source, text) = if let Some(text) = &inputs.inputs_json {
-        ("--inputs-json".to_owned(), text.clone())
-    } else if let Some(path) = &inputs.inputs_file {
-        let text = std::fs::read_to_string(path).map_err(|error| {
+/// The limit on a run's inputs: `THEORY_MAX_INPUTS_BYTES`, default 64 MiB.
+pub(crate) fn max_inputs_bytes(env: &theory_core::EnvSnapshot) -> Result<u64, UsageError> {
+    let name = theory_core::env::names::MAX_INPUTS_BYTES;
+    match env.get(name) {
+        None => Ok(theory_core::files::DEFAULT_MAX_INPUTS_BYTES),
+        Some(text) => text.parse::<u64>().ok().filter(|limit| *limit > 0).ok_or_else(|| {
             UsageError::new(
-                format!("--inputs-file {}: {error}", path.display()),
-                "pass a readable JSON file",
+                format!("{name}={text:?} is not a positive number of bytes"),
+                format!("set {name} to a byte count such as 67108864 (64 MiB), or unset it"),
             )
+        }),
+    }
+}
+
+/// Reads the inputs from whichever of `--inputs-json`, `--inputs-file`, `--inputs -` was given:
+/// at most `max_bytes` (more is refused without reading it all), from a regular file or
+/// standard input (a FIFO or a device passed as `--inputs-file` is refused at once).
+fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, UsageError> {
+    let too_large = |source: &str| {
+        UsageError::new(
+            format!("{source}: the inputs are larger than the limit of {max_bytes} bytes"),
+            format!(
+                "pass large data as an attachment (--attach NAME=PATH), or raise {}",
+                theory_core::env::names::MAX_INPUTS_BYTES
+            ),
+        )
+    };
+    let (source, bytes) = if let Some(text) = &inputs.inputs_json {
+        if text.len() as u64 > max_bytes {
+            return Err(too_large("--inputs-json"));
+        }
+        ("--inputs-json".to_owned(), text.clone().into_bytes())
+    } else if let Some(path) = &inputs.inputs_file {
+        let source = format!("--inputs-file {}", path.display());
+        let bytes = theory_core::files::read_regular_capped(path, max_bytes).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::FileTooLarge {
+                too_large(&source)
+            } else {
+                UsageError::new(
+                    format!("{source}: {error}"),
+                    "pass a readable JSON file, or pipe the JSON into --inputs -",
+                )
+            }
         })?;
-        (format!("--inputs-file {}", path.display()), text)
+        (source, bytes)
     } else if let Some(dash) = &inputs.inputs_stdin {
         if dash != "-" {
             return Err(UsageError::new(
@@ -202,18 +235,24 @@ fn read_inputs(inputs: &InputsArgs) -> Result<Value, UsageError> {
                 "use --inputs - to read standard input, or --inputs-file PATH",
             ));
         }
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|error| {
-            UsageError::new(
-                format!("cannot read standard input: {error}"),
-                "pipe JSON into --inputs -",
-            )
-        })?;
-        ("standard input (--inputs -)".to_owned(), text)
+        let source = "standard input (--inputs -)".to_owned();
+        let bytes = theory_core::files::read_capped(std::io::stdin().lock(), max_bytes).map_err(
+            |error| {
+                if error.kind() == std::io::ErrorKind::FileTooLarge {
+                    too_large(&source)
+                } else {
+                    UsageError::new(
+                        format!("cannot read standard input: {error}"),
+                        "pipe JSON into --inputs -",
+                    )
+                }
+            },
+        )?;
+        (source, bytes)
     } else {
         return Ok(Value::Object(serde_json::Map::new()));
     };
-    serde_json::from_str(&text).map_err(|error| {
+    serde_json::from_slice(&bytes).map_err(|error| {
         // serde_json ends its message with the position; say it once, up front.
         let reason = error.to_string();
         let reason = reason.rsplit_once(" at line ").map_or(reason.as_str(), |(reason, _)| reason).to_owned();

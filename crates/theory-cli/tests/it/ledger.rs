@@ -296,13 +296,14 @@ fn a_live_run_leases_its_write_prefix_and_an_overlapping_run_is_refused() {
         );
     }
     assert!(first.wait().unwrap().success());
-    // Released when the first run ended.
+    // Released when the first run ended (the prefix itself now holds the first run's record,
+    // which is never replaced: a folder inside it is free).
     let third = project.run(&[
         "run",
         "--ref",
         "theory/probe@1",
         "--write-prefix",
-        prefix,
+        "/artifacts/outputs/shared/inner/",
         "--no-cache",
         "--inputs-json",
         "{}",

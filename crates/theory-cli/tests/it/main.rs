@@ -4,6 +4,7 @@ mod attachments;
 mod behaviour;
 mod canary;
 mod docker;
+mod integrity;
 mod ledger;
 mod modal;
 mod modal_run;

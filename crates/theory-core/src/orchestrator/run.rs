@@ -319,6 +319,12 @@ impl Orchestrator {
             request.write_prefix.clone().unwrap_or_else(|| default_write_prefix(&spec.reference));
         let write_prefix = resolve_write_prefix(&template, execution_id)?;
         self.check_predicates(Stage::Admission, &spec.predicates.admission, &write_prefix).await?;
+        // Records are write-once: a prefix that holds another run's receipt or declared
+        // outputs is refused before anything starts (each output is checked again as it comes).
+        let taken = planned_paths(spec, &write_prefix)?;
+        let owners =
+            crate::collision::Owners { ledger: self.ledger.as_deref(), asking: execution_id };
+        crate::collision::ensure_free(&*self.store, owners, &taken).await?;
         let launch = self.launch(spec, request.mode);
         let timeout_s = request.options.timeout_s.unwrap_or(spec.runtime.timeout_s);
         let admission = Admission {
@@ -357,6 +363,7 @@ impl Orchestrator {
                 put_urls: urls.uploads.as_ref(),
                 headers: &[],
                 tls: None,
+                ledger: self.ledger.as_deref(),
             },
             observer: request.observer.as_deref(),
             committed: &committed,
@@ -608,15 +615,15 @@ impl Orchestrator {
         };
         let receipt_json = Bytes::from(receipt.to_canonical_json());
         // The index last among the outputs, then the receipts: an index only for a complete run.
-        self.store.put_bytes(&index_path, JSON, Bytes::from(index)).await?;
-        let (first, second) = tokio::join!(
-            self.store.put_bytes(&receipt_path, JSON, receipt_json.clone()),
-            self.store.put_bytes(&prefix_receipt, JSON, receipt_json),
-        );
-        if let Err(error) = first.and(second) {
-            self.discard(&[index_path.clone(), receipt_path.clone(), prefix_receipt.clone()]).await;
-            return Err(error.into());
-        }
+        self.write_records(
+            execution_id,
+            [
+                (&index_path, Bytes::from(index)),
+                (&receipt_path, receipt_json.clone()),
+                (&prefix_receipt, receipt_json),
+            ],
+        )
+        .await?;
         let meta = Meta {
             processor_ref: Some(request.reference.to_string()),
             adapter: Some(request.adapter.clone()),
@@ -637,6 +644,52 @@ impl Orchestrator {
             meta,
         }))
     }
+}
+
+impl Orchestrator {
+    /// Writes a run's index and receipts in order, each write-once; if one fails, those this run
+    /// wrote are removed, and a collision names the path's owner.
+    async fn write_records(
+        &self,
+        execution_id: &ExecutionId,
+        records: [(&WorldPath, Bytes); 3],
+    ) -> Result<(), Failure> {
+        let mut written = Vec::with_capacity(records.len());
+        for (path, bytes) in records {
+            match self.store.put_bytes(path, JSON, bytes).await {
+                Ok(()) => written.push(path.clone()),
+                Err(error) => {
+                    self.discard(&written).await;
+                    return Err(match error {
+                        crate::StoreError::Exists { .. } => {
+                            let owners = crate::collision::Owners {
+                                ledger: self.ledger.as_deref(),
+                                asking: execution_id,
+                            };
+                            crate::collision::collision(path, owners).await
+                        }
+                        other => other.into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The paths a run will write that are known before it starts: its prefix's `receipt.json` and
+/// the outputs its spec declares.
+fn planned_paths(
+    spec: &crate::registry::ProcessorSpec,
+    prefix: &WritePrefix,
+) -> Result<Vec<WorldPath>, Failure> {
+    std::iter::once("receipt.json")
+        .chain(spec.outputs.files.iter().map(|output| output.path.as_str()))
+        .map(|relative| {
+            WorldPath::join(prefix, relative)
+                .map_err(|error| Failure::new(ErrorCode::OutputPath, error.to_string()))
+        })
+        .collect()
 }
 
 fn timed_out(timeout_s: u64) -> Failure {

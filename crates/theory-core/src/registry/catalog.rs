@@ -121,6 +121,64 @@ fn place<K: Ord + std::fmt::Display, V: Placed>(
     Ok(())
 }
 
+/// The most attempts a retry policy may allow: a run never loops for long on a typo.
+pub const MAX_RETRY_ATTEMPTS: u32 = 100;
+/// The longest pause a retry policy may ask for between attempts (10 minutes).
+pub const MAX_BACKOFF_MS: u64 = 10 * 60 * 1000;
+/// The longest a path lease may live without its run closing (7 days).
+pub const MAX_LEASE_TTL_S: u64 = 7 * 24 * 3600;
+
+/// Checks a policy's numbers against their bounds; the error names the key.
+fn check_policy(document: &PolicyDocument) -> Result<(), (&'static str, String)> {
+    let attempts = document.retry.max_attempts;
+    if !(1..=MAX_RETRY_ATTEMPTS).contains(&attempts) {
+        return Err((
+            "retry.max_attempts",
+            format!("must be between 1 and {MAX_RETRY_ATTEMPTS}, found {attempts}"),
+        ));
+    }
+    if document.retry.backoff_ms.len() > MAX_RETRY_ATTEMPTS as usize {
+        return Err((
+            "retry.backoff_ms",
+            format!(
+                "lists at most {MAX_RETRY_ATTEMPTS} pauses, found {}",
+                document.retry.backoff_ms.len()
+            ),
+        ));
+    }
+    if let Some(long) = document.retry.backoff_ms.iter().find(|pause| **pause > MAX_BACKOFF_MS) {
+        return Err((
+            "retry.backoff_ms",
+            format!("a pause is at most {MAX_BACKOFF_MS} ms (10 minutes), found {long}"),
+        ));
+    }
+    let ttl = document.leases.default_ttl_s;
+    if !(1..=MAX_LEASE_TTL_S).contains(&ttl) {
+        return Err((
+            "leases.default_ttl_s",
+            format!("must be between 1 and {MAX_LEASE_TTL_S} s (7 days), found {ttl}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the binary a spec names is a plain file name: the process runtime looks it up
+/// beside `theory` and must never follow a path out of there.
+fn check_binary_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.chars().any(theory_protocol::is_refused_path_char);
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a plain file name (no /, no . or .., no control characters): the binary is looked up beside theory"
+        ))
+    }
+}
+
 /// Everything in `registry/` (and built in), validated.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -172,6 +230,11 @@ impl Registry {
                 return Err(RegistryError::new(&source.origin, Some(&key), message));
             }
         }
+        if let Some(build) = &spec.image.build
+            && let Err(message) = check_binary_name(build.binary_name())
+        {
+            return Err(RegistryError::new(&source.origin, Some("image.build.binary"), message));
+        }
         if let Some(pricing) = &spec.pricing {
             check_pricing(pricing).map_err(|(key, message)| {
                 RegistryError::new(&source.origin, Some(&key), message)
@@ -206,13 +269,8 @@ impl Registry {
 
     fn add_policy(&mut self, source: &Source) -> Result<(), RegistryError> {
         let document: PolicyDocument = parse(source)?;
-        if document.retry.max_attempts == 0 {
-            return Err(RegistryError::new(
-                &source.origin,
-                Some("retry.max_attempts"),
-                "must be at least 1",
-            ));
-        }
+        check_policy(&document)
+            .map_err(|(key, message)| RegistryError::new(&source.origin, Some(key), message))?;
         let entry =
             PolicyEntry { origin: source.origin.clone(), builtin: source.builtin, document };
         place(&mut self.policies, entry.document.id.clone(), entry)

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::files::MAX_SPEC_BYTES;
+
 /// What kind of document a file holds, by the folder it is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentKind {
@@ -84,11 +86,23 @@ pub fn sources_from_dir(root: &Path) -> std::io::Result<Vec<Source>> {
         collect_yaml(&root.join(folder), &mut files)?;
         files.sort();
         for file in files {
-            let text = std::fs::read_to_string(&file)?;
+            let text = read_spec(&file)?;
             sources.push(Source { origin: file.display().to_string(), kind, text, builtin: false });
         }
     }
     Ok(sources)
+}
+
+/// Reads one registry file: a regular file of at most [`MAX_SPEC_BYTES`] of UTF-8 (a FIFO or
+/// a device named `x.yaml` is refused at once, never waited on); the error names the file.
+fn read_spec(file: &Path) -> std::io::Result<String> {
+    let named = |error: std::io::Error| {
+        std::io::Error::new(error.kind(), format!("{}: {error}", file.display()))
+    };
+    let bytes = crate::files::read_regular_capped(file, MAX_SPEC_BYTES).map_err(named)?;
+    String::from_utf8(bytes).map_err(|_| {
+        named(std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"))
+    })
 }
 
 fn collect_yaml(folder: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {

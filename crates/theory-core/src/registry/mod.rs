@@ -11,7 +11,10 @@ mod documents;
 mod load;
 mod spec;
 
-pub use catalog::{InputsViolation, KNOWN_PREDICATES, ProcessorEntry, Registry, SchemaEntry};
+pub use catalog::{
+    InputsViolation, KNOWN_PREDICATES, MAX_BACKOFF_MS, MAX_LEASE_TTL_S, MAX_RETRY_ATTEMPTS,
+    ProcessorEntry, Registry, SchemaEntry,
+};
 pub use documents::{BudgetPolicy, LeasePolicy, PolicyDocument, RetryPolicy, SchemaDocument};
 pub use load::{DocumentKind, RegistryError, Source, sources_from_dir};
 pub use spec::{

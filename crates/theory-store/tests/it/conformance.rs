@@ -1,11 +1,12 @@
 //! The artifact-store conformance story, one function run on every backend: round trips with the
 //! CID checked, nothing visible before commit, aborted and dropped writes leave nothing visible,
-//! overwrites replace whole objects, missing objects, unicode and spaces in keys, and an object
+//! objects are write-once (a second commit fails, small or large, and the first stays), listing
+//! by prefix, missing objects, unicode and spaces in keys, and an object
 //! large enough to go multipart.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use theory_core::{ArtifactStore, Cid, WorldPath};
+use theory_core::{ArtifactStore, Cid, StoreError, WorldPath};
 use theory_protocol::CidHasher;
 
 fn path(text: &str) -> WorldPath {
@@ -43,9 +44,42 @@ pub(crate) async fn check_store(store: &dyn ArtifactStore, prefix: &str) {
     assert_eq!(read_all(store, &target).await.as_deref(), Some(&b"hello world"[..]));
     assert_eq!(store.hash(&target).await.unwrap(), Some((Cid::of(b"hello world"), 11)));
 
-    // Overwrite: the last commit wins, whole; a shorter object leaves no tail of the longer one.
+    // Write-once: a second commit at the same path fails and the first object stays whole,
+    // whether the second is small (one PUT) or large (multipart), or one call.
+    assert!(store.exists(&target).await.unwrap());
+    let mut writer = store.begin(&target, "text/plain").await.unwrap();
+    writer.write(Bytes::from_static(b"hi")).await.unwrap();
+    let refused = writer.commit().await.unwrap_err();
+    assert!(matches!(refused, StoreError::Exists { .. }), "{refused}");
+    let refused = store.put_bytes(&target, "text/plain", Bytes::from_static(b"hi")).await;
+    assert!(matches!(refused, Err(StoreError::Exists { .. })), "{refused:?}");
+    let mut writer = store.begin(&target, "application/octet-stream").await.unwrap();
+    for _ in 0..10 {
+        writer.write(Bytes::from(vec![7u8; 1_000_003])).await.unwrap();
+    }
+    let refused = writer.commit().await.unwrap_err();
+    assert!(matches!(refused, StoreError::Exists { .. }), "{refused}");
+    assert_eq!(read_all(store, &target).await.as_deref(), Some(&b"hello world"[..]));
+    // Once deleted (a failed run's own output), the path can be written again.
+    store.delete(&target).await.unwrap();
+    assert!(!store.exists(&target).await.unwrap());
     put(store, &target, &[b"hi"]).await;
     assert_eq!(read_all(store, &target).await.as_deref(), Some(&b"hi"[..]));
+
+    // Listing by prefix: what is there, nothing of a sibling whose name merely starts alike.
+    put(store, &at("list/a.txt"), &[b"a"]).await;
+    put(store, &at("list/sub/b.txt"), &[b"b"]).await;
+    put(store, &at("listing/c.txt"), &[b"c"]).await;
+    let mut listed: Vec<String> = store
+        .list(&format!("{prefix}list/"))
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, [format!("{prefix}list/a.txt"), format!("{prefix}list/sub/b.txt")]);
+    assert!(store.list(&format!("{prefix}nothing/")).await.unwrap().is_empty());
 
     // Interrupted writes leave nothing visible, and do not disturb an existing object.
     let aborted = at("aborted.bin");

@@ -1,7 +1,7 @@
 //! The filesystem store.
 
 use bytes::Bytes;
-use theory_core::{ArtifactStore, Cid, WorldPath};
+use theory_core::{ArtifactStore, Cid, StoreError, WorldPath};
 use theory_store::FsStore;
 
 fn path(text: &str) -> WorldPath {
@@ -42,16 +42,36 @@ async fn nothing_is_visible_before_commit_and_nothing_is_left_after_abort() {
 }
 
 #[tokio::test]
-async fn overwrite_replaces_whole_and_delete_is_idempotent() {
+async fn a_second_write_is_refused_and_delete_is_idempotent() {
     let root = tempfile::tempdir().unwrap();
     let store = FsStore::new(root.path());
     let target = path("/artifacts/x/y.json");
     store.put_bytes(&target, "application/json", Bytes::from_static(b"{\"v\":1}")).await.unwrap();
-    store.put_bytes(&target, "application/json", Bytes::from_static(b"{\"v\":2}")).await.unwrap();
-    assert_eq!(store.hash(&target).await.unwrap().map(|(cid, _)| cid), Some(Cid::of(b"{\"v\":2}")));
+    let refused =
+        store.put_bytes(&target, "application/json", Bytes::from_static(b"{\"v\":2}")).await;
+    assert!(matches!(refused, Err(StoreError::Exists { .. })), "{refused:?}");
+    assert_eq!(store.hash(&target).await.unwrap().map(|(cid, _)| cid), Some(Cid::of(b"{\"v\":1}")));
+    assert_eq!(std::fs::read_dir(root.path().join(".partial")).unwrap().count(), 0);
     store.delete(&target).await.unwrap();
     store.delete(&target).await.unwrap();
     assert!(store.hash(&target).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_private_object_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = tempfile::tempdir().unwrap();
+    let store = FsStore::new(root.path());
+    let secret = path("/artifacts/inputs/b3:00/secret.txt");
+    let mut writer = store.begin_private(&secret, "text/plain").await.unwrap();
+    writer.write(Bytes::from_static(b"only mine")).await.unwrap();
+    writer.commit().await.unwrap();
+    let mode = std::fs::metadata(store.file(&secret)).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "group or others may read it: {mode:o}");
+    let public = path("/artifacts/outputs/public.txt");
+    store.put_bytes(&public, "text/plain", Bytes::from_static(b"x")).await.unwrap();
+    let mode = std::fs::metadata(store.file(&public)).unwrap().permissions().mode();
+    assert_ne!(mode & 0o044, 0, "an ordinary object follows the umask: {mode:o}");
 }
 
 #[tokio::test]

@@ -4,3 +4,4 @@
 mod conformance;
 mod filesystem;
 mod s3;
+mod s3_interrupted;

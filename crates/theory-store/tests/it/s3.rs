@@ -76,15 +76,24 @@ async fn presigned_urls_put_and_get_with_plain_http() {
     let target: WorldPath = format!("{}presigned/é x.bin", prefix()).parse().unwrap();
     let put = store.presign_put(&target, Duration::from_mins(1)).await.unwrap().unwrap();
     let client = reqwest::Client::new();
-    let response = client.put(&put).body("direct bytes").send().await.unwrap();
+    // The URL signs If-None-Match: *, so an upload without it is refused …
+    let unconditional = client.put(&put).body("direct bytes").send().await.unwrap();
+    assert_eq!(unconditional.status(), 403, "an upload without If-None-Match was accepted");
+    let response =
+        client.put(&put).header("If-None-Match", "*").body("direct bytes").send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());
+    // … and the same URL cannot replace the object afterwards: write-once holds for direct
+    // uploads too, even for a processor that kept its URL.
+    let again = client.put(&put).header("If-None-Match", "*").body("evil bytes!!").send().await;
+    assert_eq!(again.unwrap().status(), 412);
     // The object is where the store itself reads it: the same key, unicode and space included.
     assert_eq!(store.hash(&target).await.unwrap().map(|(_, size)| size), Some(12));
     let get = store.presign_get(&target, Duration::from_mins(1)).await.unwrap().unwrap();
     let body = client.get(&get).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(&body[..], b"direct bytes");
     let tampered = put.replace("X-Amz-Signature=", "X-Amz-Signature=0");
-    let refused = client.put(&tampered).body("evil").send().await.unwrap();
+    let refused =
+        client.put(&tampered).header("If-None-Match", "*").body("evil").send().await.unwrap();
     assert!(
         refused.status().is_client_error(),
         "a tampered URL was accepted: {}",

@@ -55,6 +55,19 @@ impl ArtifactStore for MemoryStore {
         }))
     }
 
+    async fn exists(&self, path: &WorldPath) -> Result<bool, StoreError> {
+        Ok(self.get(path.as_str()).is_some())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<WorldPath>, StoreError> {
+        Ok(self
+            .paths()
+            .iter()
+            .filter(|path| path.starts_with(prefix))
+            .filter_map(|path| path.parse().ok())
+            .collect())
+    }
+
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
         Ok(self
             .get(path.as_str())
@@ -96,8 +109,13 @@ impl ObjectWriter for MemoryWriter {
         Ok(())
     }
 
+    /// Write-once, like every store.
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.store.objects.lock().unwrap().insert(self.path, self.buffer.freeze());
+        let mut objects = self.store.objects.lock().unwrap();
+        if objects.contains_key(&self.path) {
+            return Err(StoreError::Exists { path: self.path });
+        }
+        objects.insert(self.path, self.buffer.freeze());
         Ok(())
     }
 
