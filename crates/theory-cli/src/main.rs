@@ -7,6 +7,7 @@ mod modal_args;
 mod print;
 mod progress;
 mod project;
+mod signals;
 mod usage;
 
 use std::process::ExitCode;

@@ -24,6 +24,7 @@
 //! — outputs stream into the store while hashed — and writes the index and receipts.
 
 pub mod attachments;
+pub mod cancel;
 pub mod collision;
 mod digest;
 pub mod env;

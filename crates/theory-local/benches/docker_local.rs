@@ -64,6 +64,7 @@ fn request(options: &str) -> RunRequest {
         plan: None,
         use_cache: false,
         observer: None,
+        cancel: theory_core::cancel::Cancel::default(),
     }
 }
 

@@ -1,5 +1,8 @@
 //! The `process` runtime: the processor's own binary on this host, on a free loopback port,
-//! stopped on every exit path (the child is killed when its instance is dropped).
+//! stopped on every exit path: the child is killed when its instance is dropped, and it dies
+//! with `theory` whatever ends it, SIGKILL included (Linux's parent-death signal, set in the
+//! child before it runs). It runs in a process group of its own, so a Ctrl-C at the terminal
+//! reaches `theory`, which cancels the run cleanly, and not the processor directly.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -77,7 +80,9 @@ impl ProcessInstance {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            .process_group(0);
+        die_with_this_process(&mut command);
         let mut child = command.spawn().map_err(|error| {
             start_error(
                 format!("cannot start {}: {error}", binary.display()),
@@ -127,6 +132,55 @@ impl ProcessInstance {
     }
 }
 
+/// Makes the child die (SIGKILL) when this process does, on Linux: `PR_SET_PDEATHSIG`, set in
+/// the child between fork and exec (it survives the exec). The signal follows the thread that
+/// forked, so processes are started from threads that live as long as `theory`: the CLI's one
+/// runtime thread, or a multi-threaded runtime's workers (never a blocking-pool thread).
+#[cfg(target_os = "linux")]
+#[expect(
+    unsafe_code,
+    reason = "pre_exec is the only place to set the parent-death signal of a child before it runs; the closure makes three async-signal-safe system calls and neither allocates nor locks"
+)]
+fn die_with_this_process(command: &mut Command) {
+    let parent = nix::unistd::getpid();
+    let set = move || -> std::io::Result<()> {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+        // `theory` may have died between the fork and the prctl: then nothing would stop this
+        // child, so it does not start.
+        if nix::unistd::getppid() != parent {
+            return Err(nix::errno::Errno::ESRCH.into());
+        }
+        Ok(())
+    };
+    // SAFETY: `set` only makes system calls that are async-signal-safe (prctl, getppid) and
+    // builds its error from an errno without allocating, as code between fork and exec must.
+    unsafe {
+        command.pre_exec(set);
+    }
+}
+
+/// Other systems have no parent-death signal: the instance's drop and the signal handlers of the
+/// CLI stop the child, and only a SIGKILL of `theory` can leave it running.
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_process(_command: &mut Command) {}
+
+impl ProcessInstance {
+    /// The processor's process group (it leads its own), while it has not been reaped.
+    fn group(&self) -> Option<nix::unistd::Pid> {
+        self.child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw)
+    }
+}
+
+impl Drop for ProcessInstance {
+    /// Dropped without `stop` (a timeout, a cancelled run): the whole group is killed; the child
+    /// itself is also killed by `kill_on_drop`.
+    fn drop(&mut self) {
+        if let Some(group) = self.group() {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 fn listening_address(line: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
     value.get("listening")?.as_str().map(str::to_owned)
@@ -168,14 +222,14 @@ impl Instance for ProcessInstance {
     /// Asks the processor to stop (SIGTERM: it finishes cleanly and removes its scratch files),
     /// and kills it when it has not gone within the grace period.
     async fn stop(mut self: Box<Self>) {
-        if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+        if let Some(group) = self.group() {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
             if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_ok() {
+                // Whatever the processor started and left behind goes with it.
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
                 return;
             }
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;

@@ -88,6 +88,13 @@ pub(crate) async fn run_with(
     let observer: Option<Arc<dyn FrameObserver>> = args.stream.then(|| {
         Arc::new(StreamPrinter { redactor: context.redactor.clone() }) as Arc<dyn FrameObserver>
     });
+    let (canceller, cancel) = theory_core::cancel::cancellation();
+    let interrupts = crate::signals::Interrupts::cancel_with(canceller).map_err(|error| {
+        UsageError::new(
+            format!("cannot listen for SIGINT and SIGTERM: {error}"),
+            "report this as a bug",
+        )
+    })?;
     let request = RunRequest {
         reference,
         adapter,
@@ -100,8 +107,24 @@ pub(crate) async fn run_with(
         plan: args.plan.clone(),
         use_cache: !args.no_cache,
         observer,
+        cancel,
     };
     let outcome = orchestrator.run(request).await;
+    // Interrupted: the run was cancelled and recorded; exit as a signalled command does.
+    let interrupted = interrupts.exit_code();
+    drop(interrupts);
+    Ok(report(&outcome, &args, &*store, interrupted).await)
+}
+
+/// Prints the outcome (the envelope with `--json`, else the index path; the error on stderr),
+/// saves the outputs `--save-dir`/`--save-first` ask for, and returns the exit status: 0, 1, or
+/// 128 + the signal that cancelled the run.
+async fn report(
+    outcome: &theory_core::RunOutcome,
+    args: &RunArgs,
+    store: &dyn ArtifactStore,
+    interrupted: Option<u8>,
+) -> ExitCode {
     if args.stream {
         eprintln!();
     }
@@ -113,28 +136,24 @@ pub(crate) async fn run_with(
             if !args.json {
                 crate::print::out(&success.index_path);
             }
-            if let Err(error) = save(
-                &*store,
-                &outcome.envelope,
-                args.save_dir.as_deref(),
-                args.save_first.as_deref(),
-            )
-            .await
+            if let Err(error) =
+                save(store, &outcome.envelope, args.save_dir.as_deref(), args.save_first.as_deref())
+                    .await
             {
                 print_error(
                     &format!("the run succeeded, but saving its outputs failed: {error}"),
                     Some("check that the folder is writable"),
                 );
-                return Ok(ExitCode::FAILURE);
+                return ExitCode::FAILURE;
             }
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Envelope::Error(error) => {
             print_error(
                 &format!("{}: {}", error.error.code, error.error.message),
                 outcome.hint.as_deref(),
             );
-            Ok(ExitCode::FAILURE)
+            interrupted.map_or(ExitCode::FAILURE, ExitCode::from)
         }
     }
 }

@@ -5,6 +5,7 @@ mod behaviour;
 mod canary;
 mod docker;
 mod integrity;
+mod interrupts;
 mod ledger;
 mod modal;
 mod modal_run;

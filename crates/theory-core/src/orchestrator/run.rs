@@ -18,6 +18,7 @@ use super::memo::MemoCache;
 use super::predicates::{self, Stage};
 use super::transfer::{self, Transfer, TransferRequest};
 use crate::attachments::{self, Attachment, ResolvedAttachment};
+use crate::cancel::Cancel;
 use crate::env::names;
 use crate::fingerprint::Fingerprint;
 use crate::hashing::{HASH_SCHEMA, inputs_hash, memo_key, seed};
@@ -78,6 +79,8 @@ pub struct RunRequest {
     pub use_cache: bool,
     /// Sees frames as they arrive.
     pub observer: Option<Arc<dyn FrameObserver>>,
+    /// Stops the run from outside (a signal); [`Cancel::default`] never does.
+    pub cancel: Cancel,
 }
 
 /// The envelope, and for errors a hint for the human at the terminal.
@@ -339,6 +342,9 @@ impl Orchestrator {
             estimate_usd_micro: cost::estimate(spec, request.mode),
             lease_ttl_s: self.lease_ttl_s(),
         };
+        if let Some(reason) = request.cancel.reason() {
+            return Err(cancelled(&reason));
+        }
         progress.admitted = self.admit(&admission).await?;
         attachments::store_all(&*self.store, &attached).await?;
         // URLs outlive the run's timeout by a margin for the last upload to finish.
@@ -366,6 +372,7 @@ impl Orchestrator {
                 ledger: self.ledger.as_deref(),
             },
             observer: request.observer.as_deref(),
+            cancel: &request.cancel,
             committed: &committed,
             planned: &urls.planned,
         };
@@ -458,16 +465,24 @@ impl Orchestrator {
                 attempt.planned.to_vec(),
             );
             self.discard(&stored).await;
-            tokio::time::sleep(Duration::from_millis(backoff)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(backoff)) => {}
+                reason = attempt.cancel.cancelled() => return Err(cancelled(&reason)),
+            }
             number += 1;
         }
     }
 
     /// One attempt: start an instance, run the session, stop the instance.
     async fn attempt_once(&self, attempt: &Attempt<'_>) -> Result<SessionResult, Failure> {
-        let Attempt { adapter, spec, plan, launch, session, observer, committed, .. } = attempt;
+        let Attempt { adapter, spec, plan, launch, session, observer, cancel, committed, .. } =
+            attempt;
         tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
-        let instance = adapter.start(spec, plan, launch).await?;
+        // Cancelled while starting: the half-started instance is dropped, which stops it.
+        let instance = tokio::select! {
+            started = adapter.start(spec, plan, launch) => started?,
+            reason = cancel.cancelled() => return Err(cancelled(&reason)),
+        };
         tracing::debug!(endpoint = instance.endpoint(), "processor healthy");
         let headers = instance.headers();
         let endpoint = instance.endpoint();
@@ -479,7 +494,10 @@ impl Orchestrator {
             }
         };
         let session = SessionRequest { endpoint, headers: &headers, tls: tls.as_ref(), ..*session };
-        let result = run_session(session, &*self.store, *observer, committed).await;
+        let result = tokio::select! {
+            result = run_session(session, &*self.store, *observer, committed) => result,
+            reason = cancel.cancelled() => Err(cancelled(&reason)),
+        };
         tracing::debug!("session ended");
         instance.stop().await;
         tracing::debug!("processor stopped");
@@ -692,6 +710,14 @@ fn planned_paths(
         .collect()
 }
 
+/// The failure of a run stopped from outside.
+fn cancelled(reason: &str) -> Failure {
+    Failure::new(
+        ErrorCode::Cancelled,
+        format!("the run was cancelled ({reason}); the processor was stopped"),
+    )
+}
+
 fn timed_out(timeout_s: u64) -> Failure {
     Failure::new(
         ErrorCode::Timeout,
@@ -736,6 +762,7 @@ struct Attempt<'a> {
     /// The session, its endpoint filled in per attempt.
     session: SessionRequest<'a>,
     observer: Option<&'a dyn FrameObserver>,
+    cancel: &'a Cancel,
     committed: &'a Mutex<Vec<WorldPath>>,
     /// Objects a direct upload may create: removed with the rest after a failed attempt.
     planned: &'a [WorldPath],

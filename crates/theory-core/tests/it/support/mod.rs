@@ -67,6 +67,7 @@ pub(crate) fn request(reference: &str, mode: Mode, inputs: Value) -> RunRequest 
         plan: None,
         use_cache: true,
         observer: None,
+        cancel: theory_core::cancel::Cancel::default(),
     }
 }
 
