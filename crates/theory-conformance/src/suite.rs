@@ -124,10 +124,11 @@ async fn resource_checks(report: &mut Report, target: &Target) {
         (None, _) => report.not_applicable_because(name, "the target has no large-output run"),
         (_, None) => report.not_applicable_because(name, NO_PID),
     }
-    match target.pid {
-        Some(pid) => {
-            report.record("endurance_no_growth", resources::endurance(target, pid)).await;
-        }
-        None => report.not_applicable_because("endurance_no_growth", NO_PID),
+    if let Some(pid) = target.pid {
+        report.record("endurance_no_growth", resources::endurance(target, pid)).await;
+        report.record("control_flood_bounded", cancel::control_flood(target, pid)).await;
+    } else {
+        report.not_applicable_because("endurance_no_growth", NO_PID);
+        report.not_applicable_because("control_flood_bounded", NO_PID);
     }
 }

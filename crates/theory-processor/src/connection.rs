@@ -18,6 +18,11 @@ use crate::{Processor, files};
 
 /// Time given to the peer to answer our close frame before the socket is dropped.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Answers to this connection's own unknown control ops waiting to go out; more are dropped,
+/// so a peer flooding ops costs a fixed amount of memory.
+const ANSWERS_QUEUED: usize = 16;
+/// The longest op name echoed back in a `control_noop` answer, in characters.
+const MAX_ECHOED_OP_CHARS: usize = 64;
 
 /// Serves one upgraded connection until its run ends or the peer leaves.
 pub(crate) async fn serve<P: Processor>(shared: Arc<Shared<P>>, mut socket: WebSocket) {
@@ -27,8 +32,9 @@ pub(crate) async fn serve<P: Processor>(shared: Arc<Shared<P>>, mut socket: WebS
     tracing::debug!(execution_id = %open.execution_id, role = %open.role, "connection attached");
     let run = shared.runs.attach(&open.execution_id);
     let (mut sink, mut stream) = socket.split();
-    let mut writer = pin!(write_frames(&run, &mut sink, shared.config.file_wait));
-    let mut reader = pin!(read_frames(&shared, &run, open, &mut stream));
+    let (answers, answered) = tokio::sync::mpsc::channel(ANSWERS_QUEUED);
+    let mut writer = pin!(write_frames(&run, &mut sink, answered, shared.config.file_wait));
+    let mut reader = pin!(read_frames(&shared, &run, open, &mut stream, &answers));
     tokio::select! {
         () = &mut writer => {
             // Our close frame is out; let the peer's reply arrive so the close is clean.
@@ -87,9 +93,14 @@ async fn read_run_open(socket: &mut WebSocket, wait: Duration) -> Option<RunOpen
 }
 
 /// Sends the `Ack`, then every entry of the run's log from the first (replay) as it grows, then
-/// closes with 1000 after `RunResult`.
-async fn write_frames<S>(run: &Run, sink: &mut S, start_wait: Duration)
-where
+/// closes with 1000 after `RunResult`; answers to this connection's own control ops go out as
+/// they come, on this connection only.
+async fn write_frames<S>(
+    run: &Run,
+    sink: &mut S,
+    mut answers: tokio::sync::mpsc::Receiver<Utf8Bytes>,
+    start_wait: Duration,
+) where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     let ack = Frame::Ack(Ack { execution_id: run.execution_id.clone() });
@@ -111,15 +122,37 @@ where
             close(sink, close_code::NORMAL, "run finished").await;
             return;
         }
-        if run.is_claimed() || cursor > 0 {
-            if version.changed().await.is_err() {
-                return;
+        let wait = if run.is_claimed() || cursor > 0 { None } else { Some(start_wait) };
+        tokio::select! {
+            changed = changed_within(&mut version, wait) => match changed {
+                Some(true) => {}
+                Some(false) => return,
+                None if run.is_claimed() => {}
+                None => {
+                    close(sink, close_code::POLICY_VIOLATION, "no client started this execution_id")
+                        .await;
+                    return;
+                }
+            },
+            Some(answer) = answers.recv() => {
+                if sink.send(Message::Text(answer)).await.is_err() {
+                    return;
+                }
             }
-        } else if tokio::time::timeout(start_wait, version.changed()).await.is_err()
-            && !run.is_claimed()
-        {
-            close(sink, close_code::POLICY_VIOLATION, "no client started this execution_id").await;
-            return;
+        }
+    }
+}
+
+/// Waits for the run's log to change, for at most `wait`: `Some(true)` when it did,
+/// `Some(false)` when the run is gone, `None` when the time ran out.
+async fn changed_within(
+    version: &mut tokio::sync::watch::Receiver<u64>,
+    wait: Option<Duration>,
+) -> Option<bool> {
+    match wait {
+        None => Some(version.changed().await.is_ok()),
+        Some(wait) => {
+            tokio::time::timeout(wait, version.changed()).await.ok().map(|changed| changed.is_ok())
         }
     }
 }
@@ -155,8 +188,13 @@ where
 
 /// Starts the run when this is its first client, then handles control frames until the peer
 /// leaves.
-async fn read_frames<P, S>(shared: &Arc<Shared<P>>, run: &Arc<Run>, open: RunOpen, stream: &mut S)
-where
+async fn read_frames<P, S>(
+    shared: &Arc<Shared<P>>,
+    run: &Arc<Run>,
+    open: RunOpen,
+    stream: &mut S,
+    answers: &tokio::sync::mpsc::Sender<Utf8Bytes>,
+) where
     P: Processor,
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
@@ -189,8 +227,12 @@ where
                     tracing::info!(execution_id = %run.execution_id, op = %control.op, "run cancelled by peer");
                     run.request_cancel();
                 } else {
-                    let detail = BTreeMap::from([("op".to_owned(), control.op.into())]);
-                    run.push_frame(&Frame::Event(Event { phase: Phase::ControlNoop, detail }));
+                    // Answered to this peer alone and never kept in the run's log: unknown ops
+                    // cannot grow the run, whoever sends how many.
+                    let op: String = control.op.chars().take(MAX_ECHOED_OP_CHARS).collect();
+                    let detail = BTreeMap::from([("op".to_owned(), op.into())]);
+                    let event = Frame::Event(Event { phase: Phase::ControlNoop, detail });
+                    let _ = answers.try_send(Utf8Bytes::from(event.to_json(Some(now_ms()))));
                 }
             }
             Message::Close(_) => return,

@@ -42,7 +42,9 @@
 //!    with [`ErrorCode::InputIntegrity`].
 //! 3. [`Control`] from a `controller`: `{"op":"preempt"}` (alias `cancel`) cancels the run — the
 //!    handler is asked to stop, then stopped hard after a grace period; the result is an error
-//!    envelope [`ErrorCode::Cancelled`]. Unknown ops → `Event {"phase":"control_noop","op":…}`.
+//!    envelope [`ErrorCode::Cancelled`]. An unknown op is answered with
+//!    `Event {"phase":"control_noop","op":…}` (the op cut to 64 characters) to its sender alone,
+//!    and never kept in the run's log, so a flood of ops costs the processor nothing lasting.
 //!
 //! ## Server → client
 //!

@@ -4,6 +4,7 @@ mod attachments;
 mod behaviour;
 mod canary;
 mod docker;
+mod hostile_inputs;
 mod integrity;
 mod interrupts;
 mod ledger;

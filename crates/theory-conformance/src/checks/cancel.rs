@@ -85,7 +85,53 @@ pub(crate) async fn control_noop(target: &Target) -> Result<String, String> {
     ensure(noop == Some(Some("pause".into())), || {
         format!("expected control_noop with op pause, got {noop:?}")
     })?;
-    Ok("unknown op → control_noop; cancel alias stops the run".into())
+    ensure(!has_phase(&client, &Phase::ControlNoop), || {
+        "the client saw the controller's control_noop: unknown ops must be answered to their sender only, never kept in the run's log".into()
+    })?;
+    Ok("unknown op → control_noop to its sender only; cancel alias stops the run".into())
+}
+
+/// Ops a flooding controller sends, and the length of each op name.
+const FLOOD_OPS: usize = 20_000;
+const FLOOD_OP_BYTES: usize = 4096;
+
+/// A controller flooding unknown ops (80 MB of them) costs the processor a bounded amount of
+/// memory: they are answered, not kept.
+pub(crate) async fn control_flood(target: &Target, pid: u32) -> Result<String, String> {
+    let id = fresh_id("flood");
+    let client = start_pending(target, &id).await?;
+    let mut control = controller(target, &id).await?;
+    let before = crate::process::process_stats(pid).map_err(|error| error.to_string())?;
+    let op = "x".repeat(FLOOD_OP_BYTES);
+    let frame = Frame::Control(Control { op }).to_json(None);
+    for _ in 0..FLOOD_OPS {
+        control.send_text(frame.clone()).await?;
+    }
+    control.send(&Frame::Control(Control { op: "cancel".into() })).await?;
+    let control = control.collect(QUICK).await;
+    let client = client.await.map_err(|error| error.to_string())?;
+    verify_error(&client, &id, &ErrorCode::Cancelled)?;
+    let after = crate::process::process_stats(pid).map_err(|error| error.to_string())?;
+    let growth = after.rss_bytes.saturating_sub(before.rss_bytes);
+    let sent_mib = (FLOOD_OPS * FLOOD_OP_BYTES) / (1024 * 1024);
+    ensure(growth <= 32 * 1024 * 1024, || {
+        format!(
+            "{sent_mib} MiB of unknown control ops grew the processor by {} MiB",
+            growth / (1024 * 1024)
+        )
+    })?;
+    ensure(!has_phase(&client, &Phase::ControlNoop), || {
+        "the client saw control_noop events".into()
+    })?;
+    let answered = control
+        .frames
+        .iter()
+        .filter(|frame| matches!(frame, Frame::Event(event) if event.phase == Phase::ControlNoop))
+        .count();
+    Ok(format!(
+        "{FLOOD_OPS} unknown ops ({sent_mib} MiB): {answered} answered, RSS grew {} KiB",
+        growth / 1024
+    ))
 }
 
 /// Starts `spec` as a client and returns once its handler runs (the `started` event arrived).
