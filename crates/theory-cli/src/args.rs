@@ -42,6 +42,8 @@ pub(crate) enum Command {
     /// Check the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Re-hash runs' outputs, indexes and receipts against the store and the ledger.
+    Verify(VerifyArgs),
     /// Deploy to Modal and run there, with Modal's own `modal` CLI.
     #[command(subcommand)]
     Modal(crate::modal_args::ModalCommand),
@@ -124,8 +126,23 @@ pub(crate) struct ExecutionShowArgs {
 /// `theory ledger …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum LedgerCommand {
-    /// Walk the event chain and name the first entry that was tampered with.
+    /// Walk the event chain, replay the plans and executions from it, check the database file
+    /// and that the receipts in the store point into the ledger; name what does not hold.
     Verify(JsonArgs),
+}
+
+/// `theory verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The executions to verify.
+    #[arg(value_name = "EXECUTION")]
+    pub(crate) executions: Vec<String>,
+    /// Every successful execution of the ledger, and every stored attachment.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `theory processor …`.

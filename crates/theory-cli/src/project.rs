@@ -140,7 +140,9 @@ impl Project {
                 if let Some(url) = url {
                     message = message.replace(url, "DATABASE_URL");
                 }
-                let hint = if url.is_some() {
+                let hint = if let theory_ledger::LedgerError::Unreadable { .. } = error {
+                    "restore the file from a backup, or move it away (theory then starts a new, empty ledger); `theory ledger verify` checks a restored one"
+                } else if url.is_some() {
                     "check DATABASE_URL (postgres://user:password@host:port/db), or unset it to use .theory/theory.db"
                 } else {
                     "check that .theory/ is writable"

@@ -39,6 +39,8 @@ pub struct Admitted {
     pub plan: Option<String>,
     /// What was reserved on it.
     pub reserved_usd_micro: u64,
+    /// The position of the admission in the ledger's event log (recorded in the receipt).
+    pub position: Option<u64>,
 }
 
 /// How a run ended, for the ledger.
@@ -71,9 +73,14 @@ pub trait RunLedger: Send + Sync {
     async fn admit(&self, admission: &Admission<'_>) -> Result<Admitted, Failure>;
 
     /// Closes the run's record with its envelope, settles its reservation (the actual cost is
-    /// charged and the rest released) and gives its lease back. A run refused before admission
-    /// is recorded too.
-    async fn close(&self, closing: &Closing<'_>, admitted: Option<&Admitted>);
+    /// charged and the rest released) and gives its lease back, in one write. A run refused
+    /// before admission is recorded too. A failure (`ERR_LEDGER`: a full disk, a lost server)
+    /// leaves the record open, for the recovery of a later command to fail it.
+    async fn close(
+        &self,
+        closing: &Closing<'_>,
+        admitted: Option<&Admitted>,
+    ) -> Result<(), Failure>;
 
     /// Records an attempt that failed transiently and will be tried again.
     async fn attempt_failed(&self, execution_id: &ExecutionId, attempt: u32, failure: &Failure);

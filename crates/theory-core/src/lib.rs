@@ -44,6 +44,7 @@ pub mod registry;
 pub mod session;
 pub mod time;
 pub mod tls;
+pub mod verify;
 mod world_path;
 
 pub use digest::{Digest, DigestError, ImagePin};

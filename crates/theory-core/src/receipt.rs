@@ -49,6 +49,11 @@ pub struct Receipt {
     /// How bytes moved: `direct` (presigned URLs, straight to the store) or `stream` (through
     /// the orchestrator's connection).
     pub transfer: String,
+    /// The position in the ledger's event log of the event that admitted the run (its
+    /// `execution.started`), when a ledger recorded it: `theory ledger verify` finds a ledger
+    /// cut short, or replaced, by receipts that point past its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_position: Option<u64>,
 }
 
 impl Receipt {

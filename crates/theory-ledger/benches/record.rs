@@ -54,7 +54,7 @@ async fn record_one(ledger: &Ledger, id: &str, plan: Option<&str>) {
         attempts: 1,
         duration_ms: 5,
     };
-    ledger.close(&closing, Some(&admitted)).await;
+    ledger.close(&closing, Some(&admitted)).await.expect("the run is recorded");
 }
 
 fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {

@@ -6,6 +6,15 @@ pub enum LedgerError {
     /// The database could not be opened or migrated.
     #[error("cannot open the ledger: {0}")]
     Open(String),
+    /// The ledger file is there but is not a readable ledger: damaged, empty, or another kind of
+    /// file. Never replaced by a new one: its history would be lost without a word.
+    #[error("the ledger {file} cannot be used: {reason}")]
+    Unreadable {
+        /// The file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A statement failed.
     #[error("ledger: {0}")]
     Database(#[from] sqlx::Error),

@@ -102,39 +102,52 @@ impl Ledger {
         rows.iter().map(event_of).collect()
     }
 
+    /// Returns the entry at a position, if the log is that long.
+    pub async fn event_at(&self, seq: i64) -> Result<Option<Event>, LedgerError> {
+        let row = sqlx::query("SELECT * FROM events WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(event_of).transpose()
+    }
+
     /// Walks the chain from the start and names the first entry that does not hold: a hash
     /// that is not the hash of its fields, a link to anything but the entry before, or a gap.
     pub async fn verify(&self) -> Result<ChainReport, LedgerError> {
-        let events = self.events(None).await?;
-        let entries = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let mut prev_hash = GENESIS.to_owned();
-        for (expected_seq, event) in (1_i64..).zip(events.iter()) {
-            let bad = |reason: String| ChainReport {
-                entries,
-                first_bad_seq: Some(event.seq),
-                reason: Some(reason),
-            };
-            if event.seq != expected_seq {
-                return Ok(bad(format!("expected entry {expected_seq}, found {}", event.seq)));
-            }
-            if event.prev_hash != prev_hash {
-                return Ok(bad("its prev_hash is not the hash of the entry before".into()));
-            }
-            let recomputed = chain_hash(
-                &event.prev_hash,
-                event.seq,
-                event.execution_id.as_deref(),
-                &event.kind,
-                &event.body,
-                event.at_ms,
-            )?;
-            if recomputed != event.this_hash {
-                return Ok(bad("its contents do not hash to its this_hash".into()));
-            }
-            prev_hash.clone_from(&event.this_hash);
-        }
-        Ok(ChainReport { entries, first_bad_seq: None, reason: None })
+        check_chain(&self.events(None).await?)
     }
+}
+
+/// [`Ledger::verify`] over events already read (in order).
+pub fn check_chain(events: &[Event]) -> Result<ChainReport, LedgerError> {
+    let entries = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let mut prev_hash = GENESIS.to_owned();
+    for (expected_seq, event) in (1_i64..).zip(events.iter()) {
+        let bad = |reason: String| ChainReport {
+            entries,
+            first_bad_seq: Some(event.seq),
+            reason: Some(reason),
+        };
+        if event.seq != expected_seq {
+            return Ok(bad(format!("expected entry {expected_seq}, found {}", event.seq)));
+        }
+        if event.prev_hash != prev_hash {
+            return Ok(bad("its prev_hash is not the hash of the entry before".into()));
+        }
+        let recomputed = chain_hash(
+            &event.prev_hash,
+            event.seq,
+            event.execution_id.as_deref(),
+            &event.kind,
+            &event.body,
+            event.at_ms,
+        )?;
+        if recomputed != event.this_hash {
+            return Ok(bad("its contents do not hash to its this_hash".into()));
+        }
+        prev_hash.clone_from(&event.this_hash);
+    }
+    Ok(ChainReport { entries, first_bad_seq: None, reason: None })
 }
 
 fn event_of(row: &sqlx::any::AnyRow) -> Result<Event, LedgerError> {

@@ -304,8 +304,12 @@ impl Ledger {
     }
 }
 
-/// [`Ledger::start_execution`] within a write.
-pub(crate) async fn start_in(write: &mut Write, start: &ExecutionStart) -> Result<(), LedgerError> {
+/// [`Ledger::start_execution`] within a write; returns the position of its `execution.started`
+/// event.
+pub(crate) async fn start_in(
+    write: &mut Write,
+    start: &ExecutionStart,
+) -> Result<i64, LedgerError> {
     sqlx::query(
         "INSERT INTO executions (id, processor_ref, adapter, runtime, mode, status, memo_key,
              plan_key, write_prefix, reserved_usd_micro, attempts, started_at_ms, owner)
@@ -327,8 +331,7 @@ pub(crate) async fn start_in(write: &mut Write, start: &ExecutionStart) -> Resul
     let body = json!({"processor_ref": start.processor_ref, "adapter": start.adapter,
                       "runtime": start.runtime, "mode": start.mode, "memo_key": start.memo_key,
                       "plan": start.plan_key, "write_prefix": start.write_prefix});
-    write.event(Some(&start.id), "execution.started", &body)?;
-    Ok(())
+    Ok(write.event(Some(&start.id), "execution.started", &body)?.seq)
 }
 
 /// [`Ledger::finish_execution`] within a write; an execution that is not `running` is

@@ -9,6 +9,8 @@
 //! - `write`: every change is one transaction that takes the event log's lock first and commits
 //!   the rows it changes with the events that say so.
 //! - `events`: [`Ledger::append_event`] and [`Ledger::verify`].
+//! - `audit`: the tables replayed from the event log ([`Ledger::table_drifts`]) and SQLite's own
+//!   check of the file ([`Ledger::file_problems`]).
 //! - `executions`: the record of each run; [`Ledger::recover`] fails what a killed orchestrator
 //!   left `running` and releases its reservations and leases.
 //! - `plans`: budgets; [`Ledger::reserve`] and [`Ledger::settle`] keep `reserved + spent ≤ budget`
@@ -17,6 +19,7 @@
 //! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`: admission (lease,
 //!   reservation, record) is one write and closing (record, release, settlement) another.
 
+mod audit;
 mod error;
 mod events;
 mod executions;
@@ -33,8 +36,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
+pub use audit::Drift;
 pub use error::LedgerError;
-pub use events::{ChainReport, Event, GENESIS};
+pub use events::{ChainReport, Event, GENESIS, check_chain};
 pub use executions::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish};
 pub use leases::Lease;
 pub use plans::{Plan, Settlement};
@@ -71,22 +75,35 @@ pub struct Ledger {
 
 impl Ledger {
     /// Opens the ledger named by `database_url` (`postgres://…`, `sqlite://…`), or the SQLite file
-    /// `default_file` when there is none; creates it and applies the migrations.
+    /// `default_file` when there is none, and applies the migrations. The default file is created
+    /// whole or not at all (built under a temporary name, then linked into place); one that
+    /// exists must be a ledger, so a file emptied or replaced is an error, never a new ledger.
     pub async fn open(
         database_url: Option<&str>,
         default_file: &Path,
     ) -> Result<Ledger, LedgerError> {
         sqlx::any::install_default_drivers();
-        let url = if let Some(url) = database_url {
-            url.to_owned()
-        } else {
-            if let Some(parent) = default_file.parent() {
-                std::fs::create_dir_all(parent).map_err(|error| {
-                    LedgerError::Open(format!("cannot create {}: {error}", parent.display()))
-                })?;
-            }
-            format!("sqlite://{}?mode=rwc", default_file.display())
-        };
+        match database_url {
+            Some(url) => Ledger::open_url(url, None).await,
+            None => Ledger::open_default(default_file).await,
+        }
+    }
+
+    async fn open_default(file: &Path) -> Result<Ledger, LedgerError> {
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                LedgerError::Open(format!("cannot create {}: {error}", parent.display()))
+            })?;
+        }
+        if !file.exists() {
+            create_default(file).await?;
+        }
+        check_not_empty(file)?;
+        Ledger::open_url(&format!("sqlite://{}?mode=rw", file.display()), Some(file)).await
+    }
+
+    async fn open_url(url: &str, existing_file: Option<&Path>) -> Result<Ledger, LedgerError> {
+        let url = url.to_owned();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else if url.starts_with("sqlite:") {
@@ -99,6 +116,9 @@ impl Ledger {
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|error| LedgerError::Open(format!("DATABASE_URL is not usable: {error}")))?
             .disable_statement_logging();
+        if backend == Backend::Sqlite {
+            probe_sqlite(&options, existing_file, &url).await?;
+        }
         if backend == Backend::Postgres {
             // One connection first: the pool would retry a refused or misaddressed server until
             // its timeout and then say only that; this says why, at once.
@@ -153,6 +173,91 @@ impl Ledger {
     /// Closes every connection (not to be confused with `RunLedger::close`, which closes a run).
     pub async fn disconnect(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Creates the default ledger file: a new ledger, migrated under a temporary name, then linked at
+/// `file` (which fails harmlessly when another process got there first).
+async fn create_default(file: &Path) -> Result<(), LedgerError> {
+    let name = file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = file.with_file_name(format!("{name}.new-{}", std::process::id()));
+    let remove_temporary = || {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", temporary.display()));
+        }
+    };
+    remove_temporary();
+    let created =
+        Ledger::open_url(&format!("sqlite://{}?mode=rwc", temporary.display()), None).await;
+    let linked = match created {
+        Ok(ledger) => {
+            // Everything into the main file, so the link carries the whole ledger.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(ledger.pool()).await;
+            ledger.disconnect().await;
+            match std::fs::hard_link(&temporary, file) {
+                Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
+                    Err(LedgerError::Open(format!("cannot create {}: {error}", file.display())))
+                }
+                _ => Ok(()),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    remove_temporary();
+    linked
+}
+
+/// Refuses a ledger file of zero bytes: SQLite would take it for a new, empty database and the
+/// ledger would start over, its history gone without a word.
+fn check_not_empty(file: &Path) -> Result<(), LedgerError> {
+    let unreadable =
+        |reason: String| LedgerError::Unreadable { file: file.display().to_string(), reason };
+    let metadata = std::fs::metadata(file).map_err(|error| unreadable(error.to_string()))?;
+    if !metadata.is_file() {
+        return Err(unreadable("it is not a regular file".into()));
+    }
+    if metadata.len() == 0 {
+        return Err(unreadable("it is empty (0 bytes), so its history is gone".into()));
+    }
+    Ok(())
+}
+
+/// Opens one SQLite connection before the pool does and reads the schema: a damaged file, or a
+/// file that is not a database, is named at once in one line (the pool would retry for its
+/// whole timeout and log every attempt). An existing file must hold a Theory ledger.
+async fn probe_sqlite(
+    options: &AnyConnectOptions,
+    existing_file: Option<&Path>,
+    url: &str,
+) -> Result<(), LedgerError> {
+    use sqlx::Row;
+    let shown = existing_file.map_or_else(|| url.to_owned(), |file| file.display().to_string());
+    let unreadable = |reason: String| LedgerError::Unreadable { file: shown.clone(), reason };
+    let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| unreadable("it did not open in time (locked by another program?)".into()))?
+        .map_err(|error| unreadable(sqlite_reason(&error)))?;
+    let tables = sqlx::query(
+        "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('theory_migrations', 'events')",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .map_err(|error| unreadable(sqlite_reason(&error)));
+    let _ = sqlx::Connection::close(connection).await;
+    let tables: i64 = tables?.try_get("n").map_err(|error| unreadable(sqlite_reason(&error)))?;
+    if existing_file.is_some() && tables < 2 {
+        return Err(unreadable("it is a SQLite database without a Theory ledger in it".into()));
+    }
+    Ok(())
+}
+
+/// What a SQLite error means, in words.
+fn sqlite_reason(error: &sqlx::Error) -> String {
+    let message = error.to_string();
+    if message.contains("not a database") || message.contains("malformed") {
+        format!("it is damaged or not a SQLite database ({message})")
+    } else {
+        message
     }
 }
 

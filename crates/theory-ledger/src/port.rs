@@ -77,7 +77,7 @@ impl RunLedger for Ledger {
             reserved_usd_micro: if admission.plan.is_some() { reserved } else { 0 },
             owner: this_owner(),
         };
-        retrying(|| async {
+        let position = retrying(|| async {
             let mut write = Write::begin(self).await?;
             if let Some(ttl_s) = admission.lease_ttl_s {
                 let ttl_ms = i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -86,19 +86,25 @@ impl RunLedger for Ledger {
             if let Some(plan) = admission.plan {
                 reserve_in(&mut write, plan, &id, reserved).await?;
             }
-            start_in(&mut write, &start).await?;
-            write.commit().await
+            let position = start_in(&mut write, &start).await?;
+            write.commit().await?;
+            Ok(position)
         })
         .await
         .map_err(|error| ledger_failure(&error))?;
         Ok(Admitted {
             plan: admission.plan.map(str::to_owned),
             reserved_usd_micro: admission.estimate_usd_micro,
+            position: u64::try_from(position).ok(),
         })
     }
 
     /// One write: the record closed, the lease given back and the plan settled together.
-    async fn close(&self, closing: &Closing<'_>, admitted: Option<&Admitted>) {
+    async fn close(
+        &self,
+        closing: &Closing<'_>,
+        admitted: Option<&Admitted>,
+    ) -> Result<(), Failure> {
         let id = closing.execution_id.to_string();
         let (status, error_code) = match closing.envelope {
             Envelope::Success(_) => (ExecutionStatus::Success, None),
@@ -134,7 +140,7 @@ impl RunLedger for Ledger {
             finish_in(&mut write, &id, &finish).await?;
             release_in(&mut write, &id).await?;
             let mut settlement = None;
-            if let Some(Admitted { plan: Some(plan), reserved_usd_micro }) = admitted {
+            if let Some(Admitted { plan: Some(plan), reserved_usd_micro, .. }) = admitted {
                 let reserved = i64::try_from(*reserved_usd_micro).unwrap_or(i64::MAX);
                 // Unknown cost of a success: the estimate is charged. A failure costs what it
                 // reported.
@@ -149,17 +155,21 @@ impl RunLedger for Ledger {
         })
         .await;
         match settlement {
-            Ok(Some((plan, settlement))) => tracing::info!(
-                plan = %plan,
-                charged_usd_micro = settlement.charged_usd_micro,
-                released_usd_micro = settlement.released_usd_micro,
-                "settled"
-            ),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(
-                %error,
-                "the ledger could not record the run; `theory` recovers it when this process is gone"
-            ),
+            Ok(Some((plan, settlement))) => {
+                tracing::info!(
+                    plan = %plan,
+                    charged_usd_micro = settlement.charged_usd_micro,
+                    released_usd_micro = settlement.released_usd_micro,
+                    "settled"
+                );
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(error) => Err(Failure::new(
+                ErrorCode::Ledger,
+                format!("the ledger could not record how the run ended: {error}"),
+            )
+            .hint("the next theory command marks the run failed; check the disk or the database, then `theory ledger verify`")),
         }
     }
 

@@ -1,7 +1,13 @@
-//! `theory ledger verify`: walks the event chain; exit 1 naming the first tampered entry.
+//! `theory ledger verify`: the event chain, the database file, the tables against the log they
+//! follow, and the log's length against the receipts in the store; exit 1 naming what does not
+//! hold.
 
 use std::process::ExitCode;
 
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use theory_core::{ArtifactStore, Receipt};
+use theory_ledger::{Event, Ledger};
 use theory_protocol::ErrorCode;
 
 use super::Context;
@@ -14,24 +20,140 @@ use crate::usage::UsageError;
 pub(crate) async fn run(command: LedgerCommand, context: Context) -> Result<ExitCode, UsageError> {
     let LedgerCommand::Verify(args) = command;
     let ledger = context.project.ledger(&context.env).await?;
-    let report = match ledger.verify().await {
-        Ok(report) => report,
+    let store = context.project.store(&context.env).await?;
+    let events = match ledger.events(None).await {
+        Ok(events) => events,
         Err(error) => return Ok(ledger_error(&error).report(args.json)),
     };
-    match (report.first_bad_seq, &report.reason) {
-        (None, _) => {
-            if args.json {
-                print_json(&serde_json::json!({"ok": true, "entries": report.entries, "backend": ledger.backend().as_str()}));
-            } else {
-                out(format!("ok: {} entries, every hash and link holds ({})", report.entries, ledger.backend().as_str()));
-            }
-            Ok(ExitCode::SUCCESS)
+    let checked = async {
+        let chain = theory_ledger::check_chain(&events)?;
+        let file = ledger.file_problems().await?;
+        let drifts = ledger.table_drifts(&events).await?;
+        Ok::<_, theory_ledger::LedgerError>((chain, file, drifts))
+    };
+    let (chain, file, drifts) = match checked.await {
+        Ok(checked) => checked,
+        Err(error) => return Ok(ledger_error(&error).report(args.json)),
+    };
+    let receipts = match receipt_positions(&*store, &ledger, &events).await {
+        Ok(receipts) => receipts,
+        Err(error) => {
+            return Ok(OpError::new(
+                ErrorCode::Store,
+                format!("cannot read the receipts in the store: {error}"),
+                "check the storage settings (STORAGE_BACKEND and its variables)",
+            )
+            .report(args.json));
         }
-        (Some(seq), reason) => Ok(OpError::new(
-            ErrorCode::Ledger,
-            format!("ledger entry {seq} was tampered with: {}", reason.as_deref().unwrap_or("it does not hold")),
-            "entries before it are intact; restore the database from a backup to trust what follows",
-        )
-        .report(args.json)),
+    };
+    let mut problems: Vec<String> = Vec::new();
+    if let (Some(seq), reason) = (chain.first_bad_seq, &chain.reason) {
+        problems.push(format!(
+            "ledger entry {seq} was tampered with: {}",
+            reason.as_deref().unwrap_or("it does not hold")
+        ));
     }
+    if let Some(found) = &file {
+        problems.push(format!("the database file is damaged: {found}"));
+    }
+    problems.extend(drifts.iter().map(|drift| {
+        format!(
+            "{} {}: the table holds {}, the event log says {}",
+            drift.subject, drift.field, drift.table, drift.log
+        )
+    }));
+    problems.extend(receipts.problems.iter().cloned());
+    let backend = ledger.backend().as_str();
+    if problems.is_empty() {
+        if args.json {
+            print_json(&json!({"ok": true, "entries": chain.entries, "backend": backend,
+                               "receipts_checked": receipts.checked}));
+        } else {
+            out(format!(
+                "ok: {} entries, every hash and link holds; the plans and executions follow the log; {} receipts in the store point into it ({backend})",
+                chain.entries, receipts.checked
+            ));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let first = problems[0].clone();
+    let hint = "entries before a tampered one are intact; restore the database from a backup to trust the rest";
+    if args.json {
+        print_json(&json!({"ok": false, "entries": chain.entries, "backend": backend,
+                           "first_bad_seq": chain.first_bad_seq, "problems": problems,
+                           "drifts": drifts, "receipts_checked": receipts.checked,
+                           "error": {"code": ErrorCode::Ledger.to_string(), "message": first}}));
+    } else {
+        for problem in &problems {
+            eprintln!("error: {problem}");
+        }
+        eprintln!("hint: {hint}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+/// What the receipts in the store say about the ledger.
+struct Receipts {
+    checked: usize,
+    problems: Vec<String>,
+}
+
+/// Reads every receipt under `/artifacts/execution/` and checks the position it records: the
+/// ledger must reach it, and hold that run's admission there.
+async fn receipt_positions(
+    store: &dyn ArtifactStore,
+    ledger: &Ledger,
+    events: &[Event],
+) -> Result<Receipts, String> {
+    let mut receipts = Receipts { checked: 0, problems: Vec::new() };
+    let listed = store.list("/artifacts/execution/").await.map_err(|error| error.to_string())?;
+    let end = events.last().map_or(0, |event| event.seq);
+    for path in listed.iter().filter(|path| path.file_name() == "determinism.json") {
+        let Some(receipt) = read_receipt(store, path).await else { continue };
+        let Some(position) =
+            receipt.ledger_position.and_then(|position| i64::try_from(position).ok())
+        else {
+            continue;
+        };
+        receipts.checked += 1;
+        let id = receipt.execution_id.as_str();
+        if position > end {
+            receipts.problems.push(format!(
+                "the receipt of execution {id} records ledger position {position}, but the ledger ends at {end}: it was cut short or replaced"
+            ));
+            continue;
+        }
+        let found = match events.get(usize::try_from(position - 1).unwrap_or(usize::MAX)) {
+            Some(event) if event.seq == position => Some(event.clone()),
+            _ => ledger.event_at(position).await.map_err(|error| error.to_string())?,
+        };
+        let admits = found.as_ref().is_some_and(|event| {
+            event.kind == "execution.started" && event.execution_id.as_deref() == Some(id)
+        });
+        if !admits {
+            receipts.problems.push(format!(
+                "the receipt of execution {id} records ledger position {position}, which holds another entry"
+            ));
+        }
+    }
+    Ok(receipts)
+}
+
+/// A receipt from the store, or `None` when it cannot be read as one (`theory verify` reports
+/// that; here only positions matter).
+pub(crate) async fn read_receipt(
+    store: &dyn ArtifactStore,
+    path: &theory_core::WorldPath,
+) -> Option<Receipt> {
+    let mut stream = store.open(path).await.ok()??;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.ok()?);
+        if bytes.len() > 16 * 1024 * 1024 {
+            return None;
+        }
+    }
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|value| serde_json::from_value(value).ok())
 }

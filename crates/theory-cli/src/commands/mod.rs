@@ -9,6 +9,7 @@ pub(crate) mod processor;
 pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod scaffold;
+pub(crate) mod verify;
 
 use std::process::ExitCode;
 
@@ -108,6 +109,7 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, crate::u
         crate::args::Command::Plan(command) => plan::run(command, context).await,
         crate::args::Command::Executions(command) => executions::run(command, context).await,
         crate::args::Command::Ledger(command) => ledger::run(command, context).await,
+        crate::args::Command::Verify(args) => verify::run(args, context).await,
         crate::args::Command::Modal(command) => modal::run(command, context).await,
     }
 }

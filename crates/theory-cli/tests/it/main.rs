@@ -15,3 +15,4 @@ mod scaffold;
 mod snapshots;
 mod storage;
 mod support;
+mod verification;

@@ -1,14 +1,20 @@
 //! The orchestrator: turns a [`RunRequest`] into an envelope, through an [`crate::Adapter`], the
 //! protocol session and an [`crate::ArtifactStore`].
 //!
-//! - `run`: [`Orchestrator::run`], the life of a run.
+//! - `run`: [`Orchestrator::run`], the life of a run in one readable sequence, and admission.
+//! - `prepare`: what is checked and decided before anything starts.
+//! - `attempts`: starting the processor and running the session, retried and cancellable.
+//! - `finish`: index, receipts and envelope; or the removal of a failed run's outputs.
 //! - `memo`: [`MemoCache`], reuse of finished identical runs.
 //! - `predicates`: the spec's admission and success predicates (`ERR_PREDICATE`).
 //! - `transfer`: [`Transfer`], whether bytes go through the session or straight to the store.
 
+mod attempts;
 mod cost;
+mod finish;
 mod memo;
 mod predicates;
+mod prepare;
 mod run;
 mod transfer;
 

@@ -49,7 +49,7 @@ async fn one_run(ledger: &Ledger, index: usize, reserve: i64, actual: i64) -> i6
         attempts: 1,
         duration_ms: 1,
     };
-    ledger.close(&closing, Some(&admitted)).await;
+    ledger.close(&closing, Some(&admitted)).await.expect("the run is recorded");
     let record = ledger.execution(id.as_str()).await.unwrap();
     assert_eq!(record.error_code.as_deref(), Some("ERR_PROVIDER"));
     let settled = ledger.events(Some(id.as_str())).await.unwrap();

@@ -59,7 +59,7 @@ async fn a_refused_admission_leaves_nothing_and_a_closed_run_holds_nothing() {
             attempts: 2,
             duration_ms: 7,
         };
-        ledger.close(&closing, Some(&admitted)).await;
+        ledger.close(&closing, Some(&admitted)).await.expect("the run is recorded");
         let plan = ledger.plan("p").await.unwrap();
         assert_eq!((plan.reserved_usd_micro, plan.spent_usd_micro), (0, 250), "{backend}");
         let record = ledger.execution("E1").await.unwrap();
