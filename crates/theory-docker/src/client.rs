@@ -23,8 +23,10 @@ impl DockerError {
     /// What to do about it, for people.
     pub fn hint(&self) -> &'static str {
         match self {
+            // Said once, and only what helps every caller; `theory run` adds the host-process
+            // alternative where that can help (`theory local …` cannot use it).
             DockerError::Unreachable(_) => {
-                "start the Docker Engine (or set DOCKER_HOST), or run on the host with --adapter-opts-json '{\"runtime\":\"process\"}'"
+                "start the Docker Engine (dockerd, or Docker Desktop), or point DOCKER_HOST at one that runs"
             }
             DockerError::NotFound(_) => "check the name with `docker images` or `docker ps -a`",
             DockerError::Engine(_) => "see the Docker Engine's log for details",

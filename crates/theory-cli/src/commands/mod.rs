@@ -8,6 +8,7 @@ pub(crate) mod plan;
 pub(crate) mod processor;
 pub(crate) mod registry;
 pub(crate) mod run;
+pub(crate) mod save;
 pub(crate) mod scaffold;
 pub(crate) mod verify;
 

@@ -2,11 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use serde_json::Value;
 use theory_core::attachments::Attachment;
 use theory_core::orchestrator::{MemoCache, TransferRequest, resolve_write_prefix};
@@ -14,7 +12,6 @@ use theory_core::registry::Platform;
 use theory_core::session::FrameObserver;
 use theory_core::{
     AdapterOptions, ArtifactStore, Mode, Orchestrator, ProcessorRef, Redactor, RunRequest,
-    WorldPath,
 };
 use theory_local::LocalAdapter;
 use theory_protocol::{Envelope, Frame};
@@ -136,9 +133,13 @@ async fn report(
             if !args.json {
                 crate::print::out(&success.index_path);
             }
-            if let Err(error) =
-                save(store, &outcome.envelope, args.save_dir.as_deref(), args.save_first.as_deref())
-                    .await
+            if let Err(error) = super::save::save(
+                store,
+                &outcome.envelope,
+                args.save_dir.as_deref(),
+                args.save_first.as_deref(),
+            )
+            .await
             {
                 print_error(
                     &format!("the run succeeded, but saving its outputs failed: {error}"),
@@ -190,6 +191,7 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
             UsageError::new(format!("--platform: {error}"), "use amd64 or arm64")
         })?);
     }
+    super::save::check_targets(args.save_dir.as_deref(), args.save_first.as_deref())?;
     if let Some(plan) = &args.plan
         && (plan.is_empty()
             || !plan.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
@@ -331,46 +333,6 @@ fn resolve_mode_and_adapter(
         }
     };
     Ok((resolved, adapter))
-}
-
-/// Copies outputs out of the store: all of them under `save_dir` by world path, the first to
-/// `save_first`.
-async fn save(
-    store: &dyn ArtifactStore,
-    envelope: &Envelope,
-    save_dir: Option<&Path>,
-    save_first: Option<&Path>,
-) -> anyhow::Result<()> {
-    let Envelope::Success(success) = envelope else { return Ok(()) };
-    if let Some(folder) = save_dir {
-        for output in &success.outputs {
-            let path: WorldPath = output.path.parse()?;
-            copy_out(store, &path, &folder.join(path.key())).await?;
-        }
-    }
-    if let (Some(file), Some(first)) = (save_first, success.outputs.first()) {
-        copy_out(store, &first.path.parse()?, file).await?;
-    }
-    Ok(())
-}
-
-async fn copy_out(
-    store: &dyn ArtifactStore,
-    path: &WorldPath,
-    target: &Path,
-) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut stream =
-        store.open(path).await?.ok_or_else(|| anyhow::anyhow!("{path} is not in the store"))?;
-    if let Some(parent) = target.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(parent).await?;
-    }
-    let mut file = tokio::fs::File::create(target).await?;
-    while let Some(chunk) = stream.next().await {
-        file.write_all(&chunk?).await?;
-    }
-    file.flush().await?;
-    Ok(())
 }
 
 /// `--stream`: tokens as they come, events and logs on lines of their own, secrets redacted.

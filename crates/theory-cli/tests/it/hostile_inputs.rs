@@ -170,3 +170,53 @@ fn adapter_options_must_be_an_object() {
         );
     }
 }
+
+#[test]
+fn save_targets_are_checked_before_the_run_starts() {
+    let project = Project::new();
+    std::fs::write(project.path().join("a-file"), b"x").unwrap();
+    let run = ["run", "--ref", "theory/probe@1"];
+    refused_fast(&project, &[&run[..], &["--save-dir", "a-file"]].concat(), 2, "is not a folder");
+    let folder = project.path().display().to_string();
+    refused_fast(
+        &project,
+        &[&run[..], &["--save-first", folder.as_str()]].concat(),
+        2,
+        "it is a folder",
+    );
+    refused_fast(
+        &project,
+        &[&run[..], &["--save-first", "a-file/x.txt"]].concat(),
+        2,
+        "is not a folder",
+    );
+    // Nothing ran for them.
+    let listed = project.run(&["executions", "list", "--json"]).json();
+    assert_eq!(listed["executions"], serde_json::json!([]), "{listed}");
+    let saved = project
+        .run(&[&run[..], &["--save-dir", "out/all", "--save-first", "out/first.txt"]].concat());
+    assert_eq!(saved.code, 0, "{}", saved.transcript());
+    assert!(project.path().join("out/first.txt").is_file());
+}
+
+#[test]
+fn the_docker_hint_says_each_thing_once_and_only_where_it_helps() {
+    let project = Project::new()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("THEORY_LOCAL_RUNTIME", "auto");
+    let real = project.run(&["run", "--ref", "theory/probe@1", "--mode", "real"]);
+    assert_eq!(real.code, 1, "{}", real.transcript());
+    let hint = real.stderr.lines().find(|line| line.starts_with("hint: ")).unwrap_or_default();
+    assert_eq!(hint.matches("--adapter-opts-json").count(), 1, "{hint}");
+    assert_eq!(hint.matches("Docker Engine").count(), 1, "{hint}");
+    for command in [
+        &["local", "status"][..],
+        &["local", "stop", "--all"],
+        &["local", "logs", "--ref", "theory/probe@1"],
+    ] {
+        let outcome = project.run(command);
+        assert_ne!(outcome.code, 0, "{}", outcome.transcript());
+        assert!(outcome.stderr.contains("ERR_DOCKER"), "{}", outcome.stderr);
+        assert!(!outcome.stderr.contains("--adapter-opts-json"), "{command:?}: {}", outcome.stderr);
+    }
+}
