@@ -3,5 +3,6 @@
 
 mod fixtures;
 mod frames;
+mod fuzz;
 mod handshake;
 mod properties;
