@@ -3,6 +3,8 @@
 //! they accept holds their rules. The case count is fixed (`FUZZ_CASES`, default 5000 per
 //! property), so `scripts/test` spends a bounded time here; a failure shrinks to a minimal input.
 
+use std::fmt::Write as _;
+
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use theory_core::registry::{DocumentKind, Registry, Source};
@@ -135,7 +137,7 @@ fn a_billion_laughs_is_refused_quickly() {
     for level in 1..12 {
         let previous = format!("*a{}", level - 1);
         let list = [previous.as_str(); 10].join(", ");
-        text += &format!("a{level}: &a{level} [{list}]\n");
+        writeln!(text, "a{level}: &a{level} [{list}]").unwrap();
     }
     let started = std::time::Instant::now();
     load(text);
