@@ -89,7 +89,9 @@ impl Project {
     ) -> Result<Arc<dyn ArtifactStore>, UsageError> {
         let backend = env.get("STORAGE_BACKEND").unwrap_or("local");
         if backend == "local" || backend.is_empty() {
-            return Ok(Arc::new(FsStore::new(self.state().join("artifacts"))));
+            let store = FsStore::new(self.state().join("artifacts"));
+            store.sweep_partial();
+            return Ok(Arc::new(store));
         }
         let config = S3Config::from_env(backend, env).map_err(|error| {
             UsageError::new(
@@ -141,7 +143,7 @@ impl Project {
                     message = message.replace(url, "DATABASE_URL");
                 }
                 let hint = if let theory_ledger::LedgerError::Unreadable { .. } = error {
-                    "restore the file from a backup, or move it away (theory then starts a new, empty ledger); `theory ledger verify` checks a restored one"
+                    "restore it from a backup, or move theory.db, theory.db-wal and theory.db-shm away together (theory then starts a new, empty ledger); `theory ledger verify` checks a restored one"
                 } else if url.is_some() {
                     "check DATABASE_URL (postgres://user:password@host:port/db), or unset it to use .theory/theory.db"
                 } else {

@@ -33,7 +33,11 @@ async fn owner(path: &WorldPath, owners: Owners<'_>) -> Option<ExecutionId> {
 pub async fn collision(path: &WorldPath, owners: Owners<'_>) -> Failure {
     let whose = match owner(path, owners).await {
         Some(owner) => format!("it belongs to execution {owner}"),
-        None => "no run this ledger knows wrote it".to_owned(),
+        None if owners.ledger.is_none() => {
+            "its owner is unknown: this run has no ledger".to_owned()
+        }
+        None => "its owner is unknown: no run in the ledger wrote it, or the ledger could not say"
+            .to_owned(),
     };
     Failure::new(
         ErrorCode::Collision,

@@ -264,18 +264,21 @@ impl Receiver<'_> {
                 &format!("bytes hash to {cid}, the processor announced {}", done.header.cid),
             ));
         }
+        // Recorded before the commit: a commit whose outcome is unknown (the run timed out or
+        // was cancelled while it ran, an error after the object was stored) may have made the
+        // object visible, and a failed run removes what it may have written.
+        let committed = || self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        committed().push(done.path.clone());
         match done.writer.commit().await {
             Ok(()) => {}
-            // Written in the meantime by someone else: theirs stays, this run fails.
+            // Written in the meantime by someone else: theirs stays, and is not this run's to
+            // remove; this run fails.
             Err(crate::StoreError::Exists { .. }) => {
+                committed().retain(|path| *path != done.path);
                 return Err(crate::collision::collision(&done.path, self.owners).await);
             }
             Err(error) => return Err(error.into()),
         }
-        self.committed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(done.path.clone());
         self.outputs.push(StoredOutput {
             path: done.path,
             cid,

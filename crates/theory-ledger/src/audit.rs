@@ -92,34 +92,89 @@ fn drift(
     Drift { subject, field: field.to_owned(), table: table.to_string(), log: log.to_string() }
 }
 
+/// The event log and what the tables say of it, read at one moment.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    /// Every event, in order.
+    pub events: Vec<Event>,
+    /// Where the plans and executions tables disagree with the events.
+    pub drifts: Vec<Drift>,
+}
+
 impl Ledger {
-    /// Compares the plans and executions tables with what the event log says they hold.
-    pub async fn table_drifts(&self, events: &[Event]) -> Result<Vec<Drift>, LedgerError> {
-        let mut drifts = Vec::new();
-        let mut expected = plans_from(events);
-        for plan in self.plans().await? {
-            let subject = format!("plan {}", plan.key);
-            let Some(money) = expected.remove(&plan.key) else {
+    /// Reads the event log, the plans and the executions in one read transaction (one snapshot:
+    /// runs going on meanwhile cannot look like drift) and compares the tables with what the
+    /// log says they hold.
+    pub async fn audit(&self) -> Result<Audit, LedgerError> {
+        let mut snapshot = self.pool().begin().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *snapshot)
+                .await?;
+        }
+        let events = sqlx::query("SELECT * FROM events ORDER BY seq")
+            .fetch_all(&mut *snapshot)
+            .await?
+            .iter()
+            .map(crate::events::event_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let plans = sqlx::query(
+            "SELECT plan_key, budget_usd_micro, reserved_usd_micro, spent_usd_micro FROM plans",
+        )
+        .fetch_all(&mut *snapshot)
+        .await?;
+        let executions = sqlx::query("SELECT id, status, error_code FROM executions")
+            .fetch_all(&mut *snapshot)
+            .await?;
+        snapshot.rollback().await?;
+        let mut drifts = plan_drifts(&events, &plans)?;
+        drifts.extend(execution_drifts(&events, &executions)?);
+        Ok(Audit { events, drifts })
+    }
+}
+
+/// The plans table against the `plan.*` events.
+fn plan_drifts(events: &[Event], rows: &[sqlx::any::AnyRow]) -> Result<Vec<Drift>, LedgerError> {
+    let mut drifts = Vec::new();
+    let mut expected = plans_from(events);
+    for row in rows {
+        let key: String = row.try_get("plan_key")?;
+        let table = Money {
+            budget: row.try_get("budget_usd_micro")?,
+            reserved: row.try_get("reserved_usd_micro")?,
+            spent: row.try_get("spent_usd_micro")?,
+        };
+        {
+            let subject = format!("plan {key}");
+            let Some(money) = expected.remove(&key) else {
                 drifts.push(drift(subject, "plan", &"present", &"no plan.created event"));
                 continue;
             };
             for (field, table, log) in [
-                ("budget_usd_micro", plan.budget_usd_micro, money.budget),
-                ("reserved_usd_micro", plan.reserved_usd_micro, money.reserved),
-                ("spent_usd_micro", plan.spent_usd_micro, money.spent),
+                ("budget_usd_micro", table.budget, money.budget),
+                ("reserved_usd_micro", table.reserved, money.reserved),
+                ("spent_usd_micro", table.spent, money.spent),
             ] {
                 if table != log {
                     drifts.push(drift(subject.clone(), field, &table, &log));
                 }
             }
         }
-        for key in expected.into_keys() {
-            drifts.push(drift(format!("plan {key}"), "plan", &"missing", &"created by an event"));
-        }
+    }
+    for key in expected.into_keys() {
+        drifts.push(drift(format!("plan {key}"), "plan", &"missing", &"created by an event"));
+    }
+    Ok(drifts)
+}
+
+/// The executions table against the `execution.*` events.
+fn execution_drifts(
+    events: &[Event],
+    rows: &[sqlx::any::AnyRow],
+) -> Result<Vec<Drift>, LedgerError> {
+    let mut drifts = Vec::new();
+    {
         let mut expected = executions_from(events);
-        let rows = sqlx::query("SELECT id, status, error_code FROM executions")
-            .fetch_all(self.pool())
-            .await?;
         for row in rows {
             let id: String = row.try_get("id")?;
             let status: String = row.try_get("status")?;
@@ -157,7 +212,9 @@ impl Ledger {
         }
         Ok(drifts)
     }
+}
 
+impl Ledger {
     /// SQLite's own check of the database file (`PRAGMA integrity_check`): `None` when it is
     /// sound (and always on PostgreSQL, which checks itself), else what SQLite found.
     pub async fn file_problems(&self) -> Result<Option<String>, LedgerError> {

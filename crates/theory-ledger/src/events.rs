@@ -150,7 +150,7 @@ pub fn check_chain(events: &[Event]) -> Result<ChainReport, LedgerError> {
     Ok(ChainReport { entries, first_bad_seq: None, reason: None })
 }
 
-fn event_of(row: &sqlx::any::AnyRow) -> Result<Event, LedgerError> {
+pub(crate) fn event_of(row: &sqlx::any::AnyRow) -> Result<Event, LedgerError> {
     let body: String = row.try_get("body")?;
     Ok(Event {
         seq: row.try_get("seq")?,

@@ -9,7 +9,7 @@
 //! - `write`: every change is one transaction that takes the event log's lock first and commits
 //!   the rows it changes with the events that say so.
 //! - `events`: [`Ledger::append_event`] and [`Ledger::verify`].
-//! - `audit`: the tables replayed from the event log ([`Ledger::table_drifts`]) and SQLite's own
+//! - `audit`: the tables replayed from the event log in one snapshot ([`Ledger::audit`]) and SQLite's own
 //!   check of the file ([`Ledger::file_problems`]).
 //! - `executions`: the record of each run; [`Ledger::recover`] fails what a killed orchestrator
 //!   left `running` and releases its reservations and leases.
@@ -29,14 +29,14 @@ mod port;
 mod schema;
 mod write;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
-pub use audit::Drift;
+pub use audit::{Audit, Drift};
 pub use error::LedgerError;
 pub use events::{ChainReport, Event, GENESIS, check_chain};
 pub use executions::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish};
@@ -96,6 +96,20 @@ impl Ledger {
             })?;
         }
         if !file.exists() {
+            // A write-ahead log left without its database would be replayed into a new one by
+            // name: never start a ledger beside one.
+            for suffix in ["-wal", "-shm"] {
+                let orphan = PathBuf::from(format!("{}{suffix}", file.display()));
+                if orphan.exists() {
+                    return Err(LedgerError::Unreadable {
+                        file: file.display().to_string(),
+                        reason: format!(
+                            "it is missing but {} is there: a ledger's files move together",
+                            orphan.display()
+                        ),
+                    });
+                }
+            }
             create_default(file).await?;
         }
         check_not_empty(file)?;

@@ -35,5 +35,5 @@ pub use health::{healthy_once, wait_healthy};
 pub use identity::{IdentityCache, hash_file};
 pub use image_choice::{ImageChoice, choose_image, local_image_tag, local_repository};
 pub use ports::PortBook;
-pub use process::{BinarySearch, ProcessInstance, ProcessSettings};
+pub use process::{BinarySearch, ProcessInstance, ProcessSettings, kill_process_groups};
 pub use services::{ServiceAdapter, ServiceInfo, Services};

@@ -83,12 +83,16 @@ impl ProcessInstance {
             .kill_on_drop(true)
             .process_group(0);
         die_with_this_process(&mut command);
-        let mut child = command.spawn().map_err(|error| {
+        let child = command.spawn().map_err(|error| {
             start_error(
                 format!("cannot start {}: {error}", binary.display()),
                 "check that the file is an executable for this machine",
             )
         })?;
+        // The instance exists from the spawn on, so whatever happens next (a failed start, a
+        // cancelled one) its drop kills the whole group.
+        let mut instance = ProcessInstance::guard(child);
+        let child = &mut instance.child;
         let kept = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(forward_stderr(stderr, Arc::clone(&kept)));
@@ -128,7 +132,36 @@ impl ProcessInstance {
         if !wait_healthy(&address, deadline).await {
             return Err(not_ready(binary, &kept, "never answered /healthz"));
         }
-        Ok(ProcessInstance { child, endpoint: format!("http://{address}") })
+        instance.endpoint = format!("http://{address}");
+        Ok(instance)
+    }
+
+    /// Wraps a freshly spawned child, recording its process group among the live ones.
+    fn guard(child: Child) -> ProcessInstance {
+        let instance = ProcessInstance { child, endpoint: String::new() };
+        if let Some(group) = instance.group() {
+            live_groups().insert(group.as_raw());
+        }
+        instance
+    }
+}
+
+/// The process groups of processors this process started and has not reaped.
+fn live_groups() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    static GROUPS: Mutex<std::collections::BTreeSet<i32>> =
+        Mutex::new(std::collections::BTreeSet::new());
+    GROUPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Kills (SIGKILL) every processor process group this process started and still has: for an
+/// exit that cannot wait for the instances to stop (a second Ctrl-C). The parent-death signal
+/// takes each processor with `theory`; this takes the processes the processors started too.
+pub fn kill_process_groups() {
+    for group in std::mem::take(&mut *live_groups()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(group),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -177,6 +210,7 @@ impl Drop for ProcessInstance {
     fn drop(&mut self) {
         if let Some(group) = self.group() {
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            live_groups().remove(&group.as_raw());
         }
     }
 }
@@ -222,16 +256,16 @@ impl Instance for ProcessInstance {
     /// Asks the processor to stop (SIGTERM: it finishes cleanly and removes its scratch files),
     /// and kills it when it has not gone within the grace period.
     async fn stop(mut self: Box<Self>) {
-        if let Some(group) = self.group() {
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
-            if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_ok() {
-                // Whatever the processor started and left behind goes with it.
-                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-                return;
-            }
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let Some(group) = self.group() else { return };
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+        let stopped = tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_ok();
+        // Whatever the processor started and left behind goes with it, or all of it when it did
+        // not stop in time.
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        if !stopped {
+            let _ = self.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
         }
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        live_groups().remove(&group.as_raw());
     }
 }

@@ -109,6 +109,9 @@ async fn write_frames<S>(
     }
     let mut version = run.subscribe();
     let mut cursor = 0;
+    // One deadline for a client to claim the run, whatever arrives meanwhile (answers to
+    // control ops included): a peer cannot hold an unclaimed run open by talking.
+    let claim_deadline = tokio::time::Instant::now() + start_wait;
     loop {
         version.borrow_and_update();
         let (entries, finished) = run.entries_since(cursor);
@@ -122,7 +125,7 @@ async fn write_frames<S>(
             close(sink, close_code::NORMAL, "run finished").await;
             return;
         }
-        let wait = if run.is_claimed() || cursor > 0 { None } else { Some(start_wait) };
+        let wait = if run.is_claimed() || cursor > 0 { None } else { Some(claim_deadline) };
         tokio::select! {
             changed = changed_within(&mut version, wait) => match changed {
                 Some(true) => {}
@@ -143,17 +146,18 @@ async fn write_frames<S>(
     }
 }
 
-/// Waits for the run's log to change, for at most `wait`: `Some(true)` when it did,
-/// `Some(false)` when the run is gone, `None` when the time ran out.
+/// Waits for the run's log to change, until `deadline` if there is one: `Some(true)` when it
+/// did, `Some(false)` when the run is gone, `None` when the time ran out.
 async fn changed_within(
     version: &mut tokio::sync::watch::Receiver<u64>,
-    wait: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Option<bool> {
-    match wait {
+    match deadline {
         None => Some(version.changed().await.is_ok()),
-        Some(wait) => {
-            tokio::time::timeout(wait, version.changed()).await.ok().map(|changed| changed.is_ok())
-        }
+        Some(deadline) => tokio::time::timeout_at(deadline, version.changed())
+            .await
+            .ok()
+            .map(|changed| changed.is_ok()),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The filesystem store: `<root>/<world path without its leading />`, written through a temporary
-//! file under `<root>/.partial/` that is hard-linked into place, so a reader sees a whole object
-//! or none, and an object is never replaced: `link(2)` fails when the target exists, which
-//! makes the commit an atomic create-if-absent (a `rename(2)` would replace silently).
+//! file under `<root>/.partial/` that is moved into place with `renameat2(RENAME_NOREPLACE)` (or,
+//! where the file system lacks it, hard-linked), so a reader sees a whole object or none, and an
+//! object is never replaced: both fail when the target exists, which makes the commit an atomic
+//! create-if-absent (a plain `rename(2)` would replace silently).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,29 @@ impl FsStore {
 }
 
 impl FsStore {
+    /// Removes the temporary files of writers whose process is gone (a killed `theory`), named
+    /// `<pid>-<nonce>` under `.partial/`; returns how many.
+    pub fn sweep_partial(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(self.root.join(PARTIAL)) else { return 0 };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|name| name.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH);
+            if gone && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Opens a temporary file for a new object; owner-only when `private`.
     async fn begin_with(
         &self,
@@ -191,12 +215,7 @@ impl ArtifactStore for FsStore {
                 std::fs::create_dir_all(folder)?;
             }
             std::fs::write(&temporary, &bytes)?;
-            let placed = target
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::hard_link(&temporary, &target));
-            let _ = std::fs::remove_file(&temporary);
-            placed
+            place(&temporary, &target)
         })
         .await
         .map_err(|error| StoreError::Backend(format!("{path}: {error}")))?;
@@ -261,12 +280,40 @@ impl FsWriter {
     }
 }
 
-/// Links the finished temporary file at its target, failing when something is there.
-async fn place(temporary: &Path, target: &Path) -> io::Result<()> {
+/// Puts the finished temporary file at its target unless something is there, atomically, and
+/// leaves no temporary name behind: `renameat2(RENAME_NOREPLACE)` where the file system has it
+/// (one call), else a hard link and the temporary removed. A file system with neither cannot
+/// keep records write-once, and says so.
+fn place(temporary: &Path, target: &Path) -> io::Result<()> {
     if let Some(parent) = target.parent() {
-        tokio::fs::create_dir_all(parent).await?;
+        std::fs::create_dir_all(parent)?;
     }
-    tokio::fs::hard_link(temporary, target).await
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(AT_FDCWD, temporary, AT_FDCWD, target, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // Not supported here: try a hard link.
+            Err(
+                nix::errno::Errno::EINVAL
+                | nix::errno::Errno::ENOSYS
+                | nix::errno::Errno::EOPNOTSUPP,
+            ) => {}
+            Err(errno) => {
+                let _ = std::fs::remove_file(temporary);
+                return Err(errno.into());
+            }
+        }
+    }
+    let linked = std::fs::hard_link(temporary, target);
+    let _ = std::fs::remove_file(temporary);
+    linked.map_err(|error| match error.raw_os_error().map(nix::errno::Errno::from_raw) {
+        Some(nix::errno::Errno::EPERM | nix::errno::Errno::EOPNOTSUPP) => io::Error::new(
+            error.kind(),
+            "this file system can neither rename without replacing nor hard-link, so it cannot keep objects write-once; put .theory/ on another one",
+        ),
+        _ => error,
+    })
 }
 
 #[async_trait]
@@ -293,9 +340,10 @@ impl ObjectWriter for FsWriter {
             .temporary
             .take()
             .ok_or_else(|| StoreError::Backend(format!("{path}: committed twice")))?;
-        let placed = place(&temporary, &self.target).await;
-        // Linked or not, the temporary name goes: the object keeps its bytes under its path.
-        let _ = tokio::fs::remove_file(&temporary).await;
+        let target = self.target.clone();
+        let placed = tokio::task::spawn_blocking(move || place(&temporary, &target))
+            .await
+            .unwrap_or_else(|error| Err(io::Error::other(error)));
         placed.map_err(|error| placing_error(&path, error))
     }
 

@@ -31,8 +31,54 @@ const STAGING: &str = ".theory-partial";
 struct Pending {
     /// The multipart upload, until it completes; afterwards only the staging object is left.
     upload_id: Option<String>,
-    /// The process that started it (`pid`), so a live one is never aborted under it.
+    /// The process that started it, so a live one is never aborted under it.
+    #[serde(flatten)]
+    owner: Owner,
+}
+
+/// A process, named so that it cannot be mistaken for another: its host, its pid, and (on
+/// Linux) its start time, which tells a reused pid apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Owner {
     pid: u32,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    started: Option<u64>,
+}
+
+impl Owner {
+    fn this_process() -> Owner {
+        let pid = std::process::id();
+        Owner { pid, host: host_name(), started: start_time(pid) }
+    }
+
+    /// Whether the process may still be writing: it is this one, or it lives on another host
+    /// (not ours to judge), or a process with its pid and start time exists here.
+    fn may_be_alive(&self) -> bool {
+        if self.pid == std::process::id() || self.host != host_name() {
+            return true;
+        }
+        let Ok(pid) = i32::try_from(self.pid) else { return false };
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+            Err(nix::errno::Errno::ESRCH) => false,
+            // Exists (ours, or another user's: EPERM). A different start time means the pid
+            // was reused by another process after ours ended.
+            _ => self.started.is_none_or(|started| start_time(self.pid) == Some(started)),
+        }
+    }
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname().ok().and_then(|name| name.into_string().ok()).unwrap_or_default()
+}
+
+/// A process's start time in clock ticks since boot (`/proc/<pid>/stat`, field 22), on Linux.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its last `)`.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// The journal of uploads under way, shared by every writer of one store.
@@ -73,7 +119,7 @@ impl UploadJournal {
             })?;
         let mut cleaned = 0;
         for (staging, pending) in entries {
-            if process_is_alive(pending.pid) {
+            if pending.owner.may_be_alive() {
                 continue;
             }
             let key = ObjectPath::from(staging.as_str());
@@ -100,11 +146,6 @@ impl UploadJournal {
         }
         Ok(cleaned)
     }
-}
-
-/// Whether the process `pid` is alive (this one always is).
-fn process_is_alive(pid: u32) -> bool {
-    pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// A multipart upload to a staging key, parts going out while the caller hashes.
@@ -141,7 +182,7 @@ impl StagedUpload {
             .map_err(|error| StoreError::Backend(format!("{path}: {error}")))?;
         journal.set(
             &staging_text,
-            Some(Pending { upload_id: Some(id.clone()), pid: std::process::id() }),
+            Some(Pending { upload_id: Some(id.clone()), owner: Owner::this_process() }),
         );
         Ok(StagedUpload {
             store,
@@ -197,8 +238,10 @@ impl StagedUpload {
             .await
             .map_err(|error| backend(&error))?;
         self.completed = true;
-        self.journal
-            .set(self.staging.as_ref(), Some(Pending { upload_id: None, pid: std::process::id() }));
+        self.journal.set(
+            self.staging.as_ref(),
+            Some(Pending { upload_id: None, owner: Owner::this_process() }),
+        );
         let copied = self.store.copy_if_not_exists(&self.staging, key).await;
         self.clean().await;
         match copied {

@@ -13,61 +13,59 @@ use theory_protocol::ErrorCode;
 use super::Context;
 use super::plan::ledger_error;
 use crate::args::LedgerCommand;
-use crate::print::{OpError, out, print_json};
+use crate::print::{out, print_json, print_warning};
 use crate::usage::UsageError;
 
 /// Runs a `theory ledger` subcommand.
 pub(crate) async fn run(command: LedgerCommand, context: Context) -> Result<ExitCode, UsageError> {
     let LedgerCommand::Verify(args) = command;
     let ledger = context.project.ledger(&context.env).await?;
-    let store = context.project.store(&context.env).await?;
-    let events = match ledger.events(None).await {
-        Ok(events) => events,
-        Err(error) => return Ok(ledger_error(&error).report(args.json)),
-    };
     let checked = async {
-        let chain = theory_ledger::check_chain(&events)?;
+        let audit = ledger.audit().await?;
+        let chain = theory_ledger::check_chain(&audit.events)?;
         let file = ledger.file_problems().await?;
-        let drifts = ledger.table_drifts(&events).await?;
-        Ok::<_, theory_ledger::LedgerError>((chain, file, drifts))
+        Ok::<_, theory_ledger::LedgerError>((audit, chain, file))
     };
-    let (chain, file, drifts) = match checked.await {
+    let (audit, chain, file) = match checked.await {
         Ok(checked) => checked,
         Err(error) => return Ok(ledger_error(&error).report(args.json)),
     };
-    let receipts = match receipt_positions(&*store, &ledger, &events).await {
-        Ok(receipts) => receipts,
-        Err(error) => {
-            return Ok(OpError::new(
-                ErrorCode::Store,
-                format!("cannot read the receipts in the store: {error}"),
-                "check the storage settings (STORAGE_BACKEND and its variables)",
-            )
-            .report(args.json));
-        }
+    // The receipts are an extra witness: a store that cannot be read leaves them unchecked, said
+    // in a warning, and the ledger's own checks still stand.
+    let receipts = match context.project.store(&context.env).await {
+        Ok(store) => receipt_positions(&*store, &ledger, &audit.events).await,
+        Err(error) => Err(error.message),
     };
-    let mut problems: Vec<String> = Vec::new();
-    if let (Some(seq), reason) = (chain.first_bad_seq, &chain.reason) {
-        problems.push(format!(
+    let receipts = receipts.unwrap_or_else(|error| {
+        print_warning(&format!("the receipts in the store were not checked: {error}"));
+        Receipts { checked: 0, problems: Vec::new(), unchecked: Some(error) }
+    });
+    let tampered = chain.first_bad_seq.map(|seq| {
+        format!(
             "ledger entry {seq} was tampered with: {}",
-            reason.as_deref().unwrap_or("it does not hold")
-        ));
-    }
-    if let Some(found) = &file {
-        problems.push(format!("the database file is damaged: {found}"));
-    }
-    problems.extend(drifts.iter().map(|drift| {
+            chain.reason.as_deref().unwrap_or("it does not hold")
+        )
+    });
+    let damaged = file.as_ref().map(|found| format!("the database file is damaged: {found}"));
+    let drifted = audit.drifts.iter().map(|drift| {
         format!(
             "{} {}: the table holds {}, the event log says {}",
             drift.subject, drift.field, drift.table, drift.log
         )
-    }));
-    problems.extend(receipts.problems.iter().cloned());
+    });
+    let problems: Vec<String> = tampered
+        .iter()
+        .chain(damaged.iter())
+        .cloned()
+        .chain(drifted)
+        .chain(receipts.problems.iter().cloned())
+        .collect();
     let backend = ledger.backend().as_str();
     if problems.is_empty() {
         if args.json {
             print_json(&json!({"ok": true, "entries": chain.entries, "backend": backend,
-                               "receipts_checked": receipts.checked}));
+                               "receipts_checked": receipts.checked,
+                               "receipts_unchecked": receipts.unchecked}));
         } else {
             out(format!(
                 "ok: {} entries, every hash and link holds; the plans and executions follow the log; {} receipts in the store point into it ({backend})",
@@ -76,13 +74,19 @@ pub(crate) async fn run(command: LedgerCommand, context: Context) -> Result<Exit
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let first = problems[0].clone();
-    let hint = "entries before a tampered one are intact; restore the database from a backup to trust the rest";
+    let hint = if tampered.is_some() || damaged.is_some() {
+        "entries before a tampered one are intact; restore the database from a backup to trust the rest"
+    } else if !audit.drifts.is_empty() {
+        "a table was changed without its events: restore the database from a backup (the event log says what it held)"
+    } else {
+        "the ledger lost entries the receipts saw (a cut-short or replaced database): restore it from a backup with its -wal file"
+    };
     if args.json {
         print_json(&json!({"ok": false, "entries": chain.entries, "backend": backend,
                            "first_bad_seq": chain.first_bad_seq, "problems": problems,
-                           "drifts": drifts, "receipts_checked": receipts.checked,
-                           "error": {"code": ErrorCode::Ledger.to_string(), "message": first}}));
+                           "drifts": audit.drifts, "receipts_checked": receipts.checked,
+                           "error": {"code": ErrorCode::Ledger.to_string(), "message": problems[0]},
+                           "hint": hint}));
     } else {
         for problem in &problems {
             eprintln!("error: {problem}");
@@ -96,6 +100,8 @@ pub(crate) async fn run(command: LedgerCommand, context: Context) -> Result<Exit
 struct Receipts {
     checked: usize,
     problems: Vec<String>,
+    /// Why they could not be checked, if they could not.
+    unchecked: Option<String>,
 }
 
 /// Reads every receipt under `/artifacts/execution/` and checks the position it records: the
@@ -105,7 +111,7 @@ async fn receipt_positions(
     ledger: &Ledger,
     events: &[Event],
 ) -> Result<Receipts, String> {
-    let mut receipts = Receipts { checked: 0, problems: Vec::new() };
+    let mut receipts = Receipts { checked: 0, problems: Vec::new(), unchecked: None };
     let listed = store.list("/artifacts/execution/").await.map_err(|error| error.to_string())?;
     let end = events.last().map_or(0, |event| event.seq);
     for path in listed.iter().filter(|path| path.file_name() == "determinism.json") {
@@ -117,16 +123,17 @@ async fn receipt_positions(
         };
         receipts.checked += 1;
         let id = receipt.execution_id.as_str();
-        if position > end {
+        let found = match events.get(usize::try_from(position - 1).unwrap_or(usize::MAX)) {
+            Some(event) if event.seq == position => Some(event.clone()),
+            // Past the snapshot: a run admitted since, or a ledger that lost entries.
+            _ => ledger.event_at(position).await.map_err(|error| error.to_string())?,
+        };
+        if found.is_none() {
             receipts.problems.push(format!(
                 "the receipt of execution {id} records ledger position {position}, but the ledger ends at {end}: it was cut short or replaced"
             ));
             continue;
         }
-        let found = match events.get(usize::try_from(position - 1).unwrap_or(usize::MAX)) {
-            Some(event) if event.seq == position => Some(event.clone()),
-            _ => ledger.event_at(position).await.map_err(|error| error.to_string())?,
-        };
         let admits = found.as_ref().is_some_and(|event| {
             event.kind == "execution.started" && event.execution_id.as_deref() == Some(id)
         });

@@ -109,8 +109,10 @@ pub(crate) async fn run_with(
     let outcome = orchestrator.run(request).await;
     // Interrupted: the run was cancelled and recorded; exit as a signalled command does.
     let interrupted = interrupts.exit_code();
+    interrupts.run_over();
+    let code = report(&outcome, &args, &*store, interrupted).await;
     drop(interrupts);
-    Ok(report(&outcome, &args, &*store, interrupted).await)
+    Ok(code)
 }
 
 /// Prints the outcome (the envelope with `--json`, else the index path; the error on stderr),

@@ -206,8 +206,11 @@ fn a_ledger_cut_short_or_replaced_is_caught_by_the_receipts() {
         short.stderr
     );
     assert!(short.stderr.contains("cut short or replaced"), "{}", short.stderr);
-    // The ledger file deleted: a new one starts, and the receipts say it is not the old one.
-    std::fs::remove_file(project.path().join(".theory/theory.db")).unwrap();
+    // The ledger deleted (its files together): a new one starts, and the receipts say it is not
+    // the old one.
+    for file in ["theory.db", "theory.db-wal", "theory.db-shm"] {
+        let _ = std::fs::remove_file(project.path().join(".theory").join(file));
+    }
     let replaced = project.run(&["ledger", "verify"]);
     assert_eq!(replaced.code, 1, "{}", replaced.transcript());
     assert!(replaced.stderr.contains("cut short or replaced"), "{}", replaced.stderr);
@@ -235,7 +238,7 @@ fn refused_at_once(project: &Project, what: &str) {
             outcome.stderr
         );
         assert!(
-            lines[1].starts_with("hint: ") && lines[1].contains("move it away"),
+            lines[1].starts_with("hint: ") && lines[1].contains("away together"),
             "{what}: {}",
             outcome.stderr
         );
@@ -270,6 +273,12 @@ fn a_damaged_or_emptied_ledger_fails_at_once_and_is_never_replaced() {
         connection.close().await.unwrap();
     });
     refused_at_once(&project, "foreign");
+    // Moved away without its write-ahead log: a new ledger beside the old log could take the
+    // old log's pages, so none is started.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&wal, original_wal.as_deref().unwrap_or(b"a log")).unwrap();
+    refused_at_once(&project, "orphaned write-ahead log");
+    assert!(!file.exists(), "a ledger was started beside an orphaned write-ahead log");
     // Restored from the backup, it works again.
     std::fs::write(&file, &original).unwrap();
     let _ = std::fs::remove_file(project.path().join(".theory/theory.db-shm"));

@@ -175,6 +175,10 @@ impl Orchestrator {
             match self.store.put_bytes(path, JSON, bytes).await {
                 Ok(()) => written.push(path.clone()),
                 Err(error) => {
+                    // Any failure but a collision may have stored the object all the same.
+                    if !matches!(error, crate::StoreError::Exists { .. }) {
+                        written.push(path.clone());
+                    }
                     self.discard(&written).await;
                     return Err(match error {
                         crate::StoreError::Exists { .. } => {

@@ -223,7 +223,11 @@ impl Orchestrator {
         } = self.prepare(request, progress).await?;
         let spec = &entry.spec;
         if request.use_cache
-            && let Some(cached) = self.memo.lookup(&memo_key, &*self.store).await
+            && let Some(cached) = tokio::select! {
+                // Re-hashing a large run's outputs takes a while: a signal stops it too.
+                cached = self.memo.lookup(&memo_key, &*self.store) => cached,
+                reason = request.cancel.cancelled() => return Err(cancelled(&reason)),
+            }
         {
             tracing::info!(%memo_key, "reusing a finished identical run (memo cache)");
             return Ok(cached);
@@ -238,7 +242,11 @@ impl Orchestrator {
         let timeout_s = request.options.timeout_s.unwrap_or(spec.runtime.timeout_s);
         let admitting = Admitting { execution_id, request, plan: &plan, memo_key: &memo_key };
         progress.admitted = self.admit_run(&admitting, spec, &write_prefix).await?;
-        attachments::store_all(&*self.store, &attached).await?;
+        tokio::select! {
+            // Dropped mid-way, a store writer leaves nothing behind.
+            stored = attachments::store_all(&*self.store, &attached) => stored?,
+            reason = request.cancel.cancelled() => return Err(cancelled(&reason)),
+        }
         // URLs outlive the run's timeout by a margin for the last upload to finish.
         let valid_for = Duration::from_secs(timeout_s.saturating_add(300));
         let urls =
