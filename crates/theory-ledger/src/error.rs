@@ -53,3 +53,18 @@ pub enum LedgerError {
     #[error("ledger data is damaged: {0}")]
     Corrupt(String),
 }
+
+impl LedgerError {
+    /// Whether the database itself is damaged (SQLite reports a malformed or foreign file), as
+    /// opposed to a refusal or a lost connection: only a backup helps then.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            LedgerError::Database(error) => {
+                let message = error.to_string();
+                message.contains("malformed") || message.contains("not a database")
+            }
+            LedgerError::Corrupt(_) | LedgerError::Unreadable { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -130,8 +130,8 @@ impl Ledger {
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|error| LedgerError::Open(format!("DATABASE_URL is not usable: {error}")))?
             .disable_statement_logging();
-        if backend == Backend::Sqlite {
-            probe_sqlite(&options, existing_file, &url).await?;
+        if let Some(file) = existing_file {
+            check_header(file)?;
         }
         if backend == Backend::Postgres {
             // One connection first: the pool would retry a refused or misaddressed server until
@@ -169,7 +169,16 @@ impl Ledger {
             })
             .connect_with(options)
             .await
-            .map_err(|error| LedgerError::Open(error.to_string()))?;
+            .map_err(|error| match existing_file {
+                Some(file) => LedgerError::Unreadable {
+                    file: file.display().to_string(),
+                    reason: sqlite_reason(&error),
+                },
+                None => LedgerError::Open(error.to_string()),
+            })?;
+        if let Some(file) = existing_file {
+            check_is_ledger(&pool, file).await?;
+        }
         let ledger = Ledger { pool, backend };
         schema::migrate(&ledger).await?;
         Ok(ledger)
@@ -236,30 +245,42 @@ fn check_not_empty(file: &Path) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// Opens one SQLite connection before the pool does and reads the schema: a damaged file, or a
-/// file that is not a database, is named at once in one line (the pool would retry for its
-/// whole timeout and log every attempt). An existing file must hold a Theory ledger.
-async fn probe_sqlite(
-    options: &AnyConnectOptions,
-    existing_file: Option<&Path>,
-    url: &str,
-) -> Result<(), LedgerError> {
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Checks an existing ledger file's header before SQLite opens it: a damaged file, or one that
+/// is not a database, is named at once in one line (the pool would retry opening it for its
+/// whole timeout and log every attempt). Reading 16 bytes costs nothing next to a connection.
+fn check_header(file: &Path) -> Result<(), LedgerError> {
+    use std::io::Read;
+    let unreadable =
+        |reason: String| LedgerError::Unreadable { file: file.display().to_string(), reason };
+    let mut header = [0u8; 16];
+    std::fs::File::open(file)
+        .and_then(|mut opened| opened.read_exact(&mut header))
+        .map_err(|error| unreadable(format!("its header cannot be read ({error})")))?;
+    if &header != SQLITE_HEADER {
+        return Err(unreadable(
+            "it is damaged or not a SQLite database (its header is wrong)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an existing SQLite file that holds no Theory ledger (another program's database):
+/// the migrations would otherwise start a new ledger in it.
+async fn check_is_ledger(pool: &AnyPool, file: &Path) -> Result<(), LedgerError> {
     use sqlx::Row;
-    let shown = existing_file.map_or_else(|| url.to_owned(), |file| file.display().to_string());
-    let unreadable = |reason: String| LedgerError::Unreadable { file: shown.clone(), reason };
-    let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
-        .await
-        .map_err(|_| unreadable("it did not open in time (locked by another program?)".into()))?
-        .map_err(|error| unreadable(sqlite_reason(&error)))?;
-    let tables = sqlx::query(
+    let unreadable =
+        |reason: String| LedgerError::Unreadable { file: file.display().to_string(), reason };
+    let row = sqlx::query(
         "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('theory_migrations', 'events')",
     )
-    .fetch_one(&mut connection)
+    .fetch_one(pool)
     .await
-    .map_err(|error| unreadable(sqlite_reason(&error)));
-    let _ = sqlx::Connection::close(connection).await;
-    let tables: i64 = tables?.try_get("n").map_err(|error| unreadable(sqlite_reason(&error)))?;
-    if existing_file.is_some() && tables < 2 {
+    .map_err(|error| unreadable(sqlite_reason(&error)))?;
+    let tables: i64 = row.try_get("n").map_err(|error| unreadable(sqlite_reason(&error)))?;
+    if tables < 2 {
         return Err(unreadable("it is a SQLite database without a Theory ledger in it".into()));
     }
     Ok(())

@@ -128,6 +128,11 @@ pub(crate) fn ledger_error(error: &LedgerError) -> OpError {
             error.to_string(),
             "list executions with `theory executions list`",
         ),
+        _ if error.is_damage() => OpError::new(
+            ErrorCode::Ledger,
+            format!("the ledger's database is damaged: {error}"),
+            "restore it from a backup (theory.db with its -wal file); `theory ledger verify` checks the restored one",
+        ),
         _ => OpError::new(
             ErrorCode::Ledger,
             error.to_string(),
