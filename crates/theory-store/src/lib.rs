@@ -8,6 +8,7 @@
 
 mod fs;
 mod s3;
+mod s3_complete;
 mod s3_config;
 mod s3_upload;
 

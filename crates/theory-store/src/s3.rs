@@ -2,10 +2,10 @@
 //!
 //! Objects are written once. A small object (under 8 MiB) is one `PUT` with `If-None-Match: *`,
 //! which the server refuses when the key exists. A larger one streams as a multipart upload in
-//! 8 MiB parts (at most two in flight, so memory stays bounded) to a staging key and is then
-//! copied to its key only if nothing is there (`s3_upload.rs`). Nothing is visible at the key
-//! before `commit`; `abort`, a drop and a failure abort the upload, and an upload a crash
-//! interrupted is aborted by the next command ([`S3Store::recover_uploads`]). Presigned `PUT`
+//! 8 MiB parts (at most two in flight, so memory stays bounded) completed with
+//! `If-None-Match: *` (`s3_upload.rs`, `s3_complete.rs`). Nothing is visible at the key before
+//! `commit`; `abort`, a drop and a failure abort the upload, and an upload a crash interrupted
+//! is aborted by the next command ([`S3Store::recover_uploads`]). Presigned `PUT`
 //! URLs sign `If-None-Match: *` too, so a direct upload can create its object but never replace
 //! one, not even a second time with the same URL.
 
@@ -15,17 +15,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{
-    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, RetryConfig,
+    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 use theory_core::{ArtifactStore, ByteStream, ObjectWriter, StoreError, WorldPath};
 
 use crate::s3_config::S3Config;
-use crate::s3_upload::{StagedUpload, UploadJournal};
+use crate::s3_upload::{Completer, Upload, UploadJournal};
 
 /// Size of a multipart part, and of the buffer before an upload turns multipart.
 const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -40,6 +40,8 @@ pub struct S3Store {
     store: Arc<AmazonS3>,
     config: S3Config,
     journal: UploadJournal,
+    /// Sends the conditional completions of multipart uploads.
+    client: reqwest::Client,
 }
 
 fn backend(path: &WorldPath, error: &object_store::Error) -> StoreError {
@@ -61,9 +63,6 @@ impl S3Store {
             .with_region(&config.region)
             .with_access_key_id(&config.access_key_id)
             .with_secret_access_key(&config.secret_access_key);
-        // The conditional copy that ends a large upload: a multipart copy completed with
-        // `If-None-Match: *`, which AWS and s3s-fs both honour.
-        builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
         // A lost server fails a command within about half a minute, not object_store's three.
         builder = builder
             .with_client_options(ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT))
@@ -79,7 +78,12 @@ impl S3Store {
                 .with_virtual_hosted_style_request(false);
         }
         let store = builder.build().map_err(|error| StoreError::Backend(error.to_string()))?;
-        Ok(S3Store { store: Arc::new(store), config, journal: UploadJournal::new(None) })
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(RETRY_TIMEOUT)
+            .build()
+            .map_err(|error| StoreError::Backend(error.to_string()))?;
+        Ok(S3Store { store: Arc::new(store), config, journal: UploadJournal::new(None), client })
     }
 
     /// Writes every multipart upload down in `file` while it is under way, so
@@ -153,6 +157,7 @@ impl ArtifactStore for S3Store {
         Ok(Box::new(S3Writer {
             store: Arc::clone(&self.store),
             journal: self.journal.clone(),
+            completer: Completer { config: self.config.clone(), client: self.client.clone() },
             path: path.clone(),
             mime: mime.to_owned(),
             buffer: BytesMut::new(),
@@ -224,14 +229,15 @@ impl ArtifactStore for S3Store {
     }
 }
 
-/// An object being written: buffered while small, a staged multipart upload once large.
+/// An object being written: buffered while small, a multipart upload once large.
 struct S3Writer {
     store: Arc<AmazonS3>,
     journal: UploadJournal,
+    completer: Completer,
     path: WorldPath,
     mime: String,
     buffer: BytesMut,
-    upload: Option<StagedUpload>,
+    upload: Option<Upload>,
 }
 
 impl S3Writer {
@@ -239,13 +245,22 @@ impl S3Writer {
     async fn send_full_parts(&mut self) -> Result<(), StoreError> {
         while self.buffer.len() >= PART_SIZE {
             let part = self.buffer.split_to(PART_SIZE).freeze();
-            let upload = match &mut self.upload {
-                Some(upload) => upload,
-                None => self.upload.insert(
-                    StagedUpload::start(Arc::clone(&self.store), self.journal.clone(), &self.path)
-                        .await?,
-                ),
-            };
+            if self.upload.is_none() {
+                let options = PutMultipartOptions {
+                    attributes: attributes(&self.mime),
+                    ..PutMultipartOptions::default()
+                };
+                let started = Upload::start(
+                    Arc::clone(&self.store),
+                    self.journal.clone(),
+                    self.completer.clone(),
+                    &self.path,
+                    options,
+                )
+                .await?;
+                self.upload = Some(started);
+            }
+            let Some(upload) = self.upload.as_mut() else { break };
             upload.put(part).await.map_err(|error| backend(&self.path, &error))?;
         }
         Ok(())
@@ -265,7 +280,7 @@ impl ObjectWriter for S3Writer {
                 let last = std::mem::take(&mut self.buffer).freeze();
                 upload.put(last).await.map_err(|error| backend(&self.path, &error))?;
             }
-            return upload.finish(&self.path, &key(&self.path)).await;
+            return upload.finish(&self.path).await;
         }
         let options = PutOptions {
             mode: PutMode::Create,
@@ -283,7 +298,7 @@ impl ObjectWriter for S3Writer {
     }
 
     async fn abort(mut self: Box<Self>) {
-        if let Some(upload) = self.upload.take() {
+        if let Some(mut upload) = self.upload.take() {
             upload.abort().await;
         }
     }

@@ -1,12 +1,10 @@
-//! Large objects on S3, written once: a multipart upload to a staging key (never a world path),
-//! then a copy to the object's key that succeeds only if nothing is there (`If-None-Match: *`
-//! on the copy's `CompleteMultipartUpload`), then the staging object goes.
+//! Large objects on S3, written once: a multipart upload to the object's own key, completed
+//! with `If-None-Match: *` (`s3_complete.rs`), so it creates the object only if nothing is
+//! there, atomically, on AWS and on s3s-fs alike; otherwise it is aborted.
 //!
-//! `object_store` cannot complete a multipart upload conditionally, hence the staging key: the
-//! upload itself is unconditional, the copy is the atomic create-if-absent. Every upload is
-//! written down in a journal (`.theory/s3_uploads.json`) from its start to its end, so one that
-//! a lost server or a killed process interrupted is aborted by the next command that opens the
-//! store ([`UploadJournal::recover`]), instead of leaving its parts in the bucket.
+//! Every upload is written down in a journal (`.theory/s3_uploads.json`) from its start to its
+//! end, so one that a lost server or a killed process interrupted is aborted by the next command
+//! that opens the store ([`UploadJournal::recover`]), instead of leaving its parts in the bucket.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,22 +13,23 @@ use bytes::Bytes;
 use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{MultipartId, ObjectStoreExt, PutPayload};
+use object_store::{MultipartId, PutMultipartOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use theory_core::json_map::LockedJsonMap;
 use theory_core::{StoreError, WorldPath};
 use tokio::task::JoinSet;
 
+use crate::s3_complete::{Completion, complete_if_absent};
+use crate::s3_config::S3Config;
+
 /// Parts uploading at once.
 const PARTS_IN_FLIGHT: usize = 2;
-/// The folder of staging keys in the bucket: not a facet, so never a world path.
-const STAGING: &str = ".theory-partial";
 
-/// One upload in the journal, keyed by its staging key.
+/// One upload in the journal, keyed by its upload id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
-    /// The multipart upload, until it completes; afterwards only the staging object is left.
-    upload_id: Option<String>,
+    /// The object key it writes.
+    key: String,
     /// The process that started it, so a live one is never aborted under it.
     #[serde(flatten)]
     owner: Owner,
@@ -93,12 +92,12 @@ impl UploadJournal {
         UploadJournal { map: file.map(|file| LockedJsonMap::new(file, "S3 uploads under way")) }
     }
 
-    fn set(&self, staging: &str, pending: Option<Pending>) {
+    fn set(&self, upload_id: &str, pending: Option<Pending>) {
         let Some(map) = &self.map else { return };
         let changed = map.update(|entries: &mut std::collections::BTreeMap<String, Pending>| {
             match pending {
-                Some(pending) => entries.insert(staging.to_owned(), pending),
-                None => entries.remove(staging),
+                Some(pending) => entries.insert(upload_id.to_owned(), pending),
+                None => entries.remove(upload_id),
             };
             Ok(((), true))
         });
@@ -107,8 +106,8 @@ impl UploadJournal {
         }
     }
 
-    /// Aborts every upload a process that is gone left behind, and removes its staging object;
-    /// returns how many were cleaned up. Failures are left in the journal for the next try.
+    /// Aborts every upload a process that is gone left behind; returns how many. Failures are
+    /// left in the journal for the next try.
     pub(crate) async fn recover(&self, store: &AmazonS3) -> Result<usize, StoreError> {
         let Some(map) = &self.map else { return Ok(0) };
         let entries: std::collections::BTreeMap<String, Pending> =
@@ -118,80 +117,71 @@ impl UploadJournal {
                 source,
             })?;
         let mut cleaned = 0;
-        for (staging, pending) in entries {
+        for (upload_id, pending) in entries {
             if pending.owner.may_be_alive() {
                 continue;
             }
-            let key = ObjectPath::from(staging.as_str());
-            if let Some(id) = &pending.upload_id {
-                match store.abort_multipart(&key, id).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(error) => {
-                        return Err(StoreError::Backend(format!(
-                            "cannot abort an interrupted upload to {staging}: {error}"
-                        )));
-                    }
-                }
-            }
-            match store.delete(&key).await {
+            let key = ObjectPath::from(pending.key.as_str());
+            match store.abort_multipart(&key, &upload_id).await {
+                // Gone already (completed, or aborted by the server): nothing is left of it.
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => {
                     return Err(StoreError::Backend(format!(
-                        "cannot remove the staging object {staging}: {error}"
+                        "cannot abort an interrupted upload to {}: {error}",
+                        pending.key
                     )));
                 }
             }
-            self.set(&staging, None);
+            self.set(&upload_id, None);
             cleaned += 1;
         }
         Ok(cleaned)
     }
 }
 
-/// A multipart upload to a staging key, parts going out while the caller hashes.
-pub(crate) struct StagedUpload {
+/// What a multipart upload completes with.
+#[derive(Clone)]
+pub(crate) struct Completer {
+    /// The settings, for the signed completion request.
+    pub(crate) config: S3Config,
+    /// The HTTP client that sends it.
+    pub(crate) client: reqwest::Client,
+}
+
+/// A multipart upload to an object's key, parts going out while the caller hashes.
+pub(crate) struct Upload {
     store: Arc<AmazonS3>,
     journal: UploadJournal,
-    staging: ObjectPath,
+    completer: Completer,
+    key: ObjectPath,
     id: MultipartId,
     parts: Vec<Option<PartId>>,
     in_flight: JoinSet<(usize, object_store::Result<PartId>)>,
-    /// Set once the upload completed: what is left to clean is the staging object.
-    completed: bool,
 }
 
-fn staging_key() -> String {
-    let mut nonce = [0u8; 16];
-    let _ = getrandom::fill(&mut nonce);
-    let nonce = u128::from_le_bytes(nonce);
-    format!("{STAGING}/{}-{nonce:032x}", std::process::id())
-}
-
-impl StagedUpload {
-    /// Starts the upload and writes it down in the journal.
+impl Upload {
+    /// Starts the upload (with the object's media type) and writes it down in the journal.
     pub(crate) async fn start(
         store: Arc<AmazonS3>,
         journal: UploadJournal,
+        completer: Completer,
         path: &WorldPath,
-    ) -> Result<StagedUpload, StoreError> {
-        let staging_text = staging_key();
-        let staging = ObjectPath::from(staging_text.as_str());
+        options: PutMultipartOptions,
+    ) -> Result<Upload, StoreError> {
+        let key: ObjectPath = path.key().split('/').collect();
         let id = store
-            .create_multipart(&staging)
+            .create_multipart_opts(&key, options)
             .await
             .map_err(|error| StoreError::Backend(format!("{path}: {error}")))?;
-        journal.set(
-            &staging_text,
-            Some(Pending { upload_id: Some(id.clone()), owner: Owner::this_process() }),
-        );
-        Ok(StagedUpload {
+        journal.set(&id, Some(Pending { key: key.to_string(), owner: Owner::this_process() }));
+        Ok(Upload {
             store,
             journal,
-            staging,
+            completer,
+            key,
             id,
             parts: Vec::new(),
             in_flight: JoinSet::new(),
-            completed: false,
         })
     }
 
@@ -202,9 +192,9 @@ impl StagedUpload {
         }
         let index = self.parts.len();
         self.parts.push(None);
-        let (store, staging, id) = (Arc::clone(&self.store), self.staging.clone(), self.id.clone());
+        let (store, key, id) = (Arc::clone(&self.store), self.key.clone(), self.id.clone());
         self.in_flight.spawn(async move {
-            let sent = store.put_part(&staging, &id, index, PutPayload::from(part)).await;
+            let sent = store.put_part(&key, &id, index, PutPayload::from(part)).await;
             (index, sent)
         });
         Ok(())
@@ -221,67 +211,57 @@ impl StagedUpload {
         Ok(())
     }
 
-    /// Completes the upload and copies it to `key` unless something is there; the staging
-    /// object is removed whatever happens.
-    pub(crate) async fn finish(
-        mut self,
-        path: &WorldPath,
-        key: &ObjectPath,
-    ) -> Result<(), StoreError> {
-        let backend = |error: &object_store::Error| StoreError::Backend(format!("{path}: {error}"));
+    /// Completes the upload unless an object is at its key ([`StoreError::Exists`], the upload
+    /// aborted); any failure aborts it too.
+    pub(crate) async fn finish(mut self, path: &WorldPath) -> Result<(), StoreError> {
+        let backend =
+            |error: &dyn std::fmt::Display| StoreError::Backend(format!("{path}: {error}"));
         while !self.in_flight.is_empty() {
-            self.settle_one().await.map_err(|error| backend(&error))?;
+            if let Err(error) = self.settle_one().await {
+                self.abort().await;
+                return Err(backend(&error));
+            }
         }
         let parts: Vec<PartId> = std::mem::take(&mut self.parts).into_iter().flatten().collect();
-        self.store
-            .complete_multipart(&self.staging, &self.id, parts)
-            .await
-            .map_err(|error| backend(&error))?;
-        self.completed = true;
-        self.journal.set(
-            self.staging.as_ref(),
-            Some(Pending { upload_id: None, owner: Owner::this_process() }),
-        );
-        let copied = self.store.copy_if_not_exists(&self.staging, key).await;
-        self.clean().await;
-        match copied {
-            Ok(()) => Ok(()),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => Err(StoreError::Exists { path: path.to_string() }),
-            Err(error) => Err(backend(&error)),
+        let Completer { config, client } = self.completer.clone();
+        match complete_if_absent(&client, &config, &self.key, &self.id, &parts).await {
+            Ok(Completion::Created) => {
+                self.journal.set(&self.id, None);
+                self.id.clear();
+                Ok(())
+            }
+            Ok(Completion::Exists) => {
+                self.abort().await;
+                Err(StoreError::Exists { path: path.to_string() })
+            }
+            // The outcome is unknown (the object may exist now): the upload is aborted if it is
+            // still open, and the caller removes a failed run's objects.
+            Err(error) => {
+                self.abort().await;
+                Err(backend(&error))
+            }
         }
     }
 
-    /// Aborts the upload (or removes the completed staging object) and forgets it.
-    pub(crate) async fn abort(mut self) {
-        self.clean().await;
-    }
-
-    async fn clean(&mut self) {
+    /// Aborts the upload and forgets it.
+    pub(crate) async fn abort(&mut self) {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
-        let cleaned = if self.completed {
-            self.store.delete(&self.staging).await
-        } else {
-            self.store.abort_multipart(&self.staging, &self.id).await
-        };
-        match cleaned {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                self.journal.set(self.staging.as_ref(), None);
-            }
+        if self.id.is_empty() {
+            return;
+        }
+        match self.store.abort_multipart(&self.key, &self.id).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => self.journal.set(&self.id, None),
             // Left in the journal: the next command that opens the store tries again.
             Err(error) => {
-                tracing::warn!(staging = %self.staging, %error, "cannot clean up an upload; the next command will try again");
+                tracing::warn!(key = %self.key, %error, "cannot abort an upload; the next command will try again");
             }
         }
-        self.completed = true;
         self.id.clear();
     }
 }
 
-impl Drop for StagedUpload {
+impl Drop for Upload {
     /// Dropped unfinished (a timeout, a cancelled run): the abort runs as a task of its own if
     /// a runtime is there to run it; if the process ends first, the journal keeps the upload
     /// for the next command.
@@ -291,21 +271,15 @@ impl Drop for StagedUpload {
         }
         self.in_flight.abort_all();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let (store, journal, staging, id) = (
+        let (store, journal, key, id) = (
             Arc::clone(&self.store),
             self.journal.clone(),
-            self.staging.clone(),
+            self.key.clone(),
             std::mem::take(&mut self.id),
         );
-        let completed = self.completed;
         runtime.spawn(async move {
-            let cleaned = if completed {
-                store.delete(&staging).await
-            } else {
-                store.abort_multipart(&staging, &id).await
-            };
-            if cleaned.is_ok() {
-                journal.set(staging.as_ref(), None);
+            if store.abort_multipart(&key, &id).await.is_ok() {
+                journal.set(&id, None);
             }
         });
     }

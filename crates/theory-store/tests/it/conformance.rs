@@ -106,7 +106,7 @@ pub(crate) async fn check_store(store: &dyn ArtifactStore, prefix: &str) {
     assert!(store.open(&target).await.unwrap().is_none(), "deleted but still there");
 
     // A large object in odd-sized chunks (multipart on S3), verified by CID.
-    let large = at("large/blob.bin");
+    let large = at("large/é blob+1.bin");
     let chunk: Vec<u8> = (0..1_000_003u32).map(|index| (index % 251) as u8).collect();
     let mut expected = CidHasher::new();
     let mut writer = store.begin(&large, "application/octet-stream").await.unwrap();

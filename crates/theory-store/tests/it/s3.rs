@@ -100,3 +100,23 @@ async fn presigned_urls_put_and_get_with_plain_http() {
         refused.status()
     );
 }
+
+#[tokio::test]
+async fn a_large_object_keeps_its_media_type() {
+    server_is_up().await;
+    let store = store("theory-test-secret");
+    let target: WorldPath = format!("{}large/picture.png", prefix()).parse().unwrap();
+    // Over one 8 MiB part: a multipart upload, completed only if nothing is at the key.
+    let mut writer = store.begin(&target, "image/png").await.unwrap();
+    for _ in 0..3 {
+        writer.write(Bytes::from(vec![9u8; 4 * 1024 * 1024])).await.unwrap();
+    }
+    writer.commit().await.unwrap();
+    let get = store.presign_get(&target, Duration::from_mins(1)).await.unwrap().unwrap();
+    let response = reqwest::Client::new().get(&get).send().await.unwrap();
+    assert_eq!(
+        response.headers().get("content-type").and_then(|value| value.to_str().ok()),
+        Some("image/png")
+    );
+    assert_eq!(response.bytes().await.unwrap().len(), 12 * 1024 * 1024);
+}
