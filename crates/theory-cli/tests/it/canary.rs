@@ -1,22 +1,9 @@
 //! A canary secret planted in the environment never appears in any output, log or file.
 
-use std::path::Path;
-
-use crate::support::{Outcome, Project};
+use crate::support::{Outcome, Project, files_under};
 
 const OPENAI_CANARY: &str = "sk-canary-7f3e9d2b1a0c5d";
 const PROBE_CANARY: &str = "probe-canary-5e4d3c2b1a09";
-
-fn files_under(folder: &Path, found: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files_under(&path, found);
-        } else {
-            found.push(path);
-        }
-    }
-}
 
 fn assert_clean(what: &str, text: &str) {
     for canary in [OPENAI_CANARY, PROBE_CANARY] {
@@ -115,9 +102,8 @@ fn a_canary_secret_never_appears_anywhere() {
         assert_clean(&format!("{what} stdout"), &outcome.stdout);
         assert_clean(&format!("{what} stderr"), &outcome.stderr);
     }
-    let mut files = Vec::new();
-    files_under(project.path(), &mut files);
-    files_under(json_logs.path(), &mut files);
+    let mut files = files_under(project.path());
+    files.extend(files_under(json_logs.path()));
     assert!(
         files.iter().any(|file| file.ends_with("determinism.json")),
         "no receipt was written: {files:?}"

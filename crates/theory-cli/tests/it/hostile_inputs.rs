@@ -90,21 +90,11 @@ fn an_attachment_must_be_a_regular_file_and_a_private_one_stays_private() {
         "--json",
     ]);
     assert_eq!(outcome.code, 0, "{}", outcome.transcript());
-    let stored = walk_files(&project.path().join(".theory/artifacts/artifacts/inputs"));
+    let stored =
+        crate::support::files_under(&project.path().join(".theory/artifacts/artifacts/inputs"));
     assert_eq!(stored.len(), 1, "{stored:?}");
     let mode = std::fs::metadata(&stored[0]).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "the private file was stored readable by others: {mode:o}");
-}
-
-fn walk_files(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() { walk_files(&path) } else { vec![path] }
-        })
-        .collect()
 }
 
 #[test]

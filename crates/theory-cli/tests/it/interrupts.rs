@@ -95,19 +95,8 @@ fn signal(child: &Child, signal: Signal) {
 
 fn nothing_left_under_outputs(project: &Path) {
     let outputs = project.join(".theory/artifacts/artifacts/outputs");
-    let left: Vec<_> = walk(&outputs);
+    let left: Vec<_> = crate::support::files_under(&outputs);
     assert!(left.is_empty(), "a cancelled run left outputs: {left:?}");
-}
-
-fn walk(folder: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() { walk(&path) } else { vec![path] }
-        })
-        .collect()
 }
 
 #[test]

@@ -120,7 +120,8 @@ fn theory_verify_all_rehashes_attachments() {
     let outcome = crate::attachments::thumbnail(&project, &[]);
     assert_eq!(outcome.code, 0, "{}", outcome.transcript());
     assert_eq!(verify(&project, &["--all"]).code, 0);
-    let stored = walk(&project.path().join(".theory/artifacts/artifacts/inputs"));
+    let stored =
+        crate::support::files_under(&project.path().join(".theory/artifacts/artifacts/inputs"));
     assert_eq!(stored.len(), 1);
     let mut tampered = photo.clone();
     tampered[40] ^= 1;
@@ -129,16 +130,6 @@ fn theory_verify_all_rehashes_attachments() {
     let drifted = verify(&project, &["--all"]);
     assert_eq!(drifted.code, 1, "{}", drifted.transcript());
     assert!(drifted.stdout.contains("not to the CID in its path"), "{}", drifted.transcript());
-}
-
-fn walk(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
-    entries
-        .flatten()
-        .flat_map(
-            |entry| if entry.path().is_dir() { walk(&entry.path()) } else { vec![entry.path()] },
-        )
-        .collect()
 }
 
 #[test]
@@ -339,8 +330,14 @@ fn a_run_the_ledger_cannot_record_is_not_reported_as_a_success() {
     assert!(outcome.stderr.contains("could not record"), "{}", outcome.stderr);
     // Nothing of the run stays visible: no outputs, no index, no receipt.
     let artifacts = project.path().join(".theory/artifacts/artifacts");
-    assert_eq!(walk(&artifacts.join("outputs")), Vec::<std::path::PathBuf>::new());
-    assert_eq!(walk(&artifacts.join("execution")), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        crate::support::files_under(&artifacts.join("outputs")),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(
+        crate::support::files_under(&artifacts.join("execution")),
+        Vec::<std::path::PathBuf>::new()
+    );
     // Once the database accepts writes again, the next command closes the record as failed.
     postgres(&url, &["ALTER TABLE executions DROP CONSTRAINT stays_open"]);
     let listed = project.run(&["executions", "list", "--json"]).json();
