@@ -219,17 +219,7 @@ fn runs_of_a_killed_orchestrator_are_failed_and_their_reservation_released() {
 
 #[test]
 fn database_url_puts_the_ledger_in_postgresql_and_a_bad_one_is_named_not_shown() {
-    let admin = std::env::var("THEORY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
-    let name = format!("theory_cli_{}", std::process::id());
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|error| {
-            panic!("no PostgreSQL at {admin} ({error}): scripts/services/postgres start (scripts/test does)")
-        });
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut connection).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut connection).await.unwrap();
-    });
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let url = crate::support::postgres_database("theory_cli");
     let project = Project::new().env("DATABASE_URL", &url);
     let ok = project.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO, "--json"]);
     assert_eq!(ok.code, 0, "{}", ok.transcript());

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use sqlx::Connection;
+
 /// The inputs of the quick start.
 pub(crate) const HELLO: &str = r#"{"messages":[{"role":"user","content":"Hello"}]}"#;
 
@@ -185,4 +187,29 @@ macro_rules! assert_transcript {
             insta::assert_snapshot!($name, $outcome.transcript());
         });
     };
+}
+
+/// A fresh PostgreSQL database for one test (dropped and created on the server
+/// `THEORY_TEST_POSTGRES_URL`, default the one `scripts/services/postgres` starts); returns its URL.
+pub(crate) fn postgres_database(name: &str) -> String {
+    let admin = std::env::var("THEORY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
+    let name = format!("{name}_{}", std::process::id());
+    postgres(
+        &admin,
+        &[&format!("DROP DATABASE IF EXISTS {name}"), &format!("CREATE DATABASE {name}")],
+    );
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+/// Runs statements on a PostgreSQL database.
+pub(crate) fn postgres(url: &str, statements: &[&str]) {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let mut connection = sqlx::PgConnection::connect(url).await.unwrap_or_else(|error| {
+            panic!("no PostgreSQL at {url} ({error}): scripts/services/postgres start (scripts/test does)")
+        });
+        for statement in statements {
+            sqlx::query(statement).execute(&mut connection).await.unwrap();
+        }
+    });
 }

@@ -283,36 +283,13 @@ fn a_damaged_or_emptied_ledger_fails_at_once_and_is_never_replaced() {
     assert_eq!(restored.code, 0, "{}", restored.transcript());
 }
 
-/// A fresh PostgreSQL database for one test; returns its URL and the admin URL.
-fn postgres_database(name: &str) -> (String, String) {
-    let admin = std::env::var("THEORY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into());
-    let name = format!("{name}_{}", std::process::id());
-    postgres(
-        &admin,
-        &[&format!("DROP DATABASE IF EXISTS {name}"), &format!("CREATE DATABASE {name}")],
-    );
-    (format!("{}/{name}", admin.rsplit_once('/').unwrap().0), admin)
-}
-
-fn postgres(url: &str, statements: &[&str]) {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        let mut connection = sqlx::PgConnection::connect(url).await.unwrap_or_else(|error| {
-            panic!("no PostgreSQL at {url} ({error}): scripts/services/postgres start (scripts/test does)")
-        });
-        for statement in statements {
-            sqlx::query(statement).execute(&mut connection).await.unwrap();
-        }
-    });
-}
-
 #[test]
 fn a_run_the_ledger_cannot_record_is_not_reported_as_a_success() {
-    let (url, _) = postgres_database("theory_unrecorded");
+    let url = crate::support::postgres_database("theory_unrecorded");
     let project = Project::new().env("DATABASE_URL", &url);
     assert_eq!(project.run(&["executions", "list"]).code, 0, "the ledger is created");
     // The database refuses to close any run from now on (as a full disk or a lost server would).
-    postgres(
+    crate::support::postgres(
         &url,
         &["ALTER TABLE executions ADD CONSTRAINT stays_open CHECK (status = 'running') NOT VALID"],
     );
@@ -339,7 +316,7 @@ fn a_run_the_ledger_cannot_record_is_not_reported_as_a_success() {
         Vec::<std::path::PathBuf>::new()
     );
     // Once the database accepts writes again, the next command closes the record as failed.
-    postgres(&url, &["ALTER TABLE executions DROP CONSTRAINT stays_open"]);
+    crate::support::postgres(&url, &["ALTER TABLE executions DROP CONSTRAINT stays_open"]);
     let listed = project.run(&["executions", "list", "--json"]).json();
     assert_eq!(listed["executions"][0]["status"], "error", "{listed}");
 }
