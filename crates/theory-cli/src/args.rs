@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "theory", version, propagate_version = true)]
 pub(crate) struct Cli {
     /// The project folder (holding registry/ and .theory/); default: found upward from here.
-    #[arg(long, global = true, env = "THEORY_PROJECT", value_name = "DIR")]
+    #[arg(long, global = true, env = theory_core::env::names::PROJECT, value_name = "DIR")]
     pub(crate) project: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -178,7 +178,7 @@ pub(crate) struct PushArgs {
     #[arg(long, value_name = "LIST")]
     pub(crate) platforms: Option<String>,
     /// Where to push: a registry and path such as ghcr.io/org/repo or 127.0.0.1:5000/theory.
-    #[arg(long, env = "THEORY_IMAGE_REGISTRY", value_name = "REGISTRY")]
+    #[arg(long, env = theory_core::env::names::IMAGE_REGISTRY, value_name = "REGISTRY")]
     pub(crate) registry: Option<String>,
     /// Print JSON.
     #[arg(long)]

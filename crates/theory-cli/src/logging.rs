@@ -4,6 +4,7 @@
 use std::io::{self, IsTerminal, Write};
 
 use theory_core::Redactor;
+use theory_core::env::names;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -45,11 +46,11 @@ impl<'a> MakeWriter<'a> for RedactingStderr {
 
 /// Installs the subscriber: `THEORY_LOG` or `RUST_LOG` filter the events.
 pub(crate) fn init(redactor: &Redactor, json: bool) {
-    let filter = EnvFilter::try_from_env("THEORY_LOG")
+    let filter = EnvFilter::try_from_env(names::LOG)
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let writer = RedactingStderr::new(redactor.clone());
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = std::io::stderr().is_terminal() && std::env::var_os(names::NO_COLOR).is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -9,6 +9,7 @@ use theory_core::{ArtifactStore, EnvSnapshot};
 use theory_store::{FsStore, S3Config, S3Store};
 
 use crate::usage::UsageError;
+use theory_core::env::names;
 
 include!(concat!(env!("OUT_DIR"), "/builtin_registry.rs"));
 
@@ -87,7 +88,7 @@ impl Project {
         &self,
         env: &EnvSnapshot,
     ) -> Result<Arc<dyn ArtifactStore>, UsageError> {
-        let backend = env.get("STORAGE_BACKEND").unwrap_or("local");
+        let backend = env.get(names::STORAGE_BACKEND).unwrap_or("local");
         if backend == "local" || backend.is_empty() {
             let store = FsStore::new(self.state().join("artifacts"));
             store.sweep_partial();
@@ -134,13 +135,13 @@ impl Project {
         &self,
         env: &EnvSnapshot,
     ) -> Result<theory_ledger::Ledger, UsageError> {
-        let url = env.get("DATABASE_URL").filter(|url| !url.is_empty());
+        let url = env.get(names::DATABASE_URL).filter(|url| !url.is_empty());
         let ledger = theory_ledger::Ledger::open(url, &self.state().join("theory.db"))
             .await
             .map_err(|error| {
                 let mut message = error.to_string();
                 if let Some(url) = url {
-                    message = message.replace(url, "DATABASE_URL");
+                    message = message.replace(url, names::DATABASE_URL);
                 }
                 let hint = if let theory_ledger::LedgerError::Unreadable { .. } = error {
                     "restore it from a backup, or move theory.db, theory.db-wal and theory.db-shm away together (theory then starts a new, empty ledger); `theory ledger verify` checks a restored one"

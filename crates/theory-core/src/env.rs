@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
-/// Names of the environment variables the orchestrator reads.
+/// Names of the environment variables the orchestrator side of Theory reads — the CLI, the
+/// stores, the ledger, the adapters — in one place (a processor's are `theory_processor::env`).
+/// The README documents each one; a test checks it says every name in [`names::ALL`].
 pub mod names {
+    // --- runs ---
     /// `true`/`1` (any case) in CI: real runs are refused unless explicitly allowed.
     pub const CI: &str = "CI";
     /// `1` allows real runs in CI.
@@ -15,8 +18,12 @@ pub mod names {
     /// The project folder (holding `registry/` and `.theory/`); default: found upward from the
     /// working directory.
     pub const PROJECT: &str = "THEORY_PROJECT";
+    /// Log filter of `theory` itself (`info` by default; `debug`, `warn`, a tracing filter).
+    pub const LOG: &str = "THEORY_LOG";
     /// `json` for JSON log lines on stderr.
     pub const LOG_FORMAT: &str = "THEORY_LOG_FORMAT";
+    /// Set (to anything): no colours in logs.
+    pub const NO_COLOR: &str = "NO_COLOR";
     /// Log filter for processors started by the `process` runtime (default `warn`).
     pub const PROCESSOR_LOG: &str = "THEORY_PROCESSOR_LOG";
     /// Seconds a started processor has to become healthy (default 30).
@@ -27,6 +34,138 @@ pub mod names {
     /// The most bytes a run's inputs may have (`--inputs-json`, `--inputs-file`, `--inputs -`);
     /// default 64 MiB.
     pub const MAX_INPUTS_BYTES: &str = "THEORY_MAX_INPUTS_BYTES";
+    /// A PEM file of extra CA certificates for `https` endpoints.
+    pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+    /// The registry `theory processor push` pushes to when `--registry` is not given.
+    pub const IMAGE_REGISTRY: &str = "THEORY_IMAGE_REGISTRY";
+    /// A checkout of Theory whose SDK `theory scaffold` points new processors at (a path
+    /// dependency instead of the published crate).
+    pub const SDK_PATH: &str = "THEORY_SDK_PATH";
+
+    // --- the artifact store (the seeds' variables) ---
+    /// `local` (default: `.theory/artifacts/`), `minio` or `s3`.
+    pub const STORAGE_BACKEND: &str = "STORAGE_BACKEND";
+    /// `minio`: the server as `host:port`.
+    pub const MINIO_STORAGE_ENDPOINT: &str = "MINIO_STORAGE_ENDPOINT";
+    /// `minio`: the access key.
+    pub const MINIO_STORAGE_ACCESS_KEY: &str = "MINIO_STORAGE_ACCESS_KEY";
+    /// `minio`: the secret key.
+    pub const MINIO_STORAGE_SECRET_KEY: &str = "MINIO_STORAGE_SECRET_KEY";
+    /// `minio`: `true` for `https`.
+    pub const MINIO_STORAGE_USE_HTTPS: &str = "MINIO_STORAGE_USE_HTTPS";
+    /// `s3`: the access key id.
+    pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+    /// `s3`: the secret access key.
+    pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+    /// `s3`: another S3-compatible server's URL.
+    pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+    /// The bucket (default `theory-artifacts`).
+    pub const ARTIFACTS_BUCKET: &str = "ARTIFACTS_BUCKET";
+    /// The region (default `us-east-1`).
+    pub const ARTIFACTS_REGION: &str = "ARTIFACTS_REGION";
+
+    // --- the ledger ---
+    /// `postgres://…` (or `sqlite:…`): the ledger's database; default `.theory/theory.db`.
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+
+    // --- Modal ---
+    /// The Modal environment when `--env` names none (default `main`).
+    pub const MODAL_ENVIRONMENT: &str = "MODAL_ENVIRONMENT";
+    /// Modal's API token id (else `modal token new`'s config file).
+    pub const MODAL_TOKEN_ID: &str = "MODAL_TOKEN_ID";
+    /// Modal's API token secret.
+    pub const MODAL_TOKEN_SECRET: &str = "MODAL_TOKEN_SECRET";
+    /// Where the `modal` CLI keeps its config (default `~/.modal.toml`).
+    pub const MODAL_CONFIG_PATH: &str = "MODAL_CONFIG_PATH";
+    /// The proxy auth token id (`wk-…`) deployments answer to.
+    pub const MODAL_PROXY_TOKEN_ID: &str = "MODAL_PROXY_TOKEN_ID";
+    /// The proxy auth token secret (`ws-…`).
+    pub const MODAL_PROXY_TOKEN_SECRET: &str = "MODAL_PROXY_TOKEN_SECRET";
+    /// Seconds a Modal deployment has to answer `/healthz` (default 180).
+    pub const MODAL_STARTUP_S: &str = "THEORY_MODAL_STARTUP_S";
+    /// The `modal` program to run (default: `modal` on `PATH`).
+    pub const MODAL_BIN: &str = "THEORY_MODAL_BIN";
+    /// `dev` app names: the branch.
+    pub const GIT_BRANCH: &str = "GIT_BRANCH";
+    /// `dev` app names: the developer.
+    pub const GIT_USER: &str = "GIT_USER";
+
+    // --- the Modal app module (`theory modal deploy`) ---
+    /// The processor ref.
+    pub const PROCESSOR_REF: &str = "PROCESSOR_REF";
+    /// The digest-pinned image.
+    pub const IMAGE_REF: &str = "IMAGE_REF";
+    /// The run timeout, seconds.
+    pub const TIMEOUT_S: &str = "TIMEOUT_S";
+    /// CPUs.
+    pub const CPU: &str = "CPU";
+    /// Memory, MiB.
+    pub const MEMORY_MIB: &str = "MEMORY_MIB";
+    /// A GPU kind.
+    pub const GPU: &str = "GPU";
+    /// The Modal secrets to mount, comma-separated names.
+    pub const TOOL_SECRETS: &str = "TOOL_SECRETS";
+    /// The app name (default `theory-rt`).
+    pub const MODAL_APP_NAME: &str = "MODAL_APP_NAME";
+    /// The image's program.
+    pub const PROCESSOR_ENTRYPOINT: &str = "PROCESSOR_ENTRYPOINT";
+    /// The port the processor listens on in the container.
+    pub const PROCESSOR_PORT: &str = "PROCESSOR_PORT";
+    /// The Modal secret with registry credentials.
+    pub const REGISTRY_SECRET: &str = "REGISTRY_SECRET";
+    /// `0`: a public endpoint, without proxy auth.
+    pub const PROXY_AUTH: &str = "PROXY_AUTH";
+
+    /// Every name above, for the check that the README documents each one.
+    pub const ALL: &[&str] = &[
+        CI,
+        ALLOW_REAL_IN_CI,
+        PROCESSOR_PATH,
+        PROJECT,
+        LOG,
+        LOG_FORMAT,
+        NO_COLOR,
+        PROCESSOR_LOG,
+        START_TIMEOUT_S,
+        LOCAL_RUNTIME,
+        MAX_INPUTS_BYTES,
+        SSL_CERT_FILE,
+        IMAGE_REGISTRY,
+        SDK_PATH,
+        STORAGE_BACKEND,
+        MINIO_STORAGE_ENDPOINT,
+        MINIO_STORAGE_ACCESS_KEY,
+        MINIO_STORAGE_SECRET_KEY,
+        MINIO_STORAGE_USE_HTTPS,
+        AWS_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY,
+        AWS_ENDPOINT_URL,
+        ARTIFACTS_BUCKET,
+        ARTIFACTS_REGION,
+        DATABASE_URL,
+        MODAL_ENVIRONMENT,
+        MODAL_TOKEN_ID,
+        MODAL_TOKEN_SECRET,
+        MODAL_CONFIG_PATH,
+        MODAL_PROXY_TOKEN_ID,
+        MODAL_PROXY_TOKEN_SECRET,
+        MODAL_STARTUP_S,
+        MODAL_BIN,
+        GIT_BRANCH,
+        GIT_USER,
+        PROCESSOR_REF,
+        IMAGE_REF,
+        TIMEOUT_S,
+        CPU,
+        MEMORY_MIB,
+        GPU,
+        TOOL_SECRETS,
+        MODAL_APP_NAME,
+        PROCESSOR_ENTRYPOINT,
+        PROCESSOR_PORT,
+        REGISTRY_SECRET,
+        PROXY_AUTH,
+    ];
 }
 
 /// The environment as it was when the command started; tests build their own.

@@ -9,9 +9,10 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::EnvSnapshot;
+use crate::env::names;
 
 /// The variable naming extra trusted certificates (PEM).
-pub const EXTRA_ROOTS_VARIABLE: &str = "SSL_CERT_FILE";
+pub const EXTRA_ROOTS_VARIABLE: &str = names::SSL_CERT_FILE;
 
 /// A client configuration trusting the built-in roots and those of `SSL_CERT_FILE`, speaking
 /// HTTP/1.1 (WebSocket upgrades need it).

@@ -17,11 +17,12 @@ use theory_protocol::{ErrorCode, HEALTHZ_BODY, Info};
 
 use crate::deployments::{Deployment, DeploymentBook};
 use crate::naming::ModalEnv;
+use theory_core::env::names;
 
 /// The proxy auth token's id, sent as `Modal-Key`.
-pub const PROXY_TOKEN_ID: &str = "MODAL_PROXY_TOKEN_ID";
+pub const PROXY_TOKEN_ID: &str = names::MODAL_PROXY_TOKEN_ID;
 /// The proxy auth token's secret, sent as `Modal-Secret`.
-pub const PROXY_TOKEN_SECRET: &str = "MODAL_PROXY_TOKEN_SECRET";
+pub const PROXY_TOKEN_SECRET: &str = names::MODAL_PROXY_TOKEN_SECRET;
 /// How long a cold container has to answer `/healthz` (`THEORY_MODAL_STARTUP_S` overrides).
 const DEFAULT_STARTUP: Duration = Duration::from_mins(3);
 
@@ -40,7 +41,7 @@ fn modal_error(message: impl Into<String>, hint: impl Into<String>) -> AdapterEr
 
 /// The environment runs use: `--env`, else `MODAL_ENVIRONMENT`, else `main`.
 pub fn run_environment(flag: Option<&str>, env: &EnvSnapshot) -> Result<ModalEnv, String> {
-    flag.or_else(|| env.get("MODAL_ENVIRONMENT").filter(|name| !name.is_empty()))
+    flag.or_else(|| env.get(names::MODAL_ENVIRONMENT).filter(|name| !name.is_empty()))
         .unwrap_or("main")
         .parse()
 }
@@ -49,7 +50,7 @@ impl ModalAdapter {
     /// The adapter for deployments in `env_name`, recorded under `state` (`.theory/`).
     pub fn new(env_name: ModalEnv, state: &std::path::Path, env: &EnvSnapshot) -> ModalAdapter {
         let startup = env
-            .get("THEORY_MODAL_STARTUP_S")
+            .get(names::MODAL_STARTUP_S)
             .and_then(|text| text.parse().ok())
             .map_or(DEFAULT_STARTUP, Duration::from_secs);
         ModalAdapter { env_name, book: DeploymentBook::new(state), env: env.clone(), startup }

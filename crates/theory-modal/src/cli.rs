@@ -13,9 +13,10 @@ use theory_protocol::ErrorCode;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::naming::ModalEnv;
+use theory_core::env::names;
 
 /// Overrides where the `modal` program is.
-pub const BIN_VARIABLE: &str = "THEORY_MODAL_BIN";
+pub const BIN_VARIABLE: &str = names::MODAL_BIN;
 /// The install command named when `modal` is missing.
 pub const INSTALL: &str = "pip install modal";
 
@@ -283,11 +284,11 @@ fn private_json(document: &Value) -> std::io::Result<tempfile::NamedTempFile> {
 /// profile file (`MODAL_CONFIG_PATH`, else `~/.modal.toml`).
 pub fn check_credentials(env: &EnvSnapshot) -> Result<(), AdapterError> {
     let set = |name: &str| env.get(name).is_some_and(|value| !value.is_empty());
-    if set("MODAL_TOKEN_ID") && set("MODAL_TOKEN_SECRET") {
+    if set(names::MODAL_TOKEN_ID) && set(names::MODAL_TOKEN_SECRET) {
         return Ok(());
     }
     let profile = env
-        .get("MODAL_CONFIG_PATH")
+        .get(names::MODAL_CONFIG_PATH)
         .map(PathBuf::from)
         .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".modal.toml")));
     if profile.as_deref().is_some_and(Path::is_file) {

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use theory_core::env::names;
 use theory_core::registry::ProcessorSpec;
 use theory_core::{AdapterError, EnvSnapshot, ImagePin};
 use theory_protocol::ErrorCode;
@@ -21,18 +22,18 @@ pub const DEFAULT_APP_NAME: &str = "theory-rt";
 
 /// Every variable the module reads, in the order `theory modal deploy` documents them.
 pub const VARIABLES: [&str; 12] = [
-    "PROCESSOR_REF",
-    "IMAGE_REF",
-    "TIMEOUT_S",
-    "CPU",
-    "MEMORY_MIB",
-    "GPU",
-    "TOOL_SECRETS",
-    "MODAL_APP_NAME",
-    "PROCESSOR_ENTRYPOINT",
-    "PROCESSOR_PORT",
-    "REGISTRY_SECRET",
-    "PROXY_AUTH",
+    names::PROCESSOR_REF,
+    names::IMAGE_REF,
+    names::TIMEOUT_S,
+    names::CPU,
+    names::MEMORY_MIB,
+    names::GPU,
+    names::TOOL_SECRETS,
+    names::MODAL_APP_NAME,
+    names::PROCESSOR_ENTRYPOINT,
+    names::PROCESSOR_PORT,
+    names::REGISTRY_SECRET,
+    names::PROXY_AUTH,
 ];
 
 /// What one deployment runs and with what.
@@ -108,9 +109,10 @@ impl ModuleParams {
                 ),
             )
         };
-        let processor_ref = get("PROCESSOR_REF").ok_or_else(|| missing("PROCESSOR_REF"))?;
-        let image_ref: ImagePin = get("IMAGE_REF")
-            .ok_or_else(|| missing("IMAGE_REF"))?
+        let processor_ref =
+            get(names::PROCESSOR_REF).ok_or_else(|| missing(names::PROCESSOR_REF))?;
+        let image_ref: ImagePin = get(names::IMAGE_REF)
+            .ok_or_else(|| missing(names::IMAGE_REF))?
             .parse()
             .map_err(|error: theory_core::DigestError| {
                 AdapterError::new(
@@ -119,7 +121,7 @@ impl ModuleParams {
                     "Modal runs digest-pinned images: IMAGE_REF=repo@sha256:…",
                 )
             })?;
-        let app_name = get("MODAL_APP_NAME").unwrap_or(DEFAULT_APP_NAME).to_owned();
+        let app_name = get(names::MODAL_APP_NAME).unwrap_or(DEFAULT_APP_NAME).to_owned();
         let mut params = match spec {
             Some(spec) => ModuleParams::from_spec(spec, image_ref, app_name)?,
             None => ModuleParams {
@@ -131,8 +133,8 @@ impl ModuleParams {
                 gpu: None,
                 tool_secrets: Vec::new(),
                 app_name,
-                entrypoint: get("PROCESSOR_ENTRYPOINT")
-                    .ok_or_else(|| missing("PROCESSOR_ENTRYPOINT"))?
+                entrypoint: get(names::PROCESSOR_ENTRYPOINT)
+                    .ok_or_else(|| missing(names::PROCESSOR_ENTRYPOINT))?
                     .to_owned(),
                 registry_secret: None,
                 proxy_auth: true,
@@ -160,20 +162,20 @@ impl ModuleParams {
             reason = "checked positive; whole units"
         )]
         {
-            if let Some(timeout) = number("TIMEOUT_S")? {
+            if let Some(timeout) = number(names::TIMEOUT_S)? {
                 params.timeout_s = timeout.ceil() as u64;
             }
-            if let Some(memory) = number("MEMORY_MIB")? {
+            if let Some(memory) = number(names::MEMORY_MIB)? {
                 params.memory_mib = memory.ceil() as u64;
             }
         }
-        if let Some(cpu) = number("CPU")? {
+        if let Some(cpu) = number(names::CPU)? {
             params.cpu = cpu;
         }
-        if let Some(gpu) = env.get("GPU") {
+        if let Some(gpu) = env.get(names::GPU) {
             params.gpu = Some(gpu.to_owned()).filter(|gpu| !gpu.is_empty());
         }
-        if let Some(secrets) = env.get("TOOL_SECRETS") {
+        if let Some(secrets) = env.get(names::TOOL_SECRETS) {
             params.tool_secrets = secrets
                 .split(',')
                 .map(str::trim)
@@ -181,30 +183,30 @@ impl ModuleParams {
                 .map(str::to_owned)
                 .collect();
         }
-        if let Some(entrypoint) = get("PROCESSOR_ENTRYPOINT") {
+        if let Some(entrypoint) = get(names::PROCESSOR_ENTRYPOINT) {
             entrypoint.clone_into(&mut params.entrypoint);
         }
         processor_ref.clone_into(&mut params.processor_ref);
-        params.registry_secret = get("REGISTRY_SECRET").map(str::to_owned);
-        params.proxy_auth = env.get("PROXY_AUTH") != Some("0");
+        params.registry_secret = get(names::REGISTRY_SECRET).map(str::to_owned);
+        params.proxy_auth = env.get(names::PROXY_AUTH) != Some("0");
         Ok(params)
     }
 
     /// The module's environment: every variable of [`VARIABLES`].
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("PROCESSOR_REF", self.processor_ref.clone()),
-            ("IMAGE_REF", self.image_ref.to_string()),
-            ("TIMEOUT_S", self.timeout_s.to_string()),
-            ("CPU", self.cpu.to_string()),
-            ("MEMORY_MIB", self.memory_mib.to_string()),
-            ("GPU", self.gpu.clone().unwrap_or_default()),
-            ("TOOL_SECRETS", self.tool_secrets.join(",")),
-            ("MODAL_APP_NAME", self.app_name.clone()),
-            ("PROCESSOR_ENTRYPOINT", self.entrypoint.clone()),
-            ("PROCESSOR_PORT", PROCESSOR_PORT.to_string()),
-            ("REGISTRY_SECRET", self.registry_secret.clone().unwrap_or_default()),
-            ("PROXY_AUTH", if self.proxy_auth { "1" } else { "0" }.to_owned()),
+            (names::PROCESSOR_REF, self.processor_ref.clone()),
+            (names::IMAGE_REF, self.image_ref.to_string()),
+            (names::TIMEOUT_S, self.timeout_s.to_string()),
+            (names::CPU, self.cpu.to_string()),
+            (names::MEMORY_MIB, self.memory_mib.to_string()),
+            (names::GPU, self.gpu.clone().unwrap_or_default()),
+            (names::TOOL_SECRETS, self.tool_secrets.join(",")),
+            (names::MODAL_APP_NAME, self.app_name.clone()),
+            (names::PROCESSOR_ENTRYPOINT, self.entrypoint.clone()),
+            (names::PROCESSOR_PORT, PROCESSOR_PORT.to_string()),
+            (names::REGISTRY_SECRET, self.registry_secret.clone().unwrap_or_default()),
+            (names::PROXY_AUTH, if self.proxy_auth { "1" } else { "0" }.to_owned()),
         ]
     }
 }

@@ -11,6 +11,7 @@ use theory_core::ProcessorRef;
 use theory_protocol::ErrorCode;
 
 use theory_core::AdapterError;
+use theory_core::env::names;
 
 /// The longest app name: Modal's URL label `{workspace}--{app}-serve` must fit in 63 characters.
 const MAX_NAME: usize = 48;
@@ -101,8 +102,8 @@ pub fn app_name(
                     )
                 })
             };
-            let branch = required(git_branch, "GIT_BRANCH")?;
-            let user = required(git_user, "GIT_USER")?;
+            let branch = required(git_branch, names::GIT_BRANCH)?;
+            let user = required(git_user, names::GIT_USER)?;
             format!("{branch}-{user}-{slug}")
         }
     };

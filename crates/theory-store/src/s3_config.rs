@@ -2,6 +2,7 @@
 //! name the variable, never its value.
 
 use theory_core::EnvSnapshot;
+use theory_core::env::names;
 
 /// What the S3-compatible store is built from.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,15 +74,15 @@ impl S3Config {
     pub fn from_env(backend: &str, env: &EnvSnapshot) -> Result<S3Config, ConfigError> {
         let config = match backend {
             "minio" => {
-                let host = required(env, "MINIO_STORAGE_ENDPOINT")?;
+                let host = required(env, names::MINIO_STORAGE_ENDPOINT)?;
                 if host.contains("://") || host.contains('/') {
                     return Err(ConfigError {
-                        variable: "MINIO_STORAGE_ENDPOINT",
+                        variable: names::MINIO_STORAGE_ENDPOINT,
                         problem: "expected host:port without a scheme or path (e.g. minio.local:9000); set MINIO_STORAGE_USE_HTTPS for https".into(),
                     });
                 }
                 let https = match env
-                    .get("MINIO_STORAGE_USE_HTTPS")
+                    .get(names::MINIO_STORAGE_USE_HTTPS)
                     .map(str::to_ascii_lowercase)
                     .as_deref()
                 {
@@ -89,7 +90,7 @@ impl S3Config {
                     Some("true" | "1" | "yes") => true,
                     Some(_) => {
                         return Err(ConfigError {
-                            variable: "MINIO_STORAGE_USE_HTTPS",
+                            variable: names::MINIO_STORAGE_USE_HTTPS,
                             problem: "expected true or false".into(),
                         });
                     }
@@ -97,53 +98,55 @@ impl S3Config {
                 S3Config {
                     kind: "minio",
                     endpoint: Some(format!("{}://{host}", if https { "https" } else { "http" })),
-                    access_key_id: required(env, "MINIO_STORAGE_ACCESS_KEY")?,
-                    secret_access_key: required(env, "MINIO_STORAGE_SECRET_KEY")?,
+                    access_key_id: required(env, names::MINIO_STORAGE_ACCESS_KEY)?,
+                    secret_access_key: required(env, names::MINIO_STORAGE_SECRET_KEY)?,
                     bucket: env
-                        .get("ARTIFACTS_BUCKET")
+                        .get(names::ARTIFACTS_BUCKET)
                         .filter(|bucket| !bucket.is_empty())
                         .unwrap_or(DEFAULT_MINIO_BUCKET)
                         .to_owned(),
                     region: env
-                        .get("ARTIFACTS_REGION")
+                        .get(names::ARTIFACTS_REGION)
                         .filter(|region| !region.is_empty())
                         .unwrap_or("us-east-1")
                         .to_owned(),
                     names: Names {
-                        endpoint: "MINIO_STORAGE_ENDPOINT",
-                        access: "MINIO_STORAGE_ACCESS_KEY",
-                        secret: "MINIO_STORAGE_SECRET_KEY",
+                        endpoint: names::MINIO_STORAGE_ENDPOINT,
+                        access: names::MINIO_STORAGE_ACCESS_KEY,
+                        secret: names::MINIO_STORAGE_SECRET_KEY,
                     },
                 }
             }
             "s3" => {
-                let endpoint =
-                    env.get("AWS_ENDPOINT_URL").filter(|url| !url.is_empty()).map(str::to_owned);
+                let endpoint = env
+                    .get(names::AWS_ENDPOINT_URL)
+                    .filter(|url| !url.is_empty())
+                    .map(str::to_owned);
                 if let Some(url) = &endpoint
                     && !(url.starts_with("http://") || url.starts_with("https://"))
                 {
                     return Err(ConfigError {
-                        variable: "AWS_ENDPOINT_URL",
+                        variable: names::AWS_ENDPOINT_URL,
                         problem: "expected an http:// or https:// URL".into(),
                     });
                 }
                 S3Config {
                     kind: "s3",
                     endpoint,
-                    access_key_id: required(env, "AWS_ACCESS_KEY_ID")?,
-                    secret_access_key: required(env, "AWS_SECRET_ACCESS_KEY")?,
-                    bucket: required(env, "ARTIFACTS_BUCKET")?,
-                    region: required(env, "ARTIFACTS_REGION")?,
+                    access_key_id: required(env, names::AWS_ACCESS_KEY_ID)?,
+                    secret_access_key: required(env, names::AWS_SECRET_ACCESS_KEY)?,
+                    bucket: required(env, names::ARTIFACTS_BUCKET)?,
+                    region: required(env, names::ARTIFACTS_REGION)?,
                     names: Names {
-                        endpoint: "AWS_ENDPOINT_URL",
-                        access: "AWS_ACCESS_KEY_ID",
-                        secret: "AWS_SECRET_ACCESS_KEY",
+                        endpoint: names::AWS_ENDPOINT_URL,
+                        access: names::AWS_ACCESS_KEY_ID,
+                        secret: names::AWS_SECRET_ACCESS_KEY,
                     },
                 }
             }
             other => {
                 return Err(ConfigError {
-                    variable: "STORAGE_BACKEND",
+                    variable: names::STORAGE_BACKEND,
                     problem: format!("{other:?} is unknown: use local, minio or s3"),
                 });
             }
@@ -194,7 +197,7 @@ fn check_bucket(bucket: &str) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(ConfigError {
-            variable: "ARTIFACTS_BUCKET",
+            variable: names::ARTIFACTS_BUCKET,
             problem: "not a valid bucket name (3–63 lowercase letters, digits, '-' or '.')".into(),
         })
     }

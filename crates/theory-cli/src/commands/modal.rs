@@ -21,6 +21,7 @@ use crate::modal_args::{
 };
 use crate::print::{fail, out, print_json};
 use crate::usage::UsageError;
+use theory_core::env::names;
 
 /// Runs a `theory modal` command.
 pub(crate) async fn run(command: ModalCommand, context: Context) -> Result<ExitCode, UsageError> {
@@ -98,8 +99,12 @@ fn target_app(
     if let Some(deployment) = recorded {
         return Ok((deployment.app_name.clone(), Some(deployment)));
     }
-    let name =
-        app_name(env, reference, context.env.get("GIT_BRANCH"), context.env.get("GIT_USER"))?;
+    let name = app_name(
+        env,
+        reference,
+        context.env.get(names::GIT_BRANCH),
+        context.env.get(names::GIT_USER),
+    )?;
     Ok((name, None))
 }
 
@@ -172,8 +177,8 @@ async fn start(args: ModalStartArgs, context: &Context) -> Result<ExitCode, Usag
         let name = app_name(
             env,
             &spec.reference,
-            context.env.get("GIT_BRANCH"),
-            context.env.get("GIT_USER"),
+            context.env.get(names::GIT_BRANCH),
+            context.env.get(names::GIT_USER),
         )?;
         let mut params = ModuleParams::from_spec(spec, oci, name)?;
         params.registry_secret.clone_from(&args.registry_secret);
@@ -194,7 +199,7 @@ async fn deploy(args: ModalDeployArgs, context: &Context) -> Result<ExitCode, Us
     let env = parse_env(&args.env)?;
     let spec = context
         .env
-        .get("PROCESSOR_REF")
+        .get(names::PROCESSOR_REF)
         .and_then(|text| text.parse::<ProcessorRef>().ok())
         .and_then(|reference| {
             context

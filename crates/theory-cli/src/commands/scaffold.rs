@@ -100,7 +100,7 @@ fn sdk_dependency(root: &Path) -> String {
     if manifest.contains("[workspace.dependencies]") && manifest.contains("theory-processor") {
         return "theory-processor.workspace = true".into();
     }
-    if let Ok(path) = std::env::var("THEORY_SDK_PATH") {
+    if let Ok(path) = std::env::var(theory_core::env::names::SDK_PATH) {
         return format!("theory-processor = {{ path = {path:?} }}");
     }
     "theory-processor = { git = \"https://github.com/theory-run/theory\" }".into()

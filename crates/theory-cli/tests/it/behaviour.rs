@@ -219,3 +219,15 @@ fn a_project_with_the_repository_registry_runs() {
     let run = project.run_hello(&["--json"]);
     assert_eq!(run.json()["status"], "success", "{}", run.transcript());
 }
+
+#[test]
+fn the_readme_documents_every_environment_variable() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("the README");
+    let missing: Vec<&str> = theory_core::env::names::ALL
+        .iter()
+        .copied()
+        .filter(|name| !readme.contains(&format!("`{name}`")))
+        .collect();
+    assert!(missing.is_empty(), "the README does not document {missing:?}");
+}
