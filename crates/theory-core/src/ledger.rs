@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use theory_protocol::{Envelope, ExecutionId, Mode};
 
-use crate::{Failure, WorldPath};
+use crate::{AdapterKind, Failure, Runtime, WorldPath};
 
 /// What is asked of the ledger before a run starts.
 #[derive(Debug, Clone)]
@@ -13,10 +13,10 @@ pub struct Admission<'a> {
     pub execution_id: &'a ExecutionId,
     /// The processor.
     pub processor_ref: &'a str,
-    /// `local` or `modal`.
-    pub adapter: &'a str,
-    /// `process`, `docker`, `modal`.
-    pub runtime: &'a str,
+    /// Where it runs.
+    pub adapter: AdapterKind,
+    /// How it runs.
+    pub runtime: Runtime,
     /// `mock` or `real`.
     pub mode: Mode,
     /// The memo key.
@@ -50,8 +50,8 @@ pub struct Closing<'a> {
     pub execution_id: &'a ExecutionId,
     /// The processor.
     pub processor_ref: &'a str,
-    /// `local` or `modal`.
-    pub adapter: &'a str,
+    /// Where it ran.
+    pub adapter: AdapterKind,
     /// `mock` or `real`.
     pub mode: Mode,
     /// The envelope returned to the user.

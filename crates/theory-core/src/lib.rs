@@ -34,6 +34,7 @@ mod fingerprint;
 pub mod hashing;
 mod ids;
 pub mod json_map;
+mod kinds;
 pub mod ledger;
 mod options;
 pub mod orchestrator;
@@ -52,6 +53,7 @@ pub use env::{EnvSnapshot, Redactor};
 pub use failure::Failure;
 pub use fingerprint::Fingerprint;
 pub use ids::new_execution_id;
+pub use kinds::{AdapterKind, Runtime, UnknownKind};
 pub use options::AdapterOptions;
 pub use orchestrator::{Orchestrator, RunOutcome, RunRequest};
 pub use ports::{

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::Runtime;
 use crate::registry::Platform;
 
 /// The options `--adapter-opts-json` accepts.
@@ -13,7 +14,7 @@ pub struct AdapterOptions {
     pub timeout_s: Option<u64>,
     /// Forces the local runtime: `process` or `docker`.
     #[serde(default)]
-    pub runtime: Option<String>,
+    pub runtime: Option<Runtime>,
     /// Overrides which platform's pin is used.
     #[serde(default)]
     pub platform: Option<Platform>,
@@ -35,11 +36,8 @@ impl AdapterOptions {
         if options.timeout_s == Some(0) {
             return Err("timeout_s must be at least 1".into());
         }
-        if let Some(runtime) = &options.runtime
-            && runtime != "process"
-            && runtime != "docker"
-        {
-            return Err(format!("runtime {runtime:?} is unknown: expected process or docker"));
+        if options.runtime == Some(Runtime::Modal) {
+            return Err("runtime \"modal\" is not a local runtime: expected process or docker (run on Modal with --adapter modal)".into());
         }
         Ok(options)
     }

@@ -10,7 +10,7 @@ use futures_util::Stream;
 use theory_protocol::{Cid, CidHasher, ErrorCode, Mode};
 
 use crate::registry::ProcessorSpec;
-use crate::{AdapterOptions, WorldPath};
+use crate::{AdapterKind, AdapterOptions, Runtime, WorldPath};
 
 /// A stream of bytes read from a store.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -171,8 +171,8 @@ impl AdapterError {
 /// How an adapter would run a processor, decided before anything starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// `process`, `docker`, `modal`.
-    pub runtime: String,
+    /// How it runs.
+    pub runtime: Runtime,
     /// What runs, for the memo key and receipt: a pinned digest, a local image id, or `b3:` of
     /// the host binary.
     pub image_identity: String,
@@ -194,9 +194,9 @@ pub struct Plan {
 impl Plan {
     /// Says what runs: `pin`, `local-build` (an unpinned image) or `host-binary`.
     pub fn image_source(&self) -> &'static str {
-        match (self.pinned, self.runtime.as_str()) {
+        match (self.pinned, self.runtime) {
             (true, _) => "pin",
-            (false, "process") => "host-binary",
+            (false, Runtime::Process) => "host-binary",
             (false, _) => "local-build",
         }
     }
@@ -230,8 +230,8 @@ pub trait Instance: Send {
 /// A place processors run: plans without side effects, then starts instances.
 #[async_trait]
 pub trait Adapter: Send + Sync {
-    /// `local` or `modal`.
-    fn name(&self) -> &'static str;
+    /// Which adapter this is.
+    fn kind(&self) -> AdapterKind;
 
     /// Decides how `spec` would run in `mode`, without starting anything.
     async fn plan(

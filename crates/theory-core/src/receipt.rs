@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use theory_protocol::{Cid, ExecutionId, Mode};
 
+use crate::{AdapterKind, Runtime};
+
 /// Every field of DESIGN §5. Stored as compact JSON with sorted keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receipt {
@@ -39,10 +41,10 @@ pub struct Receipt {
     pub timestamp_utc: String,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
-    /// `local` or `modal`.
-    pub adapter: String,
-    /// `process`, `docker` or `modal`.
-    pub runtime: String,
+    /// Where it ran: `local` or `modal`.
+    pub adapter: AdapterKind,
+    /// How it ran: `process`, `docker` or `modal`.
+    pub runtime: Runtime,
     /// What ran: `pin` (a registry pin), `local-build` (the newest local image, unpinned) or
     /// `host-binary` (the `process` runtime).
     pub image_source: String,

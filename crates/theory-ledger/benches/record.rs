@@ -28,8 +28,8 @@ async fn record_one(ledger: &Ledger, id: &str, plan: Option<&str>) {
     let admission = Admission {
         execution_id: &execution_id,
         processor_ref: "theory/probe@1",
-        adapter: "local",
-        runtime: "process",
+        adapter: theory_core::AdapterKind::Local,
+        runtime: theory_core::Runtime::Process,
         mode: Mode::Real,
         memo_key: &memo_key,
         write_prefix: &write_prefix,
@@ -47,7 +47,7 @@ async fn record_one(ledger: &Ledger, id: &str, plan: Option<&str>) {
     let closing = Closing {
         execution_id: &execution_id,
         processor_ref: "theory/probe@1",
-        adapter: "local",
+        adapter: theory_core::AdapterKind::Local,
         mode: Mode::Real,
         envelope: &envelope,
         cost_usd_micro: Some(1),

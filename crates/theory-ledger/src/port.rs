@@ -68,8 +68,8 @@ impl RunLedger for Ledger {
         let start = ExecutionStart {
             id: id.clone(),
             processor_ref: admission.processor_ref.to_owned(),
-            adapter: admission.adapter.to_owned(),
-            runtime: admission.runtime.to_owned(),
+            adapter: admission.adapter.to_string(),
+            runtime: admission.runtime.to_string(),
             mode: admission.mode.to_string(),
             memo_key: admission.memo_key.to_owned(),
             plan_key: admission.plan.map(str::to_owned),
@@ -123,7 +123,7 @@ impl RunLedger for Ledger {
         let refused = admitted.is_none().then(|| ExecutionStart {
             id: id.clone(),
             processor_ref: closing.processor_ref.to_owned(),
-            adapter: closing.adapter.to_owned(),
+            adapter: closing.adapter.to_string(),
             runtime: String::new(),
             mode: closing.mode.to_string(),
             memo_key: String::new(),

@@ -43,7 +43,7 @@ fn orchestrator(state: &Path, adapter: Arc<dyn Adapter>, env: EnvSnapshot) -> Or
     Orchestrator {
         registry: registry(),
         store: Arc::new(FsStore::new(state.join("artifacts"))),
-        adapters: BTreeMap::from([("local", adapter)]),
+        adapters: BTreeMap::from([(theory_core::AdapterKind::Local, adapter)]),
         memo: MemoCache::new(state.join("memo")),
         redactor: Redactor::from_env(&env, std::iter::empty()),
         ledger: None,
@@ -54,7 +54,7 @@ fn orchestrator(state: &Path, adapter: Arc<dyn Adapter>, env: EnvSnapshot) -> Or
 fn request(options: &str) -> RunRequest {
     RunRequest {
         reference: PROBE.parse().expect("ref"),
-        adapter: "local".into(),
+        adapter: theory_core::AdapterKind::Local,
         mode: Mode::Mock,
         write_prefix: None,
         inputs: json!({"text": "bench"}),

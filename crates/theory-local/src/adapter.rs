@@ -11,7 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use theory_core::env::names;
 use theory_core::registry::{Platform, ProcessorSpec};
-use theory_core::{Adapter, AdapterError, AdapterOptions, EnvSnapshot, Instance, Launch, Plan};
+use theory_core::{
+    Adapter, AdapterError, AdapterKind, AdapterOptions, EnvSnapshot, Instance, Launch, Plan,
+    Runtime,
+};
 use theory_docker::{Docker, DockerError};
 use theory_protocol::{ErrorCode, Mode};
 use tokio::sync::OnceCell;
@@ -29,7 +32,9 @@ pub struct LocalAdapter {
     settings: ProcessSettings,
     identities: IdentityCache,
     project: PathBuf,
-    default_runtime: Option<String>,
+    /// `THEORY_LOCAL_RUNTIME`, when it names one (`auto` does not); the text when it names no
+    /// local runtime, refused when a run plans.
+    default_runtime: Option<Result<Runtime, String>>,
     docker: std::sync::Arc<OnceCell<Result<Docker, DockerError>>>,
 }
 
@@ -65,7 +70,10 @@ impl LocalAdapter {
         let default_runtime = env
             .get(names::LOCAL_RUNTIME)
             .filter(|runtime| !runtime.is_empty() && *runtime != "auto")
-            .map(str::to_owned);
+            .map(|runtime| match runtime.parse::<Runtime>() {
+                Ok(Runtime::Modal) | Err(_) => Err(runtime.to_owned()),
+                Ok(runtime) => Ok(runtime),
+            });
         LocalAdapter {
             binaries: BinarySearch { folders },
             settings,
@@ -124,7 +132,7 @@ impl LocalAdapter {
             )
         })?;
         Ok(Plan {
-            runtime: "process".into(),
+            runtime: Runtime::Process,
             image_identity: identity,
             pinned: false,
             target,
@@ -154,7 +162,7 @@ impl LocalAdapter {
         let (docker, choice) = self.image_for(spec, options.platform).await?;
         reap_orphans(&docker).await;
         Ok(Plan {
-            runtime: "docker".into(),
+            runtime: Runtime::Docker,
             image_identity: choice.identity,
             pinned: choice.pinned,
             target: choice.reference,
@@ -167,8 +175,8 @@ impl LocalAdapter {
 
 #[async_trait]
 impl Adapter for LocalAdapter {
-    fn name(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::Local
     }
 
     async fn plan(
@@ -177,15 +185,21 @@ impl Adapter for LocalAdapter {
         options: &AdapterOptions,
         mode: Mode,
     ) -> Result<Plan, AdapterError> {
-        let runtime = options.runtime.as_deref().or(self.default_runtime.as_deref());
+        let runtime = match (options.runtime, &self.default_runtime) {
+            (Some(runtime), _) => Some(runtime),
+            (None, Some(Ok(runtime))) => Some(*runtime),
+            (None, Some(Err(other))) => {
+                return Err(AdapterError::new(
+                    ErrorCode::Adapter,
+                    format!("THEORY_LOCAL_RUNTIME={other} is unknown"),
+                    "use process, docker or auto",
+                ));
+            }
+            (None, None) => None,
+        };
         match (runtime, mode) {
-            (Some("process"), _) => self.process_plan(spec).await,
-            (Some("docker"), _) => self.docker_plan(spec, options).await,
-            (Some(other), _) => Err(AdapterError::new(
-                ErrorCode::Adapter,
-                format!("THEORY_LOCAL_RUNTIME={other} is unknown"),
-                "use process, docker or auto",
-            )),
+            (Some(Runtime::Process), _) => self.process_plan(spec).await,
+            (Some(_), _) => self.docker_plan(spec, options).await,
             (None, Mode::Real) => self.docker_plan(spec, options).await.map_err(|mut error| {
                 error.hint = Some(format!(
                     "{}; or run the host binary on purpose with --adapter-opts-json '{{\"runtime\":\"process\"}}'",
@@ -212,7 +226,7 @@ impl Adapter for LocalAdapter {
         plan: &Plan,
         launch: &Launch,
     ) -> Result<Box<dyn Instance>, AdapterError> {
-        if plan.runtime == "process" {
+        if plan.runtime == Runtime::Process {
             let instance =
                 ProcessInstance::start(plan.target.as_ref(), launch, &self.settings).await?;
             return Ok(Box::new(instance));

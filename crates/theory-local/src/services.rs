@@ -249,8 +249,8 @@ pub struct ServiceAdapter {
 
 #[async_trait]
 impl Adapter for ServiceAdapter {
-    fn name(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> theory_core::AdapterKind {
+        theory_core::AdapterKind::Local
     }
 
     async fn plan(
@@ -298,7 +298,7 @@ impl Adapter for ServiceAdapter {
         }
         compare_identity(&endpoint, info, &image.identity)?;
         Ok(Plan {
-            runtime: "docker".into(),
+            runtime: theory_core::Runtime::Docker,
             image_identity: image.identity,
             pinned: image.pinned,
             target: endpoint,

@@ -142,8 +142,8 @@ fn deployed_image(spec: &ProcessorSpec, deployment: &Deployment) -> Result<Image
 
 #[async_trait]
 impl Adapter for ModalAdapter {
-    fn name(&self) -> &'static str {
-        "modal"
+    fn kind(&self) -> theory_core::AdapterKind {
+        theory_core::AdapterKind::Modal
     }
 
     async fn plan(
@@ -156,7 +156,7 @@ impl Adapter for ModalAdapter {
         let image = deployed_image(spec, &deployment)?;
         self.headers(&deployment)?;
         Ok(Plan {
-            runtime: "modal".into(),
+            runtime: theory_core::Runtime::Modal,
             image_identity: image.digest().to_string(),
             pinned: true,
             target: deployment.url.clone(),

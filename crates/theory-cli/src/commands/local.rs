@@ -28,7 +28,8 @@ pub(crate) async fn run(command: LocalCommand, context: Context) -> Result<ExitC
                 ));
             }
             let adapter: Arc<dyn theory_core::Adapter> = Arc::new(services.adapter());
-            let adapters = std::collections::BTreeMap::from([("local", adapter)]);
+            let adapters =
+                std::collections::BTreeMap::from([(theory_core::AdapterKind::Local, adapter)]);
             super::run::run_with(*args, context, adapters).await
         }
         LocalCommand::Stop(args) => stop(args, &services).await,

@@ -11,7 +11,8 @@ use theory_core::orchestrator::{MemoCache, TransferRequest, resolve_write_prefix
 use theory_core::registry::Platform;
 use theory_core::session::FrameObserver;
 use theory_core::{
-    AdapterOptions, ArtifactStore, Mode, Orchestrator, ProcessorRef, Redactor, RunRequest,
+    AdapterKind, AdapterOptions, ArtifactStore, Mode, Orchestrator, ProcessorRef, Redactor,
+    RunRequest,
 };
 use theory_local::LocalAdapter;
 use theory_protocol::{Envelope, Frame};
@@ -22,14 +23,19 @@ use crate::print::{print_error, print_json, print_warning};
 use crate::usage::UsageError;
 
 /// The adapters a run may use, by name.
-pub(crate) type Adapters = BTreeMap<&'static str, Arc<dyn theory_core::Adapter>>;
+pub(crate) type Adapters = BTreeMap<AdapterKind, Arc<dyn theory_core::Adapter>>;
 
 /// Runs `theory run` and returns the exit status: 0 success, 1 error envelope.
 pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, UsageError> {
     let local: Arc<dyn theory_core::Adapter> =
         Arc::new(LocalAdapter::from_env(&context.env, Some(&context.project.state())));
     let modal = super::modal::modal_adapter(&context, args.env.as_deref())?;
-    run_with(args, context, BTreeMap::from([("local", local), ("modal", modal)])).await
+    run_with(
+        args,
+        context,
+        BTreeMap::from([(AdapterKind::Local, local), (AdapterKind::Modal, modal)]),
+    )
+    .await
 }
 
 /// Runs with `adapters` (`theory local run` passes only the local one that attaches to started
@@ -47,7 +53,7 @@ pub(crate) async fn run_with(
     })?;
     let inputs = read_inputs(&args.inputs, max_inputs_bytes(&context.env)?)?;
     let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
-    if args.env.is_some() && adapter != "modal" {
+    if args.env.is_some() && adapter != AdapterKind::Modal {
         return Err(UsageError::new(
             "--env selects a Modal environment; it goes with --adapter modal",
             "drop --env, or run with --adapter modal",
@@ -292,7 +298,7 @@ fn resolve_mode_and_adapter(
     mode: Option<&str>,
     adapter: &str,
     inputs: &Value,
-) -> Result<(Mode, String), UsageError> {
+) -> Result<(Mode, AdapterKind), UsageError> {
     let parse = |value: &str, source: &str| -> Result<Mode, UsageError> {
         let (mode, alias) = Mode::parse_with_alias(value).map_err(|error| {
             UsageError::new(format!("{source}: {error}"), "use --mode mock or --mode real")
@@ -315,7 +321,8 @@ fn resolve_mode_and_adapter(
         (None, None) => Mode::Mock,
     };
     let adapter = match adapter {
-        "local" | "modal" => adapter.to_owned(),
+        "local" => AdapterKind::Local,
+        "modal" => AdapterKind::Modal,
         "mock" => {
             if mode.is_some() && resolved == Mode::Real {
                 return Err(UsageError::new(
@@ -325,7 +332,7 @@ fn resolve_mode_and_adapter(
             }
             print_warning("--adapter mock is deprecated; it means --adapter local --mode mock");
             resolved = Mode::Mock;
-            "local".to_owned()
+            AdapterKind::Local
         }
         other => {
             return Err(UsageError::new(

@@ -125,8 +125,8 @@ impl Orchestrator {
             cost_usd_micro: cost::actual(spec, request.mode, processor_meta.usage.as_ref()),
             timestamp_utc: crate::time::now_rfc3339(),
             duration_ms,
-            adapter: request.adapter.clone(),
-            runtime: plan.runtime.clone(),
+            adapter: request.adapter,
+            runtime: plan.runtime,
             image_source: plan.image_source().to_owned(),
             transfer: transfer.as_str().to_owned(),
             ledger_position,
@@ -144,8 +144,8 @@ impl Orchestrator {
         .await?;
         let meta = Meta {
             processor_ref: Some(request.reference.to_string()),
-            adapter: Some(request.adapter.clone()),
-            runtime: Some(plan.runtime.clone()),
+            adapter: Some(request.adapter.to_string()),
+            runtime: Some(plan.runtime.to_string()),
             mode: Some(request.mode),
             image_digest: Some(plan.image_identity.clone()),
             env_fingerprint: Some(fingerprint),

@@ -67,7 +67,7 @@ impl Orchestrator {
         let normalized = normalize_inputs(inputs)
             .map_err(|error| Failure::new(ErrorCode::InputSchema, error.to_string()))?
             .value;
-        let adapter = self.adapters.get(request.adapter.as_str()).ok_or_else(|| {
+        let adapter = self.adapters.get(&request.adapter).ok_or_else(|| {
             Failure::new(
                 ErrorCode::Adapter,
                 format!("the {} adapter is not available in this build", request.adapter),
@@ -83,11 +83,11 @@ impl Orchestrator {
             .filter(|name| self.env.get(name.as_str()).is_some())
             .map(ToString::to_string)
             .collect();
-        progress.runtime = Some(plan.runtime.clone());
+        progress.runtime = Some(plan.runtime);
         progress.image_digest = Some(plan.image_identity.clone());
         let fingerprint = Fingerprint {
-            adapter: adapter.name(),
-            runtime: &plan.runtime,
+            adapter: adapter.kind().as_str(),
+            runtime: plan.runtime.as_str(),
             image_digest: &plan.image_identity,
             resources: &spec.runtime,
             present_env_keys: &present,

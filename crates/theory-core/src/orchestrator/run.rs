@@ -25,8 +25,8 @@ use crate::ledger::{Admission, Admitted, Closing, RunLedger};
 use crate::registry::Registry;
 use crate::session::{FrameObserver, SessionRequest};
 use crate::{
-    Adapter, AdapterOptions, ArtifactStore, EnvSnapshot, Failure, ProcessorRef, Redactor,
-    WritePrefix, new_execution_id,
+    Adapter, AdapterKind, AdapterOptions, ArtifactStore, EnvSnapshot, Failure, ProcessorRef,
+    Redactor, Runtime, WritePrefix, new_execution_id,
 };
 
 /// The media type of the index and receipts.
@@ -40,8 +40,8 @@ pub struct Orchestrator {
     pub registry: Arc<Registry>,
     /// Where outputs, indexes and receipts go.
     pub store: Arc<dyn ArtifactStore>,
-    /// Adapters by name (`local`, `modal`).
-    pub adapters: BTreeMap<&'static str, Arc<dyn Adapter>>,
+    /// Adapters by kind.
+    pub adapters: BTreeMap<AdapterKind, Arc<dyn Adapter>>,
     /// The memo cache.
     pub memo: MemoCache,
     /// The environment at start.
@@ -57,8 +57,8 @@ pub struct Orchestrator {
 pub struct RunRequest {
     /// The processor.
     pub reference: ProcessorRef,
-    /// `local` or `modal`.
-    pub adapter: String,
+    /// Where it runs.
+    pub adapter: AdapterKind,
     /// `mock` or `real`.
     pub mode: Mode,
     /// The write prefix template (`{execution_id}` allowed); the default is
@@ -95,7 +95,7 @@ pub struct RunOutcome {
 #[derive(Default)]
 pub(super) struct Progress {
     pub(super) fingerprint: Option<String>,
-    pub(super) runtime: Option<String>,
+    pub(super) runtime: Option<Runtime>,
     pub(super) image_digest: Option<String>,
     /// What the ledger granted, once the run was admitted.
     pub(super) admitted: Option<Admitted>,
@@ -145,7 +145,7 @@ impl Orchestrator {
                 let closing = Closing {
                     execution_id: &execution_id,
                     processor_ref: request.reference.as_str(),
-                    adapter: &request.adapter,
+                    adapter: request.adapter,
                     mode: request.mode,
                     envelope: &outcome.envelope,
                     cost_usd_micro: self.cost(&request, &outcome.envelope),
@@ -178,15 +178,15 @@ impl Orchestrator {
                 tracing::debug!(code = %failure.code, %message, "run failed");
                 let meta = Meta {
                     processor_ref: Some(request.reference.to_string()),
-                    adapter: Some(request.adapter.clone()),
-                    runtime: progress.runtime.clone(),
+                    adapter: Some(request.adapter.to_string()),
+                    runtime: progress.runtime.map(|runtime| runtime.to_string()),
                     mode: Some(request.mode),
                     image_digest: progress.image_digest.clone(),
                     env_fingerprint: Some(
                         progress
                             .fingerprint
                             .clone()
-                            .unwrap_or_else(|| Fingerprint::unknown(&request.adapter)),
+                            .unwrap_or_else(|| Fingerprint::unknown(request.adapter.as_str())),
                     ),
                     duration_ms: Some(started.elapsed().as_millis() as u64),
                     usage: progress.usage.clone(),
@@ -353,8 +353,8 @@ impl Orchestrator {
         let admission = Admission {
             execution_id,
             processor_ref: spec.reference.as_str(),
-            adapter: &request.adapter,
-            runtime: &plan.runtime,
+            adapter: request.adapter,
+            runtime: plan.runtime,
             mode: request.mode,
             memo_key,
             write_prefix: write_prefix.as_str(),

@@ -110,8 +110,8 @@ impl Instance for Borrowed {
 
 #[async_trait]
 impl Adapter for FixedEndpoint {
-    fn name(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> theory_core::AdapterKind {
+        theory_core::AdapterKind::Local
     }
 
     async fn plan(
@@ -121,7 +121,7 @@ impl Adapter for FixedEndpoint {
         _mode: Mode,
     ) -> Result<Plan, AdapterError> {
         Ok(Plan {
-            runtime: "fake".into(),
+            runtime: theory_core::Runtime::Process,
             image_identity: "test:liar".into(),
             pinned: false,
             target: self.0.clone(),
@@ -157,7 +157,7 @@ async fn lies_fail_the_run_and_leave_nothing() {
             registry: Arc::new(registry()),
             store: Arc::new(store.clone()),
             adapters: BTreeMap::from([(
-                "local",
+                theory_core::AdapterKind::Local,
                 Arc::new(FixedEndpoint(lying_server(lie, store.clone()).await)) as Arc<dyn Adapter>,
             )]),
             memo: MemoCache::new(memo.path()),

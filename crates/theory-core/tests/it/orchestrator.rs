@@ -64,12 +64,12 @@ async fn a_mock_run_stores_outputs_index_and_receipts() {
     assert_eq!(
         meta.env_fingerprint.as_deref(),
         Some(
-            "adapter=local,runtime=in-process,image_digest=test:probe-1,cpu=1,memory_gb=1,timeout_s=120,gpu=none,present_env_keys=[]"
+            "adapter=local,runtime=process,image_digest=test:probe-1,cpu=1,memory_gb=1,timeout_s=120,gpu=none,present_env_keys=[]"
         )
     );
     assert_eq!(
         (meta.cached, meta.runtime.as_deref(), meta.mode),
-        (Some(false), Some("in-process"), Some(Mode::Mock))
+        (Some(false), Some("process"), Some(Mode::Mock))
     );
     assert!(!harness.store.paths().iter().any(|path| path.contains(".partial")));
 }

@@ -20,8 +20,8 @@ async fn one_run(ledger: &Ledger, index: usize, reserve: i64, actual: i64) -> i6
     let admission = Admission {
         execution_id: &id,
         processor_ref: "theory/probe@1",
-        adapter: "local",
-        runtime: "process",
+        adapter: theory_core::AdapterKind::Local,
+        runtime: theory_core::Runtime::Process,
         mode: Mode::Real,
         memo_key: "memo",
         write_prefix: &prefix,
@@ -42,7 +42,7 @@ async fn one_run(ledger: &Ledger, index: usize, reserve: i64, actual: i64) -> i6
     let closing = Closing {
         execution_id: &id,
         processor_ref: "theory/probe@1",
-        adapter: "local",
+        adapter: theory_core::AdapterKind::Local,
         mode: Mode::Real,
         envelope: &envelope,
         cost_usd_micro: Some(u64::try_from(actual).unwrap()),

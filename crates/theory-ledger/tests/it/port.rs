@@ -11,8 +11,8 @@ fn admission<'a>(id: &'a ExecutionId, prefix: &'a str, estimate: u64) -> Admissi
     Admission {
         execution_id: id,
         processor_ref: "theory/probe@1",
-        adapter: "local",
-        runtime: "process",
+        adapter: theory_core::AdapterKind::Local,
+        runtime: theory_core::Runtime::Process,
         mode: Mode::Real,
         memo_key: "memo",
         write_prefix: prefix,
@@ -52,7 +52,7 @@ async fn a_refused_admission_leaves_nothing_and_a_closed_run_holds_nothing() {
         let closing = Closing {
             execution_id: &first,
             processor_ref: "theory/probe@1",
-            adapter: "local",
+            adapter: theory_core::AdapterKind::Local,
             mode: Mode::Real,
             envelope: &envelope,
             cost_usd_micro: Some(250),

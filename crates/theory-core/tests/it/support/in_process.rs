@@ -52,8 +52,8 @@ impl Drop for InProcessInstance {
 
 #[async_trait]
 impl Adapter for InProcessAdapter {
-    fn name(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> theory_core::AdapterKind {
+        theory_core::AdapterKind::Local
     }
 
     async fn plan(
@@ -64,7 +64,7 @@ impl Adapter for InProcessAdapter {
     ) -> Result<Plan, AdapterError> {
         self.counters.plans.fetch_add(1, Ordering::SeqCst);
         Ok(Plan {
-            runtime: "in-process".into(),
+            runtime: theory_core::Runtime::Process,
             image_identity: self.identity.clone(),
             pinned: false,
             target: "theory_probe::run".into(),

@@ -45,7 +45,10 @@ pub(crate) fn harness(env: &[(&str, &str)]) -> Harness {
     let orchestrator = Orchestrator {
         registry: Arc::new(registry()),
         store: Arc::new(store.clone()),
-        adapters: BTreeMap::from([("local", Arc::new(adapter) as Arc<dyn theory_core::Adapter>)]),
+        adapters: BTreeMap::from([(
+            theory_core::AdapterKind::Local,
+            Arc::new(adapter) as Arc<dyn theory_core::Adapter>,
+        )]),
         memo: MemoCache::new(memo.path()),
         redactor: Redactor::from_env(&env, ["SECRETIVE_KEY"]),
         ledger: None,
@@ -57,7 +60,7 @@ pub(crate) fn harness(env: &[(&str, &str)]) -> Harness {
 pub(crate) fn request(reference: &str, mode: Mode, inputs: Value) -> RunRequest {
     RunRequest {
         reference: reference.parse().expect("valid ref"),
-        adapter: "local".into(),
+        adapter: theory_core::AdapterKind::Local,
         mode,
         write_prefix: None,
         inputs,
