@@ -25,9 +25,15 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => code,
-        Err(usage) => {
-            print::print_error(&usage.message, Some(&usage.hint));
-            ExitCode::from(2)
+        Err(failure) => {
+            // A command that failed before it had a document to print: `error:`/`hint:` only;
+            // a bad flag says what is wrong with it, anything else its code first.
+            let message = match failure.code {
+                theory_protocol::ErrorCode::Usage => failure.message.clone(),
+                _ => format!("{}: {}", failure.code, failure.message),
+            };
+            print::print_error(&message, failure.hint.as_deref());
+            usage::exit_code(&failure)
         }
     }
 }

@@ -29,26 +29,16 @@ pub(crate) fn print_warning(message: &str) {
     eprintln!("warning: {message}");
 }
 
-/// A failed operation of a command other than `run`: printed by [`OpError::report`].
-#[derive(Debug)]
-pub(crate) struct OpError {
-    pub(crate) code: theory_protocol::ErrorCode,
-    pub(crate) message: String,
-    pub(crate) hint: Option<String>,
+/// Reports a failure of a command: `error:`/`hint:` on stderr and, with `--json`, the document
+/// `{"ok":false,"error":{"code","message"},"hint"}` on stdout; returns the exit status
+/// (`usage::exit_code`).
+pub(crate) trait Report {
+    /// Prints the failure and returns the exit status.
+    fn report(&self, json: bool) -> std::process::ExitCode;
 }
 
-impl OpError {
-    pub(crate) fn new(
-        code: theory_protocol::ErrorCode,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> OpError {
-        OpError { code, message: message.into(), hint: Some(hint.into()) }
-    }
-
-    /// Prints `error:`/`hint:` on stderr and, with `--json`, a document
-    /// `{"ok":false,"error":{"code","message"},"hint"}` on stdout. Returns exit status 1.
-    pub(crate) fn report(&self, json: bool) -> std::process::ExitCode {
+impl Report for theory_core::Failure {
+    fn report(&self, json: bool) -> std::process::ExitCode {
         if json {
             print_json(&serde_json::json!({
                 "ok": false,
@@ -57,28 +47,28 @@ impl OpError {
             }));
         }
         print_error(&format!("{}: {}", self.code, self.message), self.hint.as_deref());
-        std::process::ExitCode::FAILURE
+        crate::usage::exit_code(self)
     }
 }
 
-impl From<theory_core::AdapterError> for OpError {
-    fn from(error: theory_core::AdapterError) -> OpError {
-        OpError { code: error.code, message: error.message, hint: error.hint }
-    }
+/// A Docker failure as the command's failure.
+pub(crate) fn docker_failure(error: theory_docker::DockerError) -> theory_core::Failure {
+    theory_core::Failure::with_hint(
+        theory_protocol::ErrorCode::Docker,
+        error.to_string(),
+        error.hint(),
+    )
+    .caused_by(error)
 }
 
-impl From<theory_docker::DockerError> for OpError {
-    fn from(error: theory_docker::DockerError) -> OpError {
-        OpError::new(theory_protocol::ErrorCode::Docker, error.to_string(), error.hint())
-    }
-}
-
-/// Reports a failed operation (see [`OpError::report`]).
+/// Reports a failure given by its parts (see [`Report`]).
 pub(crate) fn fail(
     json: bool,
     code: theory_protocol::ErrorCode,
     message: &str,
     hint: Option<&str>,
 ) -> std::process::ExitCode {
-    OpError { code, message: message.to_owned(), hint: hint.map(str::to_owned) }.report(json)
+    let mut failure = theory_core::Failure::new(code, message);
+    failure.hint = hint.map(str::to_owned);
+    failure.report(json)
 }

@@ -3,12 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use theory_core::Failure;
+use theory_protocol::ErrorCode;
 
 use theory_core::registry::{DocumentKind, Registry, RegistryError, Source, sources_from_dir};
 use theory_core::{ArtifactStore, EnvSnapshot};
 use theory_store::{FsStore, S3Config, S3Store};
 
-use crate::usage::UsageError;
+use crate::usage::usage;
 use theory_core::env::names;
 
 include!(concat!(env!("OUT_DIR"), "/builtin_registry.rs"));
@@ -22,10 +24,10 @@ pub(crate) struct Project {
 impl Project {
     /// Uses `explicit` when given, else the nearest folder upward holding `registry/` or
     /// `.theory/`, else the working directory.
-    pub(crate) fn locate(explicit: Option<&Path>) -> Result<Project, UsageError> {
+    pub(crate) fn locate(explicit: Option<&Path>) -> Result<Project, Failure> {
         if let Some(root) = explicit {
             if !root.is_dir() {
-                return Err(UsageError::new(
+                return Err(usage(
                     format!("project folder {} does not exist", root.display()),
                     "pass an existing folder to --project (or THEORY_PROJECT)",
                 ));
@@ -33,7 +35,7 @@ impl Project {
             return Ok(Project { root: root.to_path_buf() });
         }
         let here = std::env::current_dir().map_err(|error| {
-            UsageError::new(
+            usage(
                 format!("cannot read the working directory: {error}"),
                 "run from an existing folder",
             )
@@ -84,10 +86,7 @@ impl Project {
     /// Builds the artifact store `STORAGE_BACKEND` names (default `local`: `.theory/artifacts/`;
     /// `minio` and `s3` from the seeds' variables, checked with one request before anything
     /// starts). Errors name the variable, never its value.
-    pub(crate) async fn store(
-        &self,
-        env: &EnvSnapshot,
-    ) -> Result<Arc<dyn ArtifactStore>, UsageError> {
+    pub(crate) async fn store(&self, env: &EnvSnapshot) -> Result<Arc<dyn ArtifactStore>, Failure> {
         let backend = env.get(names::STORAGE_BACKEND).unwrap_or("local");
         if backend == "local" || backend.is_empty() {
             let store = FsStore::new(self.state().join("artifacts"));
@@ -95,21 +94,21 @@ impl Project {
             return Ok(Arc::new(store));
         }
         let config = S3Config::from_env(backend, env).map_err(|error| {
-            UsageError::new(
+            config_failure(
                 format!("STORAGE_BACKEND={backend}: {error}"),
                 "see the storage variables in the README (MINIO_STORAGE_*, AWS_*, ARTIFACTS_*)",
             )
         })?;
         let store = S3Store::new(config)
             .map_err(|error| {
-                UsageError::new(
+                config_failure(
                     format!("STORAGE_BACKEND={backend}: {error}"),
                     "check the storage variables",
                 )
             })?
             .with_upload_journal(self.state().join("s3_uploads.json"));
         store.check().await.map_err(|error| {
-            UsageError::new(
+            config_failure(
                 format!("STORAGE_BACKEND={backend}: {error}"),
                 "fix the variable named above, or unset STORAGE_BACKEND to use .theory/artifacts/",
             )
@@ -131,10 +130,7 @@ impl Project {
     /// Opens the ledger: PostgreSQL or SQLite as `DATABASE_URL` says, else `.theory/theory.db`
     /// (created on first use). Runs a killed orchestrator left `running` are failed and their
     /// reservations released. Errors never show the URL (it may hold a password).
-    pub(crate) async fn ledger(
-        &self,
-        env: &EnvSnapshot,
-    ) -> Result<theory_ledger::Ledger, UsageError> {
+    pub(crate) async fn ledger(&self, env: &EnvSnapshot) -> Result<theory_ledger::Ledger, Failure> {
         let url = env.get(names::DATABASE_URL).filter(|url| !url.is_empty());
         let ledger = theory_ledger::Ledger::open(url, &self.state().join("theory.db"))
             .await
@@ -143,6 +139,12 @@ impl Project {
                 if let Some(url) = url {
                     message = message.replace(url, names::DATABASE_URL);
                 }
+                // Settings that lead to no ledger are the user's to fix (exit 2); a ledger that
+                // is there but cannot be used is a failure of the ledger (exit 1).
+                let code = match &error {
+                    theory_ledger::LedgerError::Open(_) => ErrorCode::Config,
+                    _ => ErrorCode::Ledger,
+                };
                 let hint = if let theory_ledger::LedgerError::Unreadable { .. } = error {
                     "restore it from a backup, or move theory.db, theory.db-wal and theory.db-shm away together (theory then starts a new, empty ledger); `theory ledger verify` checks a restored one"
                 } else if url.is_some() {
@@ -150,7 +152,7 @@ impl Project {
                 } else {
                     "check that .theory/ is writable"
                 };
-                UsageError::new(message, hint)
+                Failure::with_hint(code, message, hint)
             })?;
         match ledger.recover(theory_ledger::owner_is_gone).await {
             Ok(recovered) if !recovered.is_empty() => tracing::info!(
@@ -162,6 +164,11 @@ impl Project {
         }
         Ok(ledger)
     }
+}
+
+/// A setting that leads nowhere (`ERR_CONFIG`, exit status 2): the message names the variable.
+fn config_failure(message: String, hint: &str) -> Failure {
+    Failure::with_hint(ErrorCode::Config, message, hint)
 }
 
 fn kind_of(folder: &str) -> DocumentKind {

@@ -57,8 +57,7 @@ pub use kinds::{AdapterKind, Runtime, UnknownKind};
 pub use options::AdapterOptions;
 pub use orchestrator::{Orchestrator, RunOutcome, RunRequest};
 pub use ports::{
-    Adapter, AdapterError, ArtifactStore, ByteStream, Instance, Launch, ObjectWriter, Plan,
-    StoreError,
+    Adapter, ArtifactStore, ByteStream, Instance, Launch, ObjectWriter, Plan, StoreError,
 };
 pub use processor_ref::{ProcessorRef, ProcessorRefError};
 pub use receipt::Receipt;

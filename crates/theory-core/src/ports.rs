@@ -7,10 +7,10 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
-use theory_protocol::{Cid, CidHasher, ErrorCode, Mode};
+use theory_protocol::{Cid, CidHasher, Mode};
 
 use crate::registry::ProcessorSpec;
-use crate::{AdapterKind, AdapterOptions, Runtime, WorldPath};
+use crate::{AdapterKind, AdapterOptions, Failure, Runtime, WorldPath};
 
 /// A stream of bytes read from a store.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -145,29 +145,6 @@ pub trait ObjectWriter: Send {
     async fn abort(self: Box<Self>);
 }
 
-/// A failure to plan or start an instance.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct AdapterError {
-    /// The wire code (`ERR_ADAPTER`, `ERR_IMAGE_NOT_FOUND`, `ERR_DOCKER`, …).
-    pub code: ErrorCode,
-    /// What went wrong.
-    pub message: String,
-    /// What to do about it.
-    pub hint: Option<String>,
-}
-
-impl AdapterError {
-    /// Builds an error with a hint.
-    pub fn new(
-        code: ErrorCode,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> AdapterError {
-        AdapterError { code, message: message.into(), hint: Some(hint.into()) }
-    }
-}
-
 /// How an adapter would run a processor, decided before anything starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -239,7 +216,7 @@ pub trait Adapter: Send + Sync {
         spec: &ProcessorSpec,
         options: &AdapterOptions,
         mode: Mode,
-    ) -> Result<Plan, AdapterError>;
+    ) -> Result<Plan, Failure>;
 
     /// Starts an instance for a plan and waits until it is healthy.
     async fn start(
@@ -247,5 +224,5 @@ pub trait Adapter: Send + Sync {
         spec: &ProcessorSpec,
         plan: &Plan,
         launch: &Launch,
-    ) -> Result<Box<dyn Instance>, AdapterError>;
+    ) -> Result<Box<dyn Instance>, Failure>;
 }

@@ -12,8 +12,7 @@ use async_trait::async_trait;
 use theory_core::env::names;
 use theory_core::registry::{Platform, ProcessorSpec};
 use theory_core::{
-    Adapter, AdapterError, AdapterKind, AdapterOptions, EnvSnapshot, Instance, Launch, Plan,
-    Runtime,
+    Adapter, AdapterKind, AdapterOptions, EnvSnapshot, Failure, Instance, Launch, Plan, Runtime,
 };
 use theory_docker::{Docker, DockerError};
 use theory_protocol::{ErrorCode, Mode};
@@ -85,7 +84,7 @@ impl LocalAdapter {
     }
 
     /// Connects to Docker once per adapter; later calls reuse the answer.
-    pub async fn docker(&self) -> Result<Docker, AdapterError> {
+    pub async fn docker(&self) -> Result<Docker, Failure> {
         let connected = self.docker.get_or_init(Docker::connect).await;
         connected.clone().map_err(|error| docker_error(&error))
     }
@@ -100,9 +99,9 @@ impl LocalAdapter {
         &self.project
     }
 
-    fn plan_process(&self, spec: &ProcessorSpec) -> Result<(PathBuf, String), AdapterError> {
+    fn plan_process(&self, spec: &ProcessorSpec) -> Result<(PathBuf, String), Failure> {
         let build = spec.image.build_spec().ok_or_else(|| {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::Adapter,
                 format!(
                     "{} has no image.build, so there is no binary to run on the host",
@@ -113,7 +112,7 @@ impl LocalAdapter {
         })?;
         let name = build.binary_name();
         let binary = self.binaries.find(name).ok_or_else(|| {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::Adapter,
                 format!("the processor binary {name} of {} was not found", spec.reference),
                 format!("build it with `cargo build --release -p {name}`, or point THEORY_PROCESSOR_PATH at its folder"),
@@ -122,10 +121,10 @@ impl LocalAdapter {
         Ok((binary.clone(), binary.display().to_string()))
     }
 
-    async fn process_plan(&self, spec: &ProcessorSpec) -> Result<Plan, AdapterError> {
+    async fn process_plan(&self, spec: &ProcessorSpec) -> Result<Plan, Failure> {
         let (binary, target) = self.plan_process(spec)?;
         let identity = self.identities.identity(&binary).await.map_err(|error| {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::Adapter,
                 format!("cannot read {}: {error}", binary.display()),
                 "check the file's permissions",
@@ -147,7 +146,7 @@ impl LocalAdapter {
         &self,
         spec: &ProcessorSpec,
         platform: Option<Platform>,
-    ) -> Result<(Docker, ImageChoice), AdapterError> {
+    ) -> Result<(Docker, ImageChoice), Failure> {
         let docker = self.docker().await?;
         let platform = platform.or_else(Platform::host).unwrap_or(Platform::Amd64);
         let choice = choose_image(&docker, spec, platform).await?;
@@ -158,7 +157,7 @@ impl LocalAdapter {
         &self,
         spec: &ProcessorSpec,
         options: &AdapterOptions,
-    ) -> Result<Plan, AdapterError> {
+    ) -> Result<Plan, Failure> {
         let (docker, choice) = self.image_for(spec, options.platform).await?;
         reap_orphans(&docker).await;
         Ok(Plan {
@@ -184,12 +183,12 @@ impl Adapter for LocalAdapter {
         spec: &ProcessorSpec,
         options: &AdapterOptions,
         mode: Mode,
-    ) -> Result<Plan, AdapterError> {
+    ) -> Result<Plan, Failure> {
         let runtime = match (options.runtime, &self.default_runtime) {
             (Some(runtime), _) => Some(runtime),
             (None, Some(Ok(runtime))) => Some(*runtime),
             (None, Some(Err(other))) => {
-                return Err(AdapterError::new(
+                return Err(Failure::with_hint(
                     ErrorCode::Adapter,
                     format!("THEORY_LOCAL_RUNTIME={other} is unknown"),
                     "use process, docker or auto",
@@ -225,7 +224,7 @@ impl Adapter for LocalAdapter {
         spec: &ProcessorSpec,
         plan: &Plan,
         launch: &Launch,
-    ) -> Result<Box<dyn Instance>, AdapterError> {
+    ) -> Result<Box<dyn Instance>, Failure> {
         if plan.runtime == Runtime::Process {
             let instance =
                 ProcessInstance::start(plan.target.as_ref(), launch, &self.settings).await?;

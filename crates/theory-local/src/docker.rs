@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use theory_core::registry::{Platform, ProcessorSpec};
-use theory_core::{AdapterError, Instance};
+use theory_core::{Failure, Instance};
 use theory_docker::{ContainerSpec, Docker, labels};
 use theory_protocol::{ErrorCode, Info};
 
@@ -96,7 +96,7 @@ impl DockerInstance {
     pub async fn start(
         docker: &Docker,
         launch: &ContainerLaunch<'_>,
-    ) -> Result<DockerInstance, AdapterError> {
+    ) -> Result<DockerInstance, Failure> {
         let runtime = &launch.spec.runtime;
         let mut env = vec![
             format!("PORT={CONTAINER_PORT}"),
@@ -129,7 +129,7 @@ impl DockerInstance {
             .await
             .map_err(|error| docker_error(&error))?
             .ok_or_else(|| {
-                AdapterError::new(
+                Failure::with_hint(
                     ErrorCode::Docker,
                     "Docker published no port for the container",
                     "see `docker inspect` of the container",
@@ -169,7 +169,7 @@ impl DockerInstance {
 }
 
 /// Asks the processor which image it runs from; a different answer is `ERR_REGISTRY_MISMATCH`.
-pub async fn check_identity(endpoint: &str, expected: &str) -> Result<(), AdapterError> {
+pub async fn check_identity(endpoint: &str, expected: &str) -> Result<(), Failure> {
     compare_identity(endpoint, fetch_info(endpoint).await, expected)
 }
 
@@ -178,9 +178,9 @@ pub(crate) fn compare_identity(
     endpoint: &str,
     info: Result<Info, String>,
     expected: &str,
-) -> Result<(), AdapterError> {
+) -> Result<(), Failure> {
     let info = info.map_err(|error| {
-        AdapterError::new(
+        Failure::with_hint(
             ErrorCode::Adapter,
             format!("GET {endpoint}/info failed: {error}"),
             "check that the container runs a Theory processor",
@@ -188,7 +188,7 @@ pub(crate) fn compare_identity(
     })?;
     match info.image_digest.as_deref() {
         Some(reported) if reported == expected => Ok(()),
-        reported => Err(AdapterError::new(
+        reported => Err(Failure::with_hint(
             ErrorCode::RegistryMismatch,
             format!(
                 "the processor at {endpoint} reports image {} but {expected} is expected",
@@ -222,7 +222,7 @@ pub(crate) async fn fetch_info(endpoint: &str) -> Result<Info, String> {
 }
 
 /// Explains a container that never became healthy, quoting the end of its log.
-async fn not_ready(docker: &Docker, id: &str, launch: &ContainerLaunch<'_>) -> AdapterError {
+async fn not_ready(docker: &Docker, id: &str, launch: &ContainerLaunch<'_>) -> Failure {
     let state = docker.container_state(id).await.ok().flatten();
     let what = match &state {
         Some(state) if state.oom_killed => {
@@ -235,7 +235,7 @@ async fn not_ready(docker: &Docker, id: &str, launch: &ContainerLaunch<'_>) -> A
     };
     let tail = container_log_tail(docker, id).await;
     let tail = if tail.is_empty() { String::new() } else { format!("; its last output: {tail}") };
-    AdapterError::new(
+    Failure::with_hint(
         ErrorCode::Adapter,
         format!(
             "the container of {} ({}) {what}{tail}",

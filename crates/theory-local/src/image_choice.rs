@@ -1,7 +1,7 @@
 //! Which image a processor runs from: its pin for the platform, else the newest local build.
 
 use theory_core::registry::{Platform, ProcessorSpec};
-use theory_core::{AdapterError, ProcessorRef};
+use theory_core::{Failure, ProcessorRef};
 use theory_docker::{Docker, DockerError};
 use theory_protocol::ErrorCode;
 
@@ -29,8 +29,8 @@ pub struct ImageChoice {
 }
 
 /// Turns a Docker failure into the run's error.
-pub(crate) fn docker_error(error: &DockerError) -> AdapterError {
-    AdapterError::new(ErrorCode::Docker, error.to_string(), error.hint())
+pub(crate) fn docker_error(error: &DockerError) -> Failure {
+    Failure::with_hint(ErrorCode::Docker, error.to_string(), error.hint())
 }
 
 /// Picks the image for `platform` (the host's unless overridden): the pin when there is one —
@@ -39,14 +39,14 @@ pub async fn choose_image(
     docker: &Docker,
     spec: &ProcessorSpec,
     platform: Platform,
-) -> Result<ImageChoice, AdapterError> {
+) -> Result<ImageChoice, Failure> {
     let reference = &spec.reference;
     if let Some(pin) = spec.image.pin_for(platform) {
         let pinned = pin.to_string();
         if docker.image(&pinned).await.map_err(|error| docker_error(&error))?.is_none() {
             tracing::info!(image = %pinned, "pulling the pinned image");
             docker.pull(&pinned).await.map_err(|error| {
-                AdapterError::new(
+                Failure::with_hint(
                     ErrorCode::ImageNotFound,
                     format!("the pinned image {pinned} of {reference} is not here and could not be pulled: {error}"),
                     format!("pull it with `docker pull {pinned}`, or build and load it locally with `theory processor build --ref {reference}` and push it"),
@@ -63,7 +63,7 @@ pub async fn choose_image(
     let tag = local_image_tag(reference);
     let image =
         docker.image(&tag).await.map_err(|error| docker_error(&error))?.ok_or_else(|| {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::ImageNotFound,
                 format!("{reference} has no pin for {platform} and no local image {tag}"),
                 format!("build it with `theory processor build --ref {reference}`"),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use theory_core::{AdapterError, Instance, Launch};
+use theory_core::{Failure, Instance, Launch};
 use theory_protocol::ErrorCode;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -57,8 +57,8 @@ pub struct ProcessInstance {
     endpoint: String,
 }
 
-fn start_error(message: impl Into<String>, hint: impl Into<String>) -> AdapterError {
-    AdapterError::new(ErrorCode::Adapter, message, hint)
+fn start_error(message: impl Into<String>, hint: impl Into<String>) -> Failure {
+    Failure::with_hint(ErrorCode::Adapter, message, hint)
 }
 
 impl ProcessInstance {
@@ -67,7 +67,7 @@ impl ProcessInstance {
         binary: &Path,
         launch: &Launch,
         settings: &ProcessSettings,
-    ) -> Result<ProcessInstance, AdapterError> {
+    ) -> Result<ProcessInstance, Failure> {
         let mut command = Command::new(binary);
         for name in &launch.withheld {
             command.env_remove(name);
@@ -220,7 +220,7 @@ fn listening_address(line: &str) -> Option<String> {
     value.get("listening")?.as_str().map(str::to_owned)
 }
 
-fn not_ready(binary: &Path, kept: &Mutex<VecDeque<String>>, what: &str) -> AdapterError {
+fn not_ready(binary: &Path, kept: &Mutex<VecDeque<String>>, what: &str) -> Failure {
     let lines = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let tail: Vec<&str> = lines.iter().map(String::as_str).collect();
     let tail = if tail.is_empty() {

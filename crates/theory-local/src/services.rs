@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use theory_core::registry::{Platform, ProcessorSpec};
 use theory_core::{
-    Adapter, AdapterError, AdapterOptions, EnvSnapshot, Instance, Launch, Plan, ProcessorRef,
+    Adapter, AdapterOptions, EnvSnapshot, Failure, Instance, Launch, Plan, ProcessorRef,
 };
 use theory_docker::{ContainerInfo, Docker, labels};
 use theory_protocol::{ErrorCode, Mode};
@@ -73,7 +73,7 @@ impl Services {
         spec: &ProcessorSpec,
         platform: Option<Platform>,
         env: &EnvSnapshot,
-    ) -> Result<(ServiceInfo, bool), AdapterError> {
+    ) -> Result<(ServiceInfo, bool), Failure> {
         let missing: Vec<&str> = spec
             .secrets
             .required
@@ -82,7 +82,7 @@ impl Services {
             .filter(|name| env.get(name).is_none())
             .collect();
         if !missing.is_empty() {
-            return Err(AdapterError::new(
+            return Err(Failure::with_hint(
                 ErrorCode::MissingSecret,
                 format!(
                     "{} needs {} in the environment to start",
@@ -106,7 +106,7 @@ impl Services {
             docker.remove_container(&existing.id).await;
         }
         let port = self.ports.port_for(spec.reference.as_str()).map_err(|error| {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::Adapter,
                 format!("cannot record a port in {}: {error}", self.ports.path().display()),
                 "check that .theory/ is writable",
@@ -142,7 +142,7 @@ impl Services {
         })?;
         instance.detach();
         let started = self.find(&docker, &spec.reference).await?.ok_or_else(|| {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::Docker,
                 "the container vanished right after it started",
                 "see `theory local logs`",
@@ -155,7 +155,7 @@ impl Services {
     pub async fn stop(
         &self,
         reference: Option<&ProcessorRef>,
-    ) -> Result<Vec<ServiceInfo>, AdapterError> {
+    ) -> Result<Vec<ServiceInfo>, Failure> {
         let docker = self.adapter.docker().await?;
         let found = self.containers(&docker, reference).await?;
         let mut stopped = Vec::new();
@@ -169,7 +169,7 @@ impl Services {
     }
 
     /// Every Theory container on this engine (services of any project and runs), with health.
-    pub async fn status(&self) -> Result<Vec<ServiceInfo>, AdapterError> {
+    pub async fn status(&self) -> Result<Vec<ServiceInfo>, Failure> {
         let docker = self.adapter.docker().await?;
         let found = docker
             .containers(&[(labels::MANAGED, "true")])
@@ -188,7 +188,7 @@ impl Services {
         &self,
         docker: &Docker,
         reference: &ProcessorRef,
-    ) -> Result<Option<ContainerInfo>, AdapterError> {
+    ) -> Result<Option<ContainerInfo>, Failure> {
         Ok(self.containers(docker, Some(reference)).await?.into_iter().next())
     }
 
@@ -196,7 +196,7 @@ impl Services {
         &self,
         docker: &Docker,
         reference: Option<&ProcessorRef>,
-    ) -> Result<Vec<ContainerInfo>, AdapterError> {
+    ) -> Result<Vec<ContainerInfo>, Failure> {
         let project = self.adapter.project().display().to_string();
         let mut filter = vec![
             (labels::MANAGED, "true"),
@@ -258,11 +258,11 @@ impl Adapter for ServiceAdapter {
         spec: &ProcessorSpec,
         options: &AdapterOptions,
         _mode: Mode,
-    ) -> Result<Plan, AdapterError> {
+    ) -> Result<Plan, Failure> {
         let reference = &spec.reference;
         let docker = self.services.adapter.docker().await?;
         let not_running = || {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::Adapter,
                 format!("no local container runs {reference}"),
                 format!("start it with `theory local start --ref {reference}`"),
@@ -280,14 +280,14 @@ impl Adapter for ServiceAdapter {
             let endpoint =
                 format!("http://127.0.0.1:{}", container.host_port.ok_or_else(not_running)?);
             let info = fetch_info(&endpoint).await;
-            Ok::<_, AdapterError>((container, endpoint, info))
+            Ok::<_, Failure>((container, endpoint, info))
         };
         let (image, running) =
             tokio::join!(self.services.adapter.image_for(spec, options.platform), running);
         let ((_, image), (container, endpoint, info)) = (image?, running?);
         let started_from = container.labels.get(labels::IMAGE).cloned().unwrap_or_default();
         if started_from != image.identity {
-            return Err(AdapterError::new(
+            return Err(Failure::with_hint(
                 ErrorCode::RegistryMismatch,
                 format!(
                     "the container of {reference} runs image {started_from}, but {} is expected now",
@@ -313,7 +313,7 @@ impl Adapter for ServiceAdapter {
         _spec: &ProcessorSpec,
         plan: &Plan,
         _launch: &Launch,
-    ) -> Result<Box<dyn Instance>, AdapterError> {
+    ) -> Result<Box<dyn Instance>, Failure> {
         // The plan checked the container and its `/info`; nothing starts here.
         let docker = self.services.adapter.docker().await?;
         Ok(Box::new(DockerInstance::attach(&docker, plan.target.clone())))

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use theory_core::registry::{Platform, ProcessorSpec};
 use theory_core::{
-    Adapter, AdapterError, AdapterOptions, EnvSnapshot, ImagePin, Instance, Launch, Mode, Plan,
+    Adapter, AdapterOptions, EnvSnapshot, Failure, ImagePin, Instance, Launch, Mode, Plan,
 };
 use theory_protocol::{ErrorCode, HEALTHZ_BODY, Info};
 
@@ -35,8 +35,8 @@ pub struct ModalAdapter {
     startup: Duration,
 }
 
-fn modal_error(message: impl Into<String>, hint: impl Into<String>) -> AdapterError {
-    AdapterError::new(ErrorCode::Modal, message, hint)
+fn modal_error(message: impl Into<String>, hint: impl Into<String>) -> Failure {
+    Failure::with_hint(ErrorCode::Modal, message, hint)
 }
 
 /// The environment runs use: `--env`, else `MODAL_ENVIRONMENT`, else `main`.
@@ -57,7 +57,7 @@ impl ModalAdapter {
     }
 
     /// The recorded deployment of `reference`, or an error saying how to make one.
-    pub fn deployment(&self, reference: &str) -> Result<Deployment, AdapterError> {
+    pub fn deployment(&self, reference: &str) -> Result<Deployment, Failure> {
         let recorded = self.book.get(self.env_name, reference).map_err(|error| {
             modal_error(
                 format!("cannot read {}: {error}", self.book.path().display()),
@@ -76,7 +76,7 @@ impl ModalAdapter {
     }
 
     /// The proxy auth headers a deployment needs, or the error naming what is missing.
-    fn headers(&self, deployment: &Deployment) -> Result<Vec<(String, String)>, AdapterError> {
+    fn headers(&self, deployment: &Deployment) -> Result<Vec<(String, String)>, Failure> {
         if !deployment.proxy_auth {
             return Ok(Vec::new());
         }
@@ -98,7 +98,7 @@ impl ModalAdapter {
         }
     }
 
-    fn http(&self) -> Result<reqwest::Client, AdapterError> {
+    fn http(&self) -> Result<reqwest::Client, Failure> {
         let tls = theory_core::tls::client_config(&self.env).map_err(|error| {
             modal_error(format!("cannot set up TLS: {error}"), "check SSL_CERT_FILE, or unset it")
         })?;
@@ -115,7 +115,7 @@ impl ModalAdapter {
 
 /// Checks the deployment runs the spec's amd64 pin (when the spec has one) and returns the
 /// image that runs.
-fn deployed_image(spec: &ProcessorSpec, deployment: &Deployment) -> Result<ImagePin, AdapterError> {
+fn deployed_image(spec: &ProcessorSpec, deployment: &Deployment) -> Result<ImagePin, Failure> {
     let deployed: ImagePin = deployment.image_ref.parse().map_err(|error| {
         modal_error(
             format!("the recorded deployment's image is not a pin: {error}"),
@@ -125,7 +125,7 @@ fn deployed_image(spec: &ProcessorSpec, deployment: &Deployment) -> Result<Image
     if let Some(pin) = spec.image.pin_for(Platform::Amd64)
         && pin.digest() != deployed.digest()
     {
-        return Err(AdapterError::new(
+        return Err(Failure::with_hint(
             ErrorCode::RegistryMismatch,
             format!(
                 "{} on Modal ({}) runs {deployed}, but the spec pins {pin} for amd64",
@@ -151,7 +151,7 @@ impl Adapter for ModalAdapter {
         spec: &ProcessorSpec,
         _options: &AdapterOptions,
         _mode: Mode,
-    ) -> Result<Plan, AdapterError> {
+    ) -> Result<Plan, Failure> {
         let deployment = self.deployment(spec.reference.as_str())?;
         let image = deployed_image(spec, &deployment)?;
         self.headers(&deployment)?;
@@ -172,7 +172,7 @@ impl Adapter for ModalAdapter {
         spec: &ProcessorSpec,
         plan: &Plan,
         _launch: &Launch,
-    ) -> Result<Box<dyn Instance>, AdapterError> {
+    ) -> Result<Box<dyn Instance>, Failure> {
         let deployment = self.deployment(spec.reference.as_str())?;
         let headers = self.headers(&deployment)?;
         let http = self.http()?;
@@ -180,7 +180,7 @@ impl Adapter for ModalAdapter {
         wait_healthy(&http, &endpoint, &headers, self.startup).await?;
         let info = fetch_info(&http, &endpoint, &headers).await?;
         if info.image_digest.as_deref() != Some(plan.image_identity.as_str()) {
-            return Err(AdapterError::new(
+            return Err(Failure::with_hint(
                 ErrorCode::RegistryMismatch,
                 format!(
                     "the deployment at {endpoint} reports image {} but {} is expected",
@@ -204,7 +204,7 @@ async fn wait_healthy(
     endpoint: &str,
     headers: &[(String, String)],
     startup: Duration,
-) -> Result<(), AdapterError> {
+) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + startup;
     loop {
         let last = match get(http, &format!("{endpoint}/healthz"), headers).await {
@@ -221,7 +221,7 @@ async fn wait_healthy(
             Err(error) => error,
         };
         if tokio::time::Instant::now() >= deadline {
-            return Err(AdapterError::new(
+            return Err(Failure::with_hint(
                 ErrorCode::Adapter,
                 format!(
                     "the deployment at {endpoint} did not answer /healthz within {} s ({last})",
@@ -254,7 +254,7 @@ async fn fetch_info(
     http: &reqwest::Client,
     endpoint: &str,
     headers: &[(String, String)],
-) -> Result<Info, AdapterError> {
+) -> Result<Info, Failure> {
     get_json::<Info>(http, &format!("{endpoint}/info"), headers).await.map_err(|error| {
         modal_error(
             format!("GET {endpoint}/info failed: {error}"),
@@ -311,7 +311,7 @@ impl ModalAdapter {
     pub async fn deployed_digest(
         &self,
         deployment: &Deployment,
-    ) -> Result<Option<String>, AdapterError> {
+    ) -> Result<Option<String>, Failure> {
         let headers = self.headers(deployment)?;
         let http = self.http()?;
         let endpoint = deployment.url.trim_end_matches('/');

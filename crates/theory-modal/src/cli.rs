@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::Value;
-use theory_core::{AdapterError, EnvSnapshot};
+use theory_core::{EnvSnapshot, Failure};
 use theory_protocol::ErrorCode;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -35,8 +35,8 @@ pub struct Printed {
     pub stderr: String,
 }
 
-fn modal_error(message: impl Into<String>, hint: impl Into<String>) -> AdapterError {
-    AdapterError::new(ErrorCode::Modal, message, hint)
+fn modal_error(message: impl Into<String>, hint: impl Into<String>) -> Failure {
+    Failure::with_hint(ErrorCode::Modal, message, hint)
 }
 
 /// The last lines of a command's output, for an error message.
@@ -47,7 +47,7 @@ fn tail(text: &str) -> String {
 
 impl ModalCli {
     /// Finds `modal`: `THEORY_MODAL_BIN`, else the first `modal` on `PATH`.
-    pub fn find(env: &EnvSnapshot) -> Result<ModalCli, AdapterError> {
+    pub fn find(env: &EnvSnapshot) -> Result<ModalCli, Failure> {
         if let Some(program) = env.get(BIN_VARIABLE).filter(|path| !path.is_empty()) {
             let program = PathBuf::from(program);
             return if program.is_file() {
@@ -93,7 +93,7 @@ impl ModalCli {
         arguments: &[&str],
         extra: &[(&str, String)],
         folder: Option<&Path>,
-    ) -> Result<Printed, AdapterError> {
+    ) -> Result<Printed, Failure> {
         let mut command = self.command(env, arguments);
         command.envs(extra.iter().map(|(name, value)| (*name, value.as_str())));
         if let Some(folder) = folder {
@@ -126,7 +126,7 @@ impl ModalCli {
         env: ModalEnv,
         folder: &Path,
         variables: &[(&'static str, String)],
-    ) -> Result<String, AdapterError> {
+    ) -> Result<String, Failure> {
         let mut extra: Vec<(&str, String)> = variables.to_vec();
         extra.push(("PYTHONPATH", folder.display().to_string()));
         let printed = self
@@ -141,18 +141,18 @@ impl ModalCli {
     }
 
     /// `modal app stop --yes APP`.
-    pub async fn stop(&self, env: ModalEnv, app: &str) -> Result<(), AdapterError> {
+    pub async fn stop(&self, env: ModalEnv, app: &str) -> Result<(), Failure> {
         self.run(env, &["app", "stop", "--yes", app], &[], None).await.map(|_| ())
     }
 
     /// `modal app list --json`: every app of the environment.
-    pub async fn apps(&self, env: ModalEnv) -> Result<Vec<Value>, AdapterError> {
+    pub async fn apps(&self, env: ModalEnv) -> Result<Vec<Value>, Failure> {
         let printed = self.run(env, &["app", "list", "--json"], &[], None).await?;
         json_rows(&printed.stdout, "modal app list --json")
     }
 
     /// `modal secret list --json`: the names of the environment's secrets.
-    pub async fn secret_names(&self, env: ModalEnv) -> Result<Vec<String>, AdapterError> {
+    pub async fn secret_names(&self, env: ModalEnv) -> Result<Vec<String>, Failure> {
         let printed = self.run(env, &["secret", "list", "--json"], &[], None).await?;
         Ok(json_rows(&printed.stdout, "modal secret list --json")?
             .iter()
@@ -168,7 +168,7 @@ impl ModalCli {
         name: &str,
         value: &str,
         replace: bool,
-    ) -> Result<(), AdapterError> {
+    ) -> Result<(), Failure> {
         let file = private_json(&serde_json::json!({ name: value })).map_err(|error| {
             modal_error(format!("cannot write a private temporary file: {error}"), "check TMPDIR")
         })?;
@@ -189,7 +189,7 @@ impl ModalCli {
         follow: bool,
         tail_lines: Option<usize>,
         mut line: impl FnMut(&str),
-    ) -> Result<(), AdapterError> {
+    ) -> Result<(), Failure> {
         let tail_text = tail_lines.map(|count| count.to_string());
         let mut arguments = vec!["app", "logs", app];
         if follow {
@@ -255,7 +255,7 @@ pub fn endpoint_url(printed: &str) -> Option<String> {
 }
 
 /// The rows of a `--json` listing: an array of objects.
-fn json_rows(stdout: &str, what: &str) -> Result<Vec<Value>, AdapterError> {
+fn json_rows(stdout: &str, what: &str) -> Result<Vec<Value>, Failure> {
     match serde_json::from_str::<Value>(stdout.trim()) {
         Ok(Value::Array(rows)) => Ok(rows),
         _ => Err(modal_error(
@@ -282,7 +282,7 @@ fn private_json(document: &Value) -> std::io::Result<tempfile::NamedTempFile> {
 
 /// Whether Modal's credentials are here: both `MODAL_TOKEN_ID` and `MODAL_TOKEN_SECRET`, or the
 /// profile file (`MODAL_CONFIG_PATH`, else `~/.modal.toml`).
-pub fn check_credentials(env: &EnvSnapshot) -> Result<(), AdapterError> {
+pub fn check_credentials(env: &EnvSnapshot) -> Result<(), Failure> {
     let set = |name: &str| env.get(name).is_some_and(|value| !value.is_empty());
     if set(names::MODAL_TOKEN_ID) && set(names::MODAL_TOKEN_SECRET) {
         return Ok(());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use theory_core::env::names;
 use theory_core::registry::ProcessorSpec;
-use theory_core::{AdapterError, EnvSnapshot, ImagePin};
+use theory_core::{EnvSnapshot, Failure, ImagePin};
 use theory_protocol::ErrorCode;
 
 /// The module's source.
@@ -71,7 +71,7 @@ impl ModuleParams {
         spec: &ProcessorSpec,
         image_ref: ImagePin,
         app_name: String,
-    ) -> Result<ModuleParams, AdapterError> {
+    ) -> Result<ModuleParams, Failure> {
         let entrypoint = entrypoint(spec)?;
         let runtime = &spec.runtime;
         let tool_secrets = spec.secrets.required.iter().map(ToString::to_string).collect();
@@ -96,10 +96,10 @@ impl ModuleParams {
     pub fn from_env(
         env: &EnvSnapshot,
         spec: Option<&ProcessorSpec>,
-    ) -> Result<ModuleParams, AdapterError> {
+    ) -> Result<ModuleParams, Failure> {
         let get = |name: &str| env.get(name).filter(|value| !value.is_empty());
         let missing = |name: &str| {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::Modal,
                 format!(
                     "{name} is not set; `theory modal deploy` reads the module's parameters from the environment"
@@ -115,7 +115,7 @@ impl ModuleParams {
             .ok_or_else(|| missing(names::IMAGE_REF))?
             .parse()
             .map_err(|error: theory_core::DigestError| {
-                AdapterError::new(
+                Failure::with_hint(
                     ErrorCode::Modal,
                     format!("IMAGE_REF: {error}"),
                     "Modal runs digest-pinned images: IMAGE_REF=repo@sha256:…",
@@ -140,14 +140,14 @@ impl ModuleParams {
                 proxy_auth: true,
             },
         };
-        let number = |name: &str| -> Result<Option<f64>, AdapterError> {
+        let number = |name: &str| -> Result<Option<f64>, Failure> {
             get(name)
                 .map(|text| {
                     text.parse::<f64>()
                         .ok()
                         .filter(|value| value.is_finite() && *value > 0.0)
                         .ok_or_else(|| {
-                            AdapterError::new(
+                            Failure::with_hint(
                                 ErrorCode::Modal,
                                 format!("{name} must be a positive number, found {text:?}"),
                                 format!("unset {name} to use the spec's value"),
@@ -223,7 +223,7 @@ fn memory_mib(memory_gb: f64) -> u64 {
 }
 
 /// The processor binary in the image: `adapter.modal.entrypoint`, else `/{image.build.binary}`.
-fn entrypoint(spec: &ProcessorSpec) -> Result<String, AdapterError> {
+fn entrypoint(spec: &ProcessorSpec) -> Result<String, Failure> {
     let modal = spec.adapter.modal.as_ref();
     if let Some(entrypoint) = modal.and_then(|modal| modal.entrypoint.clone()) {
         return Ok(entrypoint);
@@ -233,7 +233,7 @@ fn entrypoint(spec: &ProcessorSpec) -> Result<String, AdapterError> {
         .and_then(|build| build.binary)
         .map(|binary| format!("/{binary}"))
         .ok_or_else(|| {
-            AdapterError::new(
+            Failure::with_hint(
                 ErrorCode::Modal,
                 format!("the spec of {} names no processor binary to start on Modal", spec.reference),
                 "set adapter.modal.entrypoint (the binary's path in the image, as its ENTRYPOINT has it)",

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use theory_core::ProcessorRef;
 use theory_protocol::ErrorCode;
 
-use theory_core::AdapterError;
+use theory_core::Failure;
 use theory_core::env::names;
 
 /// The longest app name: Modal's URL label `{workspace}--{app}-serve` must fit in 63 characters.
@@ -88,14 +88,14 @@ pub fn app_name(
     reference: &ProcessorRef,
     git_branch: Option<&str>,
     git_user: Option<&str>,
-) -> Result<String, AdapterError> {
+) -> Result<String, Failure> {
     let slug = sanitize(&reference.slug());
     let name = match env {
         ModalEnv::Staging | ModalEnv::Main => slug,
         ModalEnv::Dev => {
             let required = |value: Option<&str>, variable: &str| {
                 value.map(sanitize).filter(|value| !value.is_empty()).ok_or_else(|| {
-                    AdapterError::new(
+                    Failure::with_hint(
                         ErrorCode::Modal,
                         format!("{variable} is required for --env dev (apps there are {{branch}}-{{user}}-{{ref_slug}})"),
                         format!("set it, e.g. {variable}=$(git rev-parse --abbrev-ref HEAD) for the branch, or deploy with --env staging"),

@@ -102,6 +102,8 @@ error_codes! {
     /// An output, index or receipt path already holds an object: records are written once and
     /// never replaced; the message names the execution that owns the path.
     Collision => "ERR_COLLISION",
+    /// A command-line flag or argument is invalid; the message names it (exit status 2).
+    Usage => "ERR_USAGE",
 }
 
 impl fmt::Display for ErrorCode {

@@ -1,6 +1,7 @@
 //! `theory executions list|show ID`: the history of runs from the ledger, with receipts.
 
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -10,14 +11,10 @@ use theory_ledger::ExecutionRecord;
 use super::Context;
 use super::plan::ledger_error;
 use crate::args::ExecutionsCommand;
-use crate::print::{out, print_json};
-use crate::usage::UsageError;
+use crate::print::{Report, out, print_json};
 
 /// Runs a `theory executions` subcommand.
-pub(crate) async fn run(
-    command: ExecutionsCommand,
-    context: Context,
-) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(command: ExecutionsCommand, context: Context) -> Result<ExitCode, Failure> {
     let ledger = context.project.ledger(&context.env).await?;
     match command {
         ExecutionsCommand::List(args) => match ledger.executions(i64::from(args.limit)).await {

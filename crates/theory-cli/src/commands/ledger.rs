@@ -3,6 +3,7 @@
 //! hold.
 
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -13,11 +14,10 @@ use theory_protocol::ErrorCode;
 use super::Context;
 use super::plan::ledger_error;
 use crate::args::LedgerCommand;
-use crate::print::{out, print_json, print_warning};
-use crate::usage::UsageError;
+use crate::print::{Report, out, print_json, print_warning};
 
 /// Runs a `theory ledger` subcommand.
-pub(crate) async fn run(command: LedgerCommand, context: Context) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(command: LedgerCommand, context: Context) -> Result<ExitCode, Failure> {
     let LedgerCommand::Verify(args) = command;
     let ledger = context.project.ledger(&context.env).await?;
     let checked = async {

@@ -5,24 +5,24 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use theory_core::registry::Platform;
-use theory_core::{AdapterError, ProcessorRef};
+use theory_core::{Failure, ProcessorRef};
 use theory_local::{LocalAdapter, ServiceInfo, Services};
 use theory_protocol::ErrorCode;
 
 use super::{Context, processor_entry};
 use crate::args::{LocalCommand, LocalLogsArgs, LocalStartArgs, LocalStopArgs};
 use crate::print::{fail, out, print_json};
-use crate::usage::UsageError;
+use crate::usage::usage;
 
 /// Runs a `theory local` command.
-pub(crate) async fn run(command: LocalCommand, context: Context) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(command: LocalCommand, context: Context) -> Result<ExitCode, Failure> {
     let adapter = LocalAdapter::from_env(&context.env, Some(&context.project.state()));
     let services = Services::new(adapter, &context.project.state());
     match command {
         LocalCommand::Start(args) => start(args, &context, &services).await,
         LocalCommand::Run(args) => {
             if args.adapter != "local" {
-                return Err(UsageError::new(
+                return Err(usage(
                     "theory local run always runs on the container `theory local start` started",
                     "drop --adapter; use `theory run --adapter …` to choose an adapter",
                 ));
@@ -38,13 +38,13 @@ pub(crate) async fn run(command: LocalCommand, context: Context) -> Result<ExitC
     }
 }
 
-fn adapter_failure(json: bool, error: &AdapterError) -> ExitCode {
+fn adapter_failure(json: bool, error: &Failure) -> ExitCode {
     fail(json, error.code.clone(), &error.message, error.hint.as_deref())
 }
 
-fn parse_ref(text: &str) -> Result<ProcessorRef, UsageError> {
+fn parse_ref(text: &str) -> Result<ProcessorRef, Failure> {
     text.parse().map_err(|error| {
-        UsageError::new(
+        usage(
             format!("--ref: {error}"),
             "a ref looks like llm/litellm@1; list them with `theory registry list`",
         )
@@ -64,7 +64,7 @@ async fn start(
     args: LocalStartArgs,
     context: &Context,
     services: &Services,
-) -> Result<ExitCode, UsageError> {
+) -> Result<ExitCode, Failure> {
     let registry = match &context.registry {
         Ok(registry) => registry,
         Err(errors) => return Ok(super::registry_failure(errors, args.json)),
@@ -74,9 +74,8 @@ async fn start(
         .platform
         .as_deref()
         .map(|text| {
-            text.parse::<Platform>().map_err(|error| {
-                UsageError::new(format!("--platform: {error}"), "use amd64 or arm64")
-            })
+            text.parse::<Platform>()
+                .map_err(|error| usage(format!("--platform: {error}"), "use amd64 or arm64"))
         })
         .transpose()?;
     match services.start(&entry.spec, platform, &context.env).await {
@@ -99,7 +98,7 @@ async fn start(
     }
 }
 
-async fn stop(args: LocalStopArgs, services: &Services) -> Result<ExitCode, UsageError> {
+async fn stop(args: LocalStopArgs, services: &Services) -> Result<ExitCode, Failure> {
     let reference = args.which.reference.as_deref().map(parse_ref).transpose()?;
     match services.stop(reference.as_ref()).await {
         Ok(stopped) => {
@@ -119,7 +118,7 @@ async fn stop(args: LocalStopArgs, services: &Services) -> Result<ExitCode, Usag
     }
 }
 
-async fn status(json: bool, services: &Services) -> Result<ExitCode, UsageError> {
+async fn status(json: bool, services: &Services) -> Result<ExitCode, Failure> {
     match services.status().await {
         Ok(all) => {
             if json {
@@ -142,7 +141,7 @@ async fn logs(
     args: LocalLogsArgs,
     context: &Context,
     services: &Services,
-) -> Result<ExitCode, UsageError> {
+) -> Result<ExitCode, Failure> {
     let reference = parse_ref(&args.reference)?;
     let docker = match services.local().docker().await {
         Ok(docker) => docker,

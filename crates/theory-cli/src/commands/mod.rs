@@ -13,6 +13,7 @@ pub(crate) mod scaffold;
 pub(crate) mod verify;
 
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use theory_core::ProcessorRef;
 use theory_core::registry::{ProcessorEntry, Registry, RegistryError};
@@ -21,7 +22,7 @@ use theory_protocol::{Envelope, ErrorCode};
 
 use crate::print::{print_error, print_json};
 use crate::project::Project;
-use crate::usage::UsageError;
+use crate::usage::usage;
 
 /// What every command gets: the project, the environment, the registry as loaded, the redactor.
 pub(crate) struct Context {
@@ -62,9 +63,9 @@ pub(crate) fn registry_failure(errors: &[RegistryError], json: bool) -> ExitCode
 pub(crate) fn processor_entry<'a>(
     registry: &'a Registry,
     text: &str,
-) -> Result<&'a ProcessorEntry, UsageError> {
+) -> Result<&'a ProcessorEntry, Failure> {
     let reference: ProcessorRef = text.parse().map_err(|error| {
-        UsageError::new(
+        usage(
             format!("--ref: {error}"),
             "a ref looks like llm/litellm@1; list them with `theory registry list`",
         )
@@ -77,12 +78,12 @@ pub(crate) fn processor_entry<'a>(
         } else {
             format!("did you mean {}?", near.join(" or "))
         };
-        UsageError::new(format!("unknown processor ref {reference}"), hint)
+        usage(format!("unknown processor ref {reference}"), hint)
     })
 }
 
 /// Builds the context (project, environment, registry, redactor, logging) and runs the command.
-pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, crate::usage::UsageError> {
+pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_core::Failure> {
     let env = EnvSnapshot::capture();
     let project = Project::locate(cli.project.as_deref())?;
     let registry = project.registry();

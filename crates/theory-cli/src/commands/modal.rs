@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use theory_core::registry::{Platform, ProcessorSpec};
-use theory_core::{AdapterError, ImagePin, ProcessorRef};
+use theory_core::{Failure, ImagePin, ProcessorRef};
 use theory_modal::{
     Deployment, DeploymentBook, ModalAdapter, ModalCli, ModalEnv, ModuleParams, app_name,
     check_credentials, write_module,
@@ -20,17 +20,17 @@ use crate::modal_args::{
     ModalTargetArgs, ModalVerifyArgs,
 };
 use crate::print::{fail, out, print_json};
-use crate::usage::UsageError;
+use crate::usage::usage;
 use theory_core::env::names;
 
 /// Runs a `theory modal` command.
-pub(crate) async fn run(command: ModalCommand, context: Context) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(command: ModalCommand, context: Context) -> Result<ExitCode, Failure> {
     match command {
         ModalCommand::Start(args) => start(args, &context).await,
         ModalCommand::SyncSecrets(args) => sync_secrets(args, &context).await,
         ModalCommand::Run(mut args) => {
             if args.adapter != "local" && args.adapter != "modal" {
-                return Err(UsageError::new(
+                return Err(usage(
                     "theory modal run always runs on the Modal deployment",
                     "drop --adapter; use `theory run --adapter …` to choose an adapter",
                 ));
@@ -46,27 +46,23 @@ pub(crate) async fn run(command: ModalCommand, context: Context) -> Result<ExitC
     }
 }
 
-fn failure(json: bool, error: &AdapterError) -> ExitCode {
+fn failure(json: bool, error: &Failure) -> ExitCode {
     fail(json, error.code.clone(), &error.message, error.hint.as_deref())
 }
 
-fn parse_env(text: &str) -> Result<ModalEnv, UsageError> {
-    text.parse().map_err(|error: String| {
-        UsageError::new(format!("--env: {error}"), "use --env dev, staging or main")
-    })
+fn parse_env(text: &str) -> Result<ModalEnv, Failure> {
+    text.parse()
+        .map_err(|error: String| usage(format!("--env: {error}"), "use --env dev, staging or main"))
 }
 
-fn parse_pin(text: &str, flag: &str) -> Result<ImagePin, UsageError> {
+fn parse_pin(text: &str, flag: &str) -> Result<ImagePin, Failure> {
     text.parse().map_err(|error: theory_core::DigestError| {
-        UsageError::new(
-            format!("{flag}: {error}"),
-            "Modal runs digest-pinned images: repo@sha256:<64 hex>",
-        )
+        usage(format!("{flag}: {error}"), "Modal runs digest-pinned images: repo@sha256:<64 hex>")
     })
 }
 
 /// The `modal` CLI, once it is known to be installed and logged in.
-fn modal_cli(context: &Context) -> Result<ModalCli, AdapterError> {
+fn modal_cli(context: &Context) -> Result<ModalCli, Failure> {
     let cli = ModalCli::find(&context.env)?;
     check_credentials(&context.env)?;
     Ok(cli)
@@ -75,7 +71,7 @@ fn modal_cli(context: &Context) -> Result<ModalCli, AdapterError> {
 fn spec_of<'a>(
     context: &'a Context,
     reference: &str,
-) -> Result<Result<&'a ProcessorSpec, ExitCode>, UsageError> {
+) -> Result<Result<&'a ProcessorSpec, ExitCode>, Failure> {
     match &context.registry {
         Ok(registry) => Ok(Ok(&processor_entry(registry, reference)?.spec)),
         Err(errors) => Ok(Err(super::registry_failure(errors, false))),
@@ -87,10 +83,10 @@ fn target_app(
     context: &Context,
     env: ModalEnv,
     reference: &ProcessorRef,
-) -> Result<(String, Option<Deployment>), AdapterError> {
+) -> Result<(String, Option<Deployment>), Failure> {
     let book = DeploymentBook::new(&context.project.state());
     let recorded = book.get(env, reference.as_str()).map_err(|error| {
-        AdapterError::new(
+        Failure::with_hint(
             ErrorCode::Modal,
             format!("cannot read {}: {error}", book.path().display()),
             "fix or remove the file",
@@ -114,9 +110,9 @@ async fn deploy_and_record(
     cli: &ModalCli,
     env: ModalEnv,
     params: &ModuleParams,
-) -> Result<Deployment, AdapterError> {
+) -> Result<Deployment, Failure> {
     let folder = write_module(&context.project.state().join("modal")).map_err(|error| {
-        AdapterError::new(
+        Failure::with_hint(
             ErrorCode::Modal,
             format!("cannot write the app module: {error}"),
             "check that .theory/ is writable",
@@ -138,7 +134,7 @@ async fn deploy_and_record(
     };
     let book = DeploymentBook::new(&context.project.state());
     book.record(&deployment).map_err(|error| {
-        AdapterError::new(
+        Failure::with_hint(
             ErrorCode::Modal,
             format!("deployed, but cannot record it in {}: {error}", book.path().display()),
             "check that .theory/ is writable",
@@ -165,7 +161,7 @@ fn report_deployment(json: bool, deployment: &Deployment, secrets: &[String]) ->
     ExitCode::SUCCESS
 }
 
-async fn start(args: ModalStartArgs, context: &Context) -> Result<ExitCode, UsageError> {
+async fn start(args: ModalStartArgs, context: &Context) -> Result<ExitCode, Failure> {
     let json = args.target.json;
     let env = parse_env(&args.target.env)?;
     let oci = parse_pin(&args.oci, "--oci")?;
@@ -183,7 +179,7 @@ async fn start(args: ModalStartArgs, context: &Context) -> Result<ExitCode, Usag
         let mut params = ModuleParams::from_spec(spec, oci, name)?;
         params.registry_secret.clone_from(&args.registry_secret);
         params.proxy_auth = !args.public;
-        Ok::<_, AdapterError>((modal_cli(context)?, params))
+        Ok::<_, Failure>((modal_cli(context)?, params))
     })();
     let (cli, params) = match prepared {
         Ok(prepared) => prepared,
@@ -195,7 +191,7 @@ async fn start(args: ModalStartArgs, context: &Context) -> Result<ExitCode, Usag
     }
 }
 
-async fn deploy(args: ModalDeployArgs, context: &Context) -> Result<ExitCode, UsageError> {
+async fn deploy(args: ModalDeployArgs, context: &Context) -> Result<ExitCode, Failure> {
     let env = parse_env(&args.env)?;
     let spec = context
         .env
@@ -221,10 +217,7 @@ async fn deploy(args: ModalDeployArgs, context: &Context) -> Result<ExitCode, Us
     }
 }
 
-async fn sync_secrets(
-    args: ModalSyncSecretsArgs,
-    context: &Context,
-) -> Result<ExitCode, UsageError> {
+async fn sync_secrets(args: ModalSyncSecretsArgs, context: &Context) -> Result<ExitCode, Failure> {
     let json = args.target.json;
     let env = parse_env(&args.target.env)?;
     let spec = match spec_of(context, &args.target.reference)? {
@@ -261,7 +254,7 @@ async fn sync_secrets(
         let value = context.env.get(name).unwrap_or_default();
         let replace = existing.contains(name);
         if let Err(error) = cli.put_secret(env, name, value, replace).await {
-            let error = AdapterError { message: context.redactor.redact(&error.message), ..error };
+            let error = Failure { message: context.redactor.redact(&error.message), ..error };
             return Ok(failure(json, &error));
         }
         if replace { updated.push(name.clone()) } else { created.push(name.clone()) }
@@ -289,13 +282,11 @@ async fn sync_secrets(
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_ref(text: &str) -> Result<ProcessorRef, UsageError> {
-    text.parse().map_err(|error| {
-        UsageError::new(format!("--ref: {error}"), "a ref looks like llm/litellm@1")
-    })
+fn parse_ref(text: &str) -> Result<ProcessorRef, Failure> {
+    text.parse().map_err(|error| usage(format!("--ref: {error}"), "a ref looks like llm/litellm@1"))
 }
 
-async fn stop(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, UsageError> {
+async fn stop(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, Failure> {
     let env = parse_env(&args.env)?;
     let reference = parse_ref(&args.reference)?;
     let done = async {
@@ -303,7 +294,7 @@ async fn stop(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, Usag
         let (app, _) = target_app(context, env, &reference)?;
         cli.stop(env, &app).await?;
         let _ = DeploymentBook::new(&context.project.state()).forget(env, reference.as_str());
-        Ok::<_, AdapterError>(app)
+        Ok::<_, Failure>(app)
     };
     match done.await {
         Ok(app) => {
@@ -319,7 +310,7 @@ async fn stop(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, Usag
     }
 }
 
-async fn status(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, UsageError> {
+async fn status(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, Failure> {
     let env = parse_env(&args.env)?;
     let reference = parse_ref(&args.reference)?;
     let found = async {
@@ -331,7 +322,7 @@ async fn status(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, Us
                 .iter()
                 .any(|key| row.get(*key).and_then(|value| value.as_str()) == Some(app.as_str()))
         });
-        Ok::<_, AdapterError>((app, deployment, row))
+        Ok::<_, Failure>((app, deployment, row))
     };
     let (app, deployment, row) = match found.await {
         Ok(found) => found,
@@ -359,7 +350,7 @@ async fn status(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, Us
     Ok(ExitCode::SUCCESS)
 }
 
-async fn logs(args: ModalLogsArgs, context: &Context) -> Result<ExitCode, UsageError> {
+async fn logs(args: ModalLogsArgs, context: &Context) -> Result<ExitCode, Failure> {
     let json = args.target.json;
     let env = parse_env(&args.target.env)?;
     let reference = parse_ref(&args.target.reference)?;
@@ -382,7 +373,7 @@ async fn logs(args: ModalLogsArgs, context: &Context) -> Result<ExitCode, UsageE
     }
 }
 
-async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitCode, UsageError> {
+async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitCode, Failure> {
     let json = args.target.json;
     let env = parse_env(&args.target.env)?;
     let spec = match spec_of(context, &args.target.reference)? {
@@ -394,7 +385,7 @@ async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitC
         None => match spec.image.pin_for(Platform::Amd64) {
             Some(pin) => pin.clone(),
             None => {
-                return Err(UsageError::new(
+                return Err(usage(
                     format!("{} has no amd64 pin to compare with", spec.reference),
                     "pass the expected image with --oci repo@sha256:…",
                 ));
@@ -405,7 +396,7 @@ async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitC
     let checked = async {
         let deployment = adapter.deployment(spec.reference.as_str())?;
         let deployed = adapter.deployed_digest(&deployment).await?;
-        Ok::<_, AdapterError>((deployment, deployed))
+        Ok::<_, Failure>((deployment, deployed))
     };
     let (deployment, deployed) = match checked.await {
         Ok(checked) => checked,
@@ -445,12 +436,9 @@ async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitC
 pub(crate) fn modal_adapter(
     context: &Context,
     flag: Option<&str>,
-) -> Result<Arc<dyn theory_core::Adapter>, UsageError> {
+) -> Result<Arc<dyn theory_core::Adapter>, Failure> {
     let env = theory_modal::run_environment(flag, &context.env).map_err(|error| {
-        UsageError::new(
-            format!("--env: {error}"),
-            "use --env dev, staging or main, or set MODAL_ENVIRONMENT",
-        )
+        usage(format!("--env: {error}"), "use --env dev, staging or main, or set MODAL_ENVIRONMENT")
     })?;
     Ok(Arc::new(ModalAdapter::new(env, &context.project.state(), &context.env)))
 }

@@ -1,17 +1,18 @@
 //! `theory plan create|show|list`: budgets in micro-USD that runs are charged to.
 
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use theory_ledger::{LedgerError, Plan};
 use theory_protocol::ErrorCode;
 
 use super::Context;
 use crate::args::{PlanCommand, PlanCreateArgs, PlanShowArgs};
-use crate::print::{OpError, out, print_json};
-use crate::usage::UsageError;
+use crate::print::{Report, out, print_json};
+use crate::usage::usage;
 
 /// Runs a `theory plan` subcommand.
-pub(crate) async fn run(command: PlanCommand, context: Context) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(command: PlanCommand, context: Context) -> Result<ExitCode, Failure> {
     match command {
         PlanCommand::Create(args) => create(args, context).await,
         PlanCommand::Show(args) => show(args, context).await,
@@ -32,25 +33,25 @@ pub(crate) async fn run(command: PlanCommand, context: Context) -> Result<ExitCo
     }
 }
 
-fn check_key(key: &str) -> Result<(), UsageError> {
+fn check_key(key: &str) -> Result<(), Failure> {
     let fine = !key.is_empty()
         && key.len() <= 128
         && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if fine {
         Ok(())
     } else {
-        Err(UsageError::new(
+        Err(usage(
             format!("--key {key:?}: a plan key is 1–128 letters, digits, -, _ or ."),
             "use a key such as team-a or my.plan",
         ))
     }
 }
 
-async fn create(args: PlanCreateArgs, context: Context) -> Result<ExitCode, UsageError> {
+async fn create(args: PlanCreateArgs, context: Context) -> Result<ExitCode, Failure> {
     check_key(&args.key)?;
     let budget: i64 =
         args.budget_usd_micro.parse().ok().filter(|budget| *budget >= 0).ok_or_else(|| {
-            UsageError::new(
+            usage(
                 format!(
                     "--budget-usd-micro {:?} is not a whole number of micro-USD ≥ 0",
                     args.budget_usd_micro
@@ -68,7 +69,7 @@ async fn create(args: PlanCreateArgs, context: Context) -> Result<ExitCode, Usag
     }
 }
 
-async fn show(args: PlanShowArgs, context: Context) -> Result<ExitCode, UsageError> {
+async fn show(args: PlanShowArgs, context: Context) -> Result<ExitCode, Failure> {
     let key = args.key.or(args.key_arg).unwrap_or_default();
     check_key(&key)?;
     let ledger = context.project.ledger(&context.env).await?;
@@ -111,29 +112,29 @@ fn print_table(plans: &[Plan]) {
 }
 
 /// The error of a ledger operation, with what to do about it.
-pub(crate) fn ledger_error(error: &LedgerError) -> OpError {
+pub(crate) fn ledger_error(error: &LedgerError) -> Failure {
     match error {
-        LedgerError::UnknownPlan(key) => OpError::new(
+        LedgerError::UnknownPlan(key) => Failure::with_hint(
             ErrorCode::Budget,
             error.to_string(),
             format!("create it with `theory plan create --key {key} --budget-usd-micro N`"),
         ),
-        LedgerError::PlanExists(key) => OpError::new(
+        LedgerError::PlanExists(key) => Failure::with_hint(
             ErrorCode::Budget,
             error.to_string(),
             format!("see it with `theory plan show {key}`, or pick another key"),
         ),
-        LedgerError::UnknownExecution(_) => OpError::new(
+        LedgerError::UnknownExecution(_) => Failure::with_hint(
             ErrorCode::Ledger,
             error.to_string(),
             "list executions with `theory executions list`",
         ),
-        _ if error.is_damage() => OpError::new(
+        _ if error.is_damage() => Failure::with_hint(
             ErrorCode::Ledger,
             format!("the ledger's database is damaged: {error}"),
             "restore it from a backup (theory.db with its -wal file); `theory ledger verify` checks the restored one",
         ),
-        _ => OpError::new(
+        _ => Failure::with_hint(
             ErrorCode::Ledger,
             error.to_string(),
             "check the ledger with `theory ledger verify`",

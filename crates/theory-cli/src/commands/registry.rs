@@ -1,6 +1,7 @@
 //! `theory registry list|show|validate`.
 
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use serde_json::{Value, json};
 use theory_core::ProcessorRef;
@@ -9,10 +10,10 @@ use theory_core::registry::{ProcessorEntry, Registry};
 use super::{Context, registry_failure};
 use crate::args::RegistryCommand;
 use crate::print::{print_error, print_json};
-use crate::usage::UsageError;
+use crate::usage::usage;
 
 /// Runs a registry command.
-pub(crate) fn run(command: RegistryCommand, context: Context) -> Result<ExitCode, UsageError> {
+pub(crate) fn run(command: RegistryCommand, context: Context) -> Result<ExitCode, Failure> {
     match command {
         RegistryCommand::Validate(flag) => Ok(validate(&context, flag.json)),
         RegistryCommand::List(flag) => {
@@ -20,7 +21,7 @@ pub(crate) fn run(command: RegistryCommand, context: Context) -> Result<ExitCode
         }
         RegistryCommand::Show(args) => {
             let reference: ProcessorRef = args.reference.parse().map_err(|error| {
-                UsageError::new(
+                usage(
                     format!("{error}"),
                     "a ref looks like llm/litellm@1; list them with `theory registry list`",
                 )

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
+use theory_core::Failure;
 
 use serde_json::Value;
 use theory_core::attachments::Attachment;
@@ -20,13 +21,13 @@ use theory_protocol::{Envelope, Frame};
 use super::Context;
 use crate::args::{InputsArgs, RunArgs};
 use crate::print::{print_error, print_json, print_warning};
-use crate::usage::UsageError;
+use crate::usage::usage;
 
 /// The adapters a run may use, by name.
 pub(crate) type Adapters = BTreeMap<AdapterKind, Arc<dyn theory_core::Adapter>>;
 
 /// Runs `theory run` and returns the exit status: 0 success, 1 error envelope.
-pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, Failure> {
     let local: Arc<dyn theory_core::Adapter> =
         Arc::new(LocalAdapter::from_env(&context.env, Some(&context.project.state())));
     let modal = super::modal::modal_adapter(&context, args.env.as_deref())?;
@@ -44,9 +45,9 @@ pub(crate) async fn run_with(
     args: RunArgs,
     context: Context,
     adapters: Adapters,
-) -> Result<ExitCode, UsageError> {
+) -> Result<ExitCode, Failure> {
     let reference: ProcessorRef = args.reference.parse().map_err(|error| {
-        UsageError::new(
+        usage(
             format!("--ref: {error}"),
             "a ref looks like llm/litellm@1; list them with `theory registry list`",
         )
@@ -54,7 +55,7 @@ pub(crate) async fn run_with(
     let inputs = read_inputs(&args.inputs, max_inputs_bytes(&context.env)?)?;
     let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
     if args.env.is_some() && adapter != AdapterKind::Modal {
-        return Err(UsageError::new(
+        return Err(usage(
             "--env selects a Modal environment; it goes with --adapter modal",
             "drop --env, or run with --adapter modal",
         ));
@@ -65,11 +66,9 @@ pub(crate) async fn run_with(
         .iter()
         .map(|text| Attachment::parse(text))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| {
-            UsageError::new(format!("--attach: {error}"), "use --attach photo=./photo.jpg")
-        })?;
+        .map_err(|error| usage(format!("--attach: {error}"), "use --attach photo=./photo.jpg"))?;
     let transfer: TransferRequest = args.transfer.parse().map_err(|error| {
-        UsageError::new(format!("--transfer: {error}"), "use --transfer auto, direct or stream")
+        usage(format!("--transfer: {error}"), "use --transfer auto, direct or stream")
     })?;
 
     let store = context.project.store(&context.env).await?;
@@ -93,10 +92,7 @@ pub(crate) async fn run_with(
     });
     let (canceller, cancel) = theory_core::cancel::cancellation();
     let interrupts = crate::signals::Interrupts::cancel_with(canceller).map_err(|error| {
-        UsageError::new(
-            format!("cannot listen for SIGINT and SIGTERM: {error}"),
-            "report this as a bug",
-        )
+        usage(format!("cannot listen for SIGINT and SIGTERM: {error}"), "report this as a bug")
     })?;
     let request = RunRequest {
         reference,
@@ -169,13 +165,12 @@ async fn report(
 
 /// Checks the flags that need no run: write prefix, adapter options, platform, and the flags
 /// this build does not support yet.
-fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
+fn check_flags(args: &RunArgs) -> Result<AdapterOptions, Failure> {
     if let Some(template) = &args.write_prefix {
-        let example = "E0"
-            .parse()
-            .map_err(|_| UsageError::new("internal: bad example id", "report this as a bug"))?;
+        let example =
+            "E0".parse().map_err(|_| usage("internal: bad example id", "report this as a bug"))?;
         resolve_write_prefix(template, &example).map_err(|failure| {
-            UsageError::new(
+            usage(
                 if failure.message.starts_with("--write-prefix") {
                     failure.message
                 } else {
@@ -187,7 +182,7 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
     }
     let mut options = match &args.adapter_opts_json {
         Some(text) => AdapterOptions::from_json(text).map_err(|error| {
-            UsageError::new(
+            usage(
                 format!("--adapter-opts-json: {error}"),
                 r#"known keys: {"timeout_s": 120, "runtime": "process", "platform": "amd64"}"#,
             )
@@ -195,16 +190,18 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
         None => AdapterOptions::default(),
     };
     if let Some(platform) = &args.platform {
-        options.platform = Some(platform.parse::<Platform>().map_err(|error| {
-            UsageError::new(format!("--platform: {error}"), "use amd64 or arm64")
-        })?);
+        options.platform = Some(
+            platform
+                .parse::<Platform>()
+                .map_err(|error| usage(format!("--platform: {error}"), "use amd64 or arm64"))?,
+        );
     }
     super::save::check_targets(args.save_dir.as_deref(), args.save_first.as_deref())?;
     if let Some(plan) = &args.plan
         && (plan.is_empty()
             || !plan.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        return Err(UsageError::new(
+        return Err(usage(
             format!("--plan {plan:?}: a plan key is letters, digits, -, _ or ."),
             "list the plans with `theory plan list`",
         ));
@@ -213,12 +210,12 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, UsageError> {
 }
 
 /// The limit on a run's inputs: `THEORY_MAX_INPUTS_BYTES`, default 64 MiB.
-pub(crate) fn max_inputs_bytes(env: &theory_core::EnvSnapshot) -> Result<u64, UsageError> {
+pub(crate) fn max_inputs_bytes(env: &theory_core::EnvSnapshot) -> Result<u64, Failure> {
     let name = theory_core::env::names::MAX_INPUTS_BYTES;
     match env.get(name) {
         None => Ok(theory_core::files::DEFAULT_MAX_INPUTS_BYTES),
         Some(text) => text.parse::<u64>().ok().filter(|limit| *limit > 0).ok_or_else(|| {
-            UsageError::new(
+            usage(
                 format!("{name}={text:?} is not a positive number of bytes"),
                 format!("set {name} to a byte count such as 67108864 (64 MiB), or unset it"),
             )
@@ -229,9 +226,9 @@ pub(crate) fn max_inputs_bytes(env: &theory_core::EnvSnapshot) -> Result<u64, Us
 /// Reads the inputs from whichever of `--inputs-json`, `--inputs-file`, `--inputs -` was given:
 /// at most `max_bytes` (more is refused without reading it all), from a regular file or
 /// standard input (a FIFO or a device passed as `--inputs-file` is refused at once).
-fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, UsageError> {
+fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, Failure> {
     let too_large = |source: &str| {
-        UsageError::new(
+        usage(
             format!("{source}: the inputs are larger than the limit of {max_bytes} bytes"),
             format!(
                 "pass large data as an attachment (--attach NAME=PATH), or raise {}",
@@ -250,7 +247,7 @@ fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, UsageError>
             if error.kind() == std::io::ErrorKind::FileTooLarge {
                 too_large(&source)
             } else {
-                UsageError::new(
+                usage(
                     format!("{source}: {error}"),
                     "pass a readable JSON file, or pipe the JSON into --inputs -",
                 )
@@ -259,7 +256,7 @@ fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, UsageError>
         (source, bytes)
     } else if let Some(dash) = &inputs.inputs_stdin {
         if dash != "-" {
-            return Err(UsageError::new(
+            return Err(usage(
                 format!("--inputs takes only -, found {dash:?}"),
                 "use --inputs - to read standard input, or --inputs-file PATH",
             ));
@@ -270,7 +267,7 @@ fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, UsageError>
                 if error.kind() == std::io::ErrorKind::FileTooLarge {
                     too_large(&source)
                 } else {
-                    UsageError::new(
+                    usage(
                         format!("cannot read standard input: {error}"),
                         "pipe JSON into --inputs -",
                     )
@@ -285,7 +282,7 @@ fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, UsageError>
         // serde_json ends its message with the position; say it once, up front.
         let reason = error.to_string();
         let reason = reason.rsplit_once(" at line ").map_or(reason.as_str(), |(reason, _)| reason).to_owned();
-        UsageError::new(
+        usage(
             format!("invalid JSON in {source} at line {} column {}: {reason}", error.line(), error.column()),
             "inputs must be one JSON object, e.g. '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'",
         )
@@ -298,10 +295,10 @@ fn resolve_mode_and_adapter(
     mode: Option<&str>,
     adapter: &str,
     inputs: &Value,
-) -> Result<(Mode, AdapterKind), UsageError> {
-    let parse = |value: &str, source: &str| -> Result<Mode, UsageError> {
+) -> Result<(Mode, AdapterKind), Failure> {
+    let parse = |value: &str, source: &str| -> Result<Mode, Failure> {
         let (mode, alias) = Mode::parse_with_alias(value).map_err(|error| {
-            UsageError::new(format!("{source}: {error}"), "use --mode mock or --mode real")
+            usage(format!("{source}: {error}"), "use --mode mock or --mode real")
         })?;
         if let Some(alias) = alias {
             print_warning(&format!(
@@ -325,7 +322,7 @@ fn resolve_mode_and_adapter(
         "modal" => AdapterKind::Modal,
         "mock" => {
             if mode.is_some() && resolved == Mode::Real {
-                return Err(UsageError::new(
+                return Err(usage(
                     "--adapter mock cannot run in real mode",
                     "use --adapter local --mode real",
                 ));
@@ -335,7 +332,7 @@ fn resolve_mode_and_adapter(
             AdapterKind::Local
         }
         other => {
-            return Err(UsageError::new(
+            return Err(usage(
                 format!("--adapter: unknown adapter {other:?}"),
                 "use --adapter local or --adapter modal",
             ));

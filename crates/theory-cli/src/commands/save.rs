@@ -2,28 +2,29 @@
 //! checked before the run starts, so a run is never spent only to find it cannot be saved.
 
 use std::path::Path;
+use theory_core::Failure;
 
 use futures_util::StreamExt;
 use theory_core::{ArtifactStore, WorldPath};
 use theory_protocol::Envelope;
 
-use crate::usage::UsageError;
+use crate::usage::usage;
 
 /// Checks that `--save-dir` is (or can become) a writable folder and `--save-first` a writable
 /// file, without creating anything.
 pub(crate) fn check_targets(
     save_dir: Option<&Path>,
     save_first: Option<&Path>,
-) -> Result<(), UsageError> {
+) -> Result<(), Failure> {
     if let Some(folder) = save_dir {
         if folder.exists() && !folder.is_dir() {
-            return Err(UsageError::new(
+            return Err(usage(
                 format!("--save-dir {}: it exists and is not a folder", folder.display()),
                 "pass a folder (it is created if missing)",
             ));
         }
         writable_ancestor(folder).map_err(|reason| {
-            UsageError::new(
+            usage(
                 format!("--save-dir {}: {reason}", folder.display()),
                 "pass a folder you can write to",
             )
@@ -31,7 +32,7 @@ pub(crate) fn check_targets(
     }
     if let Some(file) = save_first {
         if file.is_dir() {
-            return Err(UsageError::new(
+            return Err(usage(
                 format!("--save-first {}: it is a folder", file.display()),
                 "pass a file name, e.g. --save-first ./response.txt",
             ));
@@ -39,7 +40,7 @@ pub(crate) fn check_targets(
         let parent =
             file.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
         writable_ancestor(parent).map_err(|reason| {
-            UsageError::new(
+            usage(
                 format!("--save-first {}: {reason}", file.display()),
                 "pass a file in a folder you can write to",
             )

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use theory_core::ProcessorRef;
 use theory_protocol::ErrorCode;
@@ -12,13 +13,14 @@ use theory_protocol::ErrorCode;
 use super::Context;
 use crate::args::ScaffoldArgs;
 use crate::print::{fail, out, print_json};
-use crate::usage::UsageError;
+use crate::usage::usage;
 
 /// Writes the new processor's files.
-pub(crate) fn run(args: &ScaffoldArgs, context: &Context) -> Result<ExitCode, UsageError> {
-    let reference: ProcessorRef = args.reference.parse().map_err(|error| {
-        UsageError::new(format!("--ref: {error}"), "a ref looks like vision/replicate@1")
-    })?;
+pub(crate) fn run(args: &ScaffoldArgs, context: &Context) -> Result<ExitCode, Failure> {
+    let reference: ProcessorRef = args
+        .reference
+        .parse()
+        .map_err(|error| usage(format!("--ref: {error}"), "a ref looks like vision/replicate@1"))?;
     if let Ok(registry) = &context.registry
         && registry.processor(&reference).is_some()
     {

@@ -4,6 +4,7 @@
 //! checked; exit 1 when anything drifted.
 
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use serde_json::json;
 use theory_core::verify::{Claims, RunCheck, check_run};
@@ -14,13 +15,13 @@ use theory_protocol::{Cid, Envelope, ErrorCode};
 use super::Context;
 use super::plan::ledger_error;
 use crate::args::VerifyArgs;
-use crate::print::{OpError, out, print_json};
-use crate::usage::UsageError;
+use crate::print::{Report, out, print_json};
+use crate::usage::usage;
 
 /// Runs `theory verify`.
-pub(crate) async fn run(args: VerifyArgs, context: Context) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(args: VerifyArgs, context: Context) -> Result<ExitCode, Failure> {
     if args.all != args.executions.is_empty() {
-        return Err(UsageError::new(
+        return Err(usage(
             "name the executions to verify, or pass --all",
             "theory verify 01J… 01K…, or theory verify --all (ids from `theory executions list`)",
         ));
@@ -30,7 +31,7 @@ pub(crate) async fn run(args: VerifyArgs, context: Context) -> Result<ExitCode, 
         .iter()
         .map(|text| {
             text.parse::<ExecutionId>().map_err(|error| {
-                UsageError::new(
+                usage(
                     format!("{text:?} is not an execution id: {error}"),
                     "list them with `theory executions list`",
                 )
@@ -55,7 +56,7 @@ pub(crate) async fn run(args: VerifyArgs, context: Context) -> Result<ExitCode, 
         match check_attachments(&*store).await {
             Ok(found) => Some(found),
             Err(error) => {
-                return Ok(OpError::new(
+                return Ok(Failure::with_hint(
                     ErrorCode::Store,
                     format!("cannot list the attachments: {error}"),
                     "check the storage settings",

@@ -11,7 +11,7 @@ use serde_json::json;
 use theory_core::orchestrator::MemoCache;
 use theory_core::registry::ProcessorSpec;
 use theory_core::{
-    Adapter, AdapterError, AdapterOptions, EnvSnapshot, Instance, Launch, Mode, Orchestrator, Plan,
+    Adapter, AdapterOptions, EnvSnapshot, Failure, Instance, Launch, Mode, Orchestrator, Plan,
     Redactor,
 };
 use theory_protocol::{Cid, Envelope, Frame, OutputHeader, SUBPROTOCOL};
@@ -119,7 +119,7 @@ impl Adapter for FixedEndpoint {
         _spec: &ProcessorSpec,
         _options: &AdapterOptions,
         _mode: Mode,
-    ) -> Result<Plan, AdapterError> {
+    ) -> Result<Plan, Failure> {
         Ok(Plan {
             runtime: theory_core::Runtime::Process,
             image_identity: "test:liar".into(),
@@ -136,7 +136,7 @@ impl Adapter for FixedEndpoint {
         _spec: &ProcessorSpec,
         _plan: &Plan,
         _launch: &Launch,
-    ) -> Result<Box<dyn Instance>, AdapterError> {
+    ) -> Result<Box<dyn Instance>, Failure> {
         Ok(Box::new(Borrowed(self.0.clone())))
     }
 }

@@ -1,8 +1,10 @@
 //! `theory processor build`: a static binary, a reproducible FROM-scratch image tarball in
 //! `.theory/images/`, loaded into Docker and tagged `theory-local/{ns}/{name}:{version}`.
 
+use crate::print::docker_failure;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use serde::Serialize;
 use theory_core::registry::ProcessorEntry;
@@ -13,9 +15,8 @@ use theory_protocol::ErrorCode;
 
 use crate::args::BuildArgs;
 use crate::commands::{Context, processor_entry};
-use crate::print::{OpError, out, print_json};
+use crate::print::{Report, out, print_json};
 use crate::progress::Bar;
-use crate::usage::UsageError;
 
 #[derive(Serialize)]
 struct BuildReport {
@@ -28,7 +29,7 @@ struct BuildReport {
     size_bytes: u64,
 }
 
-pub(super) async fn run(args: &BuildArgs, context: &Context) -> Result<ExitCode, UsageError> {
+pub(super) async fn run(args: &BuildArgs, context: &Context) -> Result<ExitCode, Failure> {
     let registry = match &context.registry {
         Ok(registry) => registry,
         Err(errors) => return Ok(crate::commands::registry_failure(errors, args.json)),
@@ -54,10 +55,10 @@ async fn build_all(
     entry: &ProcessorEntry,
     platforms: &[BuildPlatform],
     context: &Context,
-) -> Result<Vec<BuildReport>, OpError> {
+) -> Result<Vec<BuildReport>, Failure> {
     for platform in platforms {
         platform.buildable_here().map_err(|reason| {
-            OpError::new(
+            Failure::with_hint(
                 ErrorCode::Adapter,
                 reason,
                 "build that platform on a machine of its own, then push and pin it from there",
@@ -66,7 +67,7 @@ async fn build_all(
     }
     let reference = &entry.spec.reference;
     let build = entry.spec.image.build_spec().ok_or_else(|| {
-        OpError::new(
+        Failure::with_hint(
             ErrorCode::Registry,
             format!("{reference} has no image.build in {}", entry.origin),
             "add image.build: {context: …, dockerfile: Dockerfile, binary: …}",
@@ -74,7 +75,7 @@ async fn build_all(
     })?;
     let root = &context.project.root;
     if !root.join(&build.context).is_dir() {
-        return Err(OpError::new(
+        return Err(Failure::with_hint(
             ErrorCode::Registry,
             format!(
                 "the build context {} of {reference} is not in {}",
@@ -84,7 +85,7 @@ async fn build_all(
             "run from the project that holds the processor's sources (or pass --project)",
         ));
     }
-    let docker = Docker::connect().await?;
+    let docker = Docker::connect().await.map_err(docker_failure)?;
     let mut reports = Vec::new();
     for &platform in platforms {
         let slug =
@@ -111,7 +112,7 @@ async fn build_one(
     docker: &Docker,
     request: BuildRequest,
     entry: &ProcessorEntry,
-) -> Result<BuildReport, OpError> {
+) -> Result<BuildReport, Failure> {
     let reference = &entry.spec.reference;
     let platform = request.platform.name;
     let tag = local_image_tag(reference);
@@ -120,23 +121,24 @@ async fn build_one(
     let built = tokio::task::spawn_blocking(move || build_image(&request))
         .await
         .map_err(|error| {
-            OpError::new(ErrorCode::Adapter, error.to_string(), "report this as a bug")
+            Failure::with_hint(ErrorCode::Adapter, error.to_string(), "report this as a bug")
         })?
         .map_err(|error| {
-            OpError::new(ErrorCode::Adapter, error.to_string(), "see the output above")
+            Failure::with_hint(ErrorCode::Adapter, error.to_string(), "see the output above")
         })?;
     let bar = Bar::bytes(&format!("loading {tag} into Docker"));
     docker.load(&tarball, |progress| bar.update(progress.done, progress.total)).await.map_err(
         |error| {
-            let mut error = OpError::from(error);
+            let mut error = docker_failure(error);
             error.message =
                 format!("{} (the tarball is kept at {})", error.message, tarball.display());
             error
         },
     )?;
-    let loaded = docker.image(&tag).await?.map(|image| image.id).unwrap_or_default();
+    let loaded =
+        docker.image(&tag).await.map_err(docker_failure)?.map(|image| image.id).unwrap_or_default();
     if loaded != built.archive.image_id {
-        return Err(OpError::new(
+        return Err(Failure::with_hint(
             ErrorCode::Docker,
             format!(
                 "Docker reports image {loaded} for {tag}, not the {} just built",

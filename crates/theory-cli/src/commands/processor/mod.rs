@@ -6,19 +6,17 @@ mod pin_edit;
 mod push;
 
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use theory_core::registry::Platform;
 use theory_image::BuildPlatform;
 
 use super::Context;
 use crate::args::ProcessorCommand;
-use crate::usage::UsageError;
+use crate::usage::usage;
 
 /// Runs a `theory processor` command.
-pub(crate) async fn run(
-    command: ProcessorCommand,
-    context: Context,
-) -> Result<ExitCode, UsageError> {
+pub(crate) async fn run(command: ProcessorCommand, context: Context) -> Result<ExitCode, Failure> {
     match command {
         ProcessorCommand::Build(args) => build::run(&args, &context).await,
         ProcessorCommand::Push(args) => push::run(&args, &context).await,
@@ -27,16 +25,11 @@ pub(crate) async fn run(
 }
 
 /// Parses `--platforms`; the default is this machine's platform.
-fn platforms(list: Option<&str>) -> Result<Vec<BuildPlatform>, UsageError> {
+fn platforms(list: Option<&str>) -> Result<Vec<BuildPlatform>, Failure> {
     let Some(list) = list else {
         let host = Platform::host().unwrap_or(Platform::Amd64);
         return BuildPlatform::parse(host.as_str()).map(|platform| vec![platform]).ok_or_else(
-            || {
-                UsageError::new(
-                    "this machine's platform is not one Theory builds",
-                    "pass --platforms",
-                )
-            },
+            || usage("this machine's platform is not one Theory builds", "pass --platforms"),
         );
     };
     list.split(',')
@@ -44,7 +37,7 @@ fn platforms(list: Option<&str>) -> Result<Vec<BuildPlatform>, UsageError> {
         .filter(|item| !item.is_empty())
         .map(|item| {
             BuildPlatform::parse(item).ok_or_else(|| {
-                UsageError::new(
+                usage(
                     format!("--platforms: unknown platform {item:?}"),
                     "use linux/amd64 and/or linux/arm64, comma-separated",
                 )

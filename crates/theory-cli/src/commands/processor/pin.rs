@@ -2,6 +2,7 @@
 //! keeping the rest of the file as it was.
 
 use std::process::ExitCode;
+use theory_core::Failure;
 
 use theory_core::ImagePin;
 use theory_core::registry::Platform;
@@ -9,28 +10,26 @@ use theory_protocol::ErrorCode;
 
 use crate::args::PinArgs;
 use crate::commands::{Context, processor_entry};
-use crate::print::{OpError, out, print_json};
-use crate::usage::UsageError;
+use crate::print::{Report, out, print_json};
+use crate::usage::usage;
 
-pub(super) fn run(args: &PinArgs, context: &Context) -> Result<ExitCode, UsageError> {
+pub(super) fn run(args: &PinArgs, context: &Context) -> Result<ExitCode, Failure> {
     let registry = match &context.registry {
         Ok(registry) => registry,
         Err(errors) => return Ok(crate::commands::registry_failure(errors, args.json)),
     };
     let entry = processor_entry(registry, &args.reference)?;
-    let platform: Platform =
-        args.platform.trim_start_matches("linux/").parse().map_err(|error| {
-            UsageError::new(format!("--platform: {error}"), "use amd64 or arm64")
-        })?;
+    let platform: Platform = args
+        .platform
+        .trim_start_matches("linux/")
+        .parse()
+        .map_err(|error| usage(format!("--platform: {error}"), "use amd64 or arm64"))?;
     let pin: ImagePin = args.oci.parse().map_err(|error| {
-        UsageError::new(
-            format!("--oci: {error}"),
-            "a pin looks like ghcr.io/org/repo@sha256:<64 hex digits>",
-        )
+        usage(format!("--oci: {error}"), "a pin looks like ghcr.io/org/repo@sha256:<64 hex digits>")
     })?;
     let reference = &entry.spec.reference;
     if entry.builtin {
-        return Ok(OpError::new(
+        return Ok(Failure::with_hint(
             ErrorCode::Registry,
             format!("{reference} is built into theory ({}), so there is no file to pin it in", entry.origin),
             "copy its spec into registry/processors/ of your project; the project's file replaces the built-in one",
@@ -43,7 +42,7 @@ pub(super) fn run(args: &PinArgs, context: &Context) -> Result<ExitCode, UsageEr
         .and_then(|text| super::pin_edit::set_pin(&text, platform, &pin))
         .and_then(|text| write_atomically(&file, &text).map_err(|error| error.to_string()));
     if let Err(error) = written {
-        return Ok(OpError::new(
+        return Ok(Failure::with_hint(
             ErrorCode::Registry,
             format!("{}: {error}", file.display()),
             "edit image.platforms in the file by hand",

@@ -2,6 +2,9 @@
 //! pushes it and reports the pin (`repo@sha256:…`) to give `theory processor pin`.
 
 use std::process::ExitCode;
+use theory_core::Failure;
+
+use crate::print::docker_failure;
 
 use serde::Serialize;
 use theory_core::ProcessorRef;
@@ -12,9 +15,9 @@ use theory_protocol::ErrorCode;
 
 use crate::args::PushArgs;
 use crate::commands::{Context, processor_entry};
-use crate::print::{OpError, out, print_json};
+use crate::print::{Report, out, print_json};
 use crate::progress::Bar;
-use crate::usage::UsageError;
+use crate::usage::usage;
 
 #[derive(Serialize)]
 struct PushReport {
@@ -27,7 +30,7 @@ struct PushReport {
     oci: String,
 }
 
-pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, UsageError> {
+pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, Failure> {
     let registry = match &context.registry {
         Ok(registry) => registry,
         Err(errors) => return Ok(crate::commands::registry_failure(errors, args.json)),
@@ -39,7 +42,7 @@ pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, 
         .map(|text| text.trim_end_matches('/'))
         .filter(|text| !text.is_empty())
         .ok_or_else(|| {
-            UsageError::new(
+            usage(
                 "push needs a registry: --registry or THEORY_IMAGE_REGISTRY",
                 "e.g. --registry ghcr.io/org/repo, or --registry 127.0.0.1:5000/theory for a local one",
             )
@@ -47,12 +50,12 @@ pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, 
     let platforms = super::platforms(args.platforms.as_deref())?;
     let reference = &entry.spec.reference;
     let pushed = async {
-        let docker = Docker::connect().await?;
+        let docker = Docker::connect().await.map_err(docker_failure)?;
         let mut reports = Vec::new();
         for platform in platforms {
             reports.push(push_one(&docker, reference, platform, target).await?);
         }
-        Ok::<_, OpError>(reports)
+        Ok::<_, Failure>(reports)
     };
     match pushed.await {
         Ok(reports) => {
@@ -80,14 +83,15 @@ async fn push_one(
     reference: &ProcessorRef,
     platform: BuildPlatform,
     target: &str,
-) -> Result<PushReport, OpError> {
+) -> Result<PushReport, Failure> {
     let local = local_image_tag(reference);
     let image = docker
         .image(&local)
-        .await?
+        .await
+        .map_err(docker_failure)?
         .filter(|image| image.architecture == platform.name)
         .ok_or_else(|| {
-            OpError::new(
+            Failure::with_hint(
                 ErrorCode::ImageNotFound,
                 format!("there is no local linux/{} image of {reference}", platform.name),
                 format!(
@@ -98,13 +102,13 @@ async fn push_one(
         })?;
     let repository = format!("{target}/{}/{}", reference.namespace(), reference.name());
     let tag = format!("{}-{}", reference.version(), platform.name);
-    docker.tag(&image.id, &repository, &tag).await?;
+    docker.tag(&image.id, &repository, &tag).await.map_err(docker_failure)?;
     let bar = Bar::bytes(&format!("pushing {repository}:{tag}"));
     docker
         .push(&repository, &tag, |progress| bar.update(progress.done, progress.total))
         .await
         .map_err(|error| {
-            OpError::new(
+            Failure::with_hint(
                 ErrorCode::Docker,
                 format!("push of {repository}:{tag} failed: {error}"),
                 "check the registry address and that you are logged in (docker login)",
@@ -113,7 +117,8 @@ async fn push_one(
     let prefix = format!("{repository}@");
     let digest = docker
         .image(&format!("{repository}:{tag}"))
-        .await?
+        .await
+        .map_err(docker_failure)?
         .and_then(|image| {
             image
                 .repo_digests
@@ -121,7 +126,7 @@ async fn push_one(
                 .find_map(|pinned| pinned.strip_prefix(&prefix).map(str::to_owned))
         })
         .ok_or_else(|| {
-            OpError::new(
+            Failure::with_hint(
                 ErrorCode::Docker,
                 "the registry reported no digest for the push",
                 "push again; see the registry's log",

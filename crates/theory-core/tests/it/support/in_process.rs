@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use theory_core::registry::ProcessorSpec;
-use theory_core::{Adapter, AdapterError, AdapterOptions, Instance, Launch, Plan};
+use theory_core::{Adapter, AdapterOptions, Failure, Instance, Launch, Plan};
 use theory_processor::{Identity, ServerConfig};
 use theory_protocol::Mode;
 
@@ -61,7 +61,7 @@ impl Adapter for InProcessAdapter {
         _spec: &ProcessorSpec,
         _options: &AdapterOptions,
         _mode: Mode,
-    ) -> Result<Plan, AdapterError> {
+    ) -> Result<Plan, Failure> {
         self.counters.plans.fetch_add(1, Ordering::SeqCst);
         Ok(Plan {
             runtime: theory_core::Runtime::Process,
@@ -79,7 +79,7 @@ impl Adapter for InProcessAdapter {
         _spec: &ProcessorSpec,
         _plan: &Plan,
         _launch: &Launch,
-    ) -> Result<Box<dyn Instance>, AdapterError> {
+    ) -> Result<Box<dyn Instance>, Failure> {
         self.counters.starts.fetch_add(1, Ordering::SeqCst);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
