@@ -6,7 +6,6 @@ mod logging;
 mod modal_args;
 mod print;
 mod progress;
-mod project;
 mod signals;
 mod usage;
 

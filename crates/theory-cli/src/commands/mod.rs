@@ -21,8 +21,8 @@ use theory_core::{EnvSnapshot, Redactor};
 use theory_protocol::{Envelope, ErrorCode};
 
 use crate::print::{print_error, print_json};
-use crate::project::Project;
 use crate::usage::usage;
+use theory_engine::Project;
 
 /// What every command gets: the project, the environment, the registry as loaded, the redactor.
 pub(crate) struct Context {

@@ -4,7 +4,6 @@
 //! endpoint itself) but needs the deployment and its proxy auth token.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use theory_core::registry::{Platform, ProcessorSpec};
 use theory_core::{Failure, ImagePin, ProcessorRef};
@@ -429,16 +428,4 @@ async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitC
         out(format!("ok {expected_digest}"));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `modal` adapter of `theory run`, in the environment `--env` (else `MODAL_ENVIRONMENT`,
-/// else main) names.
-pub(crate) fn modal_adapter(
-    context: &Context,
-    flag: Option<&str>,
-) -> Result<Arc<dyn theory_core::Adapter>, Failure> {
-    let env = theory_modal::run_environment(flag, &context.env).map_err(|error| {
-        usage(format!("--env: {error}"), "use --env dev, staging or main, or set MODAL_ENVIRONMENT")
-    })?;
-    Ok(Arc::new(ModalAdapter::new(env, &context.project.state(), &context.env)))
 }

@@ -1,6 +1,5 @@
 //! `theory run` (alias `run-processor`).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +14,6 @@ use theory_core::{
     AdapterKind, AdapterOptions, ArtifactStore, Mode, Orchestrator, ProcessorRef, Redactor,
     RunRequest,
 };
-use theory_local::LocalAdapter;
 use theory_protocol::{Envelope, Frame};
 
 use super::Context;
@@ -23,20 +21,11 @@ use crate::args::{InputsArgs, RunArgs};
 use crate::print::{print_error, print_json, print_warning};
 use crate::usage::usage;
 
-/// The adapters a run may use, by name.
-pub(crate) type Adapters = BTreeMap<AdapterKind, Arc<dyn theory_core::Adapter>>;
-
 /// Runs `theory run` and returns the exit status: 0 success, 1 error envelope.
 pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, Failure> {
-    let local: Arc<dyn theory_core::Adapter> =
-        Arc::new(LocalAdapter::from_env(&context.env, Some(&context.project.state())));
-    let modal = super::modal::modal_adapter(&context, args.env.as_deref())?;
-    run_with(
-        args,
-        context,
-        BTreeMap::from([(AdapterKind::Local, local), (AdapterKind::Modal, modal)]),
-    )
-    .await
+    let adapters =
+        theory_engine::adapters::all(&context.project, &context.env, args.env.as_deref())?;
+    run_with(args, context, adapters).await
 }
 
 /// Runs with `adapters` (`theory local run` passes only the local one that attaches to started
@@ -44,7 +33,7 @@ pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, Fai
 pub(crate) async fn run_with(
     args: RunArgs,
     context: Context,
-    adapters: Adapters,
+    adapters: theory_engine::adapters::Adapters,
 ) -> Result<ExitCode, Failure> {
     let reference: ProcessorRef = args.reference.parse().map_err(|error| {
         usage(

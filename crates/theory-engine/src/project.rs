@@ -1,5 +1,5 @@
 //! The project: where `registry/` and `.theory/` are, the registry (built in, then the
-//! project's), and the artifact store.
+//! project's), the artifact store and the ledger it uses.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,24 +10,25 @@ use theory_core::registry::{DocumentKind, Registry, RegistryError, Source, sourc
 use theory_core::{ArtifactStore, EnvSnapshot};
 use theory_store::{FsStore, S3Config, S3Store};
 
-use crate::usage::usage;
 use theory_core::env::names;
 
 include!(concat!(env!("OUT_DIR"), "/builtin_registry.rs"));
 
 /// The folder of a project and what it holds.
 #[derive(Debug, Clone)]
-pub(crate) struct Project {
-    pub(crate) root: PathBuf,
+pub struct Project {
+    /// The folder holding `registry/` and `.theory/`.
+    pub root: PathBuf,
 }
 
 impl Project {
     /// Uses `explicit` when given, else the nearest folder upward holding `registry/` or
     /// `.theory/`, else the working directory.
-    pub(crate) fn locate(explicit: Option<&Path>) -> Result<Project, Failure> {
+    pub fn locate(explicit: Option<&Path>) -> Result<Project, Failure> {
         if let Some(root) = explicit {
             if !root.is_dir() {
-                return Err(usage(
+                return Err(Failure::with_hint(
+                    ErrorCode::Usage,
                     format!("project folder {} does not exist", root.display()),
                     "pass an existing folder to --project (or THEORY_PROJECT)",
                 ));
@@ -35,7 +36,8 @@ impl Project {
             return Ok(Project { root: root.to_path_buf() });
         }
         let here = std::env::current_dir().map_err(|error| {
-            usage(
+            Failure::with_hint(
+                ErrorCode::Usage,
                 format!("cannot read the working directory: {error}"),
                 "run from an existing folder",
             )
@@ -47,13 +49,13 @@ impl Project {
     }
 
     /// Returns `.theory/` (created by whoever writes there first).
-    pub(crate) fn state(&self) -> PathBuf {
+    pub fn state(&self) -> PathBuf {
         self.root.join(".theory")
     }
 
     /// Loads the built-in registry files, then the project's (which replace built-ins of the
     /// same ref).
-    pub(crate) fn registry(&self) -> Result<Registry, Vec<RegistryError>> {
+    pub fn registry(&self) -> Result<Registry, Vec<RegistryError>> {
         let mut sources: Vec<Source> = BUILTIN
             .iter()
             .map(|(folder, relative, text)| Source {
@@ -86,7 +88,7 @@ impl Project {
     /// Builds the artifact store `STORAGE_BACKEND` names (default `local`: `.theory/artifacts/`;
     /// `minio` and `s3` from the seeds' variables, checked with one request before anything
     /// starts). Errors name the variable, never its value.
-    pub(crate) async fn store(&self, env: &EnvSnapshot) -> Result<Arc<dyn ArtifactStore>, Failure> {
+    pub async fn store(&self, env: &EnvSnapshot) -> Result<Arc<dyn ArtifactStore>, Failure> {
         let backend = env.get(names::STORAGE_BACKEND).unwrap_or("local");
         if backend == "local" || backend.is_empty() {
             let store = FsStore::new(self.state().join("artifacts"));
@@ -130,7 +132,7 @@ impl Project {
     /// Opens the ledger: PostgreSQL or SQLite as `DATABASE_URL` says, else `.theory/theory.db`
     /// (created on first use). Runs a killed orchestrator left `running` are failed and their
     /// reservations released. Errors never show the URL (it may hold a password).
-    pub(crate) async fn ledger(&self, env: &EnvSnapshot) -> Result<theory_ledger::Ledger, Failure> {
+    pub async fn ledger(&self, env: &EnvSnapshot) -> Result<theory_ledger::Ledger, Failure> {
         let url = env.get(names::DATABASE_URL).filter(|url| !url.is_empty());
         let ledger = theory_ledger::Ledger::open(url, &self.state().join("theory.db"))
             .await
