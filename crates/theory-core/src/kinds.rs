@@ -92,7 +92,46 @@ impl fmt::Display for Runtime {
     }
 }
 
+/// The key of a plan (`--plan KEY`): 1 to 64 letters, digits, `-`, `_` or `.`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlanKey(String);
+
+/// The longest plan key, in characters.
+const MAX_PLAN_KEY_CHARS: usize = 64;
+
+impl PlanKey {
+    /// Returns the key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for PlanKey {
+    type Err = UnknownKind;
+
+    fn from_str(text: &str) -> Result<PlanKey, UnknownKind> {
+        let valid = !text.is_empty()
+            && text.chars().count() <= MAX_PLAN_KEY_CHARS
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if valid {
+            Ok(PlanKey(text.to_owned()))
+        } else {
+            Err(UnknownKind {
+                found: text.to_owned(),
+                expected: "a plan key: 1 to 64 letters, digits, -, _ or .",
+            })
+        }
+    }
+}
+
+impl fmt::Display for PlanKey {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
 theory_protocol::serde_via_str!(AdapterKind);
+theory_protocol::serde_via_str!(PlanKey);
 theory_protocol::serde_via_str!(Runtime);
 
 #[cfg(test)]

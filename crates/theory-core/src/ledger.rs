@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use theory_protocol::{Envelope, ExecutionId, Mode};
 
-use crate::{AdapterKind, Failure, Runtime, WorldPath};
+use crate::{AdapterKind, Failure, PlanKey, ProcessorRef, Runtime, WorldPath, WritePrefix};
 
 /// What is asked of the ledger before a run starts.
 #[derive(Debug, Clone)]
@@ -12,7 +12,7 @@ pub struct Admission<'a> {
     /// The run.
     pub execution_id: &'a ExecutionId,
     /// The processor.
-    pub processor_ref: &'a str,
+    pub processor_ref: &'a ProcessorRef,
     /// Where it runs.
     pub adapter: AdapterKind,
     /// How it runs.
@@ -22,9 +22,9 @@ pub struct Admission<'a> {
     /// The memo key.
     pub memo_key: &'a str,
     /// The expanded write prefix.
-    pub write_prefix: &'a str,
+    pub write_prefix: &'a WritePrefix,
     /// The plan to charge (`--plan`).
-    pub plan: Option<&'a str>,
+    pub plan: Option<&'a PlanKey>,
     /// What to reserve on the plan, in micro-USD.
     pub estimate_usd_micro: u64,
     /// How long the lease on the write prefix lives (the policy's `leases.default_ttl_s`);
@@ -36,7 +36,7 @@ pub struct Admission<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
     /// The plan charged, if any.
-    pub plan: Option<String>,
+    pub plan: Option<PlanKey>,
     /// What was reserved on it.
     pub reserved_usd_micro: u64,
     /// The position of the admission in the ledger's event log (recorded in the receipt).
@@ -49,7 +49,7 @@ pub struct Closing<'a> {
     /// The run.
     pub execution_id: &'a ExecutionId,
     /// The processor.
-    pub processor_ref: &'a str,
+    pub processor_ref: &'a ProcessorRef,
     /// Where it ran.
     pub adapter: AdapterKind,
     /// `mock` or `real`.

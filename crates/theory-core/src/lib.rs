@@ -53,7 +53,7 @@ pub use env::{EnvSnapshot, Redactor};
 pub use failure::Failure;
 pub use fingerprint::Fingerprint;
 pub use ids::new_execution_id;
-pub use kinds::{AdapterKind, Runtime, UnknownKind};
+pub use kinds::{AdapterKind, PlanKey, Runtime, UnknownKind};
 pub use options::AdapterOptions;
 pub use orchestrator::{Orchestrator, RunOutcome, RunRequest};
 pub use ports::{

@@ -23,17 +23,20 @@ const BUDGET: i64 = 1_000_000;
 /// settle the reservation).
 async fn record_one(ledger: &Ledger, id: &str, plan: Option<&str>) {
     let execution_id: ExecutionId = id.parse().expect("id");
-    let write_prefix = format!("/artifacts/outputs/theory_probe/{id}/");
+    let write_prefix: theory_core::WritePrefix =
+        format!("/artifacts/outputs/theory_probe/{id}/").parse().expect("prefix");
+    let reference: theory_core::ProcessorRef = "theory/probe@1".parse().expect("ref");
+    let plan: Option<theory_core::PlanKey> = plan.map(|plan| plan.parse().expect("plan key"));
     let memo_key = format!("memo-{id}");
     let admission = Admission {
         execution_id: &execution_id,
-        processor_ref: "theory/probe@1",
+        processor_ref: &reference,
         adapter: theory_core::AdapterKind::Local,
         runtime: theory_core::Runtime::Process,
         mode: Mode::Real,
         memo_key: &memo_key,
         write_prefix: &write_prefix,
-        plan,
+        plan: plan.as_ref(),
         estimate_usd_micro: 1,
         lease_ttl_s: Some(900),
     };
@@ -46,7 +49,7 @@ async fn record_one(ledger: &Ledger, id: &str, plan: Option<&str>) {
     });
     let closing = Closing {
         execution_id: &execution_id,
-        processor_ref: "theory/probe@1",
+        processor_ref: &reference,
         adapter: theory_core::AdapterKind::Local,
         mode: Mode::Real,
         envelope: &envelope,

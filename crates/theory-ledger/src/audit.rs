@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use crate::{Backend, Ledger, LedgerError};
 
 /// A table row that says something other than the event log.
@@ -46,14 +46,14 @@ fn plans_from(events: &[Event]) -> BTreeMap<String, Money> {
     let mut plans: BTreeMap<String, Money> = BTreeMap::new();
     for event in events {
         let Some(key) = text(&event.body, "plan") else { continue };
-        match event.kind.as_str() {
-            "plan.created" => {
+        match EventKind::parse(&event.kind) {
+            Some(EventKind::PlanCreated) => {
                 plans.entry(key).or_default().budget = number(&event.body, "budget_usd_micro");
             }
-            "plan.reserved" => {
+            Some(EventKind::PlanReserved) => {
                 plans.entry(key).or_default().reserved += number(&event.body, "amount_usd_micro");
             }
-            "plan.settled" => {
+            Some(EventKind::PlanSettled) => {
                 let money = plans.entry(key).or_default();
                 money.reserved -= number(&event.body, "reserved_usd_micro");
                 money.spent += number(&event.body, "charged_usd_micro");
@@ -69,11 +69,11 @@ fn executions_from(events: &[Event]) -> BTreeMap<String, (String, Option<String>
     let mut executions = BTreeMap::new();
     for event in events {
         let Some(id) = &event.execution_id else { continue };
-        match event.kind.as_str() {
-            "execution.started" => {
+        match EventKind::parse(&event.kind) {
+            Some(EventKind::ExecutionStarted) => {
                 executions.insert(id.clone(), ("running".to_owned(), None));
             }
-            "execution.finished" => {
+            Some(EventKind::ExecutionFinished) => {
                 let status = text(&event.body, "status").unwrap_or_default();
                 executions.insert(id.clone(), (status, text(&event.body, "error_code")));
             }

@@ -9,6 +9,60 @@ use sqlx::Row;
 use crate::write::{Write, retrying};
 use crate::{Ledger, LedgerError};
 
+/// What an entry records; its name is the entry's `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A run was admitted (`execution.started`).
+    ExecutionStarted,
+    /// A run ended (`execution.finished`).
+    ExecutionFinished,
+    /// An attempt failed transiently and will be tried again (`execution.attempt_failed`).
+    AttemptFailed,
+    /// A plan was created (`plan.created`).
+    PlanCreated,
+    /// A run's estimate was reserved on its plan (`plan.reserved`).
+    PlanReserved,
+    /// A run's reservation was settled (`plan.settled`).
+    PlanSettled,
+    /// A run took a lease on its write prefix (`lease.acquired`).
+    LeaseAcquired,
+    /// A run gave its leases back (`lease.released`).
+    LeaseReleased,
+}
+
+impl EventKind {
+    /// Every kind, for reading entries back.
+    pub const ALL: [EventKind; 8] = [
+        EventKind::ExecutionStarted,
+        EventKind::ExecutionFinished,
+        EventKind::AttemptFailed,
+        EventKind::PlanCreated,
+        EventKind::PlanReserved,
+        EventKind::PlanSettled,
+        EventKind::LeaseAcquired,
+        EventKind::LeaseReleased,
+    ];
+
+    /// The name stored in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ExecutionStarted => "execution.started",
+            EventKind::ExecutionFinished => "execution.finished",
+            EventKind::AttemptFailed => "execution.attempt_failed",
+            EventKind::PlanCreated => "plan.created",
+            EventKind::PlanReserved => "plan.reserved",
+            EventKind::PlanSettled => "plan.settled",
+            EventKind::LeaseAcquired => "lease.acquired",
+            EventKind::LeaseReleased => "lease.released",
+        }
+    }
+
+    /// The kind of a stored name, if it is one of these.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -19,7 +73,8 @@ pub struct Event {
     pub seq: i64,
     /// The execution it is about, if any.
     pub execution_id: Option<String>,
-    /// What happened: `execution.started`, `plan.reserved`, …
+    /// What happened: `execution.started`, `plan.reserved`, … ([`EventKind`]); kept as stored,
+    /// so an entry of a kind this build does not know still verifies.
     pub kind: String,
     /// The details.
     pub body: Value,
@@ -76,7 +131,7 @@ impl Ledger {
     pub async fn append_event(
         &self,
         execution_id: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         body: &Value,
     ) -> Result<Event, LedgerError> {
         retrying(|| async {

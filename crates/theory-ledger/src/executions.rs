@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+use crate::events::EventKind;
 use crate::leases::release_in;
 use crate::plans::settle_in;
 use crate::write::{Write, retrying};
@@ -331,7 +332,7 @@ pub(crate) async fn start_in(
     let body = json!({"processor_ref": start.processor_ref, "adapter": start.adapter,
                       "runtime": start.runtime, "mode": start.mode, "memo_key": start.memo_key,
                       "plan": start.plan_key, "write_prefix": start.write_prefix});
-    Ok(write.event(Some(&start.id), "execution.started", &body)?.seq)
+    Ok(write.event(Some(&start.id), EventKind::ExecutionStarted, &body)?.seq)
 }
 
 /// [`Ledger::finish_execution`] within a write; an execution that is not `running` is
@@ -362,6 +363,6 @@ pub(crate) async fn finish_in(
     }
     let body = json!({"status": finish.status.as_str(), "error_code": finish.error_code,
                       "cost_usd_micro": finish.cost_usd_micro, "attempts": finish.attempts});
-    write.event(Some(id), "execution.finished", &body)?;
+    write.event(Some(id), EventKind::ExecutionFinished, &body)?;
     Ok(())
 }

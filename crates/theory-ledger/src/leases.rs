@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
+use crate::events::EventKind;
 use crate::write::{Write, retrying};
 use crate::{Ledger, LedgerError};
 
@@ -93,7 +94,7 @@ pub(crate) async fn acquire_in(
         });
     }
     let body = json!({"prefix": prefix, "expires_at_ms": expires_at_ms});
-    write.event(Some(execution_id), "lease.acquired", &body)?;
+    write.event(Some(execution_id), EventKind::LeaseAcquired, &body)?;
     Ok(Lease { prefix: prefix.to_owned(), execution_id: execution_id.to_owned(), expires_at_ms })
 }
 
@@ -110,7 +111,7 @@ pub(crate) async fn release_in(write: &mut Write, execution_id: &str) -> Result<
     .await?;
     let mut holders = released.iter().map(|row| row.try_get::<String, _>("execution_id"));
     if holders.any(|holder| holder.is_ok_and(|holder| holder == execution_id)) {
-        write.event(Some(execution_id), "lease.released", &json!({}))?;
+        write.event(Some(execution_id), EventKind::LeaseReleased, &json!({}))?;
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ use sqlx::{AnyPool, ConnectOptions};
 
 pub use audit::{Audit, Drift};
 pub use error::LedgerError;
-pub use events::{ChainReport, Event, GENESIS, check_chain};
+pub use events::{ChainReport, Event, EventKind, GENESIS, check_chain};
 pub use executions::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish};
 pub use leases::Lease;
 pub use plans::{Plan, Settlement};

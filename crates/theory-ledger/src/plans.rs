@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
+use crate::events::EventKind;
 use crate::write::{Write, retrying};
 use crate::{Ledger, LedgerError};
 
@@ -77,7 +78,7 @@ impl Ledger {
                 Err(error) => return Err(error.into()),
             }
             let body = json!({"plan": key, "budget_usd_micro": budget_usd_micro});
-            write.event(None, "plan.created", &body)?;
+            write.event(None, EventKind::PlanCreated, &body)?;
             write.commit().await
         })
         .await?;
@@ -166,7 +167,7 @@ pub(crate) async fn reserve_in(
         });
     }
     let body = json!({"plan": key, "amount_usd_micro": amount});
-    write.event(Some(execution_id), "plan.reserved", &body)?;
+    write.event(Some(execution_id), EventKind::PlanReserved, &body)?;
     Ok(())
 }
 
@@ -216,7 +217,7 @@ pub(crate) async fn settle_in(
     }
     let body = json!({"plan": key, "reserved_usd_micro": reserved, "actual_usd_micro": actual,
                       "charged_usd_micro": charged, "error_code": error_code});
-    write.event(Some(execution_id), "plan.settled", &body)?;
+    write.event(Some(execution_id), EventKind::PlanSettled, &body)?;
     Ok(Settlement {
         actual_usd_micro: actual,
         charged_usd_micro: charged,

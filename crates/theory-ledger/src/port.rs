@@ -6,6 +6,7 @@ use theory_core::Failure;
 use theory_core::ledger::{Admission, Admitted, Closing, RunLedger};
 use theory_protocol::{Envelope, ErrorCode, ExecutionId};
 
+use crate::events::EventKind;
 use crate::executions::{finish_in, start_in};
 use crate::leases::{acquire_in, release_in};
 use crate::plans::{reserve_in, settle_in};
@@ -67,13 +68,13 @@ impl RunLedger for Ledger {
         let reserved = i64::try_from(admission.estimate_usd_micro).unwrap_or(i64::MAX);
         let start = ExecutionStart {
             id: id.clone(),
-            processor_ref: admission.processor_ref.to_owned(),
+            processor_ref: admission.processor_ref.to_string(),
             adapter: admission.adapter.to_string(),
             runtime: admission.runtime.to_string(),
             mode: admission.mode.to_string(),
             memo_key: admission.memo_key.to_owned(),
-            plan_key: admission.plan.map(str::to_owned),
-            write_prefix: admission.write_prefix.to_owned(),
+            plan_key: admission.plan.map(ToString::to_string),
+            write_prefix: admission.write_prefix.to_string(),
             reserved_usd_micro: if admission.plan.is_some() { reserved } else { 0 },
             owner: this_owner(),
         };
@@ -81,10 +82,10 @@ impl RunLedger for Ledger {
             let mut write = Write::begin(self).await?;
             if let Some(ttl_s) = admission.lease_ttl_s {
                 let ttl_ms = i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-                acquire_in(&mut write, admission.write_prefix, &id, ttl_ms).await?;
+                acquire_in(&mut write, admission.write_prefix.as_str(), &id, ttl_ms).await?;
             }
             if let Some(plan) = admission.plan {
-                reserve_in(&mut write, plan, &id, reserved).await?;
+                reserve_in(&mut write, plan.as_str(), &id, reserved).await?;
             }
             let position = start_in(&mut write, &start).await?;
             write.commit().await?;
@@ -93,7 +94,7 @@ impl RunLedger for Ledger {
         .await
         .map_err(|error| ledger_failure(&error))?;
         Ok(Admitted {
-            plan: admission.plan.map(str::to_owned),
+            plan: admission.plan.cloned(),
             reserved_usd_micro: admission.estimate_usd_micro,
             position: u64::try_from(position).ok(),
         })
@@ -122,7 +123,7 @@ impl RunLedger for Ledger {
         // Refused before admission (bad inputs, a missing secret…): recorded all the same.
         let refused = admitted.is_none().then(|| ExecutionStart {
             id: id.clone(),
-            processor_ref: closing.processor_ref.to_owned(),
+            processor_ref: closing.processor_ref.to_string(),
             adapter: closing.adapter.to_string(),
             runtime: String::new(),
             mode: closing.mode.to_string(),
@@ -147,8 +148,10 @@ impl RunLedger for Ledger {
                 let actual =
                     cost.unwrap_or(if status == ExecutionStatus::Success { reserved } else { 0 });
                 let code = finish.error_code.as_deref();
-                settlement =
-                    Some((plan, settle_in(&mut write, plan, &id, reserved, actual, code).await?));
+                settlement = Some((
+                    plan,
+                    settle_in(&mut write, plan.as_str(), &id, reserved, actual, code).await?,
+                ));
             }
             write.commit().await?;
             Ok(settlement)
@@ -176,7 +179,7 @@ impl RunLedger for Ledger {
     async fn attempt_failed(&self, execution_id: &ExecutionId, attempt: u32, failure: &Failure) {
         let body = serde_json::json!({"attempt": attempt, "code": failure.code, "message": failure.message});
         if let Err(error) = self
-            .append_event(Some(&execution_id.to_string()), "execution.attempt_failed", &body)
+            .append_event(Some(&execution_id.to_string()), EventKind::AttemptFailed, &body)
             .await
         {
             tracing::warn!(%error, "the ledger could not record a failed attempt");

@@ -8,7 +8,7 @@
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use crate::events::{Event, GENESIS, chain_hash};
+use crate::events::{Event, EventKind, GENESIS, chain_hash};
 use crate::schema::is_conflict;
 use crate::{Backend, Ledger, LedgerError};
 
@@ -64,9 +64,10 @@ impl Write {
     pub(crate) fn event(
         &mut self,
         execution_id: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         body: &Value,
     ) -> Result<Event, LedgerError> {
+        let kind = kind.as_str();
         let seq = self.next_seq;
         let at_ms = crate::now_ms();
         let this_hash = chain_hash(&self.head_hash, seq, execution_id, kind, body, at_ms)?;

@@ -135,7 +135,8 @@ async fn receipt_positions(
             continue;
         }
         let admits = found.as_ref().is_some_and(|event| {
-            event.kind == "execution.started" && event.execution_id.as_deref() == Some(id)
+            event.kind == theory_ledger::EventKind::ExecutionStarted.as_str()
+                && event.execution_id.as_deref() == Some(id)
         });
         if !admits {
             receipts.problems.push(format!(

@@ -50,6 +50,7 @@ pub(crate) async fn run_with(
         ));
     }
     let options = check_flags(&args)?;
+    let plan = plan_key(&args)?;
     let attachments = args
         .attach
         .iter()
@@ -92,7 +93,7 @@ pub(crate) async fn run_with(
         options,
         attachments,
         transfer,
-        plan: args.plan.clone(),
+        plan,
         use_cache: !args.no_cache,
         observer,
         cancel,
@@ -186,16 +187,22 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, Failure> {
         );
     }
     super::save::check_targets(args.save_dir.as_deref(), args.save_first.as_deref())?;
-    if let Some(plan) = &args.plan
-        && (plan.is_empty()
-            || !plan.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(usage(
-            format!("--plan {plan:?}: a plan key is letters, digits, -, _ or ."),
-            "list the plans with `theory plan list`",
-        ));
-    }
     Ok(options)
+}
+
+/// Parses `--plan`.
+fn plan_key(args: &RunArgs) -> Result<Option<theory_core::PlanKey>, Failure> {
+    args.plan
+        .as_deref()
+        .map(|plan| {
+            plan.parse().map_err(|_| {
+                usage(
+                    format!("--plan {plan:?}: a plan key is letters, digits, -, _ or ."),
+                    "list the plans with `theory plan list`",
+                )
+            })
+        })
+        .transpose()
 }
 
 /// The limit on a run's inputs: `THEORY_MAX_INPUTS_BYTES`, default 64 MiB.

@@ -137,7 +137,7 @@ async fn position_drift(
     let seq = i64::try_from(position).ok()?;
     match ledger.event_at(seq).await {
         Ok(Some(event))
-            if event.kind == "execution.started"
+            if event.kind == theory_ledger::EventKind::ExecutionStarted.as_str()
                 && event.execution_id.as_deref() == Some(owner) =>
         {
             None

@@ -25,8 +25,8 @@ use crate::ledger::{Admission, Admitted, Closing, RunLedger};
 use crate::registry::Registry;
 use crate::session::{FrameObserver, SessionRequest};
 use crate::{
-    Adapter, AdapterKind, AdapterOptions, ArtifactStore, EnvSnapshot, Failure, ProcessorRef,
-    Redactor, Runtime, WritePrefix, new_execution_id,
+    Adapter, AdapterKind, AdapterOptions, ArtifactStore, EnvSnapshot, Failure, PlanKey,
+    ProcessorRef, Redactor, Runtime, WritePrefix, new_execution_id,
 };
 
 /// The media type of the index and receipts.
@@ -73,7 +73,7 @@ pub struct RunRequest {
     /// How bytes move between the store and the processor.
     pub transfer: TransferRequest,
     /// The plan to charge (`--plan`).
-    pub plan: Option<String>,
+    pub plan: Option<PlanKey>,
     /// Whether a finished identical run may be reused.
     pub use_cache: bool,
     /// Sees frames as they arrive.
@@ -144,7 +144,7 @@ impl Orchestrator {
             if let Some(ledger) = &self.ledger {
                 let closing = Closing {
                     execution_id: &execution_id,
-                    processor_ref: request.reference.as_str(),
+                    processor_ref: &request.reference,
                     adapter: request.adapter,
                     mode: request.mode,
                     envelope: &outcome.envelope,
@@ -352,13 +352,13 @@ impl Orchestrator {
         crate::collision::ensure_free(&*self.store, owners, &taken).await?;
         let admission = Admission {
             execution_id,
-            processor_ref: spec.reference.as_str(),
+            processor_ref: &spec.reference,
             adapter: request.adapter,
             runtime: plan.runtime,
             mode: request.mode,
             memo_key,
-            write_prefix: write_prefix.as_str(),
-            plan: request.plan.as_deref(),
+            write_prefix,
+            plan: request.plan.as_ref(),
             estimate_usd_micro: cost::estimate(spec, request.mode),
             lease_ttl_s: self.lease_ttl_s(),
         };

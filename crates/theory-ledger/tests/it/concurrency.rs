@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use theory_core::ledger::{Admission, Closing, RunLedger};
+use theory_core::{PlanKey, ProcessorRef, WritePrefix};
 use theory_ledger::Ledger;
 use theory_protocol::{Envelope, ErrorBody, ErrorCode, ErrorEnvelope, ExecutionId, Meta, Mode};
 
@@ -16,16 +17,18 @@ use crate::support::{Fresh, postgres, sqlite};
 /// charged, 0 when admission refused it.
 async fn one_run(ledger: &Ledger, index: usize, reserve: i64, actual: i64) -> i64 {
     let id: ExecutionId = format!("E{index}").parse().unwrap();
-    let prefix = format!("/artifacts/outputs/run{index}/");
+    let prefix: WritePrefix = format!("/artifacts/outputs/run{index}/").parse().unwrap();
+    let reference: ProcessorRef = "theory/probe@1".parse().unwrap();
+    let plan: PlanKey = "shared".parse().unwrap();
     let admission = Admission {
         execution_id: &id,
-        processor_ref: "theory/probe@1",
+        processor_ref: &reference,
         adapter: theory_core::AdapterKind::Local,
         runtime: theory_core::Runtime::Process,
         mode: Mode::Real,
         memo_key: "memo",
         write_prefix: &prefix,
-        plan: Some("shared"),
+        plan: Some(&plan),
         estimate_usd_micro: u64::try_from(reserve).unwrap(),
         lease_ttl_s: Some(60),
     };
@@ -41,7 +44,7 @@ async fn one_run(ledger: &Ledger, index: usize, reserve: i64, actual: i64) -> i6
     });
     let closing = Closing {
         execution_id: &id,
-        processor_ref: "theory/probe@1",
+        processor_ref: &reference,
         adapter: theory_core::AdapterKind::Local,
         mode: Mode::Real,
         envelope: &envelope,

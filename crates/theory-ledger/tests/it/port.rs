@@ -1,22 +1,32 @@
 //! The ledger as the orchestrator sees it (`RunLedger`): admission and closing are one write
 //! each, so a refused admission leaves nothing behind and a closed run holds nothing.
 
+use std::sync::LazyLock;
+
 use theory_core::ledger::{Admission, Closing, RunLedger};
+use theory_core::{PlanKey, ProcessorRef, WritePrefix};
 use theory_ledger::ExecutionStatus;
 use theory_protocol::{Envelope, ErrorCode, ExecutionId, Meta, Mode, SuccessEnvelope};
 
 use crate::support::both;
 
-fn admission<'a>(id: &'a ExecutionId, prefix: &'a str, estimate: u64) -> Admission<'a> {
+static PROBE: LazyLock<ProcessorRef> = LazyLock::new(|| "theory/probe@1".parse().unwrap());
+static PLAN: LazyLock<PlanKey> = LazyLock::new(|| "p".parse().unwrap());
+
+fn prefix(text: &str) -> WritePrefix {
+    text.parse().unwrap()
+}
+
+fn admission<'a>(id: &'a ExecutionId, prefix: &'a WritePrefix, estimate: u64) -> Admission<'a> {
     Admission {
         execution_id: id,
-        processor_ref: "theory/probe@1",
+        processor_ref: &PROBE,
         adapter: theory_core::AdapterKind::Local,
         runtime: theory_core::Runtime::Process,
         mode: Mode::Real,
         memo_key: "memo",
         write_prefix: prefix,
-        plan: Some("p"),
+        plan: Some(&PLAN),
         estimate_usd_micro: estimate,
         lease_ttl_s: Some(60),
     }
@@ -29,15 +39,16 @@ async fn a_refused_admission_leaves_nothing_and_a_closed_run_holds_nothing() {
         ledger.create_plan("p", 1_000).await.unwrap();
         let first: ExecutionId = "E1".parse().unwrap();
         let admitted =
-            ledger.admit(&admission(&first, "/artifacts/outputs/a/", 600)).await.unwrap();
+            ledger.admit(&admission(&first, &prefix("/artifacts/outputs/a/"), 600)).await.unwrap();
 
         // Refused for its lease: its reservation is not kept, its record not opened.
         let second: ExecutionId = "E2".parse().unwrap();
-        let refused = ledger.admit(&admission(&second, "/artifacts/outputs/a/b/", 100)).await;
+        let refused =
+            ledger.admit(&admission(&second, &prefix("/artifacts/outputs/a/b/"), 100)).await;
         assert_eq!(refused.unwrap_err().code, ErrorCode::Lease, "{backend}");
         // Refused for its budget: its lease is not kept.
         let third: ExecutionId = "E3".parse().unwrap();
-        let refused = ledger.admit(&admission(&third, "/artifacts/outputs/c/", 500)).await;
+        let refused = ledger.admit(&admission(&third, &prefix("/artifacts/outputs/c/"), 500)).await;
         assert_eq!(refused.unwrap_err().code, ErrorCode::Budget, "{backend}");
         assert_eq!(ledger.plan("p").await.unwrap().reserved_usd_micro, 600, "{backend}");
         assert!(ledger.execution("E2").await.is_err(), "{backend}");
@@ -51,7 +62,7 @@ async fn a_refused_admission_leaves_nothing_and_a_closed_run_holds_nothing() {
         });
         let closing = Closing {
             execution_id: &first,
-            processor_ref: "theory/probe@1",
+            processor_ref: &PROBE,
             adapter: theory_core::AdapterKind::Local,
             mode: Mode::Real,
             envelope: &envelope,
@@ -65,7 +76,7 @@ async fn a_refused_admission_leaves_nothing_and_a_closed_run_holds_nothing() {
         let record = ledger.execution("E1").await.unwrap();
         assert_eq!((record.status, record.attempts), (ExecutionStatus::Success, 2), "{backend}");
         // The lease went with it: the prefix is free again.
-        ledger.admit(&admission(&second, "/artifacts/outputs/a/b/", 100)).await.unwrap();
+        ledger.admit(&admission(&second, &prefix("/artifacts/outputs/a/b/"), 100)).await.unwrap();
         let kinds: Vec<String> =
             ledger.events(Some("E1")).await.unwrap().into_iter().map(|event| event.kind).collect();
         assert_eq!(

@@ -162,7 +162,11 @@ async fn the_event_chain_verifies_and_names_the_first_tampered_entry() {
         let ledger = &fresh.ledger;
         for index in 0..5 {
             ledger
-                .append_event(Some("E1"), "test.step", &json!({"index": index, "text": "é ✓"}))
+                .append_event(
+                    Some("E1"),
+                    theory_ledger::EventKind::AttemptFailed,
+                    &json!({"index": index, "text": "é ✓"}),
+                )
                 .await
                 .unwrap();
         }
