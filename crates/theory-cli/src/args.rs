@@ -44,6 +44,8 @@ pub(crate) enum Command {
     Ledger(LedgerCommand),
     /// Re-hash runs' outputs, indexes and receipts against the store and the ledger.
     Verify(VerifyArgs),
+    /// Serve the HTTP API applications call (`/v1/runs`), with a durable queue in the ledger.
+    Serve(ServeArgs),
     /// Deploy to Modal and run there, with Modal's own `modal` CLI.
     #[command(subcommand)]
     Modal(crate::modal_args::ModalCommand),
@@ -129,6 +131,24 @@ pub(crate) enum LedgerCommand {
     /// Walk the event chain, replay the plans and executions from it, check the database file
     /// and that the receipts in the store point into the ledger; name what does not hold.
     Verify(JsonArgs),
+}
+
+/// `theory serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where to listen; port 0 picks a free one (the address is printed as
+    /// `{"listening":"…"}` on stdout).
+    #[arg(long, default_value = "127.0.0.1:8686", value_name = "ADDRESS")]
+    pub(crate) listen: String,
+    /// Runs at once on this server.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub(crate) max_concurrent_runs: usize,
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) lets runs under way finish before cancelling them.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub(crate) shutdown_grace_s: u64,
+    /// Serve without API tokens (loopback addresses only), for development.
+    #[arg(long)]
+    pub(crate) no_auth: bool,
 }
 
 /// `theory verify`.

@@ -16,6 +16,14 @@ pub(crate) fn print_json(value: &impl Serialize) {
     }
 }
 
+/// Prints one JSON document on one line of stdout (for a program reading it line by line).
+pub(crate) fn print_json_line(value: &impl Serialize) {
+    match serde_json::to_string(value) {
+        Ok(text) => out(text),
+        Err(error) => eprintln!("error: cannot encode the result as JSON: {error}"),
+    }
+}
+
 /// Prints `error: …` and, when there is one, `hint: …` on stderr.
 pub(crate) fn print_error(message: &str, hint: Option<&str>) {
     eprintln!("error: {message}");

@@ -5,6 +5,7 @@
 //! - `project`: [`Project`], found from the working directory or `--project`; its registry,
 //!   store (`STORAGE_BACKEND`) and ledger (`DATABASE_URL`).
 //! - `adapters`: [`adapters::all`], the local and Modal adapters.
+//! - [`orchestrator`]: the orchestrator over them.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), theory_core::Failure> {
@@ -20,4 +21,32 @@
 pub mod adapters;
 mod project;
 
+use std::sync::Arc;
+
+use theory_core::orchestrator::MemoCache;
+use theory_core::registry::Registry;
+use theory_core::{ArtifactStore, EnvSnapshot, Orchestrator, Redactor};
+
 pub use project::Project;
+
+/// An orchestrator over a store, a ledger (also the memo cache), a registry and adapters: what
+/// `theory run` and `theory serve` run with.
+pub fn orchestrator(
+    store: Arc<dyn ArtifactStore>,
+    ledger: theory_ledger::Ledger,
+    registry: Registry,
+    adapters: adapters::Adapters,
+    env: EnvSnapshot,
+    redactor: Redactor,
+) -> Orchestrator {
+    let ledger: Arc<dyn theory_core::ledger::RunLedger> = Arc::new(ledger);
+    Orchestrator {
+        registry: Arc::new(registry),
+        store,
+        adapters,
+        memo: MemoCache::from_ledger(Arc::clone(&ledger)),
+        env,
+        redactor,
+        ledger: Some(ledger),
+    }
+}

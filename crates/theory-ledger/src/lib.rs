@@ -16,6 +16,8 @@
 //! - `plans`: budgets; [`Ledger::reserve`] and [`Ledger::settle`] keep `reserved + spent ≤ budget`
 //!   whatever runs at once (and a `CHECK` says so too).
 //! - `leases`: [`Ledger::acquire_lease`] on a write prefix, with a TTL.
+//! - `queue`: the durable run queue of `theory serve` ([`Ledger::enqueue`],
+//!   [`Ledger::claim_next`]), claims taken under the write lock.
 //! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`: admission (lease,
 //!   reservation, record) is one write and closing (record, release, settlement) another.
 
@@ -26,6 +28,7 @@ mod executions;
 mod leases;
 mod plans;
 mod port;
+mod queue;
 mod schema;
 mod write;
 
@@ -43,6 +46,7 @@ pub use executions::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish};
 pub use leases::Lease;
 pub use plans::{Plan, Settlement};
 pub use port::{owner_is_gone, this_owner};
+pub use queue::{Enqueued, QueueState, QueuedRun};
 
 /// How long opening the ledger waits for the database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -69,6 +69,25 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX executions_by_write_prefix ON executions (write_prefix)",
         ],
     ),
+    (
+        3,
+        &[
+            // The run queue of `theory serve` (queue.rs).
+            "CREATE TABLE queue (
+                id TEXT PRIMARY KEY,
+                request TEXT NOT NULL,
+                state TEXT NOT NULL,
+                submitter TEXT,
+                idempotency_key TEXT,
+                created_at_ms BIGINT NOT NULL,
+                claimed_at_ms BIGINT,
+                claimed_by TEXT,
+                cancel_requested BIGINT NOT NULL DEFAULT 0
+            )",
+            "CREATE INDEX queue_by_state ON queue (state, created_at_ms)",
+            "CREATE UNIQUE INDEX queue_by_idempotency_key ON queue (idempotency_key, submitter)",
+        ],
+    ),
 ];
 
 pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {

@@ -104,6 +104,8 @@ error_codes! {
     Collision => "ERR_COLLISION",
     /// A command-line flag or argument is invalid; the message names it (exit status 2).
     Usage => "ERR_USAGE",
+    /// No run, artifact or plan has that id, or the caller may not see it.
+    NotFound => "ERR_NOT_FOUND",
 }
 
 impl fmt::Display for ErrorCode {

@@ -10,6 +10,7 @@ pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod save;
 pub(crate) mod scaffold;
+pub(crate) mod serve;
 pub(crate) mod verify;
 
 use std::process::ExitCode;
@@ -112,6 +113,7 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
         crate::args::Command::Executions(command) => executions::run(command, context).await,
         crate::args::Command::Ledger(command) => ledger::run(command, context).await,
         crate::args::Command::Verify(args) => verify::run(args, context).await,
+        crate::args::Command::Serve(args) => serve::run(args, context).await,
         crate::args::Command::Modal(command) => modal::run(command, context).await,
     }
 }

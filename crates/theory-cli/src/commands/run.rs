@@ -7,12 +7,11 @@ use theory_core::Failure;
 
 use serde_json::Value;
 use theory_core::attachments::Attachment;
-use theory_core::orchestrator::{MemoCache, TransferRequest, resolve_write_prefix};
+use theory_core::orchestrator::{TransferRequest, resolve_write_prefix};
 use theory_core::registry::Platform;
 use theory_core::session::FrameObserver;
 use theory_core::{
-    AdapterKind, AdapterOptions, ArtifactStore, Mode, Orchestrator, ProcessorRef, Redactor,
-    RunRequest,
+    AdapterKind, AdapterOptions, ArtifactStore, Mode, ProcessorRef, Redactor, RunRequest,
 };
 use theory_protocol::{Envelope, Frame};
 
@@ -62,21 +61,19 @@ pub(crate) async fn run_with(
     })?;
 
     let store = context.project.store(&context.env).await?;
-    let ledger: Arc<dyn theory_core::ledger::RunLedger> =
-        Arc::new(context.project.ledger(&context.env).await?);
+    let ledger = context.project.ledger(&context.env).await?;
     let registry = match context.registry {
-        Ok(registry) => Arc::new(registry),
+        Ok(registry) => registry,
         Err(errors) => return Ok(super::registry_failure(&errors, args.json)),
     };
-    let orchestrator = Orchestrator {
+    let orchestrator = theory_engine::orchestrator(
+        Arc::clone(&store),
+        ledger,
         registry,
-        store: Arc::clone(&store),
         adapters,
-        memo: MemoCache::from_ledger(Arc::clone(&ledger)),
-        env: context.env,
-        redactor: context.redactor.clone(),
-        ledger: Some(ledger),
-    };
+        context.env,
+        context.redactor.clone(),
+    );
     let observer: Option<Arc<dyn FrameObserver>> = args.stream.then(|| {
         Arc::new(StreamPrinter { redactor: context.redactor.clone() }) as Arc<dyn FrameObserver>
     });

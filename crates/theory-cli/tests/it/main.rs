@@ -12,6 +12,7 @@ mod modal;
 mod modal_run;
 mod modal_support;
 mod scaffold;
+mod serve;
 mod snapshots;
 mod storage;
 mod support;

@@ -129,7 +129,12 @@ pub fn resolve_write_prefix(
 impl Orchestrator {
     /// Runs one request to its envelope. Never panics on bad input; every failure is an envelope.
     pub async fn run(&self, request: RunRequest) -> RunOutcome {
-        let execution_id = new_execution_id();
+        self.run_as(new_execution_id(), request).await
+    }
+
+    /// Runs one request under an execution id given beforehand (the server's, assigned when the
+    /// run was queued).
+    pub async fn run_as(&self, execution_id: ExecutionId, request: RunRequest) -> RunOutcome {
         let span = tracing::info_span!(
             "execution",
             execution_id = %execution_id,

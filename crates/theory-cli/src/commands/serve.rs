@@ -1,0 +1,91 @@
+//! `theory serve`: the HTTP API over the same orchestrator `theory run` uses (see the
+//! `theory-server` crate). Prints `{"listening":"host:port"}` on stdout once it listens; SIGTERM
+//! or Ctrl-C shuts it down gracefully (exit 0).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use theory_core::Failure;
+use theory_protocol::ErrorCode;
+
+use super::Context;
+use crate::args::ServeArgs;
+use crate::usage::usage;
+
+/// Runs `theory serve` until SIGTERM or SIGINT.
+pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, Failure> {
+    let listen: SocketAddr = args.listen.parse().map_err(|error| {
+        usage(format!("--listen {}: {error}", args.listen), "use HOST:PORT, e.g. 127.0.0.1:8686")
+    })?;
+    // API tokens are not there yet: without them, only this machine may call.
+    if !listen.ip().is_loopback() {
+        return Err(usage(
+            format!(
+                "--listen {listen}: without API tokens the server listens on a loopback address only"
+            ),
+            "listen on 127.0.0.1 (or ::1)",
+        ));
+    }
+    if !args.no_auth {
+        return Err(usage(
+            "theory serve needs --no-auth for now: API tokens are not implemented yet",
+            "run theory serve --no-auth (loopback only)",
+        ));
+    }
+    crate::print::print_warning(
+        "serving without authentication (--no-auth): every caller on this machine may run and see every run",
+    );
+    let registry = context.registry.map_err(|errors| {
+        Failure::with_hint(
+            ErrorCode::Registry,
+            format!(
+                "the registry has {} problem(s); the first: {}",
+                errors.len(),
+                errors.first().map(ToString::to_string).unwrap_or_default()
+            ),
+            "fix the files; `theory registry validate` checks them",
+        )
+    })?;
+    let store = context.project.store(&context.env).await?;
+    let ledger = context.project.ledger(&context.env).await?;
+    let adapters = theory_engine::adapters::all(&context.project, &context.env, None)?;
+    let orchestrator = theory_engine::orchestrator(
+        store,
+        ledger.clone(),
+        registry,
+        adapters,
+        context.env,
+        context.redactor,
+    );
+    let options = theory_server::ServeOptions {
+        listen,
+        max_concurrent_runs: args.max_concurrent_runs,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
+    };
+    theory_server::serve(
+        options,
+        std::sync::Arc::new(orchestrator),
+        ledger,
+        |address| {
+            crate::print::print_json_line(&serde_json::json!({"listening": address.to_string()}));
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}

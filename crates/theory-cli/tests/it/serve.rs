@@ -1,0 +1,238 @@
+//! `theory serve` as an application calls it: runs submitted over HTTP, waited for, looked up,
+//! cancelled, refused when bad, idempotent with `Idempotency-Key`; queued runs survive a restart;
+//! SIGTERM shuts down cleanly.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Project, binaries, binary};
+
+/// A running `theory serve` in a project of its own.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(project: &Project, extra: &[&str]) -> Server {
+        let mut child = Command::new(binary())
+            .current_dir(project.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("THEORY_PROCESSOR_PATH", binaries())
+            .env("THEORY_LOCAL_RUNTIME", "process")
+            .env("THEORY_LOG", "warn")
+            .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("theory serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).unwrap();
+        let listening: Value = serde_json::from_str(&line).unwrap_or_else(|error| {
+            panic!("theory serve printed {line:?} instead of its address: {error}")
+        });
+        let address = listening["listening"].as_str().expect("an address").to_owned();
+        Server { child, address }
+    }
+
+    /// One HTTP/1.1 request; returns the status and the JSON body.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
+        let mut stream = TcpStream::connect(&self.address).expect("connects");
+        stream.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            self.address,
+            body.len()
+        );
+        for (name, value) in headers {
+            request += name;
+            request += ": ";
+            request += value;
+            request += "\r\n";
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status =
+            response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        // Axum answers small bodies with a Content-Length; a chunked one would show a size first.
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            body.split("\r\n").nth(1).unwrap_or_default().to_owned()
+        } else {
+            body.to_owned()
+        };
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    fn submit(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        self.request("POST", "/v1/runs", headers, &body.to_string())
+    }
+
+    fn get(&self, id: &str) -> Value {
+        let (status, object) = self.request("GET", &format!("/v1/runs/{id}"), &[], "");
+        assert_eq!(status, 200, "{object}");
+        object
+    }
+
+    /// Waits until the run has `status`.
+    fn wait_status(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let object = self.get(id);
+            if object["status"] == status {
+                return object;
+            }
+            assert!(Instant::now() < deadline, "run {id} never reached {status}: {object}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap().code();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_run_submitted_over_http_is_waited_for_looked_up_and_recorded() {
+    let project = Project::new();
+    let server = Server::start(&project, &[]);
+    let (status, run) = server.submit(
+        &json!({"ref": "theory/probe@1", "inputs": {"text": "over http"}}),
+        &[("Prefer", "wait")],
+    );
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["envelope"]["status"], "success");
+    assert_eq!(run["mode"], "mock");
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(run["envelope"]["execution_id"], id, "the run's id is its execution id");
+    assert_eq!(server.get(id)["envelope"], run["envelope"]);
+    // The same record `theory run` leaves: the ledger has it, the store holds its outputs.
+    let shown = project.run(&["executions", "show", id, "--json"]);
+    assert_eq!(shown.json()["execution"]["status"], "success", "{}", shown.transcript());
+    assert_eq!(project.run(&["verify", id]).code, 0);
+    assert_eq!(server.stop(), Some(0), "SIGTERM ends theory serve with 0");
+}
+
+#[test]
+fn bad_requests_are_refused_with_the_status_of_their_failure() {
+    let project = Project::new();
+    let server = Server::start(&project, &[]);
+    for (body, status, code) in [
+        (json!({"ref": "nope/missing@1"}), 404, "ERR_REGISTRY"),
+        (
+            json!({"ref": "theory/probe@1", "inputs": {"size_bytes": "many"}}),
+            422,
+            "ERR_INPUT_SCHEMA",
+        ),
+        (json!({"ref": "theory/probe@1", "mode": "expensive"}), 400, "ERR_USAGE"),
+        (
+            json!({"ref": "theory/probe@1", "write_prefix": "/artifacts/execution/"}),
+            400,
+            "ERR_USAGE",
+        ),
+        (json!({"ref": "theory/probe@1", "surprise": true}), 400, "ERR_USAGE"),
+    ] {
+        let (got, answer) = server.submit(&body, &[]);
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+        assert!(answer["hint"].is_string(), "{answer}");
+    }
+    let (status, answer) = server.request("POST", "/v1/runs", &[], "{not json");
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("ERR_USAGE")));
+    let (status, answer) = server.request("GET", "/v1/runs/01NOSUCHRUN0000000000000000", &[], "");
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("ERR_NOT_FOUND")));
+    let (status, answer) = server.request("GET", "/readyz", &[], "");
+    assert_eq!((status, answer["ok"].as_bool()), (200, Some(true)), "{answer}");
+}
+
+#[test]
+fn an_idempotency_key_makes_one_run_of_two_submissions() {
+    let project = Project::new();
+    let server = Server::start(&project, &[]);
+    let body = json!({"ref": "theory/probe@1", "inputs": {"text": "once"}});
+    let (first, created) =
+        server.submit(&body, &[("Idempotency-Key", "order-17"), ("Prefer", "wait")]);
+    let (second, again) = server.submit(&body, &[("Idempotency-Key", "order-17")]);
+    assert_eq!((first, second), (201, 200));
+    assert_eq!(created["id"], again["id"]);
+    let other = json!({"ref": "theory/probe@1", "inputs": {"text": "twice"}});
+    let (status, conflict) = server.submit(&other, &[("Idempotency-Key", "order-17")]);
+    assert_eq!(status, 409, "{conflict}");
+    let listed = project.run(&["executions", "list", "--json"]).json();
+    assert_eq!(listed["executions"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+#[test]
+fn a_running_run_is_cancelled_and_a_queued_one_never_starts() {
+    let project = Project::new();
+    let server = Server::start(&project, &["--max-concurrent-runs", "1"]);
+    let sleeping = json!({"ref": "theory/probe@1", "inputs": {"sleep_ms": 60000}});
+    let (_, running) = server.submit(&sleeping, &[]);
+    let running = running["id"].as_str().unwrap().to_owned();
+    server.wait_status(&running, "running");
+    let (status, queued) =
+        server.submit(&json!({"ref": "theory/probe@1", "inputs": {"text": "behind"}}), &[]);
+    assert_eq!((status, queued["status"].as_str()), (201, Some("queued")), "{queued}");
+    let queued = queued["id"].as_str().unwrap().to_owned();
+    let (status, _) = server.request("POST", &format!("/v1/runs/{queued}/cancel"), &[], "");
+    assert_eq!(status, 200);
+    assert_eq!(server.get(&queued)["status"], "cancelled");
+    let (status, _) = server.request("POST", &format!("/v1/runs/{running}/cancel"), &[], "");
+    assert_eq!(status, 200);
+    let cancelled = server.wait_status(&running, "cancelled");
+    assert_eq!(cancelled["envelope"]["error"]["code"], "ERR_CANCELLED", "{cancelled}");
+    // The queued run was never admitted: the ledger has one run, the cancelled one.
+    let listed = project.run(&["executions", "list", "--json"]).json();
+    assert_eq!(listed["executions"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+#[test]
+fn queued_runs_survive_a_restart() {
+    let project = Project::new();
+    let server =
+        Server::start(&project, &["--max-concurrent-runs", "1", "--shutdown-grace-s", "0"]);
+    let (_, first) =
+        server.submit(&json!({"ref": "theory/probe@1", "inputs": {"sleep_ms": 60000}}), &[]);
+    let first = first["id"].as_str().unwrap().to_owned();
+    server.wait_status(&first, "running");
+    let (_, waiting) =
+        server.submit(&json!({"ref": "theory/probe@1", "inputs": {"text": "after restart"}}), &[]);
+    let waiting = waiting["id"].as_str().unwrap().to_owned();
+    // Shut down with no grace: the running run is cancelled, the queued one stays queued.
+    assert_eq!(server.stop(), Some(0));
+    let server = Server::start(&project, &[]);
+    assert_eq!(server.get(&first)["status"], "cancelled");
+    let done = server.wait_status(&waiting, "succeeded");
+    assert_eq!(done["envelope"]["status"], "success", "{done}");
+}

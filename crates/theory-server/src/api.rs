@@ -1,0 +1,233 @@
+//! The documents of `/v1/runs`: the body that asks for a run (checked when it arrives, so a bad
+//! one is refused before it is queued) and the run object every route answers with.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use theory_core::orchestrator::{TransferRequest, resolve_write_prefix};
+use theory_core::registry::Registry;
+use theory_core::{AdapterKind, AdapterOptions, Failure, PlanKey, ProcessorRef, RunRequest};
+use theory_ledger::{ExecutionRecord, ExecutionStatus, QueueState, QueuedRun};
+use theory_protocol::{ErrorCode, Mode};
+
+/// `POST /v1/runs`: what to run. Only `ref` is required; `mode` defaults to `mock`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunBody {
+    /// The processor, `ns/name@version`.
+    #[serde(rename = "ref")]
+    pub(crate) reference: String,
+    /// `mock` (default) or `real`.
+    #[serde(default)]
+    pub(crate) mode: Option<String>,
+    /// `local` (default) or `modal`.
+    #[serde(default)]
+    pub(crate) adapter: Option<String>,
+    /// The inputs.
+    #[serde(default)]
+    pub(crate) inputs: Option<Value>,
+    /// The write prefix template (`{execution_id}` allowed).
+    #[serde(default)]
+    pub(crate) write_prefix: Option<String>,
+    /// The plan to charge.
+    #[serde(default)]
+    pub(crate) plan: Option<String>,
+    /// `auto` (default), `direct` or `stream`.
+    #[serde(default)]
+    pub(crate) transfer: Option<String>,
+    /// Run again even when an identical run finished.
+    #[serde(default)]
+    pub(crate) no_cache: bool,
+    /// The adapter's options (`timeout_s`, `runtime`, `platform`).
+    #[serde(default)]
+    pub(crate) adapter_opts: Option<Value>,
+}
+
+fn usage(message: impl Into<String>, hint: impl Into<String>) -> Failure {
+    Failure::with_hint(ErrorCode::Usage, message, hint)
+}
+
+/// A body, checked: every field parsed, the processor known, the inputs valid for its schema.
+pub(crate) struct CheckedRun {
+    reference: ProcessorRef,
+    mode: Mode,
+    adapter: AdapterKind,
+    inputs: Value,
+    write_prefix: Option<String>,
+    plan: Option<PlanKey>,
+    transfer: TransferRequest,
+    use_cache: bool,
+    options: AdapterOptions,
+}
+
+impl RunBody {
+    /// Parses the JSON of a request.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<RunBody, Failure> {
+        serde_json::from_slice(bytes).map_err(|error| {
+            usage(
+                format!("the body is not a run request: {error}"),
+                r#"send {"ref":"theory/probe@1","inputs":{…}} as JSON"#,
+            )
+        })
+    }
+
+    /// Checks every field against the registry, as `theory run` checks its flags.
+    pub(crate) fn check(&self, registry: &Registry) -> Result<CheckedRun, Failure> {
+        let reference: ProcessorRef = self.reference.parse().map_err(|error| {
+            usage(format!("ref: {error}"), "a ref looks like llm/litellm@1; see GET /v1/processors")
+        })?;
+        let entry = registry.processor(&reference).ok_or_else(|| {
+            Failure::with_hint(
+                ErrorCode::Registry,
+                format!("unknown processor ref {reference}"),
+                "see the processors with GET /v1/processors",
+            )
+        })?;
+        let mode = match self.mode.as_deref() {
+            None => Mode::Mock,
+            Some(text) => Mode::parse_with_alias(text)
+                .map(|(mode, _)| mode)
+                .map_err(|error| usage(format!("mode: {error}"), "use mock or real"))?,
+        };
+        let adapter = match self.adapter.as_deref() {
+            None => AdapterKind::Local,
+            Some(text) => text
+                .parse()
+                .map_err(|error| usage(format!("adapter: {error}"), "use local or modal"))?,
+        };
+        if let Some(template) = &self.write_prefix {
+            let example =
+                "E0".parse().map_err(|_| usage("internal: bad example id", "report it"))?;
+            resolve_write_prefix(template, &example).map_err(|failure| {
+                usage(
+                    format!("write_prefix: {}", failure.message),
+                    "use a prefix like /artifacts/outputs/my-run/{execution_id}/",
+                )
+            })?;
+        }
+        let plan =
+            self.plan.as_deref().map(str::parse::<PlanKey>).transpose().map_err(|error| {
+                usage(format!("plan: {error}"), "see the plans with GET /v1/plans")
+            })?;
+        let transfer: TransferRequest =
+            self.transfer.as_deref().unwrap_or("auto").parse().map_err(|error| {
+                usage(format!("transfer: {error}"), "use auto, direct or stream")
+            })?;
+        let options = match &self.adapter_opts {
+            None => AdapterOptions::default(),
+            Some(value) => AdapterOptions::from_json(&value.to_string()).map_err(|error| {
+                usage(format!("adapter_opts: {error}"), "known keys: timeout_s, runtime, platform")
+            })?,
+        };
+        let inputs = self.inputs.clone().unwrap_or_else(|| json!({}));
+        if !inputs.is_object() {
+            return Err(usage("inputs must be a JSON object", r#"send "inputs": {…}"#));
+        }
+        entry.check_inputs(&inputs).map_err(|violation| {
+            Failure::with_hint(
+                ErrorCode::InputSchema,
+                violation.to_string(),
+                format!("see the inputs schema with GET /v1/processors/{reference}"),
+            )
+        })?;
+        Ok(CheckedRun {
+            reference,
+            mode,
+            adapter,
+            inputs,
+            write_prefix: self.write_prefix.clone(),
+            plan,
+            transfer,
+            use_cache: !self.no_cache,
+            options,
+        })
+    }
+}
+
+impl CheckedRun {
+    /// The orchestrator's request, cancelled through `cancel`.
+    pub(crate) fn into_request(self, cancel: theory_core::cancel::Cancel) -> RunRequest {
+        RunRequest {
+            reference: self.reference,
+            adapter: self.adapter,
+            mode: self.mode,
+            write_prefix: self.write_prefix,
+            inputs: self.inputs,
+            options: self.options,
+            attachments: Vec::new(),
+            transfer: self.transfer,
+            plan: self.plan,
+            use_cache: self.use_cache,
+            observer: None,
+            cancel,
+        }
+    }
+}
+
+/// What a client sees of a run's progress.
+fn status(queued: Option<&QueuedRun>, record: Option<&ExecutionRecord>) -> &'static str {
+    match (queued, record) {
+        (_, Some(record)) => match record.status {
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Success => "succeeded",
+            ExecutionStatus::Error if record.error_code.as_deref() == Some("ERR_CANCELLED") => {
+                "cancelled"
+            }
+            ExecutionStatus::Error => "failed",
+        },
+        (Some(queued), None) => match queued.state {
+            QueueState::Queued => "queued",
+            QueueState::Claimed => "starting",
+            QueueState::Done if queued.cancel_requested => "cancelled",
+            QueueState::Done => "failed",
+        },
+        (None, None) => "failed",
+    }
+}
+
+fn time(ms: Option<i64>) -> Value {
+    ms.and_then(|ms| u64::try_from(ms / 1000).ok())
+        .map_or(Value::Null, |seconds| Value::String(theory_core::time::rfc3339(seconds)))
+}
+
+/// Whether a status is final.
+pub(crate) fn is_final(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "cancelled")
+}
+
+/// The run object: `{id, status, ref, mode, adapter, created_at, started_at, completed_at,
+/// envelope, urls}`.
+pub(crate) fn run_object(
+    id: &str,
+    queued: Option<&QueuedRun>,
+    record: Option<&ExecutionRecord>,
+) -> Value {
+    let request: Value =
+        queued.and_then(|queued| serde_json::from_str(&queued.request).ok()).unwrap_or_default();
+    let field = |name: &str| -> Value {
+        record.map_or_else(
+            || request.get(name).cloned().unwrap_or(Value::Null),
+            |record| match name {
+                "ref" => Value::String(record.processor_ref.clone()),
+                "mode" => Value::String(record.mode.clone()),
+                _ => Value::String(record.adapter.clone()),
+            },
+        )
+    };
+    json!({
+        "id": id,
+        "status": status(queued, record),
+        "ref": field("ref"),
+        "mode": field("mode").as_str().map_or_else(|| json!("mock"), |mode| json!(mode)),
+        "adapter": field("adapter").as_str().map_or_else(|| json!("local"), |adapter| json!(adapter)),
+        "created_at": time(queued.map(|queued| queued.created_at_ms).or(record.map(|record| record.started_at_ms))),
+        "started_at": time(record.map(|record| record.started_at_ms)),
+        "completed_at": time(record.and_then(|record| record.finished_at_ms)),
+        "envelope": record.and_then(|record| record.envelope.clone()),
+        "urls": {
+            "get": format!("/v1/runs/{id}"),
+            "cancel": format!("/v1/runs/{id}/cancel"),
+            "events": format!("/v1/runs/{id}/events"),
+            "receipt": format!("/v1/runs/{id}/receipt"),
+        },
+    })
+}

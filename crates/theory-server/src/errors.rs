@@ -1,0 +1,100 @@
+//! Failures as HTTP responses: the one place a code becomes a status, and the error document
+//! every route answers with.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use theory_core::Failure;
+use theory_protocol::ErrorCode;
+
+/// The HTTP status of a failure of a request (a run that ran and failed is not one: its run
+/// object says so, with `201`/`200`).
+pub fn status_of(code: &ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Usage
+        | ErrorCode::Config
+        | ErrorCode::OutputPath
+        | ErrorCode::Attachment
+        | ErrorCode::InputIntegrity => StatusCode::BAD_REQUEST,
+        ErrorCode::CiSafety => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound | ErrorCode::Registry => StatusCode::NOT_FOUND,
+        ErrorCode::Collision => StatusCode::CONFLICT,
+        ErrorCode::InputSchema => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Budget | ErrorCode::Lease => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Store | ErrorCode::Ledger => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A failure answered as `{"status":"error","error":{"code","message"},"hint"}` with its status.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    /// What went wrong.
+    pub(crate) failure: Failure,
+    /// The status, when it is not the code's own (`413` for a body over the limit, say).
+    pub(crate) status: Option<StatusCode>,
+}
+
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> ApiError {
+        ApiError { failure, status: None }
+    }
+}
+
+impl From<theory_ledger::LedgerError> for ApiError {
+    fn from(error: theory_ledger::LedgerError) -> ApiError {
+        Failure::with_hint(ErrorCode::Ledger, error.to_string(), "see the server's log")
+            .caused_by(error)
+            .into()
+    }
+}
+
+impl ApiError {
+    /// A failure with a status of its own.
+    pub(crate) fn with_status(
+        status: StatusCode,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError { failure: Failure::new(code, message), status: Some(status) }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status.unwrap_or_else(|| status_of(&self.failure.code));
+        if status.is_server_error() {
+            tracing::warn!(code = %self.failure.code, message = %self.failure.message, "request failed");
+        }
+        let body = serde_json::json!({
+            "status": "error",
+            "error": {"code": self.failure.code, "message": self.failure.message},
+            "hint": self.failure.hint,
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use theory_protocol::ErrorCode;
+
+    use super::status_of;
+
+    #[test]
+    fn each_kind_of_failure_has_its_status() {
+        for (code, status) in [
+            (ErrorCode::Usage, StatusCode::BAD_REQUEST),
+            (ErrorCode::NotFound, StatusCode::NOT_FOUND),
+            (ErrorCode::Registry, StatusCode::NOT_FOUND),
+            (ErrorCode::InputSchema, StatusCode::UNPROCESSABLE_ENTITY),
+            (ErrorCode::Collision, StatusCode::CONFLICT),
+            (ErrorCode::Budget, StatusCode::TOO_MANY_REQUESTS),
+            (ErrorCode::CiSafety, StatusCode::FORBIDDEN),
+            (ErrorCode::Ledger, StatusCode::SERVICE_UNAVAILABLE),
+            (ErrorCode::Runtime, StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            assert_eq!(status_of(&code), status, "{code}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `theory serve`: the HTTP API applications call, on the same orchestrator as the CLI.
+//!
+//! A run asked for with `POST /v1/runs` is checked (the processor known, the inputs valid for its
+//! schema) and queued in the ledger's database (`theory_ledger` `queue`), so a restart loses
+//! nothing and several front ends on one PostgreSQL share one queue. Workers of every front end
+//! claim queued runs and run them through the [`theory_core::Orchestrator`] under the execution id
+//! the run was given when it was queued; the run's record, receipt and envelope are what `theory
+//! run` leaves. `Prefer: wait[=N]` holds the answer until the run ends.
+//!
+//! - `api`: the request body and the run object.
+//! - `routes`: `/healthz`, `/readyz`, `/v1/runs`, `/v1/runs/{id}`, `/v1/runs/{id}/cancel`.
+//! - `worker`: claiming and running queued runs.
+//! - `state`: what routes and workers share.
+//! - `errors`: a failure's HTTP status (the one place) and the error document.
+
+mod api;
+mod errors;
+mod routes;
+mod state;
+mod worker;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use theory_core::{Failure, Orchestrator};
+use theory_ledger::Ledger;
+use theory_protocol::ErrorCode;
+
+pub use errors::status_of;
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where it listens (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Runs at once on this front end.
+    pub max_concurrent_runs: usize,
+    /// How long a shutdown lets running runs finish before it cancels them.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves until `shutdown` completes, then stops taking requests, lets the runs under way finish
+/// within the grace period (cancelling what is left), leaves queued runs for another front end,
+/// and returns. `listening` is told the address once it is bound.
+pub async fn serve(
+    options: ServeOptions,
+    orchestrator: Arc<Orchestrator>,
+    ledger: Ledger,
+    listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Failure> {
+    match ledger.requeue_abandoned(theory_ledger::owner_is_gone).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "queued again the runs of a front end that stopped"),
+        Err(error) => tracing::warn!(%error, "could not look for abandoned runs"),
+    }
+    let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|error| {
+        Failure::with_hint(
+            ErrorCode::Config,
+            format!("cannot listen on {}: {error}", options.listen),
+            "pick another address with --listen, or stop what uses this one",
+        )
+        .caused_by(error)
+    })?;
+    let address = listener.local_addr().map_err(|error| {
+        Failure::new(ErrorCode::Config, format!("cannot read the listening address: {error}"))
+    })?;
+    listening(address);
+    let state = Arc::new(state::State::new(orchestrator, ledger));
+    let workers: Vec<_> = (0..options.max_concurrent_runs.max(1))
+        .map(|_| tokio::spawn(worker::work(Arc::clone(&state))))
+        .collect();
+    let stopping = Arc::clone(&state);
+    let served = axum::serve(listener, routes::router(Arc::clone(&state)))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new requests; runs under way may finish");
+            stopping.stopping.send_replace(true);
+        })
+        .await;
+    state.stopping.send_replace(true);
+    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
+    while state.busy() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if state.busy() {
+        state.cancel_all("the server shut down");
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    served.map_err(|error| {
+        Failure::new(ErrorCode::Runtime, format!("the server stopped: {error}")).caused_by(error)
+    })
+}

@@ -1,0 +1,86 @@
+//! What every route and worker of one front end shares: the orchestrator, the ledger (which
+//! holds the queue), and the runs this front end runs — their cancellers, and a signal for the
+//! requests that wait on them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use theory_core::Orchestrator;
+use theory_core::cancel::Canceller;
+use theory_ledger::Ledger;
+use tokio::sync::{Notify, watch};
+
+/// The shared state of one `theory serve`.
+pub(crate) struct State {
+    /// Runs the runs.
+    pub(crate) orchestrator: Arc<Orchestrator>,
+    /// The ledger: the queue, the runs' records.
+    pub(crate) ledger: Ledger,
+    /// `host:pid`: the claims and runs of this front end.
+    pub(crate) owner: String,
+    /// Wakes the workers when a run is queued here.
+    pub(crate) work: Notify,
+    /// Cancellers of the runs this front end runs, by id.
+    cancellers: Mutex<HashMap<String, Canceller>>,
+    /// Signals the end of runs this front end runs, by id, to requests waiting on them.
+    finished: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Set when the server is shutting down: workers claim nothing more.
+    pub(crate) stopping: watch::Sender<bool>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl State {
+    /// State over an orchestrator and its ledger.
+    pub(crate) fn new(orchestrator: Arc<Orchestrator>, ledger: Ledger) -> State {
+        State {
+            orchestrator,
+            ledger,
+            owner: theory_ledger::this_owner(),
+            work: Notify::new(),
+            cancellers: Mutex::new(HashMap::new()),
+            finished: Mutex::new(HashMap::new()),
+            stopping: watch::Sender::new(false),
+        }
+    }
+
+    /// Remembers the canceller of a run starting here.
+    pub(crate) fn running(&self, id: &str, canceller: Canceller) {
+        lock(&self.cancellers).insert(id.to_owned(), canceller);
+    }
+
+    /// Cancels a run running here; `false` when it does not run here.
+    pub(crate) fn cancel_here(&self, id: &str, reason: &str) -> bool {
+        lock(&self.cancellers).get(id).map(|canceller| canceller.cancel(reason)).is_some()
+    }
+
+    /// Cancels every run running here (the grace period of a shutdown is over).
+    pub(crate) fn cancel_all(&self, reason: &str) {
+        for canceller in lock(&self.cancellers).values() {
+            canceller.cancel(reason);
+        }
+    }
+
+    /// Whether runs still run here.
+    pub(crate) fn busy(&self) -> bool {
+        !lock(&self.cancellers).is_empty()
+    }
+
+    /// A receiver told when the run ends here (it may end elsewhere: waiters also look).
+    pub(crate) fn watch_finish(&self, id: &str) -> watch::Receiver<bool> {
+        lock(&self.finished)
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::Sender::new(false))
+            .subscribe()
+    }
+
+    /// Says the run ended and forgets it.
+    pub(crate) fn ended(&self, id: &str) {
+        lock(&self.cancellers).remove(id);
+        if let Some(sender) = lock(&self.finished).remove(id) {
+            let _ = sender.send(true);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The workers of one front end: each claims the oldest queued run (of any front end's
+//! submission), runs it through the orchestrator under the execution id it was queued with, and
+//! marks it done; a cancel asked of another front end reaches it through the queue row.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use theory_core::cancel::{Cancel, cancellation};
+use theory_ledger::QueuedRun;
+
+use crate::api::RunBody;
+use crate::state::State;
+
+/// How long an idle worker sleeps before it looks at the queue again (runs queued by another
+/// front end wake no one here).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often a running run's queue row is read for a cancel asked elsewhere.
+const CANCEL_POLL: Duration = Duration::from_millis(250);
+
+/// Runs queued runs until the server stops.
+pub(crate) async fn work(state: Arc<State>) {
+    let mut stopping = state.stopping.subscribe();
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        match state.ledger.claim_next(&state.owner).await {
+            Ok(Some(queued)) => run_one(&state, queued).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = state.work.notified() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stopping.changed() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the queue; trying again");
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+    }
+}
+
+async fn run_one(state: &Arc<State>, queued: QueuedRun) {
+    let id = queued.id.clone();
+    let (canceller, cancel) = cancellation();
+    state.running(&id, canceller);
+    let watcher = tokio::spawn(watch_cancel(Arc::clone(state), id.clone(), cancel.clone()));
+    let outcome = match prepare(state, &queued, cancel) {
+        Ok((execution_id, request)) => Some(state.orchestrator.run_as(execution_id, request).await),
+        Err(error) => {
+            tracing::warn!(%id, %error, "a queued run could not be read; it is dropped");
+            None
+        }
+    };
+    watcher.abort();
+    if let Some(outcome) = &outcome {
+        let succeeded = matches!(outcome.envelope, theory_protocol::Envelope::Success(_));
+        tracing::debug!(%id, succeeded, "run ended");
+    }
+    if let Err(error) = state.ledger.finish_queued(&id).await {
+        tracing::warn!(%id, %error, "cannot mark a run done in the queue");
+    }
+    state.ended(&id);
+}
+
+fn prepare(
+    state: &State,
+    queued: &QueuedRun,
+    cancel: Cancel,
+) -> Result<(theory_protocol::ExecutionId, theory_core::RunRequest), String> {
+    let execution_id = queued.id.parse().map_err(|error| format!("{error}"))?;
+    let body = RunBody::parse(queued.request.as_bytes()).map_err(|failure| failure.message)?;
+    let checked = body.check(&state.orchestrator.registry).map_err(|failure| failure.message)?;
+    Ok((execution_id, checked.into_request(cancel)))
+}
+
+/// Cancels the run when its queue row says a cancel was asked (of any front end).
+async fn watch_cancel(state: Arc<State>, id: String, cancel: Cancel) {
+    loop {
+        tokio::time::sleep(CANCEL_POLL).await;
+        if cancel.reason().is_some() {
+            return;
+        }
+        if let Ok(Some(queued)) = state.ledger.queued(&id).await
+            && queued.cancel_requested
+        {
+            state.cancel_here(&id, "cancelled through the API");
+            return;
+        }
+    }
+}
