@@ -46,7 +46,7 @@ pub use executions::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish};
 pub use leases::Lease;
 pub use plans::{Plan, Settlement};
 pub use port::{owner_is_gone, this_owner};
-pub use queue::{Enqueued, QueueState, QueuedRun};
+pub use queue::{Enqueued, NewRun, QueueState, QueuedRun, RunFilter};
 
 /// How long opening the ledger waits for the database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

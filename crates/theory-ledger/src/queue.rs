@@ -65,6 +65,59 @@ pub struct QueuedRun {
     pub claimed_by: Option<String>,
     /// Whether a cancel was asked for.
     pub cancel_requested: bool,
+    /// The processor.
+    pub processor_ref: String,
+    /// The plan it is charged to.
+    pub plan_key: Option<String>,
+}
+
+/// A run to queue.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    /// Its execution id.
+    pub id: &'a str,
+    /// The request, as the API received it.
+    pub request: &'a str,
+    /// The processor.
+    pub processor_ref: &'a str,
+    /// The plan it is charged to.
+    pub plan_key: Option<&'a str>,
+    /// Who submits it.
+    pub submitter: Option<&'a str>,
+    /// `Idempotency-Key`.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// What to list of the queue: newest first, filtered.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// A client status: `queued`, `starting`, `running`, `succeeded`, `failed`, `cancelled`.
+    pub status: Option<String>,
+    /// Runs of this processor.
+    pub processor_ref: Option<String>,
+    /// Runs charged to this plan.
+    pub plan_key: Option<String>,
+    /// Runs of this submitter.
+    pub submitter: Option<String>,
+    /// Runs after this one in the listing (`created_at_ms:id` of the last one seen).
+    pub cursor: Option<(i64, String)>,
+}
+
+/// The SQL that selects the runs of a client status.
+fn status_condition(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "queued" => "q.state = 'queued'",
+        "starting" => "q.state = 'claimed' AND e.id IS NULL",
+        "running" => "e.status = 'running'",
+        "succeeded" => "e.status = 'success'",
+        "cancelled" => {
+            "(e.error_code = 'ERR_CANCELLED' OR (e.id IS NULL AND q.state = 'done' AND q.cancel_requested = 1))"
+        }
+        "failed" => {
+            "((e.status = 'error' AND COALESCE(e.error_code, '') <> 'ERR_CANCELLED') OR (e.id IS NULL AND q.state = 'done' AND q.cancel_requested = 0))"
+        }
+        _ => return None,
+    })
 }
 
 fn queued_of(row: &sqlx::any::AnyRow) -> Result<QueuedRun, LedgerError> {
@@ -78,6 +131,8 @@ fn queued_of(row: &sqlx::any::AnyRow) -> Result<QueuedRun, LedgerError> {
         claimed_at_ms: row.try_get("claimed_at_ms")?,
         claimed_by: row.try_get("claimed_by")?,
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        processor_ref: row.try_get("processor_ref")?,
+        plan_key: row.try_get("plan_key")?,
     })
 }
 
@@ -91,59 +146,112 @@ pub enum Enqueued {
 }
 
 impl Ledger {
-    /// Queues a run. With an idempotency key already used by `submitter`, nothing is queued and
-    /// the earlier run is returned.
-    pub async fn enqueue(
-        &self,
-        id: &str,
-        request: &str,
-        submitter: Option<&str>,
-        idempotency_key: Option<&str>,
-    ) -> Result<Enqueued, LedgerError> {
+    /// Queues a run. With an idempotency key already used by its submitter, nothing is queued
+    /// and the earlier run is returned.
+    pub async fn enqueue(&self, run: NewRun<'_>) -> Result<Enqueued, LedgerError> {
         retrying(|| async {
             let mut write = Write::begin(self).await?;
-            if let Some(key) = idempotency_key {
+            if let Some(key) = run.idempotency_key {
                 let existing = sqlx::query(
                     "SELECT * FROM queue WHERE idempotency_key = $1
                      AND COALESCE(submitter, '') = COALESCE($2, '')",
                 )
                 .bind(key)
-                .bind(submitter)
+                .bind(run.submitter)
                 .fetch_optional(write.db())
                 .await?;
                 if let Some(row) = existing {
-                    let run = queued_of(&row)?;
+                    let existing = queued_of(&row)?;
                     write.commit().await?;
-                    return Ok(Enqueued::Existing(run));
+                    return Ok(Enqueued::Existing(existing));
                 }
             }
             let now = crate::now_ms();
             sqlx::query(
                 "INSERT INTO queue (id, request, state, submitter, idempotency_key, created_at_ms,
-                     cancel_requested)
-                 VALUES ($1, $2, 'queued', $3, $4, $5, 0)",
+                     cancel_requested, processor_ref, plan_key)
+                 VALUES ($1, $2, 'queued', $3, $4, $5, 0, $6, $7)",
             )
-            .bind(id)
-            .bind(request)
-            .bind(submitter)
-            .bind(idempotency_key)
+            .bind(run.id)
+            .bind(run.request)
+            .bind(run.submitter)
+            .bind(run.idempotency_key)
             .bind(now)
+            .bind(run.processor_ref)
+            .bind(run.plan_key)
             .execute(write.db())
             .await?;
             write.commit().await?;
             Ok(Enqueued::New(QueuedRun {
-                id: id.to_owned(),
-                request: request.to_owned(),
+                id: run.id.to_owned(),
+                request: run.request.to_owned(),
                 state: QueueState::Queued,
-                submitter: submitter.map(str::to_owned),
-                idempotency_key: idempotency_key.map(str::to_owned),
+                submitter: run.submitter.map(str::to_owned),
+                idempotency_key: run.idempotency_key.map(str::to_owned),
                 created_at_ms: now,
                 claimed_at_ms: None,
                 claimed_by: None,
                 cancel_requested: false,
+                processor_ref: run.processor_ref.to_owned(),
+                plan_key: run.plan_key.map(str::to_owned),
             }))
         })
         .await
+    }
+
+    /// Lists queued runs, newest first, at most `limit`, as `filter` says; an unknown status
+    /// lists nothing.
+    pub async fn queued_runs(
+        &self,
+        filter: &RunFilter,
+        limit: i64,
+    ) -> Result<Vec<QueuedRun>, LedgerError> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(status) = &filter.status {
+            match status_condition(status) {
+                Some(condition) => conditions.push(condition.to_owned()),
+                None => return Ok(Vec::new()),
+            }
+        }
+        for (column, value) in [
+            ("q.processor_ref", &filter.processor_ref),
+            ("q.plan_key", &filter.plan_key),
+            ("q.submitter", &filter.submitter),
+        ] {
+            if let Some(value) = value {
+                binds.push(value.clone());
+                conditions.push(format!("{column} = ${}", binds.len()));
+            }
+        }
+        let mut cursor_at = None;
+        if let Some((at_ms, id)) = &filter.cursor {
+            binds.push(id.clone());
+            cursor_at = Some(*at_ms);
+            conditions.push(format!(
+                "(q.created_at_ms < ${at} OR (q.created_at_ms = ${at} AND q.id < ${id}))",
+                at = binds.len() + 1,
+                id = binds.len()
+            ));
+        }
+        let placeholder = binds.len() + usize::from(cursor_at.is_some()) + 1;
+        let sql = format!(
+            "SELECT q.* FROM queue q LEFT JOIN executions e ON e.id = q.id {} ORDER BY q.created_at_ms DESC, q.id DESC LIMIT ${placeholder}",
+            if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            }
+        );
+        let mut query = sqlx::query(&sql);
+        for value in &binds {
+            query = query.bind(value.as_str());
+        }
+        if let Some(at_ms) = cursor_at {
+            query = query.bind(at_ms);
+        }
+        let rows = query.bind(limit).fetch_all(self.pool()).await?;
+        rows.iter().map(queued_of).collect()
     }
 
     /// Claims the oldest queued run for the front end `owner`, if there is one.

@@ -82,9 +82,12 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
                 created_at_ms BIGINT NOT NULL,
                 claimed_at_ms BIGINT,
                 claimed_by TEXT,
-                cancel_requested BIGINT NOT NULL DEFAULT 0
+                cancel_requested BIGINT NOT NULL DEFAULT 0,
+                processor_ref TEXT NOT NULL,
+                plan_key TEXT
             )",
             "CREATE INDEX queue_by_state ON queue (state, created_at_ms)",
+            "CREATE INDEX queue_by_created ON queue (created_at_ms, id)",
             "CREATE UNIQUE INDEX queue_by_idempotency_key ON queue (idempotency_key, submitter)",
         ],
     ),

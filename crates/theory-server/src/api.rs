@@ -144,6 +144,16 @@ impl RunBody {
 }
 
 impl CheckedRun {
+    /// The processor.
+    pub(crate) fn reference(&self) -> &ProcessorRef {
+        &self.reference
+    }
+
+    /// The plan it is charged to.
+    pub(crate) fn plan(&self) -> Option<&PlanKey> {
+        self.plan.as_ref()
+    }
+
     /// The orchestrator's request, cancelled through `cancel`.
     pub(crate) fn into_request(self, cancel: theory_core::cancel::Cancel) -> RunRequest {
         RunRequest {

@@ -8,12 +8,15 @@
 //! run` leaves. `Prefer: wait[=N]` holds the answer until the run ends.
 //!
 //! - `api`: the request body and the run object.
-//! - `routes`: `/healthz`, `/readyz`, `/v1/runs`, `/v1/runs/{id}`, `/v1/runs/{id}/cancel`.
+//! - `routes`: `/healthz`, `/readyz`, `/v1/runs` (submit, list), `/v1/runs/{id}`,
+//!   `/v1/runs/{id}/cancel`.
+//! - `catalog`: `/v1/processors`, `/v1/plans`, `/v1/runs/{id}/receipt`.
 //! - `worker`: claiming and running queued runs.
 //! - `state`: what routes and workers share.
 //! - `errors`: a failure's HTTP status (the one place) and the error document.
 
 mod api;
+mod catalog;
 mod errors;
 mod routes;
 mod state;

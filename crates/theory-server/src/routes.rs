@@ -28,9 +28,14 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { axum::Json(json!({"ok": true})) }))
         .route("/readyz", get(ready))
-        .route("/v1/runs", post(create_run))
+        .route("/v1/runs", post(create_run).get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/cancel", post(cancel_run))
+        .route("/v1/runs/{id}/receipt", get(crate::catalog::receipt))
+        .route("/v1/processors", get(crate::catalog::processors))
+        .route("/v1/processors/{*reference}", get(crate::catalog::processor))
+        .route("/v1/plans", get(crate::catalog::plans).post(crate::catalog::create_plan))
+        .route("/v1/plans/{key}", get(crate::catalog::plan))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -66,7 +71,7 @@ async fn create_run(
         ApiError::with_status(rejection.status(), ErrorCode::Usage, rejection.body_text())
     })?;
     let run = RunBody::parse(&body)?;
-    run.check(&state.orchestrator.registry)?;
+    let checked = run.check(&state.orchestrator.registry)?;
     let key = headers.get("idempotency-key").and_then(|value| value.to_str().ok());
     if key.is_some_and(|key| key.is_empty() || key.len() > 255) {
         return Err(ApiError::with_status(
@@ -77,7 +82,15 @@ async fn create_run(
     }
     let id = theory_core::new_execution_id().to_string();
     let request = String::from_utf8_lossy(&body);
-    let (id, new) = match state.ledger.enqueue(&id, &request, None, key).await? {
+    let new_run = theory_ledger::NewRun {
+        id: &id,
+        request: &request,
+        processor_ref: checked.reference().as_str(),
+        plan_key: checked.plan().map(theory_core::PlanKey::as_str),
+        submitter: None,
+        idempotency_key: key,
+    };
+    let (id, new) = match state.ledger.enqueue(new_run).await? {
         Enqueued::New(queued) => (queued.id, true),
         Enqueued::Existing(queued) => {
             if queued.request != request {
@@ -164,4 +177,51 @@ async fn cancel_run(
         state.cancel_here(&id, "cancelled through the API");
     }
     Ok(axum::Json(current(&state, &id).await?).into_response())
+}
+
+/// `GET /v1/runs?status=&ref=&plan=&limit=&cursor=`: runs, newest first; `next_cursor` continues
+/// the listing.
+async fn list_runs(
+    Shared(state): Shared<Arc<State>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let bad =
+        |message: String| ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::Usage, message);
+    let limit = match query.get("limit") {
+        None => 20,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|limit| (1..=100).contains(limit))
+            .ok_or_else(|| bad(format!("limit {text:?} is not a number from 1 to 100")))?,
+    };
+    let cursor = match query.get("cursor") {
+        None => None,
+        Some(text) => Some(
+            text.split_once(':')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())))
+                .ok_or_else(|| bad(format!("cursor {text:?} is not one this server gave")))?,
+        ),
+    };
+    let filter = theory_ledger::RunFilter {
+        status: query.get("status").cloned(),
+        processor_ref: query.get("ref").cloned(),
+        plan_key: query.get("plan").cloned(),
+        submitter: None,
+        cursor,
+    };
+    let page = state.ledger.queued_runs(&filter, limit).await?;
+    let mut runs = Vec::with_capacity(page.len());
+    for queued in &page {
+        let record = match state.ledger.execution(&queued.id).await {
+            Ok(record) => Some(record),
+            Err(theory_ledger::LedgerError::UnknownExecution(_)) => None,
+            Err(error) => return Err(error.into()),
+        };
+        runs.push(run_object(&queued.id, Some(queued), record.as_ref()));
+    }
+    let next_cursor = (i64::try_from(page.len()).unwrap_or(i64::MAX) == limit)
+        .then(|| page.last().map(|last| format!("{}:{}", last.created_at_ms, last.id)))
+        .flatten();
+    Ok(axum::Json(json!({"runs": runs, "next_cursor": next_cursor})).into_response())
 }

@@ -42,31 +42,9 @@ fn with_registry(
     }
 }
 
-fn summary(entry: &ProcessorEntry) -> Value {
-    let spec = &entry.spec;
-    let pins: serde_json::Map<String, Value> = spec
-        .image
-        .platforms
-        .iter()
-        .map(|(platform, pin)| (platform.to_string(), Value::from(pin.to_string())))
-        .collect();
-    json!({
-        "ref": spec.reference,
-        "name": spec.name,
-        "description": spec.description,
-        "origin": entry.origin,
-        "builtin": entry.builtin,
-        "pins": pins,
-        "oci": spec.image.oci.as_ref().map(ToString::to_string),
-        "timeout_s": spec.runtime.timeout_s,
-        "secrets_required": spec.secrets.required,
-        "secrets_optional": spec.secrets.optional,
-    })
-}
-
 fn list(registry: &Registry, json: bool) -> ExitCode {
     if json {
-        print_json(&registry.processors().map(summary).collect::<Vec<_>>());
+        print_json(&registry.processors().map(ProcessorEntry::summary).collect::<Vec<_>>());
         return ExitCode::SUCCESS;
     }
     let rows: Vec<[String; 4]> = registry
@@ -134,18 +112,7 @@ fn show(registry: &Registry, reference: &ProcessorRef, json: bool) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let spec = &entry.spec;
-    let mut document = summary(entry);
-    document["runtime"] = json!({"cpu": spec.runtime.cpu, "memory_gb": spec.runtime.memory_gb, "timeout_s": spec.runtime.timeout_s, "gpu": spec.runtime.gpu});
-    document["inputs"] = spec.inputs.clone();
-    document["outputs"] = spec
-        .outputs
-        .files
-        .iter()
-        .map(|output| json!({"path": output.path, "mime": output.mime}))
-        .collect();
-    document["build"] = spec.image.build_spec().map_or(Value::Null, |build| {
-        json!({"context": build.context, "dockerfile": build.dockerfile, "binary": build.binary_name()})
-    });
+    let document = entry.document();
     if json {
         print_json(&document);
     } else {

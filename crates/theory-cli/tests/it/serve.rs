@@ -236,3 +236,85 @@ fn queued_runs_survive_a_restart() {
     let done = server.wait_status(&waiting, "succeeded");
     assert_eq!(done["envelope"]["status"], "success", "{done}");
 }
+
+#[test]
+fn runs_are_listed_newest_first_with_filters_and_a_cursor() {
+    let project = Project::new();
+    let server = Server::start(&project, &[]);
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three"] {
+        let (_, run) = server.submit(
+            &json!({"ref": "theory/probe@1", "inputs": {"text": text}}),
+            &[("Prefer", "wait")],
+        );
+        ids.push(run["id"].as_str().unwrap().to_owned());
+    }
+    let (_, failing) = server.submit(
+        &json!({"ref": "theory/probe@1", "inputs": {"fail": {"code": "ERR_PROVIDER", "message": "no"}}}),
+        &[("Prefer", "wait")],
+    );
+    assert_eq!(failing["status"], "failed", "{failing}");
+    let (status, page) = server.request("GET", "/v1/runs?limit=2", &[], "");
+    assert_eq!(status, 200, "{page}");
+    let first: Vec<&str> =
+        page["runs"].as_array().unwrap().iter().map(|run| run["id"].as_str().unwrap()).collect();
+    assert_eq!(first, [failing["id"].as_str().unwrap(), ids[2].as_str()]);
+    let cursor = page["next_cursor"].as_str().expect("a cursor for the rest");
+    let (_, rest) = server.request("GET", &format!("/v1/runs?limit=2&cursor={cursor}"), &[], "");
+    let rest: Vec<&str> =
+        rest["runs"].as_array().unwrap().iter().map(|run| run["id"].as_str().unwrap()).collect();
+    assert_eq!(rest, [ids[1].as_str(), ids[0].as_str()]);
+    let (_, succeeded) =
+        server.request("GET", "/v1/runs?status=succeeded&ref=theory/probe@1", &[], "");
+    assert_eq!(succeeded["runs"].as_array().unwrap().len(), 3, "{succeeded}");
+    let (_, failed) = server.request("GET", "/v1/runs?status=failed", &[], "");
+    assert_eq!(failed["runs"].as_array().unwrap().len(), 1, "{failed}");
+    let (status, _) = server.request("GET", "/v1/runs?limit=1000", &[], "");
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn receipts_processors_and_plans_can_be_looked_up() {
+    let project = Project::new();
+    let server = Server::start(&project, &[]);
+    let (_, run) = server.submit(&json!({"ref": "theory/probe@1"}), &[("Prefer", "wait")]);
+    let id = run["id"].as_str().unwrap();
+    let (status, receipt) = server.request("GET", &format!("/v1/runs/{id}/receipt"), &[], "");
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["execution_id"], id);
+    assert!(receipt["inputs_hash"].as_str().is_some_and(|hash| hash.starts_with("b3:")));
+    let (status, listed) = server.request("GET", "/v1/processors", &[], "");
+    assert_eq!(status, 200);
+    assert!(
+        listed["processors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|entry| entry["ref"] == "llm/litellm@1")
+    );
+    let (status, probe) = server.request("GET", "/v1/processors/theory/probe@1", &[], "");
+    assert_eq!(status, 200, "{probe}");
+    assert_eq!(probe["inputs"]["type"], "object");
+    let (status, _) = server.request("GET", "/v1/processors/nope/nothing@1", &[], "");
+    assert_eq!(status, 404);
+    let (status, plan) = server.request(
+        "POST",
+        "/v1/plans",
+        &[],
+        &json!({"key": "team", "budget_usd_micro": 5000}).to_string(),
+    );
+    assert_eq!((status, plan["available_usd_micro"].as_i64()), (201, Some(5000)), "{plan}");
+    let (status, _) = server.request(
+        "POST",
+        "/v1/plans",
+        &[],
+        &json!({"key": "team", "budget_usd_micro": 1}).to_string(),
+    );
+    assert_eq!(status, 409);
+    let (status, plan) = server.request("GET", "/v1/plans/team", &[], "");
+    assert_eq!((status, plan["budget_usd_micro"].as_i64()), (200, Some(5000)));
+    let (_, plans) = server.request("GET", "/v1/plans", &[], "");
+    assert_eq!(plans["plans"].as_array().unwrap().len(), 1);
+    let (status, _) = server.request("GET", "/v1/plans/absent", &[], "");
+    assert_eq!(status, 404);
+}

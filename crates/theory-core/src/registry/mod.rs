@@ -5,8 +5,10 @@
 //! - `documents`: [`SchemaDocument`], [`PolicyDocument`].
 //! - `load`: [`Source`], [`sources_from_dir`], [`RegistryError`].
 //! - `catalog`: [`Registry`], with compiled inputs validators and near-match suggestions.
+//! - `describe`: a processor as JSON ([`ProcessorEntry::summary`], [`ProcessorEntry::document`]).
 
 mod catalog;
+mod describe;
 mod documents;
 mod load;
 mod spec;

@@ -1,0 +1,151 @@
+//! What a client looks up besides runs: the processors of the registry, the plans and their
+//! money, and a run's receipt.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State as Shared};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use theory_core::{Failure, PlanKey, ProcessorRef, WorldPath};
+use theory_protocol::{Envelope, ErrorCode};
+
+use crate::errors::ApiError;
+use crate::state::State;
+
+fn not_found(message: String, hint: &str) -> ApiError {
+    Failure::with_hint(ErrorCode::NotFound, message, hint).into()
+}
+
+/// `GET /v1/processors`: every processor, in short.
+pub(crate) async fn processors(Shared(state): Shared<Arc<State>>) -> Response {
+    let listed: Vec<_> = state
+        .orchestrator
+        .registry
+        .processors()
+        .map(theory_core::registry::ProcessorEntry::summary)
+        .collect();
+    axum::Json(json!({"processors": listed})).into_response()
+}
+
+/// `GET /v1/processors/{ref}`: one processor, its inputs schema included.
+pub(crate) async fn processor(
+    Shared(state): Shared<Arc<State>>,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let parsed: ProcessorRef = reference.parse().map_err(|error| {
+        ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::Usage, format!("ref: {error}"))
+    })?;
+    let entry = state.orchestrator.registry.processor(&parsed).ok_or_else(|| {
+        not_found(format!("unknown processor ref {parsed}"), "see GET /v1/processors")
+    })?;
+    Ok(axum::Json(entry.document()).into_response())
+}
+
+/// `GET /v1/plans`.
+pub(crate) async fn plans(Shared(state): Shared<Arc<State>>) -> Result<Response, ApiError> {
+    let plans = state.ledger.plans().await?;
+    Ok(axum::Json(json!({"plans": plans})).into_response())
+}
+
+/// `GET /v1/plans/{key}`.
+pub(crate) async fn plan(
+    Shared(state): Shared<Arc<State>>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    match state.ledger.plan(&key).await {
+        Ok(plan) => Ok(axum::Json(plan).into_response()),
+        Err(theory_ledger::LedgerError::UnknownPlan(_)) => {
+            Err(not_found(format!("there is no plan {key:?}"), "see GET /v1/plans"))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The body of `POST /v1/plans`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewPlan {
+    key: String,
+    budget_usd_micro: i64,
+}
+
+/// `POST /v1/plans` `{key, budget_usd_micro}` → `201` and the plan; `409` when the key exists.
+pub(crate) async fn create_plan(
+    Shared(state): Shared<Arc<State>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let bad =
+        |message: String| ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::Usage, message);
+    let new: NewPlan = serde_json::from_slice(&body)
+        .map_err(|error| bad(format!("the body is not a plan: {error}")))?;
+    let key: PlanKey = new.key.parse().map_err(|error| bad(format!("key: {error}")))?;
+    if new.budget_usd_micro < 0 {
+        return Err(bad("budget_usd_micro must not be negative".into()));
+    }
+    match state.ledger.create_plan(key.as_str(), new.budget_usd_micro).await {
+        Ok(plan) => Ok((StatusCode::CREATED, axum::Json(plan)).into_response()),
+        Err(theory_ledger::LedgerError::PlanExists(_)) => Err(ApiError::with_status(
+            StatusCode::CONFLICT,
+            ErrorCode::Budget,
+            format!("a plan with key {key} exists already"),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The most bytes of a receipt served (receipts are small).
+const MAX_RECEIPT_BYTES: usize = 1024 * 1024;
+
+/// `GET /v1/runs/{id}/receipt`: the run's `determinism.json` (for a memo-cache hit, the
+/// receipt of the run it reused), as stored.
+pub(crate) async fn receipt(
+    Shared(state): Shared<Arc<State>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = match state.ledger.execution(&id).await {
+        Ok(record) => record,
+        Err(theory_ledger::LedgerError::UnknownExecution(_)) => {
+            return Err(not_found(
+                format!("run {id} has no receipt (it has not run)"),
+                "see GET /v1/runs/{id}",
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let envelope =
+        record.envelope.and_then(|envelope| serde_json::from_value::<Envelope>(envelope).ok());
+    let Some(Envelope::Success(success)) = envelope else {
+        return Err(not_found(
+            format!("run {id} has no receipt: it did not succeed"),
+            "its envelope says why",
+        ));
+    };
+    let folder = success.index_path.rsplit_once('/').map_or("", |(folder, _)| folder);
+    let path: WorldPath = format!("{folder}/determinism.json")
+        .parse()
+        .map_err(|error| Failure::new(ErrorCode::Store, format!("{error}")))?;
+    let Some(mut stream) = state.orchestrator.store.open(&path).await.map_err(Failure::from)?
+    else {
+        return Err(not_found(
+            format!("the receipt {path} is missing from the store"),
+            "`theory verify` checks the run",
+        ));
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|error| Failure::new(ErrorCode::Store, format!("{path}: {error}")))?;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_RECEIPT_BYTES {
+            return Err(Failure::new(
+                ErrorCode::Store,
+                format!("{path} is larger than any receipt"),
+            )
+            .into());
+        }
+    }
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
