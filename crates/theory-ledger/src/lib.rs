@@ -18,6 +18,8 @@
 //! - `leases`: [`Ledger::acquire_lease`] on a write prefix, with a TTL.
 //! - `queue`: the durable run queue of `theory serve` ([`Ledger::enqueue`],
 //!   [`Ledger::claim_next`]), claims taken under the write lock.
+//! - `frames`: the frames each run's processor sent, appended in batches
+//!   ([`Ledger::append_frames`]) and read back in order ([`Ledger::frames_after`]).
 //! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`: admission (lease,
 //!   reservation, record) is one write and closing (record, release, settlement) another.
 
@@ -25,6 +27,7 @@ mod audit;
 mod error;
 mod events;
 mod executions;
+mod frames;
 mod leases;
 mod plans;
 mod port;
@@ -43,6 +46,7 @@ pub use audit::{Audit, Drift};
 pub use error::LedgerError;
 pub use events::{ChainReport, Event, EventKind, GENESIS, check_chain};
 pub use executions::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish};
+pub use frames::StoredFrame;
 pub use leases::Lease;
 pub use plans::{Plan, Settlement};
 pub use port::{owner_is_gone, this_owner};

@@ -91,6 +91,19 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE UNIQUE INDEX queue_by_idempotency_key ON queue (idempotency_key, submitter)",
         ],
     ),
+    (
+        4,
+        &[
+            // The frames a run's processor sent, for `GET /v1/runs/{id}/events` on any front end
+            // (frames.rs).
+            "CREATE TABLE run_frames (
+                run_id TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                frame TEXT NOT NULL,
+                PRIMARY KEY (run_id, seq)
+            )",
+        ],
+    ),
 ];
 
 pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {

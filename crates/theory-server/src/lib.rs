@@ -11,6 +11,8 @@
 //! - `routes`: `/healthz`, `/readyz`, `/v1/runs` (submit, list), `/v1/runs/{id}`,
 //!   `/v1/runs/{id}/cancel`.
 //! - `catalog`: `/v1/processors`, `/v1/plans`, `/v1/runs/{id}/receipt`.
+//! - `events`: the frames of runs running here, in memory and batched into the ledger.
+//! - `stream`: `/v1/runs/{id}/events`, as Server-Sent Events or over a WebSocket.
 //! - `worker`: claiming and running queued runs.
 //! - `state`: what routes and workers share.
 //! - `errors`: a failure's HTTP status (the one place) and the error document.
@@ -18,8 +20,10 @@
 mod api;
 mod catalog;
 mod errors;
+mod events;
 mod routes;
 mod state;
+mod stream;
 mod worker;
 
 use std::future::Future;

@@ -20,6 +20,8 @@ use crate::state::State;
 
 /// The most a request body may hold (the inputs' cap of the CLI).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The largest WebSocket message a subscriber may send (it has nothing to say).
+pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// The longest `Prefer: wait=N` honoured, in seconds (and the wait of a bare `Prefer: wait`).
 const MAX_WAIT_S: u64 = 60;
 
@@ -31,6 +33,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1/runs", post(create_run).get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/cancel", post(cancel_run))
+        .route("/v1/runs/{id}/events", get(crate::stream::events))
         .route("/v1/runs/{id}/receipt", get(crate::catalog::receipt))
         .route("/v1/processors", get(crate::catalog::processors))
         .route("/v1/processors/{*reference}", get(crate::catalog::processor))
@@ -115,7 +118,7 @@ async fn create_run(
 }
 
 /// The run object of `id` as the ledger has it now.
-async fn current(state: &State, id: &str) -> Result<Value, ApiError> {
+pub(crate) async fn current(state: &State, id: &str) -> Result<Value, ApiError> {
     let queued = state.ledger.queued(id).await?;
     let record = match state.ledger.execution(id).await {
         Ok(record) => Some(record),

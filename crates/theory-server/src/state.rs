@@ -26,6 +26,8 @@ pub(crate) struct State {
     finished: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Set when the server is shutting down: workers claim nothing more.
     pub(crate) stopping: watch::Sender<bool>,
+    /// The frames of the runs running here.
+    pub(crate) logs: crate::events::Logs,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -36,6 +38,7 @@ impl State {
     /// State over an orchestrator and its ledger.
     pub(crate) fn new(orchestrator: Arc<Orchestrator>, ledger: Ledger) -> State {
         State {
+            logs: crate::events::Logs::new(ledger.clone()),
             orchestrator,
             ledger,
             owner: theory_ledger::this_owner(),
@@ -79,6 +82,7 @@ impl State {
     /// Says the run ended and forgets it.
     pub(crate) fn ended(&self, id: &str) {
         lock(&self.cancellers).remove(id);
+        self.logs.close(id);
         if let Some(sender) = lock(&self.finished).remove(id) {
             let _ = sender.send(true);
         }

@@ -46,8 +46,12 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
     let (canceller, cancel) = cancellation();
     state.running(&id, canceller);
     let watcher = tokio::spawn(watch_cancel(Arc::clone(state), id.clone(), cancel.clone()));
+    let log = state.logs.open(&id);
     let outcome = match prepare(state, &queued, cancel) {
-        Ok((execution_id, request)) => Some(state.orchestrator.run_as(execution_id, request).await),
+        Ok((execution_id, mut request)) => {
+            request.observer = Some(log);
+            Some(state.orchestrator.run_as(execution_id, request).await)
+        }
         Err(error) => {
             tracing::warn!(%id, %error, "a queued run could not be read; it is dropped");
             None
@@ -58,6 +62,8 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
         let succeeded = matches!(outcome.envelope, theory_protocol::Envelope::Success(_));
         tracing::debug!(%id, succeeded, "run ended");
     }
+    // Every frame is in the ledger before the row says `done` (subscribers elsewhere rely on it).
+    state.logs.flush().await;
     if let Err(error) = state.ledger.finish_queued(&id).await {
         tracing::warn!(%id, %error, "cannot mark a run done in the queue");
     }

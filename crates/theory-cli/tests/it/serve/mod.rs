@@ -1,0 +1,123 @@
+//! `theory serve` as an application calls it, one area per file; `Server` starts one in a
+//! project of its own and speaks plain HTTP/1.1 to it.
+
+mod events;
+mod runs;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Project, binaries, binary};
+
+/// A running `theory serve` in a project of its own.
+pub(crate) struct Server {
+    child: Child,
+    /// `host:port`.
+    pub(crate) address: String,
+}
+
+impl Server {
+    pub(crate) fn start(project: &Project, extra: &[&str]) -> Server {
+        let mut child = Command::new(binary())
+            .current_dir(project.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("THEORY_PROCESSOR_PATH", binaries())
+            .env("THEORY_LOCAL_RUNTIME", "process")
+            .env("THEORY_LOG", "warn")
+            .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("theory serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).unwrap();
+        let listening: Value = serde_json::from_str(&line).unwrap_or_else(|error| {
+            panic!("theory serve printed {line:?} instead of its address: {error}")
+        });
+        let address = listening["listening"].as_str().expect("an address").to_owned();
+        Server { child, address }
+    }
+
+    /// One HTTP/1.1 request; returns the status and the JSON body.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
+        let mut stream = TcpStream::connect(&self.address).expect("connects");
+        stream.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            self.address,
+            body.len()
+        );
+        for (name, value) in headers {
+            request += name;
+            request += ": ";
+            request += value;
+            request += "\r\n";
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status =
+            response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        // Axum answers small bodies with a Content-Length; a chunked one would show a size first.
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            body.split("\r\n").nth(1).unwrap_or_default().to_owned()
+        } else {
+            body.to_owned()
+        };
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    pub(crate) fn submit(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        self.request("POST", "/v1/runs", headers, &body.to_string())
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Value {
+        let (status, object) = self.request("GET", &format!("/v1/runs/{id}"), &[], "");
+        assert_eq!(status, 200, "{object}");
+        object
+    }
+
+    /// Waits until the run has `status`.
+    pub(crate) fn wait_status(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let object = self.get(id);
+            if object["status"] == status {
+                return object;
+            }
+            assert!(Instant::now() < deadline, "run {id} never reached {status}: {object}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub(crate) fn stop(mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap().code();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
