@@ -46,6 +46,9 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// Serve the HTTP API applications call (`/v1/runs`), with a durable queue in the ledger.
     Serve(ServeArgs),
+    /// API tokens for `theory serve`: who may call it, and which plan their runs are charged to.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Deploy to Modal and run there, with Modal's own `modal` CLI.
     #[command(subcommand)]
     Modal(crate::modal_args::ModalCommand),
@@ -60,6 +63,43 @@ pub(crate) enum PlanCommand {
     Show(PlanShowArgs),
     /// List the plans.
     List(JsonArgs),
+}
+
+/// `theory token …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Make a token; its secret is printed once and kept nowhere.
+    Create(TokenCreateArgs),
+    /// List the tokens (never their secrets).
+    List(JsonArgs),
+    /// Revoke a token: it never works again.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenCreateArgs {
+    /// The token's name, unique (who or what uses it).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: String,
+    /// The plan its runs are charged to (it sees the runs charged to that plan).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) plan: Option<String>,
+    /// What it may do, comma-separated: runs:write, runs:read, plans:admin.
+    #[arg(long, value_name = "SCOPES", default_value = "runs:write,runs:read")]
+    pub(crate) scope: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenRevokeArgs {
+    /// The token's name.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -146,7 +186,9 @@ pub(crate) struct ServeArgs {
     /// Seconds a shutdown (SIGTERM, Ctrl-C) lets runs under way finish before cancelling them.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub(crate) shutdown_grace_s: u64,
-    /// Serve without API tokens (loopback addresses only), for development.
+    /// Serve without API tokens (loopback addresses only), for development: every caller may
+    /// run and see every run. Without it, every request needs `Authorization: Bearer TOKEN`
+    /// (`theory token create`).
     #[arg(long)]
     pub(crate) no_auth: bool,
 }

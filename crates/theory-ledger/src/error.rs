@@ -46,6 +46,12 @@ pub enum LedgerError {
         /// When the lease ends unless renewed.
         expires_at_ms: i64,
     },
+    /// No token has this name.
+    #[error("no token named {0:?}")]
+    UnknownToken(String),
+    /// A token with this name exists already.
+    #[error("a token named {0:?} exists already")]
+    TokenExists(String),
     /// No execution has this id.
     #[error("no execution with id {0}")]
     UnknownExecution(String),

@@ -20,6 +20,8 @@
 //!   [`Ledger::claim_next`]), claims taken under the write lock.
 //! - `frames`: the frames each run's processor sent, appended in batches
 //!   ([`Ledger::append_frames`]) and read back in order ([`Ledger::frames_after`]).
+//! - `tokens`: the API tokens of `theory serve`, kept as hashes ([`Ledger::create_token`],
+//!   [`Ledger::token_by_secret`]).
 //! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`: admission (lease,
 //!   reservation, record) is one write and closing (record, release, settlement) another.
 
@@ -33,6 +35,7 @@ mod plans;
 mod port;
 mod queue;
 mod schema;
+mod tokens;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +54,7 @@ pub use leases::Lease;
 pub use plans::{Plan, Settlement};
 pub use port::{owner_is_gone, this_owner};
 pub use queue::{Enqueued, NewRun, QueueState, QueuedRun, RunFilter};
+pub use tokens::{NewToken, SCOPES, Scope, Token};
 
 /// How long opening the ledger waits for the database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -97,8 +97,8 @@ pub struct RunFilter {
     pub processor_ref: Option<String>,
     /// Runs charged to this plan.
     pub plan_key: Option<String>,
-    /// Runs of this submitter.
-    pub submitter: Option<String>,
+    /// Only runs of this submitter, or charged to this plan (what an API token sees).
+    pub visible_to: Option<(String, Option<String>)>,
     /// Runs after this one in the listing (`created_at_ms:id` of the last one seen).
     pub cursor: Option<(i64, String)>,
 }
@@ -214,14 +214,23 @@ impl Ledger {
                 None => return Ok(Vec::new()),
             }
         }
-        for (column, value) in [
-            ("q.processor_ref", &filter.processor_ref),
-            ("q.plan_key", &filter.plan_key),
-            ("q.submitter", &filter.submitter),
-        ] {
+        for (column, value) in
+            [("q.processor_ref", &filter.processor_ref), ("q.plan_key", &filter.plan_key)]
+        {
             if let Some(value) = value {
                 binds.push(value.clone());
                 conditions.push(format!("{column} = ${}", binds.len()));
+            }
+        }
+        if let Some((submitter, plan)) = &filter.visible_to {
+            binds.push(submitter.clone());
+            let mine = format!("q.submitter = ${}", binds.len());
+            match plan {
+                Some(plan) => {
+                    binds.push(plan.clone());
+                    conditions.push(format!("({mine} OR q.plan_key = ${})", binds.len()));
+                }
+                None => conditions.push(mine),
             }
         }
         let mut cursor_at = None;

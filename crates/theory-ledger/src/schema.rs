@@ -104,6 +104,21 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        5,
+        &[
+            // The API tokens of `theory serve` (tokens.rs): only a hash of each is kept.
+            "CREATE TABLE tokens (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                hash TEXT NOT NULL UNIQUE,
+                plan_key TEXT,
+                scopes TEXT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                revoked_at_ms BIGINT
+            )",
+        ],
+    ),
 ];
 
 pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {

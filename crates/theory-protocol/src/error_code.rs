@@ -106,6 +106,13 @@ error_codes! {
     Usage => "ERR_USAGE",
     /// No run, artifact or plan has that id, or the caller may not see it.
     NotFound => "ERR_NOT_FOUND",
+    /// A request to `theory serve` carried no API token, or one that is unknown or revoked.
+    Unauthorized => "ERR_UNAUTHORIZED",
+    /// The request's API token lacks the scope the request needs, or may not charge that plan.
+    Forbidden => "ERR_FORBIDDEN",
+    /// A request to `theory serve` was refused for now: too many runs at once, or a body over
+    /// the limit; the message says which.
+    Limit => "ERR_LIMIT",
 }
 
 impl fmt::Display for ErrorCode {

@@ -12,6 +12,7 @@ use serde_json::json;
 use theory_core::{Failure, PlanKey, ProcessorRef, WorldPath};
 use theory_protocol::{Envelope, ErrorCode};
 
+use crate::auth::Caller;
 use crate::errors::ApiError;
 use crate::state::State;
 
@@ -20,7 +21,7 @@ fn not_found(message: String, hint: &str) -> ApiError {
 }
 
 /// `GET /v1/processors`: every processor, in short.
-pub(crate) async fn processors(Shared(state): Shared<Arc<State>>) -> Response {
+pub(crate) async fn processors(Shared(state): Shared<Arc<State>>, _caller: Caller) -> Response {
     let listed: Vec<_> = state
         .orchestrator
         .registry
@@ -33,6 +34,7 @@ pub(crate) async fn processors(Shared(state): Shared<Arc<State>>) -> Response {
 /// `GET /v1/processors/{ref}`: one processor, its inputs schema included.
 pub(crate) async fn processor(
     Shared(state): Shared<Arc<State>>,
+    _caller: Caller,
     Path(reference): Path<String>,
 ) -> Result<Response, ApiError> {
     let parsed: ProcessorRef = reference.parse().map_err(|error| {
@@ -45,16 +47,24 @@ pub(crate) async fn processor(
 }
 
 /// `GET /v1/plans`.
-pub(crate) async fn plans(Shared(state): Shared<Arc<State>>) -> Result<Response, ApiError> {
-    let plans = state.ledger.plans().await?;
+pub(crate) async fn plans(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let mut plans = state.ledger.plans().await?;
+    plans.retain(|plan| caller.sees_plan(&plan.key));
     Ok(axum::Json(json!({"plans": plans})).into_response())
 }
 
 /// `GET /v1/plans/{key}`.
 pub(crate) async fn plan(
     Shared(state): Shared<Arc<State>>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
+    if !caller.sees_plan(&key) {
+        return Err(not_found(format!("there is no plan {key:?}"), "see GET /v1/plans"));
+    }
     match state.ledger.plan(&key).await {
         Ok(plan) => Ok(axum::Json(plan).into_response()),
         Err(theory_ledger::LedgerError::UnknownPlan(_)) => {
@@ -75,8 +85,10 @@ pub(crate) struct NewPlan {
 /// `POST /v1/plans` `{key, budget_usd_micro}` → `201` and the plan; `409` when the key exists.
 pub(crate) async fn create_plan(
     Shared(state): Shared<Arc<State>>,
+    caller: Caller,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    caller.needs(theory_ledger::Scope::PlansAdmin)?;
     let bad =
         |message: String| ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::Usage, message);
     let new: NewPlan = serde_json::from_slice(&body)
@@ -103,8 +115,11 @@ const MAX_RECEIPT_BYTES: usize = 1024 * 1024;
 /// receipt of the run it reused), as stored.
 pub(crate) async fn receipt(
     Shared(state): Shared<Arc<State>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.needs(theory_ledger::Scope::RunsRead)?;
+    crate::routes::current(&state, &caller, &id).await?;
     let record = match state.ledger.execution(&id).await {
         Ok(record) => record,
         Err(theory_ledger::LedgerError::UnknownExecution(_)) => {

@@ -15,11 +15,12 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         | ErrorCode::OutputPath
         | ErrorCode::Attachment
         | ErrorCode::InputIntegrity => StatusCode::BAD_REQUEST,
-        ErrorCode::CiSafety => StatusCode::FORBIDDEN,
+        ErrorCode::CiSafety | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::NotFound | ErrorCode::Registry => StatusCode::NOT_FOUND,
         ErrorCode::Collision => StatusCode::CONFLICT,
         ErrorCode::InputSchema => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::Budget | ErrorCode::Lease => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Budget | ErrorCode::Lease | ErrorCode::Limit => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Store | ErrorCode::Ledger => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -70,7 +71,14 @@ impl IntoResponse for ApiError {
             "error": {"code": self.failure.code, "message": self.failure.message},
             "hint": self.failure.hint,
         });
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 
@@ -91,6 +99,9 @@ mod tests {
             (ErrorCode::Collision, StatusCode::CONFLICT),
             (ErrorCode::Budget, StatusCode::TOO_MANY_REQUESTS),
             (ErrorCode::CiSafety, StatusCode::FORBIDDEN),
+            (ErrorCode::Forbidden, StatusCode::FORBIDDEN),
+            (ErrorCode::Unauthorized, StatusCode::UNAUTHORIZED),
+            (ErrorCode::Limit, StatusCode::TOO_MANY_REQUESTS),
             (ErrorCode::Ledger, StatusCode::SERVICE_UNAVAILABLE),
             (ErrorCode::Runtime, StatusCode::INTERNAL_SERVER_ERROR),
         ] {

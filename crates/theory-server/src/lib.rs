@@ -8,6 +8,7 @@
 //! run` leaves. `Prefer: wait[=N]` holds the answer until the run ends.
 //!
 //! - `api`: the request body and the run object.
+//! - `auth`: the caller's API token, what it may do and which runs it sees.
 //! - `routes`: `/healthz`, `/readyz`, `/v1/runs` (submit, list), `/v1/runs/{id}`,
 //!   `/v1/runs/{id}/cancel`.
 //! - `catalog`: `/v1/processors`, `/v1/plans`, `/v1/runs/{id}/receipt`.
@@ -18,6 +19,7 @@
 //! - `errors`: a failure's HTTP status (the one place) and the error document.
 
 mod api;
+mod auth;
 mod catalog;
 mod errors;
 mod events;
@@ -46,6 +48,9 @@ pub struct ServeOptions {
     pub max_concurrent_runs: usize,
     /// How long a shutdown lets running runs finish before it cancels them.
     pub shutdown_grace: Duration,
+    /// Whether every request needs an API token; `false` (`--no-auth`) is for loopback
+    /// development only, and the caller checks that.
+    pub auth_required: bool,
 }
 
 /// Serves until `shutdown` completes, then stops taking requests, lets the runs under way finish
@@ -63,6 +68,13 @@ pub async fn serve(
         Ok(count) => tracing::info!(count, "queued again the runs of a front end that stopped"),
         Err(error) => tracing::warn!(%error, "could not look for abandoned runs"),
     }
+    if options.auth_required && ledger.live_tokens().await.map_err(ledger_failure)? == 0 {
+        return Err(Failure::with_hint(
+            ErrorCode::Config,
+            "theory serve needs API tokens, and the ledger has none",
+            "make one with `theory token create --name NAME`, or serve with --no-auth on a loopback address",
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|error| {
         Failure::with_hint(
             ErrorCode::Config,
@@ -75,7 +87,7 @@ pub async fn serve(
         Failure::new(ErrorCode::Config, format!("cannot read the listening address: {error}"))
     })?;
     listening(address);
-    let state = Arc::new(state::State::new(orchestrator, ledger));
+    let state = Arc::new(state::State::new(orchestrator, ledger, options.auth_required));
     let workers: Vec<_> = (0..options.max_concurrent_runs.max(1))
         .map(|_| tokio::spawn(worker::work(Arc::clone(&state))))
         .collect();
@@ -101,4 +113,9 @@ pub async fn serve(
     served.map_err(|error| {
         Failure::new(ErrorCode::Runtime, format!("the server stopped: {error}")).caused_by(error)
     })
+}
+
+fn ledger_failure(error: theory_ledger::LedgerError) -> Failure {
+    Failure::with_hint(ErrorCode::Ledger, error.to_string(), "check DATABASE_URL and the ledger")
+        .caused_by(error)
 }

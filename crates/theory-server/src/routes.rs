@@ -11,10 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use theory_ledger::Enqueued;
+use theory_ledger::{Enqueued, Scope};
 use theory_protocol::ErrorCode;
 
 use crate::api::{RunBody, is_final, run_object};
+use crate::auth::Caller;
 use crate::errors::ApiError;
 use crate::state::State;
 
@@ -67,13 +68,25 @@ fn wait_of(headers: &HeaderMap) -> Option<Duration> {
 /// answers `201` with the run object — at once, or when the run ends with `Prefer: wait`.
 async fn create_run(
     Shared(state): Shared<Arc<State>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    caller.needs(Scope::RunsWrite)?;
     let body = body.map_err(|rejection| {
         ApiError::with_status(rejection.status(), ErrorCode::Usage, rejection.body_text())
     })?;
-    let run = RunBody::parse(&body)?;
+    let mut run = RunBody::parse(&body)?;
+    let plan = caller.plan_for(run.plan.as_deref())?;
+    // The request kept in the queue names the plan the run is charged to.
+    let request = if plan == run.plan {
+        String::from_utf8_lossy(&body).into_owned()
+    } else {
+        let mut document: Value = serde_json::from_slice(&body).unwrap_or_default();
+        document["plan"] = plan.clone().map_or(Value::Null, Value::String);
+        run.plan = plan;
+        document.to_string()
+    };
     let checked = run.check(&state.orchestrator.registry)?;
     let key = headers.get("idempotency-key").and_then(|value| value.to_str().ok());
     if key.is_some_and(|key| key.is_empty() || key.len() > 255) {
@@ -84,13 +97,12 @@ async fn create_run(
         ));
     }
     let id = theory_core::new_execution_id().to_string();
-    let request = String::from_utf8_lossy(&body);
     let new_run = theory_ledger::NewRun {
         id: &id,
         request: &request,
         processor_ref: checked.reference().as_str(),
         plan_key: checked.plan().map(theory_core::PlanKey::as_str),
-        submitter: None,
+        submitter: caller.submitter(),
         idempotency_key: key,
     };
     let (id, new) = match state.ledger.enqueue(new_run).await? {
@@ -110,22 +122,27 @@ async fn create_run(
         state.work.notify_one();
     }
     let object = match wait_of(&headers) {
-        Some(wait) => wait_for(&state, &id, wait).await?,
-        None => current(&state, &id).await?,
+        Some(wait) => wait_for(&state, &caller, &id, wait).await?,
+        None => current(&state, &caller, &id).await?,
     };
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(object)).into_response())
 }
 
-/// The run object of `id` as the ledger has it now.
-pub(crate) async fn current(state: &State, id: &str) -> Result<Value, ApiError> {
+/// The run object of `id` as the ledger has it now; `404` when there is none the caller may
+/// see (a run of `theory run`, never queued, is seen only without tokens or by a plan admin).
+pub(crate) async fn current(state: &State, caller: &Caller, id: &str) -> Result<Value, ApiError> {
     let queued = state.ledger.queued(id).await?;
     let record = match state.ledger.execution(id).await {
         Ok(record) => Some(record),
         Err(theory_ledger::LedgerError::UnknownExecution(_)) => None,
         Err(error) => return Err(error.into()),
     };
-    if queued.is_none() && record.is_none() {
+    let visible = match &queued {
+        Some(queued) => caller.sees(queued),
+        None => caller.listing_scope().is_none(),
+    };
+    if !visible || (queued.is_none() && record.is_none()) {
         return Err(theory_core::Failure::with_hint(
             ErrorCode::NotFound,
             format!("there is no run {id}"),
@@ -137,11 +154,16 @@ pub(crate) async fn current(state: &State, id: &str) -> Result<Value, ApiError> 
 }
 
 /// Waits until the run ends, or `wait` passes; returns its object then.
-async fn wait_for(state: &State, id: &str, wait: Duration) -> Result<Value, ApiError> {
+async fn wait_for(
+    state: &State,
+    caller: &Caller,
+    id: &str,
+    wait: Duration,
+) -> Result<Value, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut finished = state.watch_finish(id);
     loop {
-        let object = current(state, id).await?;
+        let object = current(state, caller, id).await?;
         let done = object["status"].as_str().is_some_and(is_final);
         if done || tokio::time::Instant::now() >= deadline {
             return Ok(object);
@@ -158,12 +180,14 @@ async fn wait_for(state: &State, id: &str, wait: Duration) -> Result<Value, ApiE
 /// `GET /v1/runs/{id}`.
 async fn get_run(
     Shared(state): Shared<Arc<State>>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    caller.needs(Scope::RunsRead)?;
     let object = match wait_of(&headers) {
-        Some(wait) => wait_for(&state, &id, wait).await?,
-        None => current(&state, &id).await?,
+        Some(wait) => wait_for(&state, &caller, &id, wait).await?,
+        None => current(&state, &caller, &id).await?,
     };
     Ok(axum::Json(object).into_response())
 }
@@ -172,22 +196,26 @@ async fn get_run(
 /// (`ERR_CANCELLED`), wherever it runs.
 async fn cancel_run(
     Shared(state): Shared<Arc<State>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let object = current(&state, &id).await?;
+    caller.needs(Scope::RunsWrite)?;
+    let object = current(&state, &caller, &id).await?;
     if !object["status"].as_str().is_some_and(is_final) {
         state.ledger.request_cancel(&id).await?;
         state.cancel_here(&id, "cancelled through the API");
     }
-    Ok(axum::Json(current(&state, &id).await?).into_response())
+    Ok(axum::Json(current(&state, &caller, &id).await?).into_response())
 }
 
 /// `GET /v1/runs?status=&ref=&plan=&limit=&cursor=`: runs, newest first; `next_cursor` continues
 /// the listing.
 async fn list_runs(
     Shared(state): Shared<Arc<State>>,
+    caller: Caller,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    caller.needs(Scope::RunsRead)?;
     let bad =
         |message: String| ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::Usage, message);
     let limit = match query.get("limit") {
@@ -210,7 +238,7 @@ async fn list_runs(
         status: query.get("status").cloned(),
         processor_ref: query.get("ref").cloned(),
         plan_key: query.get("plan").cloned(),
-        submitter: None,
+        visible_to: caller.listing_scope(),
         cursor,
     };
     let page = state.ledger.queued_runs(&filter, limit).await?;

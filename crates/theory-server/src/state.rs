@@ -26,6 +26,8 @@ pub(crate) struct State {
     finished: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Set when the server is shutting down: workers claim nothing more.
     pub(crate) stopping: watch::Sender<bool>,
+    /// Whether requests need an API token (not under `--no-auth`).
+    pub(crate) auth_required: bool,
     /// The frames of the runs running here.
     pub(crate) logs: crate::events::Logs,
 }
@@ -36,8 +38,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl State {
     /// State over an orchestrator and its ledger.
-    pub(crate) fn new(orchestrator: Arc<Orchestrator>, ledger: Ledger) -> State {
+    pub(crate) fn new(
+        orchestrator: Arc<Orchestrator>,
+        ledger: Ledger,
+        auth_required: bool,
+    ) -> State {
         State {
+            auth_required,
             logs: crate::events::Logs::new(ledger.clone()),
             orchestrator,
             ledger,

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use theory_ledger::QueueState;
 use theory_protocol::ErrorCode;
 
+use crate::auth::Caller;
 use crate::errors::ApiError;
 use crate::events::Numbered;
 use crate::state::State;
@@ -39,6 +40,7 @@ enum Item {
 /// Where a subscriber is in a run.
 struct Follow {
     state: Arc<State>,
+    caller: Caller,
     id: String,
     after: i64,
     /// The queue row was seen `done`: one more read of the ledger, then the end.
@@ -96,7 +98,7 @@ impl Follow {
 
     async fn end(&mut self) -> Item {
         self.over = true;
-        let object = crate::routes::current(&self.state, &self.id)
+        let object = crate::routes::current(&self.state, &self.caller, &self.id)
             .await
             .unwrap_or_else(|_| json!({"id": self.id}));
         Item::End(object)
@@ -144,14 +146,16 @@ fn start(
 /// `GET /v1/runs/{id}/events`.
 pub(crate) async fn events(
     Shared(state): Shared<Arc<State>>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    crate::routes::current(&state, &id).await?;
+    caller.needs(theory_ledger::Scope::RunsRead)?;
+    crate::routes::current(&state, &caller, &id).await?;
     let after = start(&headers, &query)?;
-    let follow = Follow { state, id, after, closing: false, over: false };
+    let follow = Follow { state, caller, id, after, closing: false, over: false };
     if let Ok(upgrade) = upgrade {
         return Ok(upgrade
             .max_message_size(crate::routes::MAX_FRAME_BYTES)

@@ -11,6 +11,7 @@ pub(crate) mod run;
 pub(crate) mod save;
 pub(crate) mod scaffold;
 pub(crate) mod serve;
+pub(crate) mod token;
 pub(crate) mod verify;
 
 use std::process::ExitCode;
@@ -114,6 +115,7 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
         crate::args::Command::Ledger(command) => ledger::run(command, context).await,
         crate::args::Command::Verify(args) => verify::run(args, context).await,
         crate::args::Command::Serve(args) => serve::run(args, context).await,
+        crate::args::Command::Token(command) => token::run(command, context).await,
         crate::args::Command::Modal(command) => modal::run(command, context).await,
     }
 }

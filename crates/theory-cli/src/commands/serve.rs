@@ -18,24 +18,18 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
     let listen: SocketAddr = args.listen.parse().map_err(|error| {
         usage(format!("--listen {}: {error}", args.listen), "use HOST:PORT, e.g. 127.0.0.1:8686")
     })?;
-    // API tokens are not there yet: without them, only this machine may call.
-    if !listen.ip().is_loopback() {
+    // Without tokens, only this machine may call.
+    if args.no_auth && !listen.ip().is_loopback() {
         return Err(usage(
-            format!(
-                "--listen {listen}: without API tokens the server listens on a loopback address only"
-            ),
-            "listen on 127.0.0.1 (or ::1)",
+            format!("--listen {listen}: --no-auth serves on a loopback address only"),
+            "listen on 127.0.0.1 (or ::1), or serve with API tokens (theory token create)",
         ));
     }
-    if !args.no_auth {
-        return Err(usage(
-            "theory serve needs --no-auth for now: API tokens are not implemented yet",
-            "run theory serve --no-auth (loopback only)",
-        ));
+    if args.no_auth {
+        crate::print::print_warning(
+            "serving without authentication (--no-auth): every caller on this machine may run and see every run",
+        );
     }
-    crate::print::print_warning(
-        "serving without authentication (--no-auth): every caller on this machine may run and see every run",
-    );
     let registry = context.registry.map_err(|errors| {
         Failure::with_hint(
             ErrorCode::Registry,
@@ -62,6 +56,7 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         listen,
         max_concurrent_runs: args.max_concurrent_runs,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
+        auth_required: !args.no_auth,
     };
     theory_server::serve(
         options,

@@ -3,6 +3,7 @@
 
 mod events;
 mod runs;
+mod tenancy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -21,7 +22,15 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// Starts `theory serve --no-auth` with `extra` arguments.
     pub(crate) fn start(project: &Project, extra: &[&str]) -> Server {
+        let mut args = vec!["--no-auth"];
+        args.extend_from_slice(extra);
+        Server::launch(project, &args)
+    }
+
+    /// Starts `theory serve` with exactly `extra` (and a free port).
+    pub(crate) fn launch(project: &Project, extra: &[&str]) -> Server {
         let mut child = Command::new(binary())
             .current_dir(project.path())
             .env_clear()
@@ -29,7 +38,7 @@ impl Server {
             .env("THEORY_PROCESSOR_PATH", binaries())
             .env("THEORY_LOCAL_RUNTIME", "process")
             .env("THEORY_LOG", "warn")
-            .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
