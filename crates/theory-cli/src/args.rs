@@ -186,6 +186,9 @@ pub(crate) struct ServeArgs {
     /// Seconds a shutdown (SIGTERM, Ctrl-C) lets runs under way finish before cancelling them.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub(crate) shutdown_grace_s: u64,
+    /// The largest upload `POST /v1/uploads` takes, in bytes.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    pub(crate) max_upload_bytes: u64,
     /// Serve without API tokens (loopback addresses only), for development: every caller may
     /// run and see every run. Without it, every request needs `Authorization: Bearer TOKEN`
     /// (`theory token create`).

@@ -71,6 +71,9 @@ pub struct ResolvedAttachment {
     /// Whether others on this machine could not read the file: its copy in the store is then
     /// owner-only too.
     pub private: bool,
+    /// Whether it is in the store already (a `$artifact` reference to an upload), so there is
+    /// no file to copy.
+    pub in_store: bool,
 }
 
 impl ResolvedAttachment {
@@ -225,6 +228,99 @@ async fn resolve_one(attachment: &Attachment) -> Result<ResolvedAttachment, Fail
         size_bytes,
         mime: mime_of(&basename),
         private,
+        in_store: false,
+    })
+}
+
+/// The inputs stored earlier that `inputs` refer to as `{"$artifact":path,"cid":…,"mime":…}`
+/// (an upload through the API, or an attachment of an earlier run), besides those `attached`
+/// made. Each must name its own CID's folder, `/artifacts/inputs/<cid>/<name>`, and be in the
+/// store; the bytes were hashed when they were stored, and the processor checks them again.
+pub async fn stored_references(
+    inputs: &Value,
+    attached: &[ResolvedAttachment],
+    store: &dyn ArtifactStore,
+) -> Result<Vec<ResolvedAttachment>, Failure> {
+    let mut found: Vec<ResolvedAttachment> = Vec::new();
+    let mut pending = vec![inputs];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(object) if object.contains_key(ARTIFACT_KEY) => {
+                let reference = stored_reference(value)?;
+                let known =
+                    attached.iter().chain(&found).any(|other| other.world_path == reference.0);
+                if !known {
+                    found.push(in_store(reference, store).await?);
+                }
+            }
+            Value::Object(object) => pending.extend(object.values()),
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// The path, CID and media type of a `$artifact` reference, checked.
+fn stored_reference(value: &Value) -> Result<(WorldPath, Cid, Option<String>), Failure> {
+    let bad = |why: &str| {
+        attachment_error(
+            format!("the {ARTIFACT_KEY} reference {value} {why}"),
+            "use the object POST /v1/uploads answered, or --attach NAME=PATH",
+        )
+    };
+    let Value::Object(object) = value else { return Err(bad("is not an object")) };
+    if object
+        .keys()
+        .any(|key| !matches!(key.as_str(), ARTIFACT_KEY | "cid" | "mime" | "size_bytes"))
+    {
+        return Err(bad("has keys other than $artifact, cid, mime and size_bytes"));
+    }
+    let path: WorldPath = object
+        .get(ARTIFACT_KEY)
+        .and_then(Value::as_str)
+        .and_then(|path| path.parse().ok())
+        .ok_or_else(|| bad("does not name a world path"))?;
+    let cid: Cid = object
+        .get("cid")
+        .and_then(Value::as_str)
+        .and_then(|cid| cid.parse().ok())
+        .ok_or_else(|| bad("has no valid cid"))?;
+    let rest = path
+        .as_str()
+        .strip_prefix(&format!("/artifacts/inputs/{cid}/"))
+        .ok_or_else(|| bad("is not in /artifacts/inputs/<its cid>/"))?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err(bad("is not a file directly in its CID's folder"));
+    }
+    let mime = match object.get("mime") {
+        None => None,
+        Some(Value::String(mime)) => Some(mime.clone()),
+        Some(_) => return Err(bad("has a mime that is not a string")),
+    };
+    Ok((path, cid, mime))
+}
+
+async fn in_store(
+    (world_path, cid, mime): (WorldPath, Cid, Option<String>),
+    store: &dyn ArtifactStore,
+) -> Result<ResolvedAttachment, Failure> {
+    let size_bytes = store.size(&world_path).await?.ok_or_else(|| {
+        attachment_error(
+            format!("the inputs refer to {world_path}, which is not in the store"),
+            "upload the file first (POST /v1/uploads), or attach it with --attach NAME=PATH",
+        )
+    })?;
+    let name = world_path.as_str().rsplit('/').next().unwrap_or_default().to_owned();
+    Ok(ResolvedAttachment {
+        mime: mime.unwrap_or_else(|| mime_of(&name)),
+        name,
+        file: PathBuf::new(),
+        world_path,
+        cid,
+        size_bytes,
+        private: false,
+        in_store: true,
     })
 }
 
@@ -278,7 +374,7 @@ async fn store_one(
             "attach a file nothing else is writing",
         )
     };
-    if store.exists(&attachment.world_path).await? {
+    if attachment.in_store || store.exists(&attachment.world_path).await? {
         return Ok(());
     }
     let file = crate::files::open_regular(&attachment.file).map_err(|_| changed())?;
@@ -340,6 +436,7 @@ mod tests {
             size_bytes: 1,
             mime: "image/png".into(),
             private: false,
+            in_store: false,
         }
     }
 

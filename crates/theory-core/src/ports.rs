@@ -81,6 +81,36 @@ pub trait ArtifactStore: Send + Sync {
     /// Reads an object, or `None` when there is none.
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError>;
 
+    /// The size of an object, or `None` when there is none.
+    async fn size(&self, path: &WorldPath) -> Result<Option<u64>, StoreError>;
+
+    /// Reads the bytes `start..end` of an object (`end` at most its size), or `None` when there
+    /// is none. Backends read only those bytes; this default skips the ones before `start`.
+    async fn open_range(
+        &self,
+        path: &WorldPath,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<ByteStream>, StoreError> {
+        use futures_util::StreamExt;
+        let Some(stream) = self.open(path).await? else { return Ok(None) };
+        let mut offset = 0_u64;
+        let ranged = stream.filter_map(move |chunk| {
+            let piece = chunk.map(|chunk| {
+                let length = chunk.len() as u64;
+                let (from, to) = (start.max(offset), end.min(offset + length));
+                let piece = (from < to).then(|| {
+                    let (from, to) = ((from - offset) as usize, (to - offset) as usize);
+                    chunk.slice(from..to)
+                });
+                offset += length;
+                piece
+            });
+            std::future::ready(piece.transpose())
+        });
+        Ok(Some(ranged.boxed()))
+    }
+
     /// Removes an object; removing a missing one is not an error.
     async fn delete(&self, path: &WorldPath) -> Result<(), StoreError>;
 

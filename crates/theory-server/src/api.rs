@@ -149,6 +149,11 @@ impl CheckedRun {
         &self.reference
     }
 
+    /// The inputs.
+    pub(crate) fn inputs(&self) -> &Value {
+        &self.inputs
+    }
+
     /// The plan it is charged to.
     pub(crate) fn plan(&self) -> Option<&PlanKey> {
         self.plan.as_ref()

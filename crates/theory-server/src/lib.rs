@@ -8,6 +8,8 @@
 //! run` leaves. `Prefer: wait[=N]` holds the answer until the run ends.
 //!
 //! - `api`: the request body and the run object.
+//! - `uploads`: `/v1/uploads`, the API's `--attach`.
+//! - `artifacts`: `/v1/artifacts/{world path}`, streamed with `ETag` and `Range`.
 //! - `auth`: the caller's API token, what it may do and which runs it sees.
 //! - `routes`: `/healthz`, `/readyz`, `/v1/runs` (submit, list), `/v1/runs/{id}`,
 //!   `/v1/runs/{id}/cancel`.
@@ -19,6 +21,7 @@
 //! - `errors`: a failure's HTTP status (the one place) and the error document.
 
 mod api;
+mod artifacts;
 mod auth;
 mod catalog;
 mod errors;
@@ -26,6 +29,7 @@ mod events;
 mod routes;
 mod state;
 mod stream;
+mod uploads;
 mod worker;
 
 use std::future::Future;
@@ -51,6 +55,8 @@ pub struct ServeOptions {
     /// Whether every request needs an API token; `false` (`--no-auth`) is for loopback
     /// development only, and the caller checks that.
     pub auth_required: bool,
+    /// The largest body `POST /v1/uploads` takes.
+    pub max_upload_bytes: u64,
 }
 
 /// Serves until `shutdown` completes, then stops taking requests, lets the runs under way finish
@@ -87,7 +93,7 @@ pub async fn serve(
         Failure::new(ErrorCode::Config, format!("cannot read the listening address: {error}"))
     })?;
     listening(address);
-    let state = Arc::new(state::State::new(orchestrator, ledger, options.auth_required));
+    let state = Arc::new(state::State::new(orchestrator, ledger, &options));
     let workers: Vec<_> = (0..options.max_concurrent_runs.max(1))
         .map(|_| tokio::spawn(worker::work(Arc::clone(&state))))
         .collect();

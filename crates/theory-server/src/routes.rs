@@ -36,6 +36,13 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1/runs/{id}/cancel", post(cancel_run))
         .route("/v1/runs/{id}/events", get(crate::stream::events))
         .route("/v1/runs/{id}/receipt", get(crate::catalog::receipt))
+        .route(
+            "/v1/uploads",
+            post(crate::uploads::upload).layer(axum::extract::DefaultBodyLimit::max(
+                usize::try_from(state.max_upload_bytes).unwrap_or(usize::MAX),
+            )),
+        )
+        .route("/v1/artifacts/{*path}", get(crate::artifacts::artifact))
         .route("/v1/processors", get(crate::catalog::processors))
         .route("/v1/processors/{*reference}", get(crate::catalog::processor))
         .route("/v1/plans", get(crate::catalog::plans).post(crate::catalog::create_plan))
@@ -88,6 +95,9 @@ async fn create_run(
         document.to_string()
     };
     let checked = run.check(&state.orchestrator.registry)?;
+    // Uploads the inputs refer to are in the store, or the run is refused before it is queued.
+    let store = &*state.orchestrator.store;
+    theory_core::attachments::stored_references(checked.inputs(), &[], store).await?;
     let key = headers.get("idempotency-key").and_then(|value| value.to_str().ok());
     if key.is_some_and(|key| key.is_empty() || key.len() > 255) {
         return Err(ApiError::with_status(

@@ -28,6 +28,8 @@ pub(crate) struct State {
     pub(crate) stopping: watch::Sender<bool>,
     /// Whether requests need an API token (not under `--no-auth`).
     pub(crate) auth_required: bool,
+    /// The largest upload taken.
+    pub(crate) max_upload_bytes: u64,
     /// The frames of the runs running here.
     pub(crate) logs: crate::events::Logs,
 }
@@ -41,10 +43,11 @@ impl State {
     pub(crate) fn new(
         orchestrator: Arc<Orchestrator>,
         ledger: Ledger,
-        auth_required: bool,
+        options: &crate::ServeOptions,
     ) -> State {
         State {
-            auth_required,
+            auth_required: options.auth_required,
+            max_upload_bytes: options.max_upload_bytes,
             logs: crate::events::Logs::new(ledger.clone()),
             orchestrator,
             ledger,

@@ -191,6 +191,34 @@ impl ArtifactStore for FsStore {
             .map_err(|source| StoreError::Io { operation: "list", path: prefix.to_owned(), source })
     }
 
+    async fn size(&self, path: &WorldPath) -> Result<Option<u64>, StoreError> {
+        match tokio::fs::metadata(self.file(path)).await {
+            Ok(metadata) if metadata.is_file() => Ok(Some(metadata.len())),
+            Ok(_) => Ok(None),
+            Err(error) if is_absent(&error) => Ok(None),
+            Err(error) => Err(io_error("look up", path)(error)),
+        }
+    }
+
+    async fn open_range(
+        &self,
+        path: &WorldPath,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<ByteStream>, StoreError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        match tokio::fs::File::open(self.file(path)).await {
+            Ok(mut file) => {
+                file.seek(io::SeekFrom::Start(start)).await.map_err(io_error("seek", path))?;
+                let limited = file.take(end.saturating_sub(start));
+                let stream = tokio_util::io::ReaderStream::with_capacity(limited, READ_CHUNK);
+                Ok(Some(stream.boxed()))
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("open", path)(error)),
+        }
+    }
+
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
         match tokio::fs::File::open(self.file(path)).await {
             Ok(file) => {

@@ -191,6 +191,40 @@ impl ArtifactStore for S3Store {
             .collect())
     }
 
+    async fn size(&self, path: &WorldPath) -> Result<Option<u64>, StoreError> {
+        match self.store.head(&key(path)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(backend(path, &error)),
+        }
+    }
+
+    async fn open_range(
+        &self,
+        path: &WorldPath,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<ByteStream>, StoreError> {
+        if start >= end {
+            return Ok(self.open(path).await?.map(|_| futures_util::stream::empty().boxed()));
+        }
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(start..end)),
+            ..Default::default()
+        };
+        match self.store.get_opts(&key(path), options).await {
+            Ok(result) => {
+                let shown = path.to_string();
+                let stream = result
+                    .into_stream()
+                    .map_err(move |error| std::io::Error::other(format!("{shown}: {error}")));
+                Ok(Some(stream.boxed()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(backend(path, &error)),
+        }
+    }
+
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
         match self.store.get(&key(path)).await {
             Ok(result) => {

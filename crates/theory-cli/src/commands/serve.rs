@@ -57,6 +57,7 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         max_concurrent_runs: args.max_concurrent_runs,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
         auth_required: !args.no_auth,
+        max_upload_bytes: args.max_upload_bytes,
     };
     theory_server::serve(
         options,

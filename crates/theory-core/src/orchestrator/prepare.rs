@@ -56,8 +56,10 @@ impl Orchestrator {
                 "run with --mode mock, or set THEORY_ALLOW_REAL_IN_CI=1 to spend money on purpose",
             ));
         }
-        let attached = attachments::resolve(&request.attachments, &request.inputs).await?;
+        let mut attached = attachments::resolve(&request.attachments, &request.inputs).await?;
         let inputs = attachments::rewrite(request.inputs.clone(), &attached)?;
+        let stored = attachments::stored_references(&inputs, &attached, &*self.store).await?;
+        attached.extend(stored);
         entry.check_inputs(&inputs).map_err(|violation| {
             Failure::new(ErrorCode::InputSchema, violation.to_string()).hint(format!(
                 "see the inputs schema with `theory registry show {}`",

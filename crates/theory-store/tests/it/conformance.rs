@@ -116,5 +116,19 @@ pub(crate) async fn check_store(store: &dyn ArtifactStore, prefix: &str) {
     }
     writer.commit().await.unwrap();
     assert_eq!(store.hash(&large).await.unwrap(), Some((expected.finalize(), 20 * 1_000_003)));
+
+    // Sizes and byte ranges, read without the bytes before them (`Range` requests of the API).
+    assert_eq!(store.size(&large).await.unwrap(), Some(20 * 1_000_003));
+    assert_eq!(store.size(&missing).await.unwrap(), None);
+    for (start, end) in [(0, 10), (999_990, 1_000_020), (20 * 1_000_003 - 5, 20 * 1_000_003)] {
+        let mut stream = store.open_range(&large, start, end).await.unwrap().unwrap();
+        let mut got = Vec::new();
+        while let Some(piece) = stream.next().await {
+            got.extend_from_slice(&piece.unwrap());
+        }
+        let want: Vec<u8> = (start..end).map(|offset| chunk[(offset % 1_000_003) as usize]).collect();
+        assert_eq!(got, want, "{start}..{end}");
+    }
+    assert!(store.open_range(&missing, 0, 1).await.unwrap().is_none());
     store.delete(&large).await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! `theory serve` as an application calls it, one area per file; `Server` starts one in a
 //! project of its own and speaks plain HTTP/1.1 to it.
 
+mod artifacts;
 mod events;
 mod runs;
 mod tenancy;
@@ -61,10 +62,24 @@ impl Server {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, Value) {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        let answer = self.exchange(method, path, &all, body.as_bytes());
+        (answer.status, serde_json::from_slice(&answer.body).unwrap_or(Value::Null))
+    }
+
+    /// One HTTP/1.1 request of any body; returns the whole answer.
+    pub(crate) fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
         let mut stream = TcpStream::connect(&self.address).expect("connects");
         stream.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
         let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
             self.address,
             body.len()
         );
@@ -75,20 +90,21 @@ impl Server {
             request += "\r\n";
         }
         request.push_str("\r\n");
-        request.push_str(body);
         stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status =
-            response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        // Axum answers small bodies with a Content-Length; a chunked one would show a size first.
+        stream.write_all(body).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split =
+            response.windows(4).position(|window| window == b"\r\n\r\n").unwrap_or(response.len());
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let rest = response.get(split + 4..).unwrap_or_default();
+        let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
         let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            body.split("\r\n").nth(1).unwrap_or_default().to_owned()
+            unchunk(rest)
         } else {
-            body.to_owned()
+            rest.to_vec()
         };
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+        Answer { status, head, body }
     }
 
     pub(crate) fn submit(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
@@ -121,6 +137,41 @@ impl Server {
         let status = self.child.wait().unwrap().code();
         std::mem::forget(self);
         status
+    }
+}
+
+/// An HTTP answer.
+pub(crate) struct Answer {
+    /// Its status code.
+    pub(crate) status: u16,
+    /// The status line and headers.
+    pub(crate) head: String,
+    /// The body, de-chunked.
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    /// A header's value (names are case-insensitive).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (field, value) = line.split_once(':')?;
+            field.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Decodes a chunked body.
+fn unchunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let Some(end) = rest.windows(2).position(|window| window == b"\r\n") else { return body };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&rest[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&rest[end + 2..end + 2 + size]);
+        rest = &rest[end + 2 + size + 2..];
     }
 }
 

@@ -74,6 +74,10 @@ impl ArtifactStore for MemoryStore {
             .map(|bytes| Box::pin(futures_util::stream::iter([Ok(bytes)])) as ByteStream))
     }
 
+    async fn size(&self, path: &WorldPath) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(path.as_str()).map(|bytes| bytes.len() as u64))
+    }
+
     async fn delete(&self, path: &WorldPath) -> Result<(), StoreError> {
         self.objects.lock().unwrap().remove(path.as_str());
         Ok(())
