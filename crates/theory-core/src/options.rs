@@ -18,6 +18,11 @@ pub struct AdapterOptions {
     /// Overrides which platform's pin is used.
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// The Modal environment (`dev`, `staging`, `main`) a run with the Modal adapter uses,
+    /// instead of the adapter's own: the API's `env`. Not an `--adapter-opts-json` key (the
+    /// command line has `--env`).
+    #[serde(skip)]
+    pub modal_environment: Option<String>,
 }
 
 impl AdapterOptions {

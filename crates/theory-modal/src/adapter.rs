@@ -58,7 +58,26 @@ impl ModalAdapter {
 
     /// The recorded deployment of `reference`, or an error saying how to make one.
     pub fn deployment(&self, reference: &str) -> Result<Deployment, Failure> {
-        let recorded = self.book.get(self.env_name, reference).map_err(|error| {
+        self.deployment_in(self.env_name, reference)
+    }
+
+    /// The environment a run uses: its options' (the API's `env`), else the adapter's.
+    fn environment_of(&self, options: &AdapterOptions) -> Result<ModalEnv, Failure> {
+        match &options.modal_environment {
+            None => Ok(self.env_name),
+            Some(name) => name.parse().map_err(|error| {
+                Failure::with_hint(
+                    ErrorCode::Usage,
+                    format!("env: {error}"),
+                    "use dev, staging or main",
+                )
+            }),
+        }
+    }
+
+    /// The recorded deployment of `reference` in `env_name`, or an error saying how to make one.
+    fn deployment_in(&self, env_name: ModalEnv, reference: &str) -> Result<Deployment, Failure> {
+        let recorded = self.book.get(env_name, reference).map_err(|error| {
             modal_error(
                 format!("cannot read {}: {error}", self.book.path().display()),
                 "fix or remove the file; `theory modal start` writes it again",
@@ -66,10 +85,9 @@ impl ModalAdapter {
         })?;
         recorded.ok_or_else(|| {
             modal_error(
-                format!("{reference} is not deployed to Modal environment {}", self.env_name),
+                format!("{reference} is not deployed to Modal environment {env_name}"),
                 format!(
-                    "deploy it first: `theory modal start --ref {reference} --env {} --oci repo@sha256:…`",
-                    self.env_name
+                    "deploy it first: `theory modal start --ref {reference} --env {env_name} --oci repo@sha256:…`"
                 ),
             )
         })
@@ -149,10 +167,11 @@ impl Adapter for ModalAdapter {
     async fn plan(
         &self,
         spec: &ProcessorSpec,
-        _options: &AdapterOptions,
+        options: &AdapterOptions,
         _mode: Mode,
     ) -> Result<Plan, Failure> {
-        let deployment = self.deployment(spec.reference.as_str())?;
+        let environment = self.environment_of(options)?;
+        let deployment = self.deployment_in(environment, spec.reference.as_str())?;
         let image = deployed_image(spec, &deployment)?;
         self.headers(&deployment)?;
         Ok(Plan {
@@ -173,7 +192,17 @@ impl Adapter for ModalAdapter {
         plan: &Plan,
         _launch: &Launch,
     ) -> Result<Box<dyn Instance>, Failure> {
-        let deployment = self.deployment(spec.reference.as_str())?;
+        // The deployment planned: the one of some environment at the planned endpoint.
+        let planned =
+            [ModalEnv::Dev, ModalEnv::Staging, ModalEnv::Main].into_iter().find_map(|env_name| {
+                self.deployment_in(env_name, spec.reference.as_str())
+                    .ok()
+                    .filter(|deployment| deployment.url == plan.target)
+            });
+        let deployment = match planned {
+            Some(deployment) => deployment,
+            None => self.deployment(spec.reference.as_str())?,
+        };
         let headers = self.headers(&deployment)?;
         let http = self.http()?;
         let endpoint = plan.target.trim_end_matches('/').to_owned();

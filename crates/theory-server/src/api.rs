@@ -37,6 +37,10 @@ pub(crate) struct RunBody {
     /// Run again even when an identical run finished.
     #[serde(default)]
     pub(crate) no_cache: bool,
+    /// The Modal environment of `adapter: modal` (`dev`, `staging`, `main`), as `theory run
+    /// --env`.
+    #[serde(default)]
+    pub(crate) env: Option<String>,
     /// The adapter's options (`timeout_s`, `runtime`, `platform`).
     #[serde(default)]
     pub(crate) adapter_opts: Option<Value>,
@@ -112,12 +116,27 @@ impl RunBody {
             self.transfer.as_deref().unwrap_or("auto").parse().map_err(|error| {
                 usage(format!("transfer: {error}"), "use auto, direct or stream")
             })?;
-        let options = match &self.adapter_opts {
+        let mut options = match &self.adapter_opts {
             None => AdapterOptions::default(),
             Some(value) => AdapterOptions::from_json(&value.to_string()).map_err(|error| {
                 usage(format!("adapter_opts: {error}"), "known keys: timeout_s, runtime, platform")
             })?,
         };
+        if let Some(env) = &self.env {
+            if adapter != AdapterKind::Modal {
+                return Err(usage(
+                    "env selects a Modal environment; it goes with \"adapter\": \"modal\"",
+                    "drop env, or run with \"adapter\": \"modal\"",
+                ));
+            }
+            if !matches!(env.as_str(), "dev" | "staging" | "main") {
+                return Err(usage(
+                    format!("env: {env:?} is not a Modal environment"),
+                    "use dev, staging or main",
+                ));
+            }
+            options.modal_environment = Some(env.clone());
+        }
         let inputs = self.inputs.clone().unwrap_or_else(|| json!({}));
         if !inputs.is_object() {
             return Err(usage("inputs must be a JSON object", r#"send "inputs": {…}"#));

@@ -126,7 +126,8 @@ pub(crate) async fn check_store(store: &dyn ArtifactStore, prefix: &str) {
         while let Some(piece) = stream.next().await {
             got.extend_from_slice(&piece.unwrap());
         }
-        let want: Vec<u8> = (start..end).map(|offset| chunk[(offset % 1_000_003) as usize]).collect();
+        let want: Vec<u8> =
+            (start..end).map(|offset| chunk[(offset % 1_000_003) as usize]).collect();
         assert_eq!(got, want, "{start}..{end}");
     }
     assert!(store.open_range(&missing, 0, 1).await.unwrap().is_none());

@@ -87,7 +87,10 @@ fn an_upload_reaches_the_processor_and_outputs_come_back_with_etag_and_ranges() 
     assert_eq!((input.status, input.body.as_slice()), (200, bytes.as_slice()));
     let receipt = server.exchange(
         "GET",
-        &format!("/v1/artifacts/artifacts/execution/{}/determinism.json", run["id"].as_str().unwrap()),
+        &format!(
+            "/v1/artifacts/artifacts/execution/{}/determinism.json",
+            run["id"].as_str().unwrap()
+        ),
         &[],
         b"",
     );
@@ -122,8 +125,8 @@ fn bad_uploads_and_references_are_refused() {
     let (_, reference) = upload(&server, "/v1/uploads?name=x.txt", &[], b"x");
     let elsewhere = json!({"$artifact": "/artifacts/outputs/x.txt", "cid": reference["cid"], "mime": "text/plain"});
     for bad in [missing, elsewhere] {
-        let (status, answer) =
-            server.submit(&json!({"ref": "theory/probe@1", "inputs": {"files": {"note": bad}}}), &[]);
+        let (status, answer) = server
+            .submit(&json!({"ref": "theory/probe@1", "inputs": {"files": {"note": bad}}}), &[]);
         assert_eq!(
             (status, answer["error"]["code"].as_str()),
             (400, Some("ERR_ATTACHMENT")),

@@ -47,6 +47,8 @@ fn bad_requests_are_refused_with_the_status_of_their_failure() {
             "ERR_USAGE",
         ),
         (json!({"ref": "theory/probe@1", "surprise": true}), 400, "ERR_USAGE"),
+        (json!({"ref": "theory/probe@1", "env": "dev"}), 400, "ERR_USAGE"),
+        (json!({"ref": "theory/probe@1", "adapter": "modal", "env": "prod"}), 400, "ERR_USAGE"),
     ] {
         let (got, answer) = server.submit(&body, &[]);
         assert_eq!(
