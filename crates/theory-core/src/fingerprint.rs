@@ -52,7 +52,13 @@ mod tests {
 
     #[test]
     fn fixed_order_sorted_names() {
-        let resources = RuntimeSpec { cpu: 1.0, memory_gb: 2.0, timeout_s: 300, gpu: None };
+        let resources = RuntimeSpec {
+            cpu: 1.0,
+            memory_gb: 2.0,
+            timeout_s: 300,
+            gpu: None,
+            max_concurrency: None,
+        };
         let keys = ["OPENAI_API_KEY".to_owned(), "ANTHROPIC_API_KEY".to_owned()];
         let fingerprint = Fingerprint {
             adapter: "local",

@@ -263,20 +263,68 @@ impl Ledger {
         rows.iter().map(queued_of).collect()
     }
 
-    /// Claims the oldest queued run for the front end `owner`, if there is one.
-    pub async fn claim_next(&self, owner: &str) -> Result<Option<QueuedRun>, LedgerError> {
+    /// Claims the oldest queued run for the front end `owner` whose processor is under its
+    /// limit of runs at once (`limits`, by processor ref, counted over every front end), if
+    /// there is one.
+    pub async fn claim_next(
+        &self,
+        owner: &str,
+        limits: &std::collections::HashMap<String, u32>,
+    ) -> Result<Option<QueuedRun>, LedgerError> {
         retrying(|| async {
             let mut write = Write::begin(self).await?;
-            let row = sqlx::query(
-                "SELECT * FROM queue WHERE state = 'queued' ORDER BY created_at_ms, id LIMIT 1",
-            )
-            .fetch_optional(write.db())
-            .await?;
-            let Some(row) = row else {
+            let mut running = std::collections::HashMap::<String, i64>::new();
+            if !limits.is_empty() {
+                let rows = sqlx::query(
+                    "SELECT processor_ref, count(*) AS n FROM queue WHERE state = 'claimed' GROUP BY processor_ref",
+                )
+                .fetch_all(write.db())
+                .await?;
+                for row in rows {
+                    running.insert(row.try_get("processor_ref")?, row.try_get("n")?);
+                }
+            }
+            let at_limit = |reference: &str| {
+                limits.get(reference).is_some_and(|limit| {
+                    running.get(reference).copied().unwrap_or(0) >= i64::from(*limit)
+                })
+            };
+            let mut claimable = None;
+            let mut after: Option<(i64, String)> = None;
+            // Oldest first, a page at a time, skipping processors at their limit.
+            'pages: loop {
+                let rows = match &after {
+                    None => sqlx::query(
+                        "SELECT * FROM queue WHERE state = 'queued' ORDER BY created_at_ms, id LIMIT 64",
+                    )
+                    .fetch_all(write.db())
+                    .await?,
+                    Some((at_ms, id)) => sqlx::query(
+                        "SELECT * FROM queue WHERE state = 'queued'
+                         AND (created_at_ms > $1 OR (created_at_ms = $1 AND id > $2))
+                         ORDER BY created_at_ms, id LIMIT 64",
+                    )
+                    .bind(*at_ms)
+                    .bind(id.as_str())
+                    .fetch_all(write.db())
+                    .await?,
+                };
+                for row in &rows {
+                    let run = queued_of(row)?;
+                    if !at_limit(&run.processor_ref) {
+                        claimable = Some(run);
+                        break 'pages;
+                    }
+                    after = Some((run.created_at_ms, run.id));
+                }
+                if rows.len() < 64 {
+                    break;
+                }
+            }
+            let Some(mut run) = claimable else {
                 write.commit().await?;
                 return Ok(None);
             };
-            let mut run = queued_of(&row)?;
             let now = crate::now_ms();
             sqlx::query(
                 "UPDATE queue SET state = 'claimed', claimed_by = $1, claimed_at_ms = $2

@@ -28,6 +28,8 @@ pub(crate) struct State {
     pub(crate) stopping: watch::Sender<bool>,
     /// Whether requests need an API token (not under `--no-auth`).
     pub(crate) auth_required: bool,
+    /// Runs at once per processor ref (`runtime.max_concurrency`), for those that say.
+    pub(crate) limits: HashMap<String, u32>,
     /// The largest upload taken.
     pub(crate) max_upload_bytes: u64,
     /// The frames of the runs running here.
@@ -45,7 +47,16 @@ impl State {
         ledger: Ledger,
         options: &crate::ServeOptions,
     ) -> State {
+        let limits = orchestrator
+            .registry
+            .processors()
+            .filter_map(|entry| {
+                let spec = &entry.spec;
+                spec.runtime.max_concurrency.map(|limit| (spec.reference.to_string(), limit))
+            })
+            .collect();
         State {
+            limits,
             auth_required: options.auth_required,
             max_upload_bytes: options.max_upload_bytes,
             logs: crate::events::Logs::new(ledger.clone()),

@@ -24,7 +24,7 @@ pub(crate) async fn work(state: Arc<State>) {
         if *stopping.borrow() {
             return;
         }
-        match state.ledger.claim_next(&state.owner).await {
+        match state.ledger.claim_next(&state.owner, &state.limits).await {
             Ok(Some(queued)) => run_one(&state, queued).await,
             Ok(None) => {
                 tokio::select! {

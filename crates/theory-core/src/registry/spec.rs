@@ -180,11 +180,14 @@ pub struct RuntimeSpec {
     pub timeout_s: u64,
     /// A GPU kind (`T4`, `A10G`, `any`), or none.
     pub gpu: Option<String>,
+    /// The most runs of this processor `theory serve` runs at once, across its front ends;
+    /// `None` leaves only the server's own limit.
+    pub max_concurrency: Option<u32>,
 }
 
 impl Default for RuntimeSpec {
     fn default() -> RuntimeSpec {
-        RuntimeSpec { cpu: 1.0, memory_gb: 1.0, timeout_s: 300, gpu: None }
+        RuntimeSpec { cpu: 1.0, memory_gb: 1.0, timeout_s: 300, gpu: None, max_concurrency: None }
     }
 }
 
@@ -205,6 +208,8 @@ struct RawRuntime {
     timeout: Option<u64>,
     #[serde(default)]
     gpu: Option<Value>,
+    #[serde(default)]
+    max_concurrency: Option<u32>,
 }
 
 impl TryFrom<RawRuntime> for RuntimeSpec {
@@ -238,7 +243,10 @@ impl TryFrom<RawRuntime> for RuntimeSpec {
                 return Err(format!("gpu must be null, a boolean or a GPU kind, found {other}"));
             }
         };
-        Ok(RuntimeSpec { cpu, memory_gb, timeout_s, gpu })
+        if raw.max_concurrency == Some(0) {
+            return Err("max_concurrency must be at least 1 (leave it out for no limit)".into());
+        }
+        Ok(RuntimeSpec { cpu, memory_gb, timeout_s, gpu, max_concurrency: raw.max_concurrency })
     }
 }
 

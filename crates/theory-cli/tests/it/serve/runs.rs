@@ -208,3 +208,40 @@ fn receipts_processors_and_plans_can_be_looked_up() {
     let (status, _) = server.request("GET", "/v1/plans/absent", &[], "");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_processor_runs_no_more_runs_at_once_than_its_spec_allows() {
+    let project = Project::new();
+    project.probe_variant("test/solo@1", "solo.yaml", |spec| {
+        spec.replace("gpu: null}", "gpu: null, max_concurrency: 1}")
+    });
+    let server = Server::start(&project, &["--max-concurrent-runs", "4"]);
+    let started = std::time::Instant::now();
+    // Inputs that differ: no run is a memo-cache hit of another.
+    let ids: Vec<String> = (0..3)
+        .map(|n| {
+            let solo =
+                json!({"ref": "test/solo@1", "inputs": {"sleep_ms": 300, "text": format!("{n}")}});
+            server.submit(&solo, &[]).1["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    // Another processor is not held up behind them.
+    let (_, other) = server.submit(&json!({"ref": "theory/probe@1"}), &[("Prefer", "wait")]);
+    assert_eq!(other["status"], "succeeded", "{other}");
+    let mut most_at_once = 0;
+    loop {
+        let statuses: Vec<String> =
+            ids.iter().map(|id| server.get(id)["status"].as_str().unwrap().to_owned()).collect();
+        let at_once = statuses
+            .iter()
+            .filter(|status| matches!(status.as_str(), "running" | "starting"))
+            .count();
+        most_at_once = most_at_once.max(at_once);
+        if statuses.iter().all(|status| status == "succeeded") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(most_at_once, 1, "max_concurrency: 1 runs one at a time");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
+}
