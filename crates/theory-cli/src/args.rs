@@ -186,6 +186,13 @@ pub(crate) struct ServeArgs {
     /// Seconds a shutdown (SIGTERM, Ctrl-C) lets runs under way finish before cancelling them.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub(crate) shutdown_grace_s: u64,
+    /// Keep a processor's instance this long after its last run, for the next one (0: stop
+    /// each instance when its run ends).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub(crate) warm_idle_s: u64,
+    /// The most idle instances kept per processor.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub(crate) warm_max_per_processor: usize,
     /// The largest upload `POST /v1/uploads` takes, in bytes.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub(crate) max_upload_bytes: u64,

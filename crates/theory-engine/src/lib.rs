@@ -48,5 +48,6 @@ pub fn orchestrator(
         env,
         redactor,
         ledger: Some(ledger),
+        warm: None,
     }
 }

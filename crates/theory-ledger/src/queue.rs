@@ -392,6 +392,34 @@ impl Ledger {
         row.as_ref().map(queued_of).transpose()
     }
 
+    /// How many runs the queue holds, by processor and client status (`queued`, `starting`,
+    /// `running`, `succeeded`, `failed`, `cancelled`).
+    pub async fn run_counts(&self) -> Result<Vec<(String, String, i64)>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT q.processor_ref AS processor_ref,
+                CASE
+                    WHEN e.id IS NULL AND q.state = 'queued' THEN 'queued'
+                    WHEN e.id IS NULL AND q.state = 'claimed' THEN 'starting'
+                    WHEN e.id IS NULL AND q.cancel_requested = 1 THEN 'cancelled'
+                    WHEN e.id IS NULL THEN 'failed'
+                    WHEN e.status = 'running' THEN 'running'
+                    WHEN e.status = 'success' THEN 'succeeded'
+                    WHEN e.error_code = 'ERR_CANCELLED' THEN 'cancelled'
+                    ELSE 'failed'
+                END AS status,
+                count(*) AS n
+             FROM queue q LEFT JOIN executions e ON e.id = q.id
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((row.try_get("processor_ref")?, row.try_get("status")?, row.try_get("n")?))
+            })
+            .collect()
+    }
+
     /// How many runs wait for a worker.
     pub async fn queue_depth(&self) -> Result<i64, LedgerError> {
         let row = sqlx::query("SELECT count(*) AS n FROM queue WHERE state = 'queued'")

@@ -47,6 +47,7 @@ fn orchestrator(state: &Path, adapter: Arc<dyn Adapter>, env: EnvSnapshot) -> Or
         memo: MemoCache::new(state.join("memo")),
         redactor: Redactor::from_env(&env, std::iter::empty()),
         ledger: None,
+        warm: None,
         env,
     }
 }

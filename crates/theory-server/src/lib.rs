@@ -16,6 +16,7 @@
 //! - `catalog`: `/v1/processors`, `/v1/plans`, `/v1/runs/{id}/receipt`.
 //! - `events`: the frames of runs running here, in memory and batched into the ledger.
 //! - `stream`: `/v1/runs/{id}/events`, as Server-Sent Events or over a WebSocket.
+//! - `metrics`: `/metrics`, Prometheus' text format.
 //! - `worker`: claiming and running queued runs.
 //! - `state`: what routes and workers share.
 //! - `errors`: a failure's HTTP status (the one place) and the error document.
@@ -26,6 +27,7 @@ mod auth;
 mod catalog;
 mod errors;
 mod events;
+mod metrics;
 mod routes;
 mod state;
 mod stream;
@@ -42,6 +44,9 @@ use theory_ledger::Ledger;
 use theory_protocol::ErrorCode;
 
 pub use errors::status_of;
+
+/// How often idle warm instances are looked at (stopped when idle too long or dead).
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -94,6 +99,14 @@ pub async fn serve(
     })?;
     listening(address);
     let state = Arc::new(state::State::new(orchestrator, ledger, &options));
+    let reaper = state.orchestrator.warm.clone().map(|pool| {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REAP_EVERY).await;
+                pool.reap().await;
+            }
+        })
+    });
     let workers: Vec<_> = (0..options.max_concurrent_runs.max(1))
         .map(|_| tokio::spawn(worker::work(Arc::clone(&state))))
         .collect();
@@ -115,6 +128,13 @@ pub async fn serve(
     }
     for worker in workers {
         let _ = worker.await;
+    }
+    if let Some(reaper) = reaper {
+        reaper.abort();
+    }
+    // Every processor this server started ends with it.
+    if let Some(pool) = &state.orchestrator.warm {
+        pool.drain().await;
     }
     served.map_err(|error| {
         Failure::new(ErrorCode::Runtime, format!("the server stopped: {error}")).caused_by(error)

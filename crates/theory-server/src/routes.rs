@@ -31,6 +31,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { axum::Json(json!({"ok": true})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/v1/runs", post(create_run).get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/cancel", post(cancel_run))

@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub(crate) limits: HashMap<String, u32>,
     /// The largest upload taken.
     pub(crate) max_upload_bytes: u64,
+    /// Durations measured here, for `/metrics`.
+    pub(crate) metrics: crate::metrics::Metrics,
     /// The frames of the runs running here.
     pub(crate) logs: crate::events::Logs,
 }
@@ -56,6 +58,7 @@ impl State {
             })
             .collect();
         State {
+            metrics: crate::metrics::Metrics::default(),
             limits,
             auth_required: options.auth_required,
             max_upload_bytes: options.max_upload_bytes,
@@ -85,6 +88,11 @@ impl State {
         for canceller in lock(&self.cancellers).values() {
             canceller.cancel(reason);
         }
+    }
+
+    /// How many runs run here now.
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.cancellers).len()
     }
 
     /// Whether runs still run here.

@@ -43,6 +43,8 @@ pub(crate) async fn work(state: Arc<State>) {
 
 async fn run_one(state: &Arc<State>, queued: QueuedRun) {
     let id = queued.id.clone();
+    let claimed = std::time::Instant::now();
+    let waited = queued.claimed_at_ms.unwrap_or(queued.created_at_ms) - queued.created_at_ms;
     let (canceller, cancel) = cancellation();
     state.running(&id, canceller);
     let watcher = tokio::spawn(watch_cancel(Arc::clone(state), id.clone(), cancel.clone()));
@@ -62,6 +64,9 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
         let succeeded = matches!(outcome.envelope, theory_protocol::Envelope::Success(_));
         tracing::debug!(%id, succeeded, "run ended");
     }
+    state
+        .metrics
+        .finished(Duration::from_millis(u64::try_from(waited).unwrap_or(0)), claimed.elapsed());
     // Every frame is in the ledger before the row says `done` (subscribers elsewhere rely on it).
     state.logs.flush().await;
     if let Err(error) = state.ledger.finish_queued(&id).await {

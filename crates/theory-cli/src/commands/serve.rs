@@ -44,7 +44,7 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
     let store = context.project.store(&context.env).await?;
     let ledger = context.project.ledger(&context.env).await?;
     let adapters = theory_engine::adapters::all(&context.project, &context.env, None)?;
-    let orchestrator = theory_engine::orchestrator(
+    let mut orchestrator = theory_engine::orchestrator(
         store,
         ledger.clone(),
         registry,
@@ -52,6 +52,14 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         context.env,
         context.redactor,
     );
+    if args.warm_idle_s > 0 && args.warm_max_per_processor > 0 {
+        let settings = theory_core::orchestrator::WarmSettings {
+            idle_timeout: Duration::from_secs(args.warm_idle_s),
+            max_idle_per_processor: args.warm_max_per_processor,
+        };
+        orchestrator.warm =
+            Some(std::sync::Arc::new(theory_core::orchestrator::WarmPool::new(settings)));
+    }
     let options = theory_server::ServeOptions {
         listen,
         max_concurrent_runs: args.max_concurrent_runs,

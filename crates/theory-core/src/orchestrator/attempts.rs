@@ -7,6 +7,7 @@ use std::time::Duration;
 use theory_protocol::ErrorCode;
 
 use super::run::{DEFAULT_POLICY, Orchestrator, Progress};
+use super::warm::WarmKey;
 use crate::cancel::Cancel;
 use crate::session::{FrameObserver, SessionRequest, SessionResult, run_session};
 use crate::{Adapter, Failure, Launch, Plan, WorldPath};
@@ -61,11 +62,23 @@ impl Orchestrator {
     ) -> Result<SessionResult, Failure> {
         let Attempt { adapter, spec, plan, launch, session, observer, cancel, committed, .. } =
             attempt;
-        tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
-        // Cancelled while starting: the half-started instance is dropped, which stops it.
-        let instance = tokio::select! {
-            started = adapter.start(spec, plan, launch) => started?,
-            reason = cancel.cancelled() => return Err(cancelled(&reason)),
+        let warm = self.warm.as_ref().map(|pool| {
+            (pool, WarmKey::of(spec.reference.as_str(), adapter.kind().as_str(), plan, launch))
+        });
+        let reused = match &warm {
+            Some((pool, key)) => pool.take(key).await,
+            None => None,
+        };
+        let instance = if let Some(instance) = reused {
+            tracing::debug!(endpoint = instance.endpoint(), "reusing a warm instance");
+            instance
+        } else {
+            tracing::info!(runtime = %plan.runtime, target = %plan.target, "starting the processor");
+            // Cancelled while starting: the half-started instance is dropped, which stops it.
+            tokio::select! {
+                started = adapter.start(spec, plan, launch) => started?,
+                reason = cancel.cancelled() => return Err(cancelled(&reason)),
+            }
         };
         tracing::debug!(endpoint = instance.endpoint(), "processor healthy");
         let headers = instance.headers();
@@ -83,9 +96,30 @@ impl Orchestrator {
             reason = cancel.cancelled() => Err(cancelled(&reason)),
         };
         tracing::debug!("session ended");
-        instance.stop().await;
-        tracing::debug!("processor stopped");
+        match warm {
+            Some((pool, key)) if ended_cleanly(&result) => pool.put(key, instance).await,
+            _ => {
+                instance.stop().await;
+                tracing::debug!("processor stopped");
+            }
+        }
         result
+    }
+}
+
+/// Whether a session ended with the processor's own answer (a success, or an error it
+/// reported), so its instance is fit for another run; after a lost connection, a broken
+/// protocol or a cancel it is not.
+fn ended_cleanly(result: &Result<SessionResult, Failure>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(failure) => matches!(
+            failure.code,
+            ErrorCode::Runtime
+                | ErrorCode::Provider
+                | ErrorCode::MissingSecret
+                | ErrorCode::InputSchema
+        ),
     }
 }
 

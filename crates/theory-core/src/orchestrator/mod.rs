@@ -8,6 +8,7 @@
 //! - `memo`: [`MemoCache`], reuse of finished identical runs.
 //! - `predicates`: the spec's admission and success predicates (`ERR_PREDICATE`).
 //! - `transfer`: [`Transfer`], whether bytes go through the session or straight to the store.
+//! - `warm`: [`WarmPool`], started instances kept for the next run (`theory serve`).
 
 mod attempts;
 mod cost;
@@ -17,7 +18,9 @@ mod predicates;
 mod prepare;
 mod run;
 mod transfer;
+mod warm;
 
 pub use memo::MemoCache;
 pub use run::{Orchestrator, RunOutcome, RunRequest, default_write_prefix, resolve_write_prefix};
 pub use transfer::{Transfer, TransferRequest};
+pub use warm::{WarmPool, WarmSettings};

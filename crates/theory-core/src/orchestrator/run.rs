@@ -51,6 +51,9 @@ pub struct Orchestrator {
     /// Records every run and holds the plans' budgets; `None` records nothing (and refuses
     /// `--plan`).
     pub ledger: Option<Arc<dyn RunLedger>>,
+    /// Started instances kept for the next run (`theory serve`); `None` stops each instance
+    /// when its run ends.
+    pub warm: Option<Arc<super::warm::WarmPool>>,
 }
 
 /// What to run.

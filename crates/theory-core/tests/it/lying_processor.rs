@@ -164,6 +164,7 @@ async fn lies_fail_the_run_and_leave_nothing() {
             env: EnvSnapshot::default(),
             redactor: Redactor::default(),
             ledger: None,
+            warm: None,
         };
         let outcome = orchestrator.run(request("theory/probe@1", Mode::Mock, json!({}))).await;
         assert_eq!(

@@ -5,6 +5,7 @@ mod artifacts;
 mod events;
 mod runs;
 mod tenancy;
+mod warm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -128,6 +129,11 @@ impl Server {
             assert!(Instant::now() < deadline, "run {id} never reached {status}: {object}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, and the exit status.

@@ -52,6 +52,7 @@ pub(crate) fn harness(env: &[(&str, &str)]) -> Harness {
         memo: MemoCache::new(memo.path()),
         redactor: Redactor::from_env(&env, ["SECRETIVE_KEY"]),
         ledger: None,
+        warm: None,
         env,
     };
     Harness { orchestrator, store, counters, _memo: memo }
