@@ -34,6 +34,10 @@ pub mod names {
     /// The most bytes a run's inputs may have (`--inputs-json`, `--inputs-file`, `--inputs -`);
     /// default 64 MiB.
     pub const MAX_INPUTS_BYTES: &str = "THEORY_MAX_INPUTS_BYTES";
+    /// The `whsec_…` secret `theory serve` signs webhooks with (Standard Webhooks).
+    pub const WEBHOOK_SECRET: &str = "THEORY_WEBHOOK_SECRET";
+    /// Seconds between webhook delivery attempts, comma-separated (default `1,5,30,120`).
+    pub const WEBHOOK_RETRY_S: &str = "THEORY_WEBHOOK_RETRY_S";
     /// A PEM file of extra CA certificates for `https` endpoints.
     pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
     /// The registry `theory processor push` pushes to when `--registry` is not given.
@@ -129,6 +133,8 @@ pub mod names {
         START_TIMEOUT_S,
         LOCAL_RUNTIME,
         MAX_INPUTS_BYTES,
+        WEBHOOK_SECRET,
+        WEBHOOK_RETRY_S,
         SSL_CERT_FILE,
         IMAGE_REGISTRY,
         SDK_PATH,

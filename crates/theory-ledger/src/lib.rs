@@ -20,12 +20,14 @@
 //!   [`Ledger::claim_next`]), claims taken under the write lock.
 //! - `frames`: the frames each run's processor sent, appended in batches
 //!   ([`Ledger::append_frames`]) and read back in order ([`Ledger::frames_after`]).
+//! - `deliveries`: every webhook delivery attempt ([`Ledger::record_delivery`]).
 //! - `tokens`: the API tokens of `theory serve`, kept as hashes ([`Ledger::create_token`],
 //!   [`Ledger::token_by_secret`]).
 //! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`: admission (lease,
 //!   reservation, record) is one write and closing (record, release, settlement) another.
 
 mod audit;
+mod deliveries;
 mod error;
 mod events;
 mod executions;
@@ -46,6 +48,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
 pub use audit::{Audit, Drift};
+pub use deliveries::Delivery;
 pub use error::LedgerError;
 pub use events::{ChainReport, Event, EventKind, GENESIS, check_chain};
 pub use executions::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish};

@@ -119,6 +119,23 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        6,
+        &[
+            // Every attempt to deliver a run's webhook (theory-server's webhooks).
+            "CREATE TABLE webhook_deliveries (
+                run_id TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                attempt BIGINT NOT NULL,
+                status_code BIGINT,
+                error TEXT,
+                at_ms BIGINT NOT NULL,
+                PRIMARY KEY (message_id, attempt)
+            )",
+            "CREATE INDEX webhook_deliveries_by_run ON webhook_deliveries (run_id, at_ms)",
+        ],
+    ),
 ];
 
 pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {

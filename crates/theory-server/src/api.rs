@@ -41,6 +41,12 @@ pub(crate) struct RunBody {
     /// --env`.
     #[serde(default)]
     pub(crate) env: Option<String>,
+    /// Where to send the run's webhooks.
+    #[serde(default)]
+    pub(crate) webhook: Option<String>,
+    /// Which webhooks: `start`, `output`, `logs`, `completed` (all by default).
+    #[serde(default)]
+    pub(crate) webhook_events_filter: Option<Vec<String>>,
     /// The adapter's options (`timeout_s`, `runtime`, `platform`).
     #[serde(default)]
     pub(crate) adapter_opts: Option<Value>,
@@ -64,6 +70,20 @@ pub(crate) struct CheckedRun {
 }
 
 impl RunBody {
+    /// The webhook the body asks for, checked.
+    pub(crate) fn subscription(&self) -> Result<Option<crate::webhooks::Subscription>, Failure> {
+        match (&self.webhook, &self.webhook_events_filter) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(usage(
+                "webhook_events_filter without webhook",
+                "give webhook, the URL to send them to",
+            )),
+            (Some(url), filter) => {
+                crate::webhooks::Subscription::parse(url, filter.as_deref()).map(Some)
+            }
+        }
+    }
+
     /// Parses the JSON of a request.
     pub(crate) fn parse(bytes: &[u8]) -> Result<RunBody, Failure> {
         serde_json::from_slice(bytes).map_err(|error| {

@@ -21,6 +21,11 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The server itself (webhook payloads): sees every run.
+    pub(crate) fn system() -> Caller {
+        Caller { token: None }
+    }
+
     /// Fails with `403` unless the caller may do what `scope` allows.
     pub(crate) fn needs(&self, scope: Scope) -> Result<(), ApiError> {
         match &self.token {

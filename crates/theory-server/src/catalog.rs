@@ -164,3 +164,15 @@ pub(crate) async fn receipt(
     }
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
+
+/// `GET /v1/runs/{id}/webhooks`: every attempt to deliver the run's webhooks.
+pub(crate) async fn deliveries(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.needs(theory_ledger::Scope::RunsRead)?;
+    crate::routes::current(&state, &caller, &id).await?;
+    let deliveries = state.ledger.deliveries(&id).await?;
+    Ok(axum::Json(json!({"deliveries": deliveries})).into_response())
+}

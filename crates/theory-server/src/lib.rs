@@ -17,6 +17,8 @@
 //! - `events`: the frames of runs running here, in memory and batched into the ledger.
 //! - `stream`: `/v1/runs/{id}/events`, as Server-Sent Events or over a WebSocket.
 //! - `metrics`: `/metrics`, Prometheus' text format.
+//! - `openapi`: `/v1/openapi.json`, the `OpenAPI` 3.1 document.
+//! - `webhooks`: a run's webhooks, signed per Standard Webhooks, retried, each attempt recorded.
 //! - `worker`: claiming and running queued runs.
 //! - `state`: what routes and workers share.
 //! - `errors`: a failure's HTTP status (the one place) and the error document.
@@ -28,10 +30,12 @@ mod catalog;
 mod errors;
 mod events;
 mod metrics;
+mod openapi;
 mod routes;
 mod state;
 mod stream;
 mod uploads;
+mod webhooks;
 mod worker;
 
 use std::future::Future;
@@ -98,7 +102,8 @@ pub async fn serve(
         Failure::new(ErrorCode::Config, format!("cannot read the listening address: {error}"))
     })?;
     listening(address);
-    let state = Arc::new(state::State::new(orchestrator, ledger, &options));
+    let webhooks = webhooks::Webhooks::from_env(&orchestrator.env)?;
+    let state = Arc::new(state::State::new(orchestrator, ledger, &options, webhooks));
     let reaper = state.orchestrator.warm.clone().map(|pool| {
         tokio::spawn(async move {
             loop {

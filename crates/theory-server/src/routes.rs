@@ -32,10 +32,12 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/healthz", get(|| async { axum::Json(json!({"ok": true})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(crate::metrics::metrics))
+        .route("/v1/openapi.json", get(crate::openapi::openapi))
         .route("/v1/runs", post(create_run).get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/cancel", post(cancel_run))
         .route("/v1/runs/{id}/events", get(crate::stream::events))
+        .route("/v1/runs/{id}/webhooks", get(crate::catalog::deliveries))
         .route("/v1/runs/{id}/receipt", get(crate::catalog::receipt))
         .route(
             "/v1/uploads",
@@ -96,6 +98,9 @@ async fn create_run(
         document.to_string()
     };
     let checked = run.check(&state.orchestrator.registry)?;
+    if run.subscription()?.is_some() {
+        state.webhooks.check_enabled()?;
+    }
     // Uploads the inputs refer to are in the store, or the run is refused before it is queued.
     let store = &*state.orchestrator.store;
     theory_core::attachments::stored_references(checked.inputs(), &[], store).await?;

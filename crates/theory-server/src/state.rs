@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub(crate) limits: HashMap<String, u32>,
     /// The largest upload taken.
     pub(crate) max_upload_bytes: u64,
+    /// Signs and sends webhooks.
+    pub(crate) webhooks: crate::webhooks::Webhooks,
     /// Durations measured here, for `/metrics`.
     pub(crate) metrics: crate::metrics::Metrics,
     /// The frames of the runs running here.
@@ -48,6 +50,7 @@ impl State {
         orchestrator: Arc<Orchestrator>,
         ledger: Ledger,
         options: &crate::ServeOptions,
+        webhooks: crate::webhooks::Webhooks,
     ) -> State {
         let limits = orchestrator
             .registry
@@ -58,6 +61,7 @@ impl State {
             })
             .collect();
         State {
+            webhooks,
             metrics: crate::metrics::Metrics::default(),
             limits,
             auth_required: options.auth_required,

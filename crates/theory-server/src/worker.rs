@@ -8,8 +8,11 @@ use std::time::Duration;
 use theory_core::cancel::{Cancel, cancellation};
 use theory_ledger::QueuedRun;
 
+use theory_core::session::FrameObserver;
+
 use crate::api::RunBody;
 use crate::state::State;
+use crate::webhooks::{Both, WebhookEvent};
 
 /// How long an idle worker sleeps before it looks at the queue again (runs queued by another
 /// front end wake no one here).
@@ -49,9 +52,19 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
     state.running(&id, canceller);
     let watcher = tokio::spawn(watch_cancel(Arc::clone(state), id.clone(), cancel.clone()));
     let log = state.logs.open(&id);
+    let feed = RunBody::parse(queued.request.as_bytes())
+        .ok()
+        .and_then(|body| body.subscription().ok().flatten())
+        .map(|subscription| crate::webhooks::start(state, &id, subscription));
+    if let Some(feed) = &feed {
+        feed.tell(WebhookEvent::Start);
+    }
     let outcome = match prepare(state, &queued, cancel) {
         Ok((execution_id, mut request)) => {
-            request.observer = Some(log);
+            request.observer = Some(match &feed {
+                Some(feed) => Arc::new(Both(log, Arc::clone(feed) as Arc<dyn FrameObserver>)),
+                None => log,
+            });
             Some(state.orchestrator.run_as(execution_id, request).await)
         }
         Err(error) => {
@@ -73,6 +86,9 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
         tracing::warn!(%id, %error, "cannot mark a run done in the queue");
     }
     state.ended(&id);
+    if let Some(feed) = &feed {
+        feed.tell(WebhookEvent::Completed);
+    }
 }
 
 fn prepare(

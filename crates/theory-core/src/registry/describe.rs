@@ -36,7 +36,8 @@ impl ProcessorEntry {
         let spec = &self.spec;
         let mut document = self.summary();
         document["runtime"] = json!({"cpu": spec.runtime.cpu, "memory_gb": spec.runtime.memory_gb,
-                                     "timeout_s": spec.runtime.timeout_s, "gpu": spec.runtime.gpu});
+                                     "timeout_s": spec.runtime.timeout_s, "gpu": spec.runtime.gpu,
+                                     "max_concurrency": spec.runtime.max_concurrency});
         document["inputs"] = spec.inputs.clone();
         document["outputs"] = spec
             .outputs

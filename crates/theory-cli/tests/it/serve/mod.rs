@@ -6,6 +6,7 @@ mod events;
 mod runs;
 mod tenancy;
 mod warm;
+mod webhooks;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -33,6 +34,11 @@ impl Server {
 
     /// Starts `theory serve` with exactly `extra` (and a free port).
     pub(crate) fn launch(project: &Project, extra: &[&str]) -> Server {
+        Server::launch_with(project, extra, &[])
+    }
+
+    /// Starts `theory serve` with exactly `extra`, and `env` set.
+    pub(crate) fn launch_with(project: &Project, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(binary())
             .current_dir(project.path())
             .env_clear()
@@ -40,6 +46,7 @@ impl Server {
             .env("THEORY_PROCESSOR_PATH", binaries())
             .env("THEORY_LOCAL_RUNTIME", "process")
             .env("THEORY_LOG", "warn")
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
