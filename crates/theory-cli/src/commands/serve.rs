@@ -67,6 +67,7 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         auth_required: !args.no_auth,
         max_upload_bytes: args.max_upload_bytes,
     };
+    let shutdown = shutdown_signal();
     theory_server::serve(
         options,
         std::sync::Arc::new(orchestrator),
@@ -74,22 +75,24 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         |address| {
             crate::print::print_json_line(&serde_json::json!({"listening": address.to_string()}));
         },
-        shutdown_signal(),
+        shutdown,
     )
     .await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// A future that completes on the first SIGTERM or SIGINT, the handlers installed now: a signal
+/// that arrives once the address is printed is a graceful shutdown, never the default death.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    let signals = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut terminate), Ok(mut interrupt)) = signals else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
     }
 }
