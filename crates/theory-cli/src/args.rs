@@ -399,6 +399,10 @@ pub(crate) struct RunArgs {
     /// else main).
     #[arg(long, value_name = "ENV")]
     pub(crate) env: Option<String>,
+    /// Run through `theory serve` at URL instead of here (its API token from `THEORY_TOKEN`);
+    /// the output and exit status are the same.
+    #[arg(long, env = theory_core::env::names::SERVER, value_name = "URL")]
+    pub(crate) server: Option<String>,
 }
 
 /// The inputs, from one place only.

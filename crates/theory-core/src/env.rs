@@ -34,6 +34,10 @@ pub mod names {
     /// The most bytes a run's inputs may have (`--inputs-json`, `--inputs-file`, `--inputs -`);
     /// default 64 MiB.
     pub const MAX_INPUTS_BYTES: &str = "THEORY_MAX_INPUTS_BYTES";
+    /// The `theory serve` that `theory run` submits through (`--server`).
+    pub const SERVER: &str = "THEORY_SERVER";
+    /// The API token `theory run --server` sends.
+    pub const TOKEN: &str = "THEORY_TOKEN";
     /// The `whsec_…` secret `theory serve` signs webhooks with (Standard Webhooks).
     pub const WEBHOOK_SECRET: &str = "THEORY_WEBHOOK_SECRET";
     /// Seconds between webhook delivery attempts, comma-separated (default `1,5,30,120`).
@@ -133,6 +137,8 @@ pub mod names {
         START_TIMEOUT_S,
         LOCAL_RUNTIME,
         MAX_INPUTS_BYTES,
+        SERVER,
+        TOKEN,
         WEBHOOK_SECRET,
         WEBHOOK_RETRY_S,
         SSL_CERT_FILE,

@@ -42,18 +42,19 @@ fn too_large(limit: u64) -> ApiError {
     error
 }
 
-/// Checks a file name: 1–128 letters, digits, `.`, `_` or `-`, not starting with a dot.
+/// Checks a file name: one segment of a world path (no `/` or `\\`, no control character, not
+/// `.` or `..`), at most 255 bytes.
 fn checked_name(name: &str) -> Result<String, ApiError> {
     let fine = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name.len() <= 255
+        && !matches!(name, "." | "..")
+        && !name.chars().any(|c| matches!(c, '/' | '\\') || c.is_control());
     if fine {
         Ok(name.to_owned())
     } else {
         Err(bad(
             format!("the upload's name {name:?} is not a plain file name"),
-            "name it with letters, digits, ., _ or - (e.g. ?name=photo.jpg)",
+            "name it as a file, e.g. ?name=photo.jpg",
         ))
     }
 }

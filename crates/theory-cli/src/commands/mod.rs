@@ -7,6 +7,7 @@ pub(crate) mod modal;
 pub(crate) mod plan;
 pub(crate) mod processor;
 pub(crate) mod registry;
+pub(crate) mod remote;
 pub(crate) mod run;
 pub(crate) mod save;
 pub(crate) mod scaffold;

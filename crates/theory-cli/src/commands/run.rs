@@ -22,6 +22,9 @@ use crate::usage::usage;
 
 /// Runs `theory run` and returns the exit status: 0 success, 1 error envelope.
 pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, Failure> {
+    if let Some(server) = args.server.clone() {
+        return super::remote::run(&server, args, context).await;
+    }
     let adapters =
         theory_engine::adapters::all(&context.project, &context.env, args.env.as_deref())?;
     run_with(args, context, adapters).await
@@ -107,7 +110,7 @@ pub(crate) async fn run_with(
 /// Prints the outcome (the envelope with `--json`, else the index path; the error on stderr),
 /// saves the outputs `--save-dir`/`--save-first` ask for, and returns the exit status: 0, 1, or
 /// 128 + the signal that cancelled the run.
-async fn report(
+pub(crate) async fn report(
     outcome: &theory_core::RunOutcome,
     args: &RunArgs,
     store: &dyn ArtifactStore,
@@ -152,7 +155,7 @@ async fn report(
 
 /// Checks the flags that need no run: write prefix, adapter options, platform, and the flags
 /// this build does not support yet.
-fn check_flags(args: &RunArgs) -> Result<AdapterOptions, Failure> {
+pub(crate) fn check_flags(args: &RunArgs) -> Result<AdapterOptions, Failure> {
     if let Some(template) = &args.write_prefix {
         let example =
             "E0".parse().map_err(|_| usage("internal: bad example id", "report this as a bug"))?;
@@ -188,7 +191,7 @@ fn check_flags(args: &RunArgs) -> Result<AdapterOptions, Failure> {
 }
 
 /// Parses `--plan`.
-fn plan_key(args: &RunArgs) -> Result<Option<theory_core::PlanKey>, Failure> {
+pub(crate) fn plan_key(args: &RunArgs) -> Result<Option<theory_core::PlanKey>, Failure> {
     args.plan
         .as_deref()
         .map(|plan| {
@@ -219,7 +222,7 @@ pub(crate) fn max_inputs_bytes(env: &theory_core::EnvSnapshot) -> Result<u64, Fa
 /// Reads the inputs from whichever of `--inputs-json`, `--inputs-file`, `--inputs -` was given:
 /// at most `max_bytes` (more is refused without reading it all), from a regular file or
 /// standard input (a FIFO or a device passed as `--inputs-file` is refused at once).
-fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, Failure> {
+pub(crate) fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, Failure> {
     let too_large = |source: &str| {
         usage(
             format!("{source}: the inputs are larger than the limit of {max_bytes} bytes"),
@@ -284,7 +287,7 @@ fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, Failure> {
 
 /// Settles mode and adapter from the flags, the old aliases and an inputs `mode`, warning about
 /// each deprecated form. No `--mode` means mock: spending money must be explicit.
-fn resolve_mode_and_adapter(
+pub(crate) fn resolve_mode_and_adapter(
     mode: Option<&str>,
     adapter: &str,
     inputs: &Value,
@@ -335,8 +338,9 @@ fn resolve_mode_and_adapter(
 }
 
 /// `--stream`: tokens as they come, events and logs on lines of their own, secrets redacted.
-struct StreamPrinter {
-    redactor: Redactor,
+pub(crate) struct StreamPrinter {
+    /// Hides secret values.
+    pub(crate) redactor: Redactor,
 }
 
 impl FrameObserver for StreamPrinter {

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod events;
+mod remote;
 mod runs;
 mod tenancy;
 mod warm;
