@@ -61,6 +61,11 @@ impl Project {
         self.folder.path()
     }
 
+    /// The variables set with [`Project::env`].
+    pub(crate) fn env_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
     /// Sets an environment variable for every later invocation.
     pub(crate) fn env(mut self, name: &str, value: &str) -> Project {
         self.env.push((name.to_owned(), value.to_owned()));

@@ -13,15 +13,15 @@ use crate::support::Project;
 
 /// One Server-Sent Event: `id`, `event`, `data`, and when it arrived.
 #[derive(Debug, Clone)]
-struct Sse {
-    id: Option<i64>,
-    event: String,
-    data: String,
-    at: Instant,
+pub(super) struct Sse {
+    pub(super) id: Option<i64>,
+    pub(super) event: String,
+    pub(super) data: String,
+    pub(super) at: Instant,
 }
 
 /// Reads a run's events until `end` (HTTP/1.0: the body ends when the connection does).
-fn follow(
+pub(super) fn follow(
     server: &Server,
     id: &str,
     headers: &[(&str, &str)],

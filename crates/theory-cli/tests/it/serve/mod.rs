@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod events;
+mod front_ends;
 mod remote;
 mod runs;
 mod tenancy;
@@ -47,6 +48,7 @@ impl Server {
             .env("THEORY_PROCESSOR_PATH", binaries())
             .env("THEORY_LOCAL_RUNTIME", "process")
             .env("THEORY_LOG", "warn")
+            .envs(project.env_pairs())
             .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
