@@ -190,9 +190,10 @@ pub(crate) struct ServeArgs {
     /// each instance when its run ends).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub(crate) warm_idle_s: u64,
-    /// The most idle instances kept per processor.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub(crate) warm_max_per_processor: usize,
+    /// The most idle instances kept per processor (default: --max-concurrent-runs, so a busy
+    /// processor never waits for a start).
+    #[arg(long, value_name = "N")]
+    pub(crate) warm_max_per_processor: Option<usize>,
     /// The largest upload `POST /v1/uploads` takes, in bytes.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub(crate) max_upload_bytes: u64,

@@ -97,6 +97,8 @@ enum Write {
 pub(crate) struct Logs {
     logs: Mutex<HashMap<String, Arc<RunLog>>>,
     writer: mpsc::UnboundedSender<Write>,
+    /// Woken when a log opens.
+    opened: tokio::sync::Notify,
 }
 
 impl Logs {
@@ -104,7 +106,7 @@ impl Logs {
     pub(crate) fn new(ledger: Ledger) -> Logs {
         let (writer, requests) = mpsc::unbounded_channel();
         tokio::spawn(write_frames(ledger, requests));
-        Logs { logs: Mutex::new(HashMap::new()), writer }
+        Logs { logs: Mutex::new(HashMap::new()), writer, opened: tokio::sync::Notify::new() }
     }
 
     /// Starts the log of a run about to run here.
@@ -116,7 +118,13 @@ impl Logs {
             writer: self.writer.clone(),
         });
         lock(&self.logs).insert(id.to_owned(), Arc::clone(&log));
+        self.opened.notify_waiters();
         log
+    }
+
+    /// Completes when a log opens after it is enabled (see `tokio::sync::Notify::notified`).
+    pub(crate) fn opened(&self) -> tokio::sync::futures::Notified<'_> {
+        self.opened.notified()
     }
 
     /// The log of a run running here.

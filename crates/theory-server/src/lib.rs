@@ -116,6 +116,10 @@ pub async fn serve(
         .map(|_| tokio::spawn(worker::work(Arc::clone(&state))))
         .collect();
     let stopping = Arc::clone(&state);
+    // Small answers and events go out at once, not held back for more (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        let _ = stream.set_nodelay(true);
+    });
     let served = axum::serve(listener, routes::router(Arc::clone(&state)))
         .with_graceful_shutdown(async move {
             shutdown.await;

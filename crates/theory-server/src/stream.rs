@@ -55,6 +55,12 @@ impl Follow {
             return None;
         }
         loop {
+            // Told when a run starts here: a subscriber waiting on a queued run follows it in
+            // memory from its first frame, not from the ledger a poll later.
+            let state = Arc::clone(&self.state);
+            let opened = state.logs.opened();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
             if let Some(log) = self.state.logs.get(&self.id) {
                 let mut changes = log.subscribe();
                 loop {
@@ -91,7 +97,12 @@ impl Follow {
                 // Not a queued run (one `theory run` made): its record is all there is.
                 None => return Some(vec![self.end().await]),
                 Some(queued) if queued.state == QueueState::Done => self.closing = true,
-                Some(_) => tokio::time::sleep(POLL).await,
+                Some(_) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL) => {}
+                        () = &mut opened => {}
+                    }
+                }
             }
         }
     }

@@ -17,6 +17,7 @@
 //! | `require_secret` | in `real` mode, reads this secret (`ERR_MISSING_SECRET` when unset) |
 //! | `leak_secret` | with `require_secret`, tries to leak its value in a log line and an error (for redaction tests) |
 //! | `crash` | exits the whole process mid-run (code 70), as a crash would |
+//! | `stamp_tokens` | each token is the time it was sent, in µs since the epoch (for latency benchmarks) |
 //! | `usage` | an object reported as the run's `usage` (token counts, `cost_usd_micro`), for pricing |
 //!
 //! Outputs: `echo.txt`, `meta.json` (`{"text","mode","input_files","size_bytes"}`), and the
@@ -53,6 +54,8 @@ struct Params {
     #[serde(default)]
     ignore_cancel: bool,
     #[serde(default)]
+    stamp_tokens: bool,
+    #[serde(default)]
     relpath: Option<String>,
     #[serde(default)]
     panic: bool,
@@ -88,6 +91,13 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
     }
     let text = params.text.clone().unwrap_or_else(|| "probe".into());
     for (index, word) in text.split(' ').enumerate() {
+        if params.stamp_tokens {
+            let sent = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_micros());
+            context.token(format!("{sent} "));
+            continue;
+        }
         context.token(if index == 0 { word.to_owned() } else { format!(" {word}") });
     }
     if let Some(sleep_ms) = params.sleep_ms {

@@ -52,10 +52,11 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         context.env,
         context.redactor,
     );
-    if args.warm_idle_s > 0 && args.warm_max_per_processor > 0 {
+    let warm_cap = args.warm_max_per_processor.unwrap_or(args.max_concurrent_runs);
+    if args.warm_idle_s > 0 && warm_cap > 0 {
         let settings = theory_core::orchestrator::WarmSettings {
             idle_timeout: Duration::from_secs(args.warm_idle_s),
-            max_idle_per_processor: args.warm_max_per_processor,
+            max_idle_per_processor: warm_cap,
         };
         orchestrator.warm =
             Some(std::sync::Arc::new(theory_core::orchestrator::WarmPool::new(settings)));

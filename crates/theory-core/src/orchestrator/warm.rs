@@ -20,6 +20,10 @@ use crate::{Instance, Launch, Plan};
 
 /// How long a warm instance has to answer `/healthz` before it is replaced.
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
+/// An instance back from a run this recently is taken without asking `/healthz` again (its
+/// session just ended with its own answer; one that died since fails its next session, which
+/// is retried on a fresh instance, and the reaper looks every second).
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
 
 /// How a pool keeps instances.
 #[derive(Debug, Clone, Copy)]
