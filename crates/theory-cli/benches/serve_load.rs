@@ -191,10 +191,13 @@ async fn measure() {
     loop {
         let ready: Value =
             http.get(format!("{url}/readyz")).send().await.unwrap().json().await.unwrap();
-        let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics =
+            http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
         let starting_or_running = metrics
             .lines()
-            .filter(|line| line.contains("status=\"running\"") || line.contains("status=\"starting\""))
+            .filter(|line| {
+                line.contains("status=\"running\"") || line.contains("status=\"starting\"")
+            })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
             .sum::<u64>();
         if ready["queue_depth"] == 0 && starting_or_running == 0 {
@@ -211,7 +214,9 @@ async fn measure() {
         queued as f64 / drained_in.as_secs_f64()
     );
     let (after, _) = server.rss();
-    eprintln!("serve: idle server RSS {idle:.1} MiB at start, {after:.1} MiB after the load (goal <= 30)");
+    eprintln!(
+        "serve: idle server RSS {idle:.1} MiB at start, {after:.1} MiB after the load (goal <= 30)"
+    );
     drop(server);
 
     // One worker: a run waits behind a blocker, so its events are subscribed to before it runs.
@@ -249,11 +254,16 @@ async fn measure() {
                 if event.contains("event: end") || event.contains("event:end") {
                     break 'stream;
                 }
-                let Some(data) = event.lines().find_map(|line| line.strip_prefix("data:")) else { continue };
+                let Some(data) = event.lines().find_map(|line| line.strip_prefix("data:")) else {
+                    continue;
+                };
                 let frame: Value = serde_json::from_str(data.trim()).unwrap();
                 if frame["kind"] == "Token" {
-                    let sent: u128 = frame["content"]["text"].as_str().unwrap().trim().parse().unwrap();
-                    delays.push(Duration::from_micros(u64::try_from(arrived.saturating_sub(sent)).unwrap()));
+                    let sent: u128 =
+                        frame["content"]["text"].as_str().unwrap().trim().parse().unwrap();
+                    delays.push(Duration::from_micros(
+                        u64::try_from(arrived.saturating_sub(sent)).unwrap(),
+                    ));
                 }
             }
         }

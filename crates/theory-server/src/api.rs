@@ -188,6 +188,11 @@ impl CheckedRun {
         &self.reference
     }
 
+    /// `mock` or `real`.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// The inputs.
     pub(crate) fn inputs(&self) -> &Value {
         &self.inputs

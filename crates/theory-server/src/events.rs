@@ -95,7 +95,7 @@ enum Write {
 
 /// The memory logs of the runs running here, and the writer that keeps their frames.
 pub(crate) struct Logs {
-    logs: Mutex<HashMap<String, Arc<RunLog>>>,
+    running: Mutex<HashMap<String, Arc<RunLog>>>,
     writer: mpsc::UnboundedSender<Write>,
     /// Woken when a log opens.
     opened: tokio::sync::Notify,
@@ -106,7 +106,7 @@ impl Logs {
     pub(crate) fn new(ledger: Ledger) -> Logs {
         let (writer, requests) = mpsc::unbounded_channel();
         tokio::spawn(write_frames(ledger, requests));
-        Logs { logs: Mutex::new(HashMap::new()), writer, opened: tokio::sync::Notify::new() }
+        Logs { running: Mutex::new(HashMap::new()), writer, opened: tokio::sync::Notify::new() }
     }
 
     /// Starts the log of a run about to run here.
@@ -117,7 +117,7 @@ impl Logs {
             changed: watch::Sender::new((0, false)),
             writer: self.writer.clone(),
         });
-        lock(&self.logs).insert(id.to_owned(), Arc::clone(&log));
+        lock(&self.running).insert(id.to_owned(), Arc::clone(&log));
         self.opened.notify_waiters();
         log
     }
@@ -129,7 +129,7 @@ impl Logs {
 
     /// The log of a run running here.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<RunLog>> {
-        lock(&self.logs).get(id).cloned()
+        lock(&self.running).get(id).cloned()
     }
 
     /// Waits until every frame observed so far is in the ledger.
@@ -142,7 +142,7 @@ impl Logs {
 
     /// Forgets a run's log and closes it (its frames are in the ledger).
     pub(crate) fn close(&self, id: &str) {
-        if let Some(log) = lock(&self.logs).remove(id) {
+        if let Some(log) = lock(&self.running).remove(id) {
             log.close();
         }
     }

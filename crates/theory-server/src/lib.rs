@@ -66,6 +66,8 @@ pub struct ServeOptions {
     pub auth_required: bool,
     /// The largest body `POST /v1/uploads` takes.
     pub max_upload_bytes: u64,
+    /// The most runs waiting in the queue; more submissions are refused with `429`.
+    pub max_queued_runs: u64,
 }
 
 /// Serves until `shutdown` completes, then stops taking requests, lets the runs under way finish

@@ -161,7 +161,7 @@ fn schemas(state: &State) -> Map<String, Value> {
 pub(crate) fn document(state: &State) -> Value {
     let run = json!({"201": answer("The run, queued (or ended, with Prefer: wait).", "Run"),
                      "200": answer("The run an earlier request with this Idempotency-Key made.", "Run")});
-    let mut create = errors(&[400, 401, 403, 404, 409, 413, 422, 503]);
+    let mut create = errors(&[400, 401, 403, 404, 409, 413, 422, 429, 503]);
     create.extend(run.as_object().cloned().unwrap_or_default());
     json!({
         "openapi": "3.1.0",

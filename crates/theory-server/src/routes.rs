@@ -101,6 +101,7 @@ async fn create_run(
     if run.subscription()?.is_some() {
         state.webhooks.check_enabled()?;
     }
+    admissible(&state, &checked).await?;
     // Uploads the inputs refer to are in the store, or the run is refused before it is queued.
     let store = &*state.orchestrator.store;
     theory_core::attachments::stored_references(checked.inputs(), &[], store).await?;
@@ -143,6 +144,50 @@ async fn create_run(
     };
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(object)).into_response())
+}
+
+/// Refuses a run before it is queued when it could not be admitted: the queue is full, its
+/// plan does not exist, or (real mode) the plan has nothing left. The budget is checked again,
+/// and reserved, when the run is admitted.
+async fn admissible(state: &State, checked: &crate::api::CheckedRun) -> Result<(), ApiError> {
+    let depth = state.ledger.queue_depth().await?;
+    if depth >= state.max_queued_runs {
+        return Err(theory_core::Failure::with_hint(
+            ErrorCode::Limit,
+            format!("the queue holds {depth} runs, this server's limit"),
+            "try again when runs have drained (GET /readyz says how many wait)",
+        )
+        .into());
+    }
+    if let Some(plan) = checked.plan() {
+        match state.ledger.plan(plan.as_str()).await {
+            Ok(found)
+                if checked.mode() == theory_protocol::Mode::Real
+                    && found.available_usd_micro <= 0 =>
+            {
+                return Err(theory_core::Failure::with_hint(
+                    ErrorCode::Budget,
+                    format!(
+                        "plan {plan} has nothing left ({} µUSD spent of {})",
+                        found.spent_usd_micro, found.budget_usd_micro
+                    ),
+                    "raise the plan's budget, or run in mock mode",
+                )
+                .into());
+            }
+            Ok(_) => {}
+            Err(theory_ledger::LedgerError::UnknownPlan(_)) => {
+                return Err(theory_core::Failure::with_hint(
+                    ErrorCode::NotFound,
+                    format!("there is no plan {plan}"),
+                    "see the plans with GET /v1/plans",
+                )
+                .into());
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The run object of `id` as the ledger has it now; `404` when there is none the caller may

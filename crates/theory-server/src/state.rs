@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub(crate) auth_required: bool,
     /// Runs at once per processor ref (`runtime.max_concurrency`), for those that say.
     pub(crate) limits: HashMap<String, u32>,
+    /// The most runs the queue may hold before submissions are refused (`429`).
+    pub(crate) max_queued_runs: i64,
     /// The largest upload taken.
     pub(crate) max_upload_bytes: u64,
     /// Signs and sends webhooks.
@@ -66,6 +68,7 @@ impl State {
             limits,
             auth_required: options.auth_required,
             max_upload_bytes: options.max_upload_bytes,
+            max_queued_runs: i64::try_from(options.max_queued_runs).unwrap_or(i64::MAX),
             logs: crate::events::Logs::new(ledger.clone()),
             orchestrator,
             ledger,

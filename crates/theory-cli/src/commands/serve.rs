@@ -67,6 +67,7 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
         auth_required: !args.no_auth,
         max_upload_bytes: args.max_upload_bytes,
+        max_queued_runs: args.max_queued_runs,
     };
     let shutdown = shutdown_signal();
     theory_server::serve(

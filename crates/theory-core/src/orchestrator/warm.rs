@@ -124,8 +124,9 @@ impl WarmPool {
                 }
                 idle?
             };
-            if idle.since.elapsed() < self.settings.idle_timeout
-                && healthy(idle.instance.endpoint()).await
+            let idle_for = idle.since.elapsed();
+            if idle_for < self.settings.idle_timeout
+                && (idle_for < TRUSTED_FOR || healthy(idle.instance.endpoint()).await)
             {
                 return Some(idle.instance);
             }

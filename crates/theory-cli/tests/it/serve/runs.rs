@@ -245,3 +245,44 @@ fn a_processor_runs_no_more_runs_at_once_than_its_spec_allows() {
     assert_eq!(most_at_once, 1, "max_concurrency: 1 runs one at a time");
     assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
 }
+
+#[test]
+fn a_full_queue_an_unknown_plan_and_an_empty_budget_are_refused_before_queueing() {
+    let project = Project::new();
+    let made = project.run(&["plan", "create", "--key", "empty", "--budget-usd-micro", "0"]);
+    assert_eq!(made.code, 0, "{}", made.transcript());
+    let server = Server::start(&project, &["--max-concurrent-runs", "1", "--max-queued-runs", "1"]);
+    let (_, running) =
+        server.submit(&json!({"ref": "theory/probe@1", "inputs": {"sleep_ms": 60000}}), &[]);
+    server.wait_status(running["id"].as_str().unwrap(), "running");
+    let (status, _) =
+        server.submit(&json!({"ref": "theory/probe@1", "inputs": {"text": "waits"}}), &[]);
+    assert_eq!(status, 201);
+    let (status, full) =
+        server.submit(&json!({"ref": "theory/probe@1", "inputs": {"text": "one too many"}}), &[]);
+    assert_eq!((status, full["error"]["code"].as_str()), (429, Some("ERR_LIMIT")), "{full}");
+    assert!(full["hint"].is_string(), "{full}");
+    let (status, _) = server.request(
+        "POST",
+        &format!("/v1/runs/{}/cancel", running["id"].as_str().unwrap()),
+        &[],
+        "",
+    );
+    assert_eq!(status, 200);
+
+    let server = Server::start(&project, &[]);
+    let (status, unknown) =
+        server.submit(&json!({"ref": "theory/probe@1", "plan": "nowhere"}), &[]);
+    assert_eq!(
+        (status, unknown["error"]["code"].as_str()),
+        (404, Some("ERR_NOT_FOUND")),
+        "{unknown}"
+    );
+    let (status, broke) =
+        server.submit(&json!({"ref": "theory/probe@1", "plan": "empty", "mode": "real"}), &[]);
+    assert_eq!((status, broke["error"]["code"].as_str()), (429, Some("ERR_BUDGET")), "{broke}");
+    // Mock runs cost nothing: an empty plan takes them.
+    let (status, mock) =
+        server.submit(&json!({"ref": "theory/probe@1", "plan": "empty"}), &[("Prefer", "wait")]);
+    assert_eq!((status, mock["status"].as_str()), (201, Some("succeeded")), "{mock}");
+}
