@@ -194,7 +194,7 @@ pub(crate) struct ServeArgs {
     /// processor never waits for a start).
     #[arg(long, value_name = "N")]
     pub(crate) warm_max_per_processor: Option<usize>,
-    /// The most runs waiting in the queue; more submissions are refused with 429 (ERR_LIMIT).
+    /// The most runs waiting in the queue; more submissions are refused with 429 (`ERR_LIMIT`).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub(crate) max_queued_runs: u64,
     /// The largest upload `POST /v1/uploads` takes, in bytes.
