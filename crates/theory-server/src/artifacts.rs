@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State as Shared};
+use axum::extract::State as Shared;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use theory_core::{Failure, WorldPath};
@@ -18,7 +18,7 @@ use theory_ledger::Scope;
 use theory_protocol::{Envelope, ErrorCode};
 
 use crate::auth::Caller;
-use crate::errors::ApiError;
+use crate::errors::{ApiError, ApiPath, ApiQuery};
 use crate::state::State;
 
 fn not_found(path: &str) -> ApiError {
@@ -40,8 +40,8 @@ struct Described {
 pub(crate) async fn artifact(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    Path(rest): Path<String>,
-    Query(query): Query<std::collections::HashMap<String, String>>,
+    ApiPath(rest): ApiPath<String>,
+    ApiQuery(query): ApiQuery<std::collections::HashMap<String, String>>,
     method: axum::http::Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

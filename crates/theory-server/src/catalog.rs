@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State as Shared};
+use axum::extract::State as Shared;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -13,7 +13,7 @@ use theory_core::{Failure, PlanKey, ProcessorRef, WorldPath};
 use theory_protocol::{Envelope, ErrorCode};
 
 use crate::auth::Caller;
-use crate::errors::ApiError;
+use crate::errors::{ApiError, ApiPath};
 use crate::state::State;
 
 fn not_found(message: String, hint: &str) -> ApiError {
@@ -35,7 +35,7 @@ pub(crate) async fn processors(Shared(state): Shared<Arc<State>>, _caller: Calle
 pub(crate) async fn processor(
     Shared(state): Shared<Arc<State>>,
     _caller: Caller,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let parsed: ProcessorRef = reference.parse().map_err(|error| {
         ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::Usage, format!("ref: {error}"))
@@ -60,7 +60,7 @@ pub(crate) async fn plans(
 pub(crate) async fn plan(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     if !caller.sees_plan(&key) {
         return Err(not_found(format!("there is no plan {key:?}"), "see GET /v1/plans"));
@@ -86,9 +86,11 @@ pub(crate) struct NewPlan {
 pub(crate) async fn create_plan(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    body: axum::body::Bytes,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     caller.needs(theory_ledger::Scope::PlansAdmin)?;
+    let body = crate::routes::read_body(&headers, body).await?;
     let bad =
         |message: String| ApiError::with_status(StatusCode::BAD_REQUEST, ErrorCode::Usage, message);
     let new: NewPlan = serde_json::from_slice(&body)
@@ -116,7 +118,7 @@ const MAX_RECEIPT_BYTES: usize = 1024 * 1024;
 pub(crate) async fn receipt(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     caller.needs(theory_ledger::Scope::RunsRead)?;
     crate::routes::current(&state, &caller, &id).await?;
@@ -169,7 +171,7 @@ pub(crate) async fn receipt(
 pub(crate) async fn deliveries(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     caller.needs(theory_ledger::Scope::RunsRead)?;
     crate::routes::current(&state, &caller, &id).await?;

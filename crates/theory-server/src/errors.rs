@@ -60,6 +60,85 @@ impl ApiError {
     }
 }
 
+/// `axum::extract::Path`, refusing with the error document (`400`) instead of plain text.
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<ApiPath<T>, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::with_status(
+                rejection.status(),
+                ErrorCode::Usage,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// `axum::extract::Query`, refusing with the error document (`400`) instead of plain text.
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<ApiQuery<T>, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::with_status(
+                rejection.status(),
+                ErrorCode::Usage,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Refuses a request whose declared body is over `limit` at once (`413`), before a byte of it is
+/// read.
+pub(crate) fn check_length(headers: &axum::http::HeaderMap, limit: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > u64::try_from(limit).unwrap_or(u64::MAX) => {
+            let mut error = ApiError::with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::Limit,
+                format!("the body is {length} bytes; this server takes {limit} at most"),
+            );
+            error.failure.hint = Some("send less: large files go to POST /v1/uploads".to_owned());
+            Err(error)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The answer to a path no route has: the error document, `404`.
+pub(crate) async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::from(Failure::with_hint(
+        ErrorCode::NotFound,
+        format!("there is no route {}", uri.path()),
+        "the routes are in GET /v1/openapi.json",
+    ))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status.unwrap_or_else(|| status_of(&self.failure.code));

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State as Shared};
+use axum::extract::State as Shared;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +15,7 @@ use theory_protocol::ErrorCode;
 
 use crate::api::{RunBody, is_final, run_object};
 use crate::auth::Caller;
-use crate::errors::ApiError;
+use crate::errors::{ApiError, ApiPath, ApiQuery};
 use crate::state::State;
 
 /// The most a request body may hold (the inputs' cap of the CLI).
@@ -50,6 +49,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1/processors/{*reference}", get(crate::catalog::processor))
         .route("/v1/plans", get(crate::catalog::plans).post(crate::catalog::create_plan))
         .route("/v1/plans/{key}", get(crate::catalog::plan))
+        .fallback(crate::errors::no_route)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -80,12 +80,10 @@ async fn create_run(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     caller.needs(Scope::RunsWrite)?;
-    let body = body.map_err(|rejection| {
-        ApiError::with_status(rejection.status(), ErrorCode::Usage, rejection.body_text())
-    })?;
+    let body = read_body(&headers, body).await?;
     let mut run = RunBody::parse(&body)?;
     let plan = caller.plan_for(run.plan.as_deref())?;
     // The request kept in the queue names the plan the run is charged to.
@@ -190,6 +188,24 @@ async fn admissible(state: &State, checked: &crate::api::CheckedRun) -> Result<(
     Ok(())
 }
 
+/// Reads a request's body, at most [`MAX_BODY_BYTES`]: a declared length over it is refused
+/// before a byte is read (`413`).
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Bytes, ApiError> {
+    crate::errors::check_length(headers, MAX_BODY_BYTES)?;
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|error| {
+        let mut refused = ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Limit,
+            format!("the body is over this server's limit of {MAX_BODY_BYTES} bytes, or broke off: {error}"),
+        );
+        refused.failure.hint = Some("send less: large files go to POST /v1/uploads".to_owned());
+        refused
+    })
+}
+
 /// The run object of `id` as the ledger has it now; `404` when there is none the caller may
 /// see (a run of `theory run`, never queued, is seen only without tokens or by a plan admin).
 pub(crate) async fn current(state: &State, caller: &Caller, id: &str) -> Result<Value, ApiError> {
@@ -242,7 +258,7 @@ async fn wait_for(
 async fn get_run(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     caller.needs(Scope::RunsRead)?;
@@ -258,7 +274,7 @@ async fn get_run(
 async fn cancel_run(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     caller.needs(Scope::RunsWrite)?;
     let object = current(&state, &caller, &id).await?;
@@ -274,7 +290,7 @@ async fn cancel_run(
 async fn list_runs(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     caller.needs(Scope::RunsRead)?;
     let bad =
@@ -295,6 +311,16 @@ async fn list_runs(
                 .ok_or_else(|| bad(format!("cursor {text:?} is not one this server gave")))?,
         ),
     };
+    if let Some(status) = query.get("status")
+        && !matches!(
+            status.as_str(),
+            "queued" | "starting" | "running" | "succeeded" | "failed" | "cancelled"
+        )
+    {
+        return Err(bad(format!(
+            "status {status:?} is not one of queued, starting, running, succeeded, failed, cancelled"
+        )));
+    }
     let filter = theory_ledger::RunFilter {
         status: query.get("status").cloned(),
         processor_ref: query.get("ref").cloned(),

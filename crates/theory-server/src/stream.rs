@@ -10,8 +10,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State as Shared;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State as Shared};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use theory_ledger::QueueState;
 use theory_protocol::ErrorCode;
 
 use crate::auth::Caller;
-use crate::errors::ApiError;
+use crate::errors::{ApiError, ApiPath, ApiQuery};
 use crate::events::Numbered;
 use crate::state::State;
 
@@ -158,9 +158,9 @@ fn start(
 pub(crate) async fn events(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    Query(query): Query<std::collections::HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<std::collections::HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     caller.needs(theory_ledger::Scope::RunsRead)?;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Query, Request, State as Shared};
+use axum::extract::{FromRequest, Multipart, Request, State as Shared};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use theory_protocol::{CidHasher, ErrorCode};
 use tokio::io::AsyncWriteExt;
 
 use crate::auth::Caller;
-use crate::errors::ApiError;
+use crate::errors::{ApiError, ApiQuery};
 use crate::state::State;
 
 /// The name an upload is stored under when the request gives none.
@@ -63,7 +63,7 @@ fn checked_name(name: &str) -> Result<String, ApiError> {
 pub(crate) async fn upload(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
-    Query(query): Query<std::collections::HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<std::collections::HashMap<String, String>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     caller.needs(Scope::RunsWrite)?;

@@ -4,6 +4,7 @@
 mod artifacts;
 mod events;
 mod front_ends;
+mod hostile;
 mod remote;
 mod runs;
 mod tenancy;
