@@ -136,6 +136,23 @@ fn queued_of(row: &sqlx::any::AnyRow) -> Result<QueuedRun, LedgerError> {
     })
 }
 
+/// The row a run queued at `now` has.
+fn new_row(run: NewRun<'_>, now: i64) -> QueuedRun {
+    QueuedRun {
+        id: run.id.to_owned(),
+        request: run.request.to_owned(),
+        state: QueueState::Queued,
+        submitter: run.submitter.map(str::to_owned),
+        idempotency_key: run.idempotency_key.map(str::to_owned),
+        created_at_ms: now,
+        claimed_at_ms: None,
+        claimed_by: None,
+        cancel_requested: false,
+        processor_ref: run.processor_ref.to_owned(),
+        plan_key: run.plan_key.map(str::to_owned),
+    }
+}
+
 /// What submitting a run did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Enqueued {
@@ -149,6 +166,28 @@ impl Ledger {
     /// Queues a run. With an idempotency key already used by its submitter, nothing is queued
     /// and the earlier run is returned.
     pub async fn enqueue(&self, run: NewRun<'_>) -> Result<Enqueued, LedgerError> {
+        if run.idempotency_key.is_none() {
+            // Nothing to look up first: one statement, no lock to take.
+            let now = crate::now_ms();
+            retrying(|| async {
+                sqlx::query(
+                    "INSERT INTO queue (id, request, state, submitter, idempotency_key, created_at_ms,
+                         cancel_requested, processor_ref, plan_key)
+                     VALUES ($1, $2, 'queued', $3, NULL, $4, 0, $5, $6)",
+                )
+                .bind(run.id)
+                .bind(run.request)
+                .bind(run.submitter)
+                .bind(now)
+                .bind(run.processor_ref)
+                .bind(run.plan_key)
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            })
+            .await?;
+            return Ok(Enqueued::New(new_row(run, now)));
+        }
         retrying(|| async {
             let mut write = Write::begin(self).await?;
             if let Some(key) = run.idempotency_key {
@@ -182,19 +221,7 @@ impl Ledger {
             .execute(write.db())
             .await?;
             write.commit().await?;
-            Ok(Enqueued::New(QueuedRun {
-                id: run.id.to_owned(),
-                request: run.request.to_owned(),
-                state: QueueState::Queued,
-                submitter: run.submitter.map(str::to_owned),
-                idempotency_key: run.idempotency_key.map(str::to_owned),
-                created_at_ms: now,
-                claimed_at_ms: None,
-                claimed_by: None,
-                cancel_requested: false,
-                processor_ref: run.processor_ref.to_owned(),
-                plan_key: run.plan_key.map(str::to_owned),
-            }))
+            Ok(Enqueued::New(new_row(run, now)))
         })
         .await
     }

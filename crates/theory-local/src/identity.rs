@@ -29,25 +29,47 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(format!("b3:{}", hasher.finalize().to_hex()))
 }
 
-/// Binary identities remembered in one JSON file.
+/// Binary identities remembered in one JSON file, and in memory for a process that runs many
+/// runs (`theory serve`): then a run costs one `stat`.
 #[derive(Debug, Clone)]
 pub struct IdentityCache {
     file: Option<PathBuf>,
+    /// By binary path: its stamp and identity.
+    known: std::sync::Arc<std::sync::Mutex<BTreeMap<PathBuf, (String, String)>>>,
 }
 
 impl IdentityCache {
     /// Remembers identities in `file`; `None` hashes every time.
     pub fn new(file: Option<PathBuf>) -> IdentityCache {
-        IdentityCache { file }
+        IdentityCache { file, known: std::sync::Arc::default() }
     }
 
     /// Returns the identity of `binary`, from the cache when its stamp still matches.
     pub async fn identity(&self, binary: &Path) -> std::io::Result<String> {
-        let binary = binary.to_owned();
+        let metadata = tokio::fs::metadata(binary).await?;
+        let current = stamp(&metadata);
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(binary)
+            .cloned();
+        if let Some((stamped, identity)) = known
+            && stamped == current
+        {
+            return Ok(identity);
+        }
+        let owned = binary.to_owned();
         let file = self.file.clone();
-        tokio::task::spawn_blocking(move || identity_blocking(file.as_deref(), &binary))
-            .await
-            .map_err(std::io::Error::other)?
+        let identity =
+            tokio::task::spawn_blocking(move || identity_blocking(file.as_deref(), &owned))
+                .await
+                .map_err(std::io::Error::other)??;
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(binary.to_owned(), (current, identity.clone()));
+        Ok(identity)
     }
 }
 

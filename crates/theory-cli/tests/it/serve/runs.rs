@@ -228,21 +228,22 @@ fn a_processor_runs_no_more_runs_at_once_than_its_spec_allows() {
     // Another processor is not held up behind them.
     let (_, other) = server.submit(&json!({"ref": "theory/probe@1"}), &[("Prefer", "wait")]);
     assert_eq!(other["status"], "succeeded", "{other}");
-    let mut most_at_once = 0;
-    loop {
-        let statuses: Vec<String> =
-            ids.iter().map(|id| server.get(id)["status"].as_str().unwrap().to_owned()).collect();
-        let at_once = statuses
-            .iter()
-            .filter(|status| matches!(status.as_str(), "running" | "starting"))
-            .count();
-        most_at_once = most_at_once.max(at_once);
-        if statuses.iter().all(|status| status == "succeeded") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    for id in &ids {
+        server.wait_status(id, "succeeded");
     }
-    assert_eq!(most_at_once, 1, "max_concurrency: 1 runs one at a time");
+    // The ledger's records of the three runs: each started after the one before it ended.
+    let mut spans: Vec<(i64, i64)> = ids
+        .iter()
+        .map(|id| {
+            let shown = project.run(&["executions", "show", id, "--json"]).json();
+            let record = &shown["execution"];
+            (record["started_at_ms"].as_i64().unwrap(), record["finished_at_ms"].as_i64().unwrap())
+        })
+        .collect();
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "max_concurrency: 1 runs one at a time: {spans:?}");
+    }
     assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
 }
 
