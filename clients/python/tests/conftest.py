@@ -53,7 +53,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     with tempfile.TemporaryDirectory() as project:
-        running = Server(Path(project), ["--no-auth"])
+        running = Server(Path(project), ["--no-auth", "--allow-private-webhooks"])
         try:
             yield running
         finally:

@@ -197,6 +197,10 @@ pub(crate) struct ServeArgs {
     /// The most runs waiting in the queue; more submissions are refused with 429 (`ERR_LIMIT`).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub(crate) max_queued_runs: u64,
+    /// Let webhooks reach loopback, private and link-local addresses (by default refused: a
+    /// tenant must not reach the server's own network).
+    #[arg(long)]
+    pub(crate) allow_private_webhooks: bool,
     /// The largest upload `POST /v1/uploads` takes, in bytes.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub(crate) max_upload_bytes: u64,

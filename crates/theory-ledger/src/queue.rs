@@ -311,43 +311,28 @@ impl Ledger {
                     running.insert(row.try_get("processor_ref")?, row.try_get("n")?);
                 }
             }
-            let at_limit = |reference: &str| {
-                limits.get(reference).is_some_and(|limit| {
-                    running.get(reference).copied().unwrap_or(0) >= i64::from(*limit)
+            // Oldest first, skipping the processors at their limit.
+            let full: Vec<&String> = limits
+                .iter()
+                .filter(|(reference, limit)| {
+                    running.get(reference.as_str()).copied().unwrap_or(0) >= i64::from(**limit)
                 })
+                .map(|(reference, _)| reference)
+                .collect();
+            let excluded = if full.is_empty() {
+                String::new()
+            } else {
+                let placeholders: Vec<String> = (1..=full.len()).map(|n| format!("${n}")).collect();
+                format!("AND processor_ref NOT IN ({})", placeholders.join(", "))
             };
-            let mut claimable = None;
-            let mut after: Option<(i64, String)> = None;
-            // Oldest first, a page at a time, skipping processors at their limit.
-            'pages: loop {
-                let rows = match &after {
-                    None => sqlx::query(
-                        "SELECT * FROM queue WHERE state = 'queued' ORDER BY created_at_ms, id LIMIT 64",
-                    )
-                    .fetch_all(write.db())
-                    .await?,
-                    Some((at_ms, id)) => sqlx::query(
-                        "SELECT * FROM queue WHERE state = 'queued'
-                         AND (created_at_ms > $1 OR (created_at_ms = $1 AND id > $2))
-                         ORDER BY created_at_ms, id LIMIT 64",
-                    )
-                    .bind(*at_ms)
-                    .bind(id.as_str())
-                    .fetch_all(write.db())
-                    .await?,
-                };
-                for row in &rows {
-                    let run = queued_of(row)?;
-                    if !at_limit(&run.processor_ref) {
-                        claimable = Some(run);
-                        break 'pages;
-                    }
-                    after = Some((run.created_at_ms, run.id));
-                }
-                if rows.len() < 64 {
-                    break;
-                }
+            let sql = format!(
+                "SELECT * FROM queue WHERE state = 'queued' {excluded} ORDER BY created_at_ms, id LIMIT 1"
+            );
+            let mut query = sqlx::query(&sql);
+            for reference in &full {
+                query = query.bind(reference.as_str());
             }
+            let claimable = query.fetch_optional(write.db()).await?.as_ref().map(queued_of).transpose()?;
             let Some(mut run) = claimable else {
                 write.commit().await?;
                 return Ok(None);
@@ -408,6 +393,22 @@ impl Ledger {
             Ok(dropped > 0)
         })
         .await
+    }
+
+    /// The run an idempotency key of a submitter made, if it made one.
+    pub async fn queued_by_key(
+        &self,
+        key: &str,
+        submitter: Option<&str>,
+    ) -> Result<Option<QueuedRun>, LedgerError> {
+        let row = sqlx::query(
+            "SELECT * FROM queue WHERE idempotency_key = $1 AND COALESCE(submitter, '') = COALESCE($2, '')",
+        )
+        .bind(key)
+        .bind(submitter)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(queued_of).transpose()
     }
 
     /// A queued run by id.

@@ -173,7 +173,7 @@ fn byte_range(text: &str, size: u64) -> Ranged {
             if start >= size {
                 Ranged::Unsatisfiable
             } else {
-                Ranged::Part(start, (end + 1).min(size))
+                Ranged::Part(start, end.saturating_add(1).min(size))
             }
         }
         _ => Ranged::Whole,
@@ -196,5 +196,6 @@ mod tests {
         assert_eq!(byte_range("bytes=0-1,5-6", 100), Ranged::Whole);
         assert_eq!(byte_range("items=0-1", 100), Ranged::Whole);
         assert_eq!(byte_range("bytes=9-2", 100), Ranged::Whole);
+        assert_eq!(byte_range("bytes=0-18446744073709551615", 100), Ranged::Part(0, 100));
     }
 }

@@ -139,6 +139,18 @@ pub(crate) async fn no_route(uri: axum::http::Uri) -> ApiError {
     ))
 }
 
+/// The answer to a method a route does not take: the error document, `405`.
+pub(crate) async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let mut error = ApiError::with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Usage,
+        format!("{} does not take {method}", uri.path()),
+    );
+    error.failure.hint =
+        Some("the routes and their methods are in GET /v1/openapi.json".to_owned());
+    error
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status.unwrap_or_else(|| status_of(&self.failure.code));

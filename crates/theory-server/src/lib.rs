@@ -52,6 +52,20 @@ pub use errors::status_of;
 /// How often idle warm instances are looked at (stopped when idle too long or dead).
 const REAP_EVERY: Duration = Duration::from_secs(1);
 
+/// How many reaper ticks between looks for claims of front ends that are gone.
+const REQUEUE_EVERY_TICKS: u32 = 10;
+
+/// Gives the claims of front ends that are gone back to the queue (at start, then every ten
+/// seconds).
+async fn requeue_abandoned(state: &state::State) {
+    let ours = state.owner.clone();
+    match state.ledger.requeue_abandoned(|owner| state::claimer_is_gone(owner, &ours)).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "queued again the runs of a front end that stopped"),
+        Err(error) => tracing::warn!(%error, "could not look for abandoned runs"),
+    }
+}
+
 /// How a server runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -68,6 +82,8 @@ pub struct ServeOptions {
     pub max_upload_bytes: u64,
     /// The most runs waiting in the queue; more submissions are refused with `429`.
     pub max_queued_runs: u64,
+    /// Whether webhooks may target loopback, private and link-local addresses.
+    pub allow_private_webhooks: bool,
 }
 
 /// Serves until `shutdown` completes, then stops taking requests, lets the runs under way finish
@@ -80,11 +96,6 @@ pub async fn serve(
     listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Failure> {
-    match ledger.requeue_abandoned(theory_ledger::owner_is_gone).await {
-        Ok(0) => {}
-        Ok(count) => tracing::info!(count, "queued again the runs of a front end that stopped"),
-        Err(error) => tracing::warn!(%error, "could not look for abandoned runs"),
-    }
     if options.auth_required && ledger.live_tokens().await.map_err(ledger_failure)? == 0 {
         return Err(Failure::with_hint(
             ErrorCode::Config,
@@ -104,16 +115,25 @@ pub async fn serve(
         Failure::new(ErrorCode::Config, format!("cannot read the listening address: {error}"))
     })?;
     listening(address);
-    let webhooks = webhooks::Webhooks::from_env(&orchestrator.env)?;
+    let webhooks = webhooks::Webhooks::from_env(&orchestrator.env, options.allow_private_webhooks)?;
     let state = Arc::new(state::State::new(orchestrator, ledger, &options, webhooks));
-    let reaper = state.orchestrator.warm.clone().map(|pool| {
+    requeue_abandoned(&state).await;
+    let reaper = {
+        let state = Arc::clone(&state);
         tokio::spawn(async move {
+            let mut ticks = 0_u32;
             loop {
                 tokio::time::sleep(REAP_EVERY).await;
-                pool.reap().await;
+                if let Some(pool) = &state.orchestrator.warm {
+                    pool.reap().await;
+                }
+                ticks = ticks.wrapping_add(1);
+                if ticks.is_multiple_of(REQUEUE_EVERY_TICKS) {
+                    requeue_abandoned(&state).await;
+                }
             }
         })
-    });
+    };
     let workers: Vec<_> = (0..options.max_concurrent_runs.max(1))
         .map(|_| tokio::spawn(worker::work(Arc::clone(&state))))
         .collect();
@@ -140,9 +160,7 @@ pub async fn serve(
     for worker in workers {
         let _ = worker.await;
     }
-    if let Some(reaper) = reaper {
-        reaper.abort();
-    }
+    reaper.abort();
     // Every processor this server started ends with it.
     if let Some(pool) = &state.orchestrator.warm {
         pool.drain().await;

@@ -56,6 +56,35 @@ fn prefer_parameter() -> Value {
            "schema": {"type": "string"}})
 }
 
+/// The answers of `GET /v1/artifacts/{path}`.
+fn artifact_responses() -> Value {
+    let bytes = json!({"*/*": {"schema": {"type": "string", "format": "binary"}}});
+    let mut responses = errors(&[400, 401, 403, 404, 416, 503]);
+    responses.insert("200".into(), json!({"description": "The bytes.", "content": bytes}));
+    responses.insert(
+        "206".into(),
+        json!({"description": "The bytes of the range (Content-Range says which).", "content": bytes}),
+    );
+    responses
+        .insert("304".into(), json!({"description": "If-None-Match named its ETag (its CID)."}));
+    Value::Object(responses)
+}
+
+/// The answers of `GET /v1/runs/{id}/events`.
+fn event_responses() -> Value {
+    let mut responses = errors(&[400, 401, 403, 404, 503]);
+    responses.insert(
+        "200".into(),
+        json!({"description": "The event stream.",
+               "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+    );
+    responses.insert(
+        "101".into(),
+        json!({"description": "Upgraded to a WebSocket: `{seq, frame}` messages, then `{end}`."}),
+    );
+    Value::Object(responses)
+}
+
 /// The component name of a processor's inputs schema.
 fn inputs_name(reference: &str) -> String {
     format!("Inputs.{}", reference.replace(['/', '@'], "."))
@@ -217,8 +246,7 @@ pub(crate) fn document(state: &State) -> Value {
                 "parameters": [id_parameter(),
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
                     {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
-                "responses": with(errors(&[400, 401, 403, 404, 503]), "200", json!({"description": "The event stream.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}))}},
+                "responses": event_responses()}},
             "/v1/uploads": {"post": {
                 "summary": "Store a file as an input; the answer goes in a run's inputs.",
                 "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}],
@@ -232,8 +260,7 @@ pub(crate) fn document(state: &State) -> Value {
                                 "description": "The world path without its leading slash."},
                                {"name": "run", "in": "query", "schema": {"type": "string"}},
                                {"name": "Range", "in": "header", "schema": {"type": "string"}}],
-                "responses": with(errors(&[401, 403, 404, 416, 503]), "200", json!({"description": "The bytes.",
-                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}))}},
+                "responses": artifact_responses()}},
             "/v1/processors": {"get": {"summary": "The processors.",
                 "responses": with(errors(&[401]), "200", answer("Every processor.", "ProcessorList"))}},
             "/v1/processors/{ref}": {"get": {"summary": "One processor: spec, pins, inputs schema.",

@@ -50,6 +50,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1/plans", get(crate::catalog::plans).post(crate::catalog::create_plan))
         .route("/v1/plans/{key}", get(crate::catalog::plan))
         .fallback(crate::errors::no_route)
+        .method_not_allowed_fallback(crate::errors::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -96,13 +97,6 @@ async fn create_run(
         document.to_string()
     };
     let checked = run.check(&state.orchestrator.registry)?;
-    if run.subscription()?.is_some() {
-        state.webhooks.check_enabled()?;
-    }
-    admissible(&state, &checked).await?;
-    // Uploads the inputs refer to are in the store, or the run is refused before it is queued.
-    let store = &*state.orchestrator.store;
-    theory_core::attachments::stored_references(checked.inputs(), &[], store).await?;
     let key = headers.get("idempotency-key").and_then(|value| value.to_str().ok());
     if key.is_some_and(|key| key.is_empty() || key.len() > 255) {
         return Err(ApiError::with_status(
@@ -111,6 +105,19 @@ async fn create_run(
             "Idempotency-Key must be 1 to 255 characters",
         ));
     }
+    // A retried request answers the run it made, whatever the queue or the plan say now.
+    if let Some(key) = key
+        && let Some(existing) = state.ledger.queued_by_key(key, caller.submitter()).await?
+    {
+        return idempotent(&state, &caller, &headers, &existing, &request).await;
+    }
+    if let Some(subscription) = run.subscription()? {
+        state.webhooks.check(&subscription)?;
+    }
+    admissible(&state, &checked).await?;
+    // Uploads the inputs refer to are in the store, or the run is refused before it is queued.
+    let store = &*state.orchestrator.store;
+    theory_core::attachments::stored_references(checked.inputs(), &[], store).await?;
     let id = theory_core::new_execution_id().to_string();
     let new_run = theory_ledger::NewRun {
         id: &id,
@@ -120,28 +127,41 @@ async fn create_run(
         submitter: caller.submitter(),
         idempotency_key: key,
     };
-    let (id, new) = match state.ledger.enqueue(new_run).await? {
-        Enqueued::New(queued) => (queued.id, true),
+    let id = match state.ledger.enqueue(new_run).await? {
+        Enqueued::New(queued) => queued.id,
         Enqueued::Existing(queued) => {
-            if queued.request != request {
-                return Err(ApiError::with_status(
-                    StatusCode::CONFLICT,
-                    ErrorCode::Usage,
-                    format!("Idempotency-Key was used for another request (run {})", queued.id),
-                ));
-            }
-            (queued.id, false)
+            return idempotent(&state, &caller, &headers, &queued, &request).await;
         }
     };
-    if new {
-        state.work.notify_one();
-    }
+    state.work.notify_one();
     let object = match wait_of(&headers) {
         Some(wait) => wait_for(&state, &caller, &id, wait).await?,
         None => current(&state, &caller, &id).await?,
     };
-    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, axum::Json(object)).into_response())
+    Ok((StatusCode::CREATED, axum::Json(object)).into_response())
+}
+
+/// The answer to a request whose `Idempotency-Key` made a run already: that run (`200`), or
+/// `409` when the key was used for another request.
+async fn idempotent(
+    state: &State,
+    caller: &Caller,
+    headers: &HeaderMap,
+    existing: &theory_ledger::QueuedRun,
+    request: &str,
+) -> Result<Response, ApiError> {
+    if existing.request != request {
+        return Err(ApiError::with_status(
+            StatusCode::CONFLICT,
+            ErrorCode::Usage,
+            format!("Idempotency-Key was used for another request (run {})", existing.id),
+        ));
+    }
+    let object = match wait_of(headers) {
+        Some(wait) => wait_for(state, caller, &existing.id, wait).await?,
+        None => current(state, caller, &existing.id).await?,
+    };
+    Ok((StatusCode::OK, axum::Json(object)).into_response())
 }
 
 /// Refuses a run before it is queued when it could not be admitted: the queue is full, its
@@ -238,17 +258,30 @@ async fn wait_for(
     wait: Duration,
 ) -> Result<Value, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
+    let object = current(state, caller, id).await?;
+    if object["status"].as_str().is_some_and(is_final) {
+        return Ok(object);
+    }
     let mut finished = state.watch_finish(id);
+    let mut stopping = state.stopping.subscribe();
     loop {
-        let object = current(state, caller, id).await?;
-        let done = object["status"].as_str().is_some_and(is_final);
-        if done || tokio::time::Instant::now() >= deadline {
-            return Ok(object);
+        let object = current(state, caller, id).await;
+        let done =
+            object.as_ref().map_or(true, |object| object["status"].as_str().is_some_and(is_final));
+        if done || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
+            drop(finished);
+            state.unwatch(id);
+            return object;
         }
         // Ends here: told at once; ends on another front end: seen on the next look.
         let _ = tokio::time::timeout_at(
             deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)),
-            finished.changed(),
+            async {
+                tokio::select! {
+                    _ = finished.changed() => {}
+                    _ = stopping.changed() => {}
+                }
+            },
         )
         .await;
     }
@@ -279,8 +312,19 @@ async fn cancel_run(
     caller.needs(Scope::RunsWrite)?;
     let object = current(&state, &caller, &id).await?;
     if !object["status"].as_str().is_some_and(is_final) {
-        state.ledger.request_cancel(&id).await?;
+        let never_started = state.ledger.request_cancel(&id).await?;
         state.cancel_here(&id, "cancelled through the API");
+        if never_started {
+            // No worker will tell its webhook: tell it here.
+            let queued = state.ledger.queued(&id).await?;
+            let subscription = queued
+                .and_then(|queued| RunBody::parse(queued.request.as_bytes()).ok())
+                .and_then(|body| body.subscription().ok().flatten());
+            if let Some(subscription) = subscription {
+                let feed = crate::webhooks::start(&state, &id, subscription);
+                feed.tell(crate::webhooks::WebhookEvent::Completed);
+            }
+        }
     }
     Ok(axum::Json(current(&state, &caller, &id).await?).into_response())
 }

@@ -42,6 +42,29 @@ pub(crate) struct State {
     pub(crate) logs: crate::events::Logs,
 }
 
+/// This front end's name on its claims: `host:pid#nonce`. The nonce tells a restarted server
+/// from the one before it when both have the same pid (pid 1 in a container).
+fn claim_owner() -> String {
+    let mut random = [0_u8; 6];
+    getrandom::fill(&mut random).unwrap_or_default();
+    let nonce = u64::from_le_bytes([
+        random[0], random[1], random[2], random[3], random[4], random[5], 0, 0,
+    ]);
+    format!("{}#{nonce:012x}", theory_ledger::this_owner())
+}
+
+/// Whether the front end that made a claim is gone: an earlier life of this process (same
+/// `host:pid`, another nonce), or a process of this host that is not running.
+pub(crate) fn claimer_is_gone(owner: &str, ours: &str) -> bool {
+    match (owner.split_once('#'), ours.split_once('#')) {
+        (Some((base, nonce)), Some((our_base, our_nonce))) if base == our_base => {
+            nonce != our_nonce
+        }
+        (Some((base, _)), _) => theory_ledger::owner_is_gone(base),
+        (None, _) => theory_ledger::owner_is_gone(owner),
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -72,7 +95,7 @@ impl State {
             logs: crate::events::Logs::new(ledger.clone()),
             orchestrator,
             ledger,
-            owner: theory_ledger::this_owner(),
+            owner: claim_owner(),
             work: Notify::new(),
             cancellers: Mutex::new(HashMap::new()),
             finished: Mutex::new(HashMap::new()),
@@ -115,6 +138,15 @@ impl State {
             .subscribe()
     }
 
+    /// Forgets the signal of a run no request waits on and that does not run here.
+    pub(crate) fn unwatch(&self, id: &str) {
+        let running = lock(&self.cancellers).contains_key(id);
+        let mut finished = lock(&self.finished);
+        if !running && finished.get(id).is_some_and(|sender| sender.receiver_count() == 0) {
+            finished.remove(id);
+        }
+    }
+
     /// Says the run ended and forgets it.
     pub(crate) fn ended(&self, id: &str) {
         lock(&self.cancellers).remove(id);
@@ -122,5 +154,22 @@ impl State {
         if let Some(sender) = lock(&self.finished).remove(id) {
             let _ = sender.send(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::claimer_is_gone;
+
+    #[test]
+    fn an_earlier_life_of_this_process_is_gone_and_this_one_is_not() {
+        let ours = format!("{}#00000000aaaa", theory_ledger::this_owner());
+        let earlier = format!("{}#00000000bbbb", theory_ledger::this_owner());
+        assert!(claimer_is_gone(&earlier, &ours), "same host and pid, another life");
+        assert!(!claimer_is_gone(&ours, &ours));
+        assert!(
+            !claimer_is_gone("elsewhere:1#00000000cccc", &ours),
+            "another host: not known gone"
+        );
     }
 }

@@ -46,6 +46,9 @@ struct Follow {
     /// The queue row was seen `done`: one more read of the ledger, then the end.
     closing: bool,
     over: bool,
+    /// The server is shutting down: the stream ends (with the run as it is) rather than hold
+    /// the shutdown until the run ends.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Follow {
@@ -69,11 +72,13 @@ impl Follow {
                         self.after = last.seq;
                         return Some(frames.into_iter().map(Item::Frame).collect());
                     }
-                    if ended {
+                    if ended || *self.stopping.borrow() {
                         return Some(vec![self.end().await]);
                     }
-                    if changes.changed().await.is_err() {
-                        break;
+                    let mut stopping = self.stopping.clone();
+                    tokio::select! {
+                        result = changes.changed() => if result.is_err() { break },
+                        _ = stopping.changed() => {}
                     }
                 }
             }
@@ -89,7 +94,7 @@ impl Follow {
                 self.after = *last;
                 return Some(frames.into_iter().map(stored).collect());
             }
-            if self.closing {
+            if self.closing || *self.stopping.borrow() {
                 return Some(vec![self.end().await]);
             }
             let queued = self.state.ledger.queued(&self.id).await.ok().flatten();
@@ -98,9 +103,11 @@ impl Follow {
                 None => return Some(vec![self.end().await]),
                 Some(queued) if queued.state == QueueState::Done => self.closing = true,
                 Some(_) => {
+                    let mut stopping = self.stopping.clone();
                     tokio::select! {
                         () = tokio::time::sleep(POLL) => {}
                         () = &mut opened => {}
+                        _ = stopping.changed() => {}
                     }
                 }
             }
@@ -166,7 +173,8 @@ pub(crate) async fn events(
     caller.needs(theory_ledger::Scope::RunsRead)?;
     crate::routes::current(&state, &caller, &id).await?;
     let after = start(&headers, &query)?;
-    let follow = Follow { state, caller, id, after, closing: false, over: false };
+    let stopping = state.stopping.subscribe();
+    let follow = Follow { state, caller, id, after, closing: false, over: false, stopping };
     if let Ok(upgrade) = upgrade {
         return Ok(upgrade
             .max_message_size(crate::routes::MAX_FRAME_BYTES)

@@ -98,18 +98,21 @@ pub(crate) async fn upload(
             (None, None) => DEFAULT_NAME.to_owned(),
         };
         let mime = field.content_type().map(str::to_owned);
-        let chunks = futures_util::stream::unfold(field, |mut field| async move {
+        let chunks = futures_util::stream::unfold(field, move |mut field| async move {
             match field.chunk().await {
                 Ok(Some(chunk)) => Some((Ok(chunk), field)),
                 Ok(None) => None,
-                Err(error) => Some((Err(error.to_string()), field)),
+                Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    Some((Err(too_large(limit)), field))
+                }
+                Err(error) => Some((Err(broke_off(&error.to_string())), field)),
             }
         });
         (name, mime, spool(chunks, limit).await?)
     } else {
         let mime = content_type.filter(|kind| !kind.is_empty());
         let chunks = Body::into_data_stream(request.into_body())
-            .map(|chunk| chunk.map_err(|error| error.to_string()));
+            .map(|chunk| chunk.map_err(|error| broke_off(&error.to_string())));
         (named.unwrap_or_else(|| DEFAULT_NAME.to_owned()), mime, spool(chunks, limit).await?)
     };
     let mime = mime
@@ -152,9 +155,13 @@ struct Spooled {
     size_bytes: u64,
 }
 
+fn broke_off(error: &str) -> ApiError {
+    bad(format!("the upload broke off: {error}"), "send the whole body again")
+}
+
 /// Writes the chunks to a temporary file, hashing them, up to `limit` bytes.
 async fn spool(
-    chunks: impl Stream<Item = Result<Bytes, String>>,
+    chunks: impl Stream<Item = Result<Bytes, ApiError>>,
     limit: u64,
 ) -> Result<Spooled, ApiError> {
     let temporary = |error: std::io::Error| -> ApiError {
@@ -170,9 +177,7 @@ async fn spool(
     let mut hasher = CidHasher::new();
     let mut chunks = std::pin::pin!(chunks);
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|error| {
-            bad(format!("the upload broke off: {error}"), "send the whole body again")
-        })?;
+        let chunk = chunk?;
         hasher.update(&chunk);
         if hasher.size_bytes() > limit {
             return Err(too_large(limit));

@@ -9,7 +9,11 @@
 //! messages. Logs and outputs are throttled: at most one message per [`THROTTLE`], carrying
 //! everything since the last. A message that is not answered with 2xx is tried again after
 //! each delay of `THEORY_WEBHOOK_RETRY_S` (a `410 Gone` stops it); every attempt is recorded in
-//! the ledger. The target's URL is never logged nor kept: it may carry credentials.
+//! the ledger. The target's URL may carry credentials: it is never logged nor put in a delivery
+//! record; it stays only in the run's queued request (the ledger's `queue` row), where the
+//! worker reads it. A target on a loopback, private or link-local address is refused (at
+//! submission for an address, at each send for a name that resolves to one) unless the server
+//! runs with `--allow-private-webhooks`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -114,11 +118,40 @@ pub(crate) struct Webhooks {
     key: Option<Vec<u8>>,
     client: reqwest::Client,
     retry: Vec<Duration>,
+    /// Whether targets on loopback, private or link-local addresses are allowed
+    /// (`--allow-private-webhooks`); by default a tenant cannot reach the server's own network.
+    allow_private: bool,
+}
+
+/// Whether an address is one a webhook must not reach unless the server allows it: loopback,
+/// private, link-local (cloud metadata), unspecified, multicast, or the IPv6 forms of those.
+pub(crate) fn is_private(address: std::net::IpAddr) -> bool {
+    match address {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(std::net::IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
 }
 
 impl Webhooks {
     /// From `THEORY_WEBHOOK_SECRET` and `THEORY_WEBHOOK_RETRY_S`.
-    pub(crate) fn from_env(env: &EnvSnapshot) -> Result<Webhooks, Failure> {
+    pub(crate) fn from_env(env: &EnvSnapshot, allow_private: bool) -> Result<Webhooks, Failure> {
         use theory_core::env::names;
         let config =
             |message: String, hint: &str| Failure::with_hint(ErrorCode::Config, message, hint);
@@ -172,11 +205,23 @@ impl Webhooks {
             .map_err(|error| {
                 config(format!("cannot build the webhook client: {error}"), "report this")
             })?;
-        Ok(Webhooks { key, client, retry })
+        Ok(Webhooks { key, client, retry, allow_private })
     }
 
-    /// Fails unless this server can sign webhooks.
-    pub(crate) fn check_enabled(&self) -> Result<(), Failure> {
+    /// Fails unless this server can sign webhooks and may send this one (a target that is an
+    /// address of a private network is refused unless allowed).
+    pub(crate) fn check(&self, subscription: &Subscription) -> Result<(), Failure> {
+        if let Some(host) = subscription.url.host()
+            && let Ok(address) = match host {
+                url::Host::Ipv4(v4) => Ok(std::net::IpAddr::V4(v4)),
+                url::Host::Ipv6(v6) => Ok(std::net::IpAddr::V6(v6)),
+                url::Host::Domain(name) => name.parse::<std::net::IpAddr>().map_err(|_| ()),
+            }
+            && is_private(address)
+            && !self.allow_private
+        {
+            return Err(private_target());
+        }
         if self.key.is_some() {
             Ok(())
         } else {
@@ -197,6 +242,31 @@ impl Webhooks {
             "v1,{}",
             base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
         ))
+    }
+}
+
+fn private_target() -> Failure {
+    usage(
+        "webhook: the target is an address of a private network (loopback, private, link-local)",
+        "use a public URL, or start theory serve with --allow-private-webhooks",
+    )
+}
+
+/// Whether the target's host resolves only to addresses this server may reach.
+async fn reachable(webhooks: &Webhooks, url: &reqwest::Url) -> bool {
+    if webhooks.allow_private {
+        return true;
+    }
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addresses) => {
+            let addresses: Vec<_> = addresses.collect();
+            !addresses.is_empty() && addresses.iter().all(|address| !is_private(address.ip()))
+        }
+        Err(_) => true,
     }
 }
 
@@ -333,6 +403,21 @@ async fn send(
     }
     let message_id = format!("msg_{}", theory_core::new_execution_id());
     let webhooks = &state.webhooks;
+    if !reachable(webhooks, &subscription.url).await {
+        let delivery = Delivery {
+            run_id: id.to_owned(),
+            message_id,
+            event: event.as_str().to_owned(),
+            attempt: 1,
+            status_code: None,
+            error: Some("refused: the target resolves to a private address".to_owned()),
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)),
+        };
+        let _ = state.ledger.record_delivery(&delivery).await;
+        return;
+    }
     let attempts = webhooks.retry.len() + 1;
     for attempt in 1..=attempts {
         let now = std::time::SystemTime::now()
@@ -418,7 +503,7 @@ mod tests {
             theory_core::env::names::WEBHOOK_SECRET,
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         )]);
-        let webhooks = Webhooks::from_env(&env).unwrap();
+        let webhooks = Webhooks::from_env(&env, false).unwrap();
         let signature = webhooks.signature(
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
             1_614_265_330,
@@ -438,5 +523,20 @@ mod tests {
         assert!(Subscription::parse("http://h/", Some(&["done".to_owned()])).is_err());
         let secret = Subscription::parse("https://user:pass@example.com/h?token=s", None).unwrap();
         assert_eq!(secret.shown(), "https://example.com");
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "192.168.0.1",
+            "::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
     }
 }

@@ -68,6 +68,7 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         auth_required: !args.no_auth,
         max_upload_bytes: args.max_upload_bytes,
         max_queued_runs: args.max_queued_runs,
+        allow_private_webhooks: args.allow_private_webhooks,
     };
     let shutdown = shutdown_signal();
     theory_server::serve(

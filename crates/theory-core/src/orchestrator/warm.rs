@@ -155,31 +155,53 @@ impl WarmPool {
         }
     }
 
-    /// Stops the instances idle longer than the idle timeout, and those that no longer answer.
+    /// Stops the instances idle longer than the idle timeout, and those that no longer answer
+    /// `/healthz`; the others stay, with the time they became idle kept.
     pub async fn reap(&self) {
-        let expired: Vec<Idle> = {
+        // Those back from a run within the last second stay where they are, for the next run.
+        let all: Vec<(WarmKey, Idle)> = {
             let mut pool = self.lock();
-            let mut expired = Vec::new();
-            for list in pool.values_mut() {
-                let (old, fresh): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
+            let mut out = Vec::new();
+            for (key, list) in pool.iter_mut() {
+                let (recent, old): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
                     .into_iter()
-                    .partition(|idle| idle.since.elapsed() >= self.settings.idle_timeout);
-                *list = fresh;
-                expired.extend(old);
+                    .partition(|idle| idle.since.elapsed() < TRUSTED_FOR);
+                *list = recent;
+                out.extend(old.into_iter().map(|idle| (key.clone(), idle)));
             }
             pool.retain(|_, list| !list.is_empty());
-            expired
+            out
         };
-        for idle in expired {
-            tracing::debug!(endpoint = idle.instance.endpoint(), "stopping an idle warm instance");
-            idle.instance.stop().await;
-        }
-        // A dead instance is replaced when it is next taken; look now so none lingers.
-        let keys: Vec<WarmKey> = self.lock().keys().cloned().collect();
-        for key in keys {
-            if let Some(instance) = self.take(&key).await {
-                self.put(key, instance).await;
+        let mut keep = Vec::with_capacity(all.len());
+        for (key, idle) in all {
+            let fresh = idle.since.elapsed() < self.settings.idle_timeout;
+            if fresh && healthy(idle.instance.endpoint()).await {
+                keep.push((key, idle));
+            } else {
+                tracing::debug!(
+                    endpoint = idle.instance.endpoint(),
+                    fresh,
+                    "stopping a warm instance"
+                );
+                idle.instance.stop().await;
             }
+        }
+        // Runs ended meanwhile may have filled the pool again: beyond the cap, stop the oldest.
+        let mut surplus = Vec::new();
+        {
+            let mut pool = self.lock();
+            for (key, idle) in keep {
+                let list = pool.entry(key).or_default();
+                list.push(idle);
+                list.sort_by_key(|idle| std::cmp::Reverse(idle.since));
+                while list.len() > self.settings.max_idle_per_processor {
+                    surplus.extend(list.pop());
+                }
+                list.sort_by_key(|idle| idle.since);
+            }
+        }
+        for idle in surplus {
+            idle.instance.stop().await;
         }
     }
 
@@ -208,4 +230,62 @@ async fn healthy(endpoint: &str) -> bool {
         Some(text.starts_with("HTTP/1.1 200") && text.contains(theory_protocol::HEALTHZ_BODY))
     };
     tokio::time::timeout(HEALTH_TIMEOUT, check).await.ok().flatten().unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+
+    /// An instance that counts its stops; `https` endpoints are taken as healthy.
+    struct Counted(Arc<AtomicUsize>);
+
+    #[async_trait]
+    impl Instance for Counted {
+        fn endpoint(&self) -> &'static str {
+            "https://remote.example"
+        }
+
+        async fn stop(self: Box<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn key(name: &str) -> WarmKey {
+        WarmKey { processor: name.to_owned(), identity: "i".to_owned() }
+    }
+
+    #[tokio::test]
+    async fn instances_idle_past_the_timeout_are_stopped_newest_included_and_the_cap_holds() {
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let pool = WarmPool::new(WarmSettings {
+            idle_timeout: Duration::from_millis(1200),
+            max_idle_per_processor: 2,
+        });
+        for _ in 0..3 {
+            pool.put(key("a"), Box::new(Counted(Arc::clone(&stopped)))).await;
+        }
+        assert_eq!(
+            (pool.len(), stopped.load(Ordering::SeqCst)),
+            (2, 1),
+            "the third is over the cap"
+        );
+        let taken = pool.take(&key("a")).await.expect("a warm instance");
+        pool.put(key("a"), taken).await;
+        assert!(pool.take(&key("b")).await.is_none());
+        // Reaping within the timeout keeps them; past it, every one goes, the newest too.
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        pool.reap().await;
+        assert_eq!(pool.len(), 2);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pool.reap().await;
+        assert_eq!((pool.len(), stopped.load(Ordering::SeqCst)), (0, 3));
+        pool.put(key("a"), Box::new(Counted(Arc::clone(&stopped)))).await;
+        pool.drain().await;
+        assert_eq!((pool.len(), stopped.load(Ordering::SeqCst)), (0, 4));
+    }
 }

@@ -22,12 +22,12 @@ pub(super) struct Sse {
 
 /// Reads a run's events until `end` (HTTP/1.0: the body ends when the connection does).
 pub(super) fn follow(
-    server: &Server,
+    address: &str,
     id: &str,
     headers: &[(&str, &str)],
     mut each: impl FnMut(&Sse),
 ) -> Vec<Sse> {
-    let mut stream = TcpStream::connect(&server.address).unwrap();
+    let mut stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
     let mut request = format!("GET /v1/runs/{id}/events HTTP/1.0\r\nAccept: text/event-stream\r\n");
     for (name, value) in headers {
@@ -106,7 +106,7 @@ fn a_runs_frames_stream_live_and_replay_from_the_start_or_after_an_id() {
     assert_eq!(status, 201, "{run}");
     let id = run["id"].as_str().unwrap().to_owned();
     let mut live_tokens = 0;
-    let events = follow(&server, &id, &[], |event| {
+    let events = follow(&server.address, &id, &[], |event| {
         if event.event == "Token" {
             // The run is still sleeping when its tokens arrive: they stream, not replay.
             let status = server.get(&id)["status"].clone();
@@ -143,14 +143,14 @@ fn a_runs_frames_stream_live_and_replay_from_the_start_or_after_an_id() {
     );
 
     // Replayed whole to a late subscriber, and resumed after an id.
-    assert_eq!(frames_of(&follow(&server, &id, &[], |_| {})), frames);
-    let resumed = follow(&server, &id, &[("Last-Event-ID", "2")], |_| {});
+    assert_eq!(frames_of(&follow(&server.address, &id, &[], |_| {})), frames);
+    let resumed = follow(&server.address, &id, &[("Last-Event-ID", "2")], |_| {});
     assert_eq!(frames_of(&resumed), frames[2..]);
 
     // From the ledger, after a restart.
     assert_eq!(server.stop(), Some(0));
     let server = Server::start(&project, &[]);
-    assert_eq!(frames_of(&follow(&server, &id, &[], |_| {})), frames);
+    assert_eq!(frames_of(&follow(&server.address, &id, &[], |_| {})), frames);
 
     // Over a WebSocket: the same frames after `?after=1`, then the end, then a close.
     let (mut socket, _) =
@@ -199,4 +199,26 @@ fn bad_event_requests_are_refused() {
         (404, Some("ERR_NOT_FOUND")),
         "{answer}"
     );
+}
+
+#[test]
+fn a_shutdown_ends_the_event_streams_instead_of_waiting_for_their_runs() {
+    let project = Project::new();
+    let server =
+        Server::start(&project, &["--max-concurrent-runs", "1", "--shutdown-grace-s", "0"]);
+    let (_, blocker) =
+        server.submit(&json!({"ref": "theory/probe@1", "inputs": {"sleep_ms": 60000}}), &[]);
+    server.wait_status(blocker["id"].as_str().unwrap(), "running");
+    let (_, queued) =
+        server.submit(&json!({"ref": "theory/probe@1", "inputs": {"text": "never"}}), &[]);
+    let queued = queued["id"].as_str().unwrap().to_owned();
+    let address = server.address.clone();
+    let subscriber = std::thread::spawn(move || follow(&address, &queued, &[], |_| {}));
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped_at = Instant::now();
+    assert_eq!(server.stop(), Some(0));
+    assert!(stopped_at.elapsed() < Duration::from_secs(10), "{:?}", stopped_at.elapsed());
+    let events = subscriber.join().unwrap();
+    let end: Value = serde_json::from_str(&events.last().unwrap().data).unwrap();
+    assert_eq!(end["status"], "queued", "the stream ended with the run as it was: {end}");
 }

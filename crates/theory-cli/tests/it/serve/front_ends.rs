@@ -39,7 +39,7 @@ fn a_run_submitted_to_one_front_end_is_seen_streamed_and_cancelled_through_the_o
     wait_for(&second, &id, &["starting", "running"]);
     // Streamed through the second: the tokens arrive while the run still sleeps, wherever it runs.
     let mut live = 0;
-    let events = follow(&second, &id, &[], |event| {
+    let events = follow(&second.address, &id, &[], |event| {
         if event.event == "Token" && second.get(&id)["status"] == "running" {
             live += 1;
         }

@@ -72,7 +72,7 @@ fn a_runs_webhooks_arrive_in_order_signed_and_retried() {
     let project = Project::new();
     let server = Server::launch_with(
         &project,
-        &["--no-auth"],
+        &["--no-auth", "--allow-private-webhooks"],
         &[("THEORY_WEBHOOK_SECRET", SECRET), ("THEORY_WEBHOOK_RETRY_S", "0.1,0.1")],
     );
     let (url, received) = target(1);
@@ -144,6 +144,10 @@ fn webhooks_need_a_secret_and_a_good_url() {
     for (body, code) in [
         (json!({"ref": "theory/probe@1", "webhook": "https://example.com/h"}), "ERR_CONFIG"),
         (json!({"ref": "theory/probe@1", "webhook": "file:///etc/passwd"}), "ERR_USAGE"),
+        // A tenant may not reach the server's own network, unless the server allows it.
+        (json!({"ref": "theory/probe@1", "webhook": "http://127.0.0.1:8080/x"}), "ERR_USAGE"),
+        (json!({"ref": "theory/probe@1", "webhook": "http://169.254.169.254/latest"}), "ERR_USAGE"),
+        (json!({"ref": "theory/probe@1", "webhook": "http://[::1]/x"}), "ERR_USAGE"),
         (json!({"ref": "theory/probe@1", "webhook_events_filter": ["start"]}), "ERR_USAGE"),
         (
             json!({"ref": "theory/probe@1", "webhook": "https://example.com/h", "webhook_events_filter": ["never"]}),
