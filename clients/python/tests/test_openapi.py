@@ -3,6 +3,7 @@ against it, route by route."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -53,6 +54,11 @@ def test_the_document_is_valid_openapi_and_every_answer_matches_it(server: Serve
         call("get", "/v1/runs", "/v1/runs", params={"limit": 1})
         call("get", "/v1/runs", "/v1/runs", params={"limit": 1000})
         call("get", "/v1/runs/{id}", f"/v1/runs/{run_id}")
+        chosen = f"py-{uuid.uuid4().hex}"
+        body = {"ref": "theory/probe@1", "inputs": {"text": "put"}}
+        call("put", "/v1/runs/{id}", f"/v1/runs/{chosen}", json=body)
+        call("put", "/v1/runs/{id}", f"/v1/runs/{chosen}", json=body)
+        call("put", "/v1/runs/{id}", f"/v1/runs/{chosen}", json={"ref": "theory/probe@1"})
         call("get", "/v1/runs/{id}", "/v1/runs/01NOSUCHRUN0000000000000000")
         call("post", "/v1/runs/{id}/cancel", f"/v1/runs/{run_id}/cancel")
         call("get", "/v1/runs/{id}/receipt", f"/v1/runs/{run_id}/receipt")

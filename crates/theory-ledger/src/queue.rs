@@ -167,13 +167,15 @@ impl Ledger {
     /// and the earlier run is returned.
     pub async fn enqueue(&self, run: NewRun<'_>) -> Result<Enqueued, LedgerError> {
         if run.idempotency_key.is_none() {
-            // Nothing to look up first: one statement, no lock to take.
+            // Nothing to look up first: one statement, no lock to take. An id already queued
+            // (`PUT /v1/runs/{id}` twice) is the earlier run.
             let now = crate::now_ms();
-            retrying(|| async {
-                sqlx::query(
+            let inserted = retrying(|| async {
+                Ok(sqlx::query(
                     "INSERT INTO queue (id, request, state, submitter, idempotency_key, created_at_ms,
                          cancel_requested, processor_ref, plan_key)
-                     VALUES ($1, $2, 'queued', $3, NULL, $4, 0, $5, $6)",
+                     VALUES ($1, $2, 'queued', $3, NULL, $4, 0, $5, $6)
+                     ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(run.id)
                 .bind(run.request)
@@ -182,10 +184,15 @@ impl Ledger {
                 .bind(run.processor_ref)
                 .bind(run.plan_key)
                 .execute(self.pool())
-                .await?;
-                Ok(())
+                .await?
+                .rows_affected())
             })
             .await?;
+            if inserted == 0
+                && let Some(existing) = self.queued(run.id).await?
+            {
+                return Ok(Enqueued::Existing(existing));
+            }
             return Ok(Enqueued::New(new_row(run, now)));
         }
         retrying(|| async {

@@ -56,6 +56,15 @@ fn prefer_parameter() -> Value {
            "schema": {"type": "string"}})
 }
 
+/// The answers of `PUT /v1/runs/{id}`.
+fn put_responses() -> Value {
+    let mut responses = errors(&[400, 401, 403, 404, 409, 413, 422, 429, 503]);
+    responses.insert("201".into(), answer("The run, queued (or ended, with Prefer: wait).", "Run"));
+    responses
+        .insert("200".into(), answer("The run this id made before, for the same request.", "Run"));
+    Value::Object(responses)
+}
+
 /// The answers of `GET /v1/artifacts/{path}`.
 fn artifact_responses() -> Value {
     let bytes = json!({"*/*": {"schema": {"type": "string", "format": "binary"}}});
@@ -233,8 +242,14 @@ pub(crate) fn document(state: &State) -> Value {
                     "responses": with(errors(&[400, 401, 403, 503]), "200", answer("A page of runs.", "RunList")),
                 },
             },
-            "/v1/runs/{id}": {"get": {"summary": "One run.", "parameters": [id_parameter(), prefer_parameter()],
-                "responses": with(errors(&[401, 403, 404, 503]), "200", answer("The run.", "Run"))}},
+            "/v1/runs/{id}": {
+                "get": {"summary": "One run.", "parameters": [id_parameter(), prefer_parameter()],
+                        "responses": with(errors(&[401, 403, 404, 503]), "200", answer("The run.", "Run"))},
+                "put": {"summary": "Submit a run under an id the client chose (idempotent: the same request again answers that run).",
+                        "parameters": [id_parameter(), prefer_parameter()],
+                        "requestBody": {"required": true, "content": {"application/json": {"schema": reference("RunRequest")}}},
+                        "responses": put_responses()},
+            },
             "/v1/runs/{id}/cancel": {"post": {"summary": "Cancel a run (ERR_CANCELLED).", "parameters": [id_parameter()],
                 "responses": with(errors(&[401, 403, 404, 503]), "200", answer("The run.", "Run"))}},
             "/v1/runs/{id}/webhooks": {"get": {"summary": "Every attempt to deliver the run's webhooks.", "parameters": [id_parameter()],

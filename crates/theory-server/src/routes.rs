@@ -33,7 +33,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/metrics", get(crate::metrics::metrics))
         .route("/v1/openapi.json", get(crate::openapi::openapi))
         .route("/v1/runs", post(create_run).get(list_runs))
-        .route("/v1/runs/{id}", get(get_run))
+        .route("/v1/runs/{id}", get(get_run).put(put_run))
         .route("/v1/runs/{id}/cancel", post(cancel_run))
         .route("/v1/runs/{id}/events", get(crate::stream::events))
         .route("/v1/runs/{id}/webhooks", get(crate::catalog::deliveries))
@@ -83,6 +83,47 @@ async fn create_run(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    submit(&state, &caller, &headers, body, None).await
+}
+
+/// `PUT /v1/runs/{id}` (Cog's convention): the run of the body under the id the client chose,
+/// made once — the same request again answers that run (`200`), another one `409`.
+async fn put_run(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let parsed: theory_protocol::ExecutionId = id.parse().map_err(|error| {
+        let mut refused = ApiError::with_status(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Usage,
+            format!("run id {id:?}: {error}"),
+        );
+        refused.failure.hint =
+            Some("make ids as theory does: a ULID, e.g. 01J9ZQ3K8XG2N4V6B8D0F2H4J6".to_owned());
+        refused
+    })?;
+    if state.ledger.queued(&id).await?.is_none() && state.ledger.execution(&id).await.is_ok() {
+        return Err(ApiError::with_status(
+            StatusCode::CONFLICT,
+            ErrorCode::Usage,
+            format!("run id {id} is taken"),
+        ));
+    }
+    submit(&state, &caller, &headers, body, Some(parsed.to_string())).await
+}
+
+/// Checks a run request and queues it, under `given_id` or a new id.
+async fn submit(
+    state: &Arc<State>,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    given_id: Option<String>,
+) -> Result<Response, ApiError> {
+    let (state, caller, headers) = (Arc::clone(state), caller.clone(), headers.clone());
     caller.needs(Scope::RunsWrite)?;
     let body = read_body(&headers, body).await?;
     let mut run = RunBody::parse(&body)?;
@@ -118,7 +159,7 @@ async fn create_run(
     // Uploads the inputs refer to are in the store, or the run is refused before it is queued.
     let store = &*state.orchestrator.store;
     theory_core::attachments::stored_references(checked.inputs(), &[], store).await?;
-    let id = theory_core::new_execution_id().to_string();
+    let id = given_id.unwrap_or_else(|| theory_core::new_execution_id().to_string());
     let new_run = theory_ledger::NewRun {
         id: &id,
         request: &request,
@@ -130,6 +171,13 @@ async fn create_run(
     let id = match state.ledger.enqueue(new_run).await? {
         Enqueued::New(queued) => queued.id,
         Enqueued::Existing(queued) => {
+            if !caller.sees(&queued) {
+                return Err(ApiError::with_status(
+                    StatusCode::CONFLICT,
+                    ErrorCode::Usage,
+                    format!("run id {} is taken", queued.id),
+                ));
+            }
             return idempotent(&state, &caller, &headers, &queued, &request).await;
         }
     };

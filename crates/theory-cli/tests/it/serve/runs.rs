@@ -287,3 +287,31 @@ fn a_full_queue_an_unknown_plan_and_an_empty_budget_are_refused_before_queueing(
         server.submit(&json!({"ref": "theory/probe@1", "plan": "empty"}), &[("Prefer", "wait")]);
     assert_eq!((status, mock["status"].as_str()), (201, Some("succeeded")), "{mock}");
 }
+
+#[test]
+fn put_with_a_client_chosen_id_makes_the_run_once() {
+    let project = Project::new();
+    let server = Server::start(&project, &[]);
+    let id = theory_core::new_execution_id().to_string();
+    let body = json!({"ref": "theory/probe@1", "inputs": {"text": "put once"}}).to_string();
+    let (status, first) =
+        server.request("PUT", &format!("/v1/runs/{id}"), &[("Prefer", "wait")], &body);
+    assert_eq!((status, first["id"].as_str()), (201, Some(id.as_str())), "{first}");
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let (status, again) = server.request("PUT", &format!("/v1/runs/{id}"), &[], &body);
+    assert_eq!((status, again["id"].as_str()), (200, Some(id.as_str())), "{again}");
+    let other = json!({"ref": "theory/probe@1", "inputs": {"text": "another"}}).to_string();
+    let (status, conflict) = server.request("PUT", &format!("/v1/runs/{id}"), &[], &other);
+    assert_eq!(status, 409, "{conflict}");
+    for bad_id in [".hidden", "a%20b", "x%2Fy"] {
+        let (status, bad) = server.request("PUT", &format!("/v1/runs/{bad_id}"), &[], &body);
+        assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("ERR_USAGE")), "{bad}");
+    }
+    // A run `theory run` made holds its id too.
+    let local = project.run(&["run", "--ref", "theory/probe@1", "--json"]).json();
+    let taken = local["execution_id"].as_str().unwrap();
+    let (status, _) = server.request("PUT", &format!("/v1/runs/{taken}"), &[], &body);
+    assert_eq!(status, 409);
+    let listed = project.run(&["executions", "list", "--json"]).json();
+    assert_eq!(listed["executions"].as_array().unwrap().len(), 2, "{listed}");
+}
