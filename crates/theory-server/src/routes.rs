@@ -212,10 +212,23 @@ async fn idempotent(
     Ok((StatusCode::OK, axum::Json(object)).into_response())
 }
 
-/// Refuses a run before it is queued when it could not be admitted: the queue is full, its
-/// plan does not exist, or (real mode) the plan has nothing left. The budget is checked again,
+/// Refuses a run before it is queued when it could not be admitted: a real run in CI, the
+/// queue is full, its plan does not exist, or (real mode) the plan has nothing left. The budget is checked again,
 /// and reserved, when the run is admitted.
 async fn admissible(state: &State, checked: &crate::api::CheckedRun) -> Result<(), ApiError> {
+    // The CI guard, as on the command line: a real run in CI spends money by accident.
+    let env = &state.orchestrator.env;
+    if checked.mode() == theory_protocol::Mode::Real
+        && env.in_ci()
+        && env.get(theory_core::env::names::ALLOW_REAL_IN_CI) != Some("1")
+    {
+        return Err(theory_core::Failure::with_hint(
+            ErrorCode::CiSafety,
+            "real mode is refused in CI (the server runs with CI set)",
+            "submit with mode mock, or start the server with THEORY_ALLOW_REAL_IN_CI=1",
+        )
+        .into());
+    }
     let depth = state.ledger.queue_depth().await?;
     if depth >= state.max_queued_runs {
         return Err(theory_core::Failure::with_hint(

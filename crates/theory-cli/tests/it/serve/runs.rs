@@ -315,3 +315,18 @@ fn put_with_a_client_chosen_id_makes_the_run_once() {
     let listed = project.run(&["executions", "list", "--json"]).json();
     assert_eq!(listed["executions"].as_array().unwrap().len(), 2, "{listed}");
 }
+
+#[test]
+fn the_ci_guard_refuses_a_real_run_as_the_command_line_does() {
+    let project = Project::new();
+    let server = Server::launch_with(&project, &["--no-auth"], &[("CI", "true")]);
+    let (status, refused) = server.submit(&json!({"ref": "theory/probe@1", "mode": "real"}), &[]);
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("ERR_CI_SAFETY")),
+        "{refused}"
+    );
+    assert!(refused["hint"].as_str().unwrap().contains("THEORY_ALLOW_REAL_IN_CI"), "{refused}");
+    let (status, mock) = server.submit(&json!({"ref": "theory/probe@1"}), &[("Prefer", "wait")]);
+    assert_eq!((status, mock["status"].as_str()), (201, Some("succeeded")), "{mock}");
+}
