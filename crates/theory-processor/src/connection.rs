@@ -122,6 +122,14 @@ async fn write_frames<S>(
             cursor += 1;
         }
         if finished {
+            // Answers to this peer's control ops that came before the end go out first (a
+            // `pause` then a `cancel`: the cancel may end the run before the loop sees the
+            // answer).
+            while let Ok(answer) = answers.try_recv() {
+                if sink.send(Message::Text(answer)).await.is_err() {
+                    return;
+                }
+            }
             close(sink, close_code::NORMAL, "run finished").await;
             return;
         }
