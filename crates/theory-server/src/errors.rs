@@ -60,6 +60,11 @@ impl ApiError {
     }
 }
 
+/// An extractor's refusal as the error document.
+fn refused(status: StatusCode, text: String) -> ApiError {
+    ApiError::with_status(status, ErrorCode::Usage, text)
+}
+
 /// `axum::extract::Path`, refusing with the error document (`400`) instead of plain text.
 pub(crate) struct ApiPath<T>(pub(crate) T);
 
@@ -76,11 +81,7 @@ where
     ) -> Result<ApiPath<T>, ApiError> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
-            Err(rejection) => Err(ApiError::with_status(
-                rejection.status(),
-                ErrorCode::Usage,
-                rejection.body_text(),
-            )),
+            Err(rejection) => Err(refused(rejection.status(), rejection.body_text())),
         }
     }
 }
@@ -101,11 +102,7 @@ where
     ) -> Result<ApiQuery<T>, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(ApiError::with_status(
-                rejection.status(),
-                ErrorCode::Usage,
-                rejection.body_text(),
-            )),
+            Err(rejection) => Err(refused(rejection.status(), rejection.body_text())),
         }
     }
 }

@@ -54,6 +54,25 @@ fn key(path: &WorldPath) -> ObjectPath {
 }
 
 impl S3Store {
+    /// Reads an object (or the range `options` names) as a stream, or `None` when there is none.
+    async fn get(
+        &self,
+        path: &WorldPath,
+        options: object_store::GetOptions,
+    ) -> Result<Option<ByteStream>, StoreError> {
+        match self.store.get_opts(&key(path), options).await {
+            Ok(result) => {
+                let shown = path.to_string();
+                let stream = result
+                    .into_stream()
+                    .map_err(move |error| std::io::Error::other(format!("{shown}: {error}")));
+                Ok(Some(stream.boxed()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(backend(path, &error)),
+        }
+    }
+
     /// Builds the client for `config` (no request is made).
     pub fn new(config: S3Config) -> Result<S3Store, StoreError> {
         // TLS for HTTPS endpoints: the ring provider, unless the process installed one already.
@@ -212,31 +231,11 @@ impl ArtifactStore for S3Store {
             range: Some(object_store::GetRange::Bounded(start..end)),
             ..Default::default()
         };
-        match self.store.get_opts(&key(path), options).await {
-            Ok(result) => {
-                let shown = path.to_string();
-                let stream = result
-                    .into_stream()
-                    .map_err(move |error| std::io::Error::other(format!("{shown}: {error}")));
-                Ok(Some(stream.boxed()))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(backend(path, &error)),
-        }
+        self.get(path, options).await
     }
 
     async fn open(&self, path: &WorldPath) -> Result<Option<ByteStream>, StoreError> {
-        match self.store.get(&key(path)).await {
-            Ok(result) => {
-                let shown = path.to_string();
-                let stream = result
-                    .into_stream()
-                    .map_err(move |error| std::io::Error::other(format!("{shown}: {error}")));
-                Ok(Some(stream.boxed()))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(backend(path, &error)),
-        }
+        self.get(path, object_store::GetOptions::default()).await
     }
 
     async fn delete(&self, path: &WorldPath) -> Result<(), StoreError> {
