@@ -29,6 +29,7 @@ pub struct Delivery {
 impl Ledger {
     /// Records a delivery attempt.
     pub async fn record_delivery(&self, delivery: &Delivery) -> Result<(), LedgerError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO webhook_deliveries (run_id, message_id, event, attempt, status_code, error, at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

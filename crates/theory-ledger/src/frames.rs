@@ -5,8 +5,11 @@
 //! statement for many frames of many runs); an append that repeats a frame already kept is a
 //! no-op, so a batch tried twice leaves one copy.
 
+use async_trait::async_trait;
 use sqlx::Row;
 
+use crate::batch::Change;
+use crate::write::Write;
 use crate::{Ledger, LedgerError};
 
 /// Rows per `INSERT` (three parameters each, under every database's limit).
@@ -29,24 +32,7 @@ impl Ledger {
         if frames.is_empty() {
             return Ok(());
         }
-        let mut transaction = self.pool().begin().await?;
-        for chunk in frames.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
-                .collect();
-            let sql = format!(
-                "INSERT INTO run_frames (run_id, seq, frame) VALUES {} ON CONFLICT (run_id, seq) DO NOTHING",
-                values.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for frame in chunk {
-                query =
-                    query.bind(frame.run_id.as_str()).bind(frame.seq).bind(frame.frame.as_str());
-            }
-            query.execute(&mut *transaction).await?;
-        }
-        transaction.commit().await?;
-        Ok(())
+        self.apply(Append(frames.to_vec())).await
     }
 
     /// A run's frames numbered after `after`, in order, at most `limit`.
@@ -67,6 +53,33 @@ impl Ledger {
         rows.iter()
             .map(|row| Ok((row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("frame")?)))
             .collect()
+    }
+}
+
+/// Frames appended (with the other changes of their batch).
+struct Append(Vec<StoredFrame>);
+
+#[async_trait]
+impl Change for Append {
+    type Output = ();
+
+    async fn apply(&self, write: &mut Write) -> Result<(), LedgerError> {
+        for chunk in self.0.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO run_frames (run_id, seq, frame) VALUES {} ON CONFLICT (run_id, seq) DO NOTHING",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for frame in chunk {
+                query =
+                    query.bind(frame.run_id.as_str()).bind(frame.seq).bind(frame.frame.as_str());
+            }
+            query.execute(write.db()).await?;
+        }
+        Ok(())
     }
 }
 

@@ -27,6 +27,7 @@
 //!   reservation, record) is one write and closing (record, release, settlement) another.
 
 mod audit;
+mod batch;
 mod deliveries;
 mod error;
 mod events;
@@ -86,6 +87,13 @@ impl Backend {
 pub struct Ledger {
     pool: AnyPool,
     backend: Backend,
+    /// Taken by every write on SQLite: the file has one writer at a time, and writers of this
+    /// process wait here, woken in turn, instead of in SQLite's busy handler (which sleeps
+    /// 1, 2, 5, 10… ms between tries). Writers of other processes still meet the busy timeout.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Where the hot changes (queue, admission, closing, frames) go to be written in batches;
+    /// `None` in the batch writer's own handle.
+    batcher: Option<batch::Batcher>,
 }
 
 impl Ledger {
@@ -194,8 +202,9 @@ impl Ledger {
         if let Some(file) = existing_file {
             check_is_ledger(&pool, file).await?;
         }
-        let ledger = Ledger { pool, backend };
+        let mut ledger = Ledger { pool, backend, writer: std::sync::Arc::default(), batcher: None };
         schema::migrate(&ledger).await?;
+        ledger.batcher = Some(batch::start(ledger.clone()));
         Ok(ledger)
     }
 
@@ -206,6 +215,15 @@ impl Ledger {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Waits for this process's turn to write (SQLite only; PostgreSQL orders its writers
+    /// itself). Hold the guard until the write commits.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(std::sync::Arc::clone(&self.writer).lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Closes every connection (not to be confused with `RunLedger::close`, which closes a run).

@@ -6,11 +6,12 @@ use theory_core::Failure;
 use theory_core::ledger::{Admission, Admitted, Closing, RunLedger};
 use theory_protocol::{Envelope, ErrorCode, ExecutionId};
 
+use crate::batch::Change;
 use crate::events::EventKind;
 use crate::executions::{finish_in, start_in};
 use crate::leases::{acquire_in, release_in};
 use crate::plans::{reserve_in, settle_in};
-use crate::write::{Write, retrying};
+use crate::write::Write;
 use crate::{ExecutionStart, ExecutionStatus, Finish, Ledger, LedgerError};
 
 /// `host:pid` of this process, the owner of the runs it records.
@@ -78,21 +79,17 @@ impl RunLedger for Ledger {
             reserved_usd_micro: if admission.plan.is_some() { reserved } else { 0 },
             owner: this_owner(),
         };
-        let position = retrying(|| async {
-            let mut write = Write::begin(self).await?;
-            if let Some(ttl_s) = admission.lease_ttl_s {
-                let ttl_ms = i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-                acquire_in(&mut write, admission.write_prefix.as_str(), &id, ttl_ms).await?;
-            }
-            if let Some(plan) = admission.plan {
-                reserve_in(&mut write, plan.as_str(), &id, reserved).await?;
-            }
-            let position = start_in(&mut write, &start).await?;
-            write.commit().await?;
-            Ok(position)
-        })
-        .await
-        .map_err(|error| ledger_failure(&error))?;
+        let lease_ttl_ms = admission
+            .lease_ttl_s
+            .map(|ttl_s| i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX));
+        let position = self
+            .apply(Admit {
+                lease: lease_ttl_ms.map(|ttl_ms| (admission.write_prefix.to_string(), ttl_ms)),
+                reservation: admission.plan.map(|plan| (plan.to_string(), reserved)),
+                start,
+            })
+            .await
+            .map_err(|error| ledger_failure(&error))?;
         Ok(Admitted {
             plan: admission.plan.cloned(),
             reserved_usd_micro: admission.estimate_usd_micro,
@@ -133,30 +130,25 @@ impl RunLedger for Ledger {
             reserved_usd_micro: 0,
             owner: this_owner(),
         });
-        let settlement = retrying(|| async {
-            let mut write = Write::begin(self).await?;
-            if let Some(start) = &refused {
-                start_in(&mut write, start).await?;
-            }
-            finish_in(&mut write, &id, &finish).await?;
-            release_in(&mut write, &id).await?;
-            let mut settlement = None;
-            if let Some(Admitted { plan: Some(plan), reserved_usd_micro, .. }) = admitted {
-                let reserved = i64::try_from(*reserved_usd_micro).unwrap_or(i64::MAX);
-                // Unknown cost of a success: the estimate is charged. A failure costs what it
-                // reported.
-                let actual =
-                    cost.unwrap_or(if status == ExecutionStatus::Success { reserved } else { 0 });
-                let code = finish.error_code.as_deref();
-                settlement = Some((
-                    plan,
-                    settle_in(&mut write, plan.as_str(), &id, reserved, actual, code).await?,
-                ));
-            }
-            write.commit().await?;
-            Ok(settlement)
-        })
-        .await;
+        let settlement = self
+            .apply(Close {
+                refused,
+                id,
+                finish,
+                settle: admitted.and_then(|admitted| {
+                    let plan = admitted.plan.as_ref()?;
+                    let reserved = i64::try_from(admitted.reserved_usd_micro).unwrap_or(i64::MAX);
+                    // Unknown cost of a success: the estimate is charged. A failure costs what
+                    // it reported.
+                    let actual = cost.unwrap_or(if status == ExecutionStatus::Success {
+                        reserved
+                    } else {
+                        0
+                    });
+                    Some((plan.to_string(), reserved, actual))
+                }),
+            })
+            .await;
         match settlement {
             Ok(Some((plan, settlement))) => {
                 tracing::info!(
@@ -210,5 +202,56 @@ impl RunLedger for Ledger {
                 None
             }
         }
+    }
+}
+
+/// Admission as one change: the lease, the reservation and the open record.
+struct Admit {
+    /// The write prefix and the lease's time to live, in ms.
+    lease: Option<(String, i64)>,
+    /// The plan and the amount reserved on it.
+    reservation: Option<(String, i64)>,
+    start: ExecutionStart,
+}
+
+#[async_trait]
+impl Change for Admit {
+    type Output = i64;
+
+    async fn apply(&self, write: &mut Write) -> Result<i64, LedgerError> {
+        if let Some((prefix, ttl_ms)) = &self.lease {
+            acquire_in(write, prefix, &self.start.id, *ttl_ms).await?;
+        }
+        if let Some((plan, reserved)) = &self.reservation {
+            reserve_in(write, plan, &self.start.id, *reserved).await?;
+        }
+        start_in(write, &self.start).await
+    }
+}
+
+/// Closing as one change: the record (opened first when the run was refused before
+/// admission), the lease given back, the plan settled.
+struct Close {
+    refused: Option<ExecutionStart>,
+    id: String,
+    finish: Finish,
+    /// The plan, what was reserved on it and what the run cost.
+    settle: Option<(String, i64, i64)>,
+}
+
+#[async_trait]
+impl Change for Close {
+    type Output = Option<(String, crate::Settlement)>;
+
+    async fn apply(&self, write: &mut Write) -> Result<Self::Output, LedgerError> {
+        if let Some(start) = &self.refused {
+            start_in(write, start).await?;
+        }
+        finish_in(write, &self.id, &self.finish).await?;
+        release_in(write, &self.id).await?;
+        let Some((plan, reserved, actual)) = &self.settle else { return Ok(None) };
+        let code = self.finish.error_code.as_deref();
+        let settlement = settle_in(write, plan, &self.id, *reserved, *actual, code).await?;
+        Ok(Some((plan.clone(), settlement)))
     }
 }

@@ -10,6 +10,9 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use async_trait::async_trait;
+
+use crate::batch::Change;
 use crate::write::{Write, retrying};
 use crate::{Ledger, LedgerError};
 
@@ -170,24 +173,16 @@ impl Ledger {
             // Nothing to look up first: one statement, no lock to take. An id already queued
             // (`PUT /v1/runs/{id}` twice) is the earlier run.
             let now = crate::now_ms();
-            let inserted = retrying(|| async {
-                Ok(sqlx::query(
-                    "INSERT INTO queue (id, request, state, submitter, idempotency_key, created_at_ms,
-                         cancel_requested, processor_ref, plan_key)
-                     VALUES ($1, $2, 'queued', $3, NULL, $4, 0, $5, $6)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(run.id)
-                .bind(run.request)
-                .bind(run.submitter)
-                .bind(now)
-                .bind(run.processor_ref)
-                .bind(run.plan_key)
-                .execute(self.pool())
-                .await?
-                .rows_affected())
-            })
-            .await?;
+            let inserted = self
+                .apply(Insert {
+                    id: run.id.to_owned(),
+                    request: run.request.to_owned(),
+                    submitter: run.submitter.map(str::to_owned),
+                    created_at_ms: now,
+                    processor_ref: run.processor_ref.to_owned(),
+                    plan_key: run.plan_key.map(str::to_owned),
+                })
+                .await?;
             if inserted == 0
                 && let Some(existing) = self.queued(run.id).await?
             {
@@ -305,62 +300,7 @@ impl Ledger {
         owner: &str,
         limits: &std::collections::HashMap<String, u32>,
     ) -> Result<Option<QueuedRun>, LedgerError> {
-        retrying(|| async {
-            let mut write = Write::begin(self).await?;
-            let mut running = std::collections::HashMap::<String, i64>::new();
-            if !limits.is_empty() {
-                let rows = sqlx::query(
-                    "SELECT processor_ref, count(*) AS n FROM queue WHERE state = 'claimed' GROUP BY processor_ref",
-                )
-                .fetch_all(write.db())
-                .await?;
-                for row in rows {
-                    running.insert(row.try_get("processor_ref")?, row.try_get("n")?);
-                }
-            }
-            // Oldest first, skipping the processors at their limit.
-            let full: Vec<&String> = limits
-                .iter()
-                .filter(|(reference, limit)| {
-                    running.get(reference.as_str()).copied().unwrap_or(0) >= i64::from(**limit)
-                })
-                .map(|(reference, _)| reference)
-                .collect();
-            let excluded = if full.is_empty() {
-                String::new()
-            } else {
-                let placeholders: Vec<String> = (1..=full.len()).map(|n| format!("${n}")).collect();
-                format!("AND processor_ref NOT IN ({})", placeholders.join(", "))
-            };
-            let sql = format!(
-                "SELECT * FROM queue WHERE state = 'queued' {excluded} ORDER BY created_at_ms, id LIMIT 1"
-            );
-            let mut query = sqlx::query(&sql);
-            for reference in &full {
-                query = query.bind(reference.as_str());
-            }
-            let claimable = query.fetch_optional(write.db()).await?.as_ref().map(queued_of).transpose()?;
-            let Some(mut run) = claimable else {
-                write.commit().await?;
-                return Ok(None);
-            };
-            let now = crate::now_ms();
-            sqlx::query(
-                "UPDATE queue SET state = 'claimed', claimed_by = $1, claimed_at_ms = $2
-                 WHERE id = $3 AND state = 'queued'",
-            )
-            .bind(owner)
-            .bind(now)
-            .bind(&run.id)
-            .execute(write.db())
-            .await?;
-            write.commit().await?;
-            run.state = QueueState::Claimed;
-            run.claimed_by = Some(owner.to_owned());
-            run.claimed_at_ms = Some(now);
-            Ok(Some(run))
-        })
-        .await
+        self.apply(Claim { owner: owner.to_owned(), limits: limits.clone() }).await
     }
 
     /// Marks a queued run done (its run ended, or it was cancelled before it started).
@@ -369,12 +309,7 @@ impl Ledger {
     }
 
     async fn set_queue_state(&self, id: &str, state: QueueState) -> Result<(), LedgerError> {
-        sqlx::query("UPDATE queue SET state = $1 WHERE id = $2")
-            .bind(state.as_str())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.apply(SetState { id: id.to_owned(), state }).await
     }
 
     /// Asks for a run to be cancelled: a queued one is done at once (returns `true`), a claimed
@@ -484,6 +419,7 @@ impl Ledger {
             }
             let started: Option<String> = row.try_get("started")?;
             let state = if started.is_some() { QueueState::Done } else { QueueState::Queued };
+            let _turn = self.write_turn().await;
             sqlx::query(
                 "UPDATE queue SET state = $1, claimed_by = NULL, claimed_at_ms = NULL
                  WHERE id = $2 AND state = 'claimed'",
@@ -497,5 +433,111 @@ impl Ledger {
             }
         }
         Ok(requeued)
+    }
+}
+
+/// A run queued without an idempotency key: one statement (an id already queued, by
+/// `PUT /v1/runs/{id}` twice, is left as it is); answers how many rows it inserted.
+struct Insert {
+    id: String,
+    request: String,
+    submitter: Option<String>,
+    created_at_ms: i64,
+    processor_ref: String,
+    plan_key: Option<String>,
+}
+
+#[async_trait]
+impl Change for Insert {
+    type Output = u64;
+
+    async fn apply(&self, write: &mut Write) -> Result<u64, LedgerError> {
+        Ok(sqlx::query(
+            "INSERT INTO queue (id, request, state, submitter, idempotency_key, created_at_ms,
+                 cancel_requested, processor_ref, plan_key)
+             VALUES ($1, $2, 'queued', $3, NULL, $4, 0, $5, $6)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&self.id)
+        .bind(&self.request)
+        .bind(&self.submitter)
+        .bind(self.created_at_ms)
+        .bind(&self.processor_ref)
+        .bind(&self.plan_key)
+        .execute(write.db())
+        .await?
+        .rows_affected())
+    }
+}
+
+/// The claim of the oldest queued run whose processor is under its limit (see
+/// [`Ledger::claim_next`]): one statement that picks and claims it.
+struct Claim {
+    owner: String,
+    limits: std::collections::HashMap<String, u32>,
+}
+
+#[async_trait]
+impl Change for Claim {
+    type Output = Option<QueuedRun>;
+
+    async fn apply(&self, write: &mut Write) -> Result<Option<QueuedRun>, LedgerError> {
+        let mut running = std::collections::HashMap::<String, i64>::new();
+        if !self.limits.is_empty() {
+            let rows = sqlx::query(
+                "SELECT processor_ref, count(*) AS n FROM queue WHERE state = 'claimed' GROUP BY processor_ref",
+            )
+            .fetch_all(write.db())
+            .await?;
+            for row in rows {
+                running.insert(row.try_get("processor_ref")?, row.try_get("n")?);
+            }
+        }
+        // Oldest first, skipping the processors at their limit.
+        let full: Vec<&String> = self
+            .limits
+            .iter()
+            .filter(|(reference, limit)| {
+                running.get(reference.as_str()).copied().unwrap_or(0) >= i64::from(**limit)
+            })
+            .map(|(reference, _)| reference)
+            .collect();
+        let excluded = if full.is_empty() {
+            String::new()
+        } else {
+            let placeholders: Vec<String> = (3..3 + full.len()).map(|n| format!("${n}")).collect();
+            format!("AND processor_ref NOT IN ({})", placeholders.join(", "))
+        };
+        let sql = format!(
+            "UPDATE queue SET state = 'claimed', claimed_by = $1, claimed_at_ms = $2
+             WHERE state = 'queued' AND id = (SELECT id FROM queue WHERE state = 'queued' {excluded}
+                                              ORDER BY created_at_ms, id LIMIT 1)
+             RETURNING *"
+        );
+        let mut query = sqlx::query(&sql).bind(&self.owner).bind(crate::now_ms());
+        for reference in &full {
+            query = query.bind(reference.as_str());
+        }
+        query.fetch_optional(write.db()).await?.as_ref().map(queued_of).transpose()
+    }
+}
+
+/// A queue row moved to another state.
+struct SetState {
+    id: String,
+    state: QueueState,
+}
+
+#[async_trait]
+impl Change for SetState {
+    type Output = ();
+
+    async fn apply(&self, write: &mut Write) -> Result<(), LedgerError> {
+        sqlx::query("UPDATE queue SET state = $1 WHERE id = $2")
+            .bind(self.state.as_str())
+            .bind(&self.id)
+            .execute(write.db())
+            .await?;
+        Ok(())
     }
 }

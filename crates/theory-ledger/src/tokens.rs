@@ -147,6 +147,7 @@ impl Ledger {
             created_at_ms: crate::now_ms(),
             revoked_at_ms: None,
         };
+        let turn = self.write_turn().await;
         let written = sqlx::query(
             "INSERT INTO tokens (id, name, hash, plan_key, scopes, created_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -159,6 +160,7 @@ impl Ledger {
         .bind(token.created_at_ms)
         .execute(self.pool())
         .await;
+        drop(turn);
         match written {
             Ok(_) => Ok((token, secret)),
             Err(error) if is_conflict(&error) => Err(LedgerError::TokenExists(new.name.to_owned())),
@@ -193,6 +195,7 @@ impl Ledger {
 
     /// Revokes the token named `name` (revoking it again changes nothing).
     pub async fn revoke_token(&self, name: &str) -> Result<Token, LedgerError> {
+        let turn = self.write_turn().await;
         sqlx::query(
             "UPDATE tokens SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL",
         )
@@ -200,6 +203,7 @@ impl Ledger {
         .bind(name)
         .execute(self.pool())
         .await?;
+        drop(turn);
         let row = sqlx::query("SELECT * FROM tokens WHERE name = $1")
             .bind(name)
             .fetch_optional(self.pool())

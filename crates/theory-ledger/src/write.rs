@@ -14,6 +14,8 @@ use crate::{Backend, Ledger, LedgerError};
 
 /// How often a write is tried when the database stays busy.
 const ATTEMPTS: u32 = 50;
+/// Events per `INSERT` (seven parameters each, under every database's limit).
+const EVENTS_PER_STATEMENT: usize = 1_000;
 
 /// An open write: the transaction, the head of the chain it appends to, and the events it
 /// appends (inserted together at commit, in one statement).
@@ -25,6 +27,8 @@ pub(crate) struct Write {
     head_hash: String,
     /// Events appended by this write, not yet inserted.
     pending: Vec<Event>,
+    /// This process's turn to write, held until the write ends (see [`Ledger::write_turn`]).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// The head of the chain, read in the statement that takes the lock (SQLite: the write lock is
@@ -39,6 +43,7 @@ const HEAD: &str = "SELECT seq, this_hash FROM events ORDER BY seq DESC LIMIT 1"
 impl Write {
     /// Begins a write: opens a transaction, takes the log's lock and reads its head.
     pub(crate) async fn begin(ledger: &Ledger) -> Result<Write, LedgerError> {
+        let turn = ledger.write_turn().await;
         let mut transaction = ledger.pool().begin().await?;
         let head = match ledger.backend() {
             Backend::Sqlite => sqlx::query(LOCK_AND_HEAD).fetch_optional(&mut *transaction).await?,
@@ -52,7 +57,7 @@ impl Write {
             (Some(seq), Some(row)) => (seq + 1, row.try_get::<String, _>("this_hash")?),
             _ => (1, GENESIS.to_owned()),
         };
-        Ok(Write { transaction, next_seq, head_hash, pending: Vec::new() })
+        Ok(Write { transaction, next_seq, head_hash, pending: Vec::new(), _turn: turn })
     }
 
     /// The connection to run the write's statements on.
@@ -88,8 +93,8 @@ impl Write {
 
     /// Inserts the write's events and commits.
     pub(crate) async fn commit(mut self) -> Result<(), LedgerError> {
-        if !self.pending.is_empty() {
-            let rows: Vec<String> = (0..self.pending.len())
+        for chunk in self.pending.chunks(EVENTS_PER_STATEMENT) {
+            let rows: Vec<String> = (0..chunk.len())
                 .map(|row| {
                     let first = row * 7;
                     let parameters: Vec<String> =
@@ -102,7 +107,7 @@ impl Write {
                 rows.join(", ")
             );
             let mut query = sqlx::query(&statement);
-            for event in &self.pending {
+            for event in chunk {
                 query = query
                     .bind(event.seq)
                     .bind(event.execution_id.as_deref())
@@ -130,11 +135,22 @@ where
     loop {
         tries += 1;
         match attempt().await {
-            Err(LedgerError::Database(error)) if is_conflict(&error) && tries < ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(u64::from(tries % 8) + 1))
-                    .await;
-            }
-            other => return other,
+            Err(error) => match pause_before_retry(tries, &error) {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(error),
+            },
+            done => return done,
         }
+    }
+}
+
+/// How long to wait before trying a write again after its `tries`-th attempt failed with
+/// `error`; `None` when it should not be tried again.
+pub(crate) fn pause_before_retry(tries: u32, error: &LedgerError) -> Option<std::time::Duration> {
+    match error {
+        LedgerError::Database(error) if is_conflict(error) && tries < ATTEMPTS => {
+            Some(std::time::Duration::from_millis(u64::from(tries % 8) + 1))
+        }
+        _ => None,
     }
 }

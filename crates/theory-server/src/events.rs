@@ -18,6 +18,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Frames written to the ledger in one transaction at most.
 const BATCH: usize = 2_000;
+/// How long frames wait for more before they are written (a subscriber on another front end
+/// sees them that much later; one on this front end sees them at once).
+const WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 /// How often a batch is tried before its frames are given up (about half a minute).
 const WRITE_ATTEMPTS: u32 = 10;
 
@@ -153,13 +156,22 @@ async fn write_frames(ledger: Ledger, mut requests: mpsc::UnboundedReceiver<Writ
     let mut frames = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = requests.recv().await {
+        // Frames wait a moment for the ones that follow (a run's frames come in bursts), unless
+        // a flush is asked for: then whatever arrived goes at once.
+        let window = tokio::time::Instant::now() + WINDOW;
         let mut next = Some(first);
         while let Some(request) = next {
             match request {
                 Write::Frame(frame) => frames.push(frame),
                 Write::Flush(done) => flushes.push(done),
             }
-            next = if frames.len() < BATCH { requests.try_recv().ok() } else { None };
+            next = if frames.len() >= BATCH {
+                None
+            } else if flushes.is_empty() {
+                tokio::time::timeout_at(window, requests.recv()).await.ok().flatten()
+            } else {
+                requests.try_recv().ok()
+            };
         }
         let mut delay = std::time::Duration::from_millis(50);
         for attempt in 1..=WRITE_ATTEMPTS {

@@ -181,9 +181,11 @@ async fn submit(
             return idempotent(&state, &caller, &headers, &queued, &request).await;
         }
     };
+    // Watched before a worker can take it, so its end cannot come unseen.
+    let waiting = wait_of(&headers).map(|wait| (wait, state.watch_finish(&id)));
     state.work.notify_one();
-    let object = match wait_of(&headers) {
-        Some(wait) => wait_for(&state, &caller, &id, wait).await?,
+    let object = match waiting {
+        Some((wait, finished)) => wait_with(&state, &caller, &id, wait, finished, false).await?,
         None => current(&state, &caller, &id).await?,
     };
     Ok((StatusCode::CREATED, axum::Json(object)).into_response())
@@ -318,22 +320,35 @@ async fn wait_for(
     id: &str,
     wait: Duration,
 ) -> Result<Value, ApiError> {
+    wait_with(state, caller, id, wait, state.watch_finish(id), true).await
+}
+
+/// Waits on a watched run until it ends or `wait` passes; `look_first` looks at it before the
+/// first wait (a run just queued is not looked at: it is queued).
+async fn wait_with(
+    state: &State,
+    caller: &Caller,
+    id: &str,
+    wait: Duration,
+    mut finished: tokio::sync::watch::Receiver<bool>,
+    look_first: bool,
+) -> Result<Value, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
-    let object = current(state, caller, id).await?;
-    if object["status"].as_str().is_some_and(is_final) {
-        return Ok(object);
-    }
-    let mut finished = state.watch_finish(id);
     let mut stopping = state.stopping.subscribe();
+    let mut look = look_first;
     loop {
-        let object = current(state, caller, id).await;
-        let done =
-            object.as_ref().map_or(true, |object| object["status"].as_str().is_some_and(is_final));
-        if done || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
-            drop(finished);
-            state.unwatch(id);
-            return object;
+        if look {
+            let object = current(state, caller, id).await;
+            let done = object
+                .as_ref()
+                .map_or(true, |object| object["status"].as_str().is_some_and(is_final));
+            if done || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
+                drop(finished);
+                state.unwatch(id);
+                return object;
+            }
         }
+        look = true;
         // Ends here: told at once; ends on another front end: seen on the next look.
         let _ = tokio::time::timeout_at(
             deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)),

@@ -147,13 +147,18 @@ impl State {
         }
     }
 
+    /// Tells the requests waiting on a run that its record is closed (its status is final).
+    pub(crate) fn settled(&self, id: &str) {
+        if let Some(sender) = lock(&self.finished).remove(id) {
+            let _ = sender.send(true);
+        }
+    }
+
     /// Says the run ended and forgets it.
     pub(crate) fn ended(&self, id: &str) {
         lock(&self.cancellers).remove(id);
         self.logs.close(id);
-        if let Some(sender) = lock(&self.finished).remove(id) {
-            let _ = sender.send(true);
-        }
+        self.settled(id);
     }
 }
 

@@ -73,6 +73,9 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
         }
     };
     watcher.abort();
+    // The record is closed: requests waiting on the run answer now, while its frames go to the
+    // ledger and its queue row is marked done.
+    state.settled(&id);
     if let Some(outcome) = &outcome {
         let succeeded = matches!(outcome.envelope, theory_protocol::Envelope::Success(_));
         tracing::debug!(%id, succeeded, "run ended");

@@ -71,25 +71,40 @@ impl FsStore {
         removed
     }
 
-    /// Opens a temporary file for a new object; owner-only when `private`.
+    /// A writer for a new object; owner-only when `private`. Nothing touches the disk until the
+    /// object outgrows [`SMALL`] or is committed.
+    #[expect(clippy::unused_async, reason = "the store port's begin is async")]
     async fn begin_with(
         &self,
         path: &WorldPath,
         private: bool,
     ) -> Result<Box<dyn ObjectWriter>, StoreError> {
-        let target = self.file(path);
-        tokio::fs::create_dir_all(self.root.join(PARTIAL))
-            .await
-            .map_err(io_error("create folder for", path))?;
-        let temporary = self.temporary_file();
-        let mut options = tokio::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        if private {
-            options.mode(0o600);
+        Ok(Box::new(FsWriter {
+            path: path.clone(),
+            target: self.file(path),
+            temporary: self.temporary_file(),
+            private,
+            state: Writing::Small(Vec::new()),
+        }))
+    }
+}
+
+/// Creates `temporary` (and its folder) for writing; owner-only when `private`.
+fn create_temporary(temporary: &Path, private: bool) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    if private {
+        options.mode(0o600);
+    }
+    match options.open(temporary) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            if let Some(folder) = temporary.parent() {
+                std::fs::create_dir_all(folder)?;
+            }
+            options.open(temporary)
         }
-        let file = options.open(&temporary).await.map_err(io_error("create", path))?;
-        let file = file.into_std().await;
-        Ok(Box::new(FsWriter::start(path.clone(), target, temporary, file)))
+        opened => opened,
     }
 }
 
@@ -230,7 +245,8 @@ impl ArtifactStore for FsStore {
         }
     }
 
-    /// Small objects (index, receipts) in one blocking task: one thread hop, not one per step.
+    /// Whole objects (index, receipts): up to [`SMALL`] written here, larger ones in one
+    /// blocking task.
     async fn put_bytes(
         &self,
         path: &WorldPath,
@@ -239,15 +255,24 @@ impl ArtifactStore for FsStore {
     ) -> Result<(), StoreError> {
         let target = self.file(path);
         let temporary = self.temporary_file();
-        let written = tokio::task::spawn_blocking(move || {
-            if let Some(folder) = temporary.parent() {
-                std::fs::create_dir_all(folder)?;
+        let small = bytes.len() <= SMALL;
+        let write = move || {
+            use std::io::Write as _;
+            let written =
+                create_temporary(&temporary, false).and_then(|mut file| file.write_all(&bytes));
+            if let Err(error) = written {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(error);
             }
-            std::fs::write(&temporary, &bytes)?;
             place(&temporary, &target)
-        })
-        .await
-        .map_err(|error| StoreError::Backend(format!("{path}: {error}")))?;
+        };
+        let written = if small {
+            write()
+        } else {
+            tokio::task::spawn_blocking(write)
+                .await
+                .map_err(|error| StoreError::Backend(format!("{path}: {error}")))?
+        };
         written.map_err(|error| placing_error(path, error))
     }
 
@@ -263,49 +288,76 @@ impl ArtifactStore for FsStore {
 
 /// Chunks queued for the writer thread: enough to keep it busy while the caller hashes.
 const QUEUED_CHUNKS: usize = 8;
+/// Objects up to this size are kept in memory until committed and then written in place, in a
+/// few system calls made here (microseconds; a hop to a blocking thread and back takes longer).
+/// A larger one goes to a temporary file written by a blocking task as it streams.
+const SMALL: usize = 64 * 1024;
 
-/// A file being written under `.partial/`. Chunks go to a blocking task that writes them, so
-/// hashing (the caller) and writing run on two cores at once.
+/// A new object being written.
 struct FsWriter {
     path: WorldPath,
     target: PathBuf,
-    temporary: Option<PathBuf>,
-    chunks: Option<tokio::sync::mpsc::Sender<Bytes>>,
-    writing: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    /// Its name under `.partial/` until it is placed.
+    temporary: PathBuf,
+    private: bool,
+    state: Writing,
+}
+
+/// Where a new object's bytes are.
+enum Writing {
+    /// In memory: at most [`SMALL`] bytes, nothing on disk yet.
+    Small(Vec<u8>),
+    /// In the temporary file, written by a blocking task that takes the chunks (so hashing, by
+    /// the caller, and writing run on two cores at once).
+    Streaming {
+        chunks: tokio::sync::mpsc::Sender<Bytes>,
+        writing: tokio::task::JoinHandle<io::Result<()>>,
+    },
+    /// The temporary file is written (or its writer failed); it is there until placed.
+    Written,
+    /// Placed or aborted: nothing of it is left under `.partial/`.
+    Over,
 }
 
 impl FsWriter {
-    fn start(
-        path: WorldPath,
-        target: PathBuf,
-        temporary: PathBuf,
-        file: std::fs::File,
-    ) -> FsWriter {
+    /// Moves the bytes so far to the temporary file (created here, so a writer dropped at any
+    /// point finds it to remove) and streams the rest there.
+    fn stream(&mut self, first: Vec<u8>) -> io::Result<()> {
+        let mut file = create_temporary(&self.temporary, self.private)?;
+        self.state = Writing::Written;
         let (chunks, mut queued) = tokio::sync::mpsc::channel::<Bytes>(QUEUED_CHUNKS);
         let writing = tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
-            let mut file = file;
+            file.write_all(&first)?;
             while let Some(chunk) = queued.blocking_recv() {
                 file.write_all(&chunk)?;
             }
             file.flush()
         });
-        FsWriter {
-            path,
-            target,
-            temporary: Some(temporary),
-            chunks: Some(chunks),
-            writing: Some(writing),
+        self.state = Writing::Streaming { chunks, writing };
+        Ok(())
+    }
+
+    /// Ends the writer task, if there is one, and returns how it went.
+    async fn finish_writing(&mut self) -> io::Result<()> {
+        match std::mem::replace(&mut self.state, Writing::Written) {
+            Writing::Streaming { chunks, writing } => {
+                drop(chunks);
+                writing.await.unwrap_or_else(|error| Err(io::Error::other(error)))
+            }
+            other => {
+                self.state = other;
+                Ok(())
+            }
         }
     }
 
-    /// Ends the writer task and returns how it went.
-    async fn finish_writing(&mut self) -> io::Result<()> {
-        self.chunks.take();
-        match self.writing.take() {
-            Some(writing) => writing.await.unwrap_or_else(|error| Err(io::Error::other(error))),
-            None => Ok(()),
-        }
+    /// Writes the bytes kept in memory to the temporary file, here.
+    fn write_small(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write as _;
+        let mut file = create_temporary(&self.temporary, self.private)?;
+        self.state = Writing::Written;
+        file.write_all(bytes)
     }
 }
 
@@ -348,14 +400,27 @@ fn place(temporary: &Path, target: &Path) -> io::Result<()> {
 #[async_trait]
 impl ObjectWriter for FsWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let Some(chunks) = &self.chunks else {
-            return Err(StoreError::Backend(format!("{path}: written after commit")));
+        match &mut self.state {
+            Writing::Small(bytes) if bytes.len() + chunk.len() <= SMALL => {
+                bytes.extend_from_slice(&chunk);
+                return Ok(());
+            }
+            Writing::Small(bytes) => {
+                let first = std::mem::take(bytes);
+                self.stream(first).map_err(io_error("create", &self.path))?;
+            }
+            Writing::Streaming { .. } => {}
+            Writing::Written | Writing::Over => {
+                return Err(StoreError::Backend(format!("{}: written after commit", self.path)));
+            }
+        }
+        let Writing::Streaming { chunks, .. } = &self.state else {
+            return Err(StoreError::Backend(format!("{}: its writer is gone", self.path)));
         };
         if chunks.send(chunk).await.is_err() {
             // The writer task stopped early: its error says why.
             let failure = self.finish_writing().await.err();
-            return Err(io_error("write", &path)(
+            return Err(io_error("write", &self.path)(
                 failure.unwrap_or_else(|| io::Error::other("the writer stopped")),
             ));
         }
@@ -364,31 +429,42 @@ impl ObjectWriter for FsWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         let path = self.path.clone();
-        self.finish_writing().await.map_err(io_error("write", &path))?;
-        let temporary = self
-            .temporary
-            .take()
-            .ok_or_else(|| StoreError::Backend(format!("{path}: committed twice")))?;
-        let target = self.target.clone();
-        let placed = tokio::task::spawn_blocking(move || place(&temporary, &target))
-            .await
-            .unwrap_or_else(|error| Err(io::Error::other(error)));
+        let (temporary, target) = (self.temporary.clone(), self.target.clone());
+        let placed = match std::mem::replace(&mut self.state, Writing::Over) {
+            Writing::Small(bytes) => {
+                self.write_small(&bytes).map_err(io_error("write", &path))?;
+                place(&temporary, &target)
+            }
+            streaming @ Writing::Streaming { .. } => {
+                self.state = streaming;
+                self.finish_writing().await.map_err(io_error("write", &path))?;
+                tokio::task::spawn_blocking(move || place(&temporary, &target))
+                    .await
+                    .unwrap_or_else(|error| Err(io::Error::other(error)))
+            }
+            Writing::Written | Writing::Over => {
+                return Err(StoreError::Backend(format!("{path}: committed twice")));
+            }
+        };
+        // Placed or not, the temporary name is gone (`place` removes it when it fails).
+        self.state = Writing::Over;
         placed.map_err(|error| placing_error(&path, error))
     }
 
     async fn abort(mut self: Box<Self>) {
         let _ = self.finish_writing().await;
-        if let Some(temporary) = self.temporary.take() {
-            let _ = tokio::fs::remove_file(temporary).await;
+        if matches!(self.state, Writing::Written) {
+            let _ = tokio::fs::remove_file(&self.temporary).await;
         }
+        self.state = Writing::Over;
     }
 }
 
 impl Drop for FsWriter {
     fn drop(&mut self) {
         // Dropped without commit (a timeout, a failure): nothing may be left behind.
-        if let Some(temporary) = self.temporary.take() {
-            let _ = std::fs::remove_file(temporary);
+        if matches!(self.state, Writing::Streaming { .. } | Writing::Written) {
+            let _ = std::fs::remove_file(&self.temporary);
         }
     }
 }
