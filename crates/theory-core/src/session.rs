@@ -207,6 +207,10 @@ impl Receiver<'_> {
                     .map_err(|error| protocol(format!("undecodable frame: {error}")))?;
                 if let Some(observer) = self.observer {
                     observer.frame(&frame);
+                    // Whoever the frame woke (a subscriber waiting for tokens) runs before this
+                    // task goes on to write outputs: a task woken here would otherwise wait for
+                    // the file system calls of the next commit.
+                    tokio::task::yield_now().await;
                 }
                 match frame {
                     Frame::Output(header) => {

@@ -55,6 +55,9 @@ pub enum LedgerError {
     /// No execution has this id.
     #[error("no execution with id {0}")]
     UnknownExecution(String),
+    /// The queue holds as many runs as it may (`NewRun::max_queued`).
+    #[error("the queue holds {0} runs, its limit")]
+    QueueFull(i64),
     /// Stored data is not what the ledger wrote.
     #[error("ledger data is damaged: {0}")]
     Corrupt(String),

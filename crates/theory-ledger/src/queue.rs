@@ -89,6 +89,9 @@ pub struct NewRun<'a> {
     pub submitter: Option<&'a str>,
     /// `Idempotency-Key`.
     pub idempotency_key: Option<&'a str>,
+    /// How many runs may wait at most; a run over it is [`LedgerError::QueueFull`] (checked in
+    /// the statement that queues it).
+    pub max_queued: i64,
 }
 
 /// What to list of the queue: newest first, filtered.
@@ -170,23 +173,26 @@ impl Ledger {
     /// and the earlier run is returned.
     pub async fn enqueue(&self, run: NewRun<'_>) -> Result<Enqueued, LedgerError> {
         if run.idempotency_key.is_none() {
-            // Nothing to look up first: one statement, no lock to take. An id already queued
-            // (`PUT /v1/runs/{id}` twice) is the earlier run.
+            // Nothing to look up first: one statement, written with whatever else is waiting
+            // (see `batch`). An id already queued (`PUT /v1/runs/{id}` twice) is the earlier run.
             let now = crate::now_ms();
             let inserted = self
                 .apply(Insert {
                     id: run.id.to_owned(),
                     request: run.request.to_owned(),
                     submitter: run.submitter.map(str::to_owned),
+                    idempotency_key: None,
                     created_at_ms: now,
                     processor_ref: run.processor_ref.to_owned(),
                     plan_key: run.plan_key.map(str::to_owned),
+                    max_queued: run.max_queued,
                 })
                 .await?;
-            if inserted == 0
-                && let Some(existing) = self.queued(run.id).await?
-            {
-                return Ok(Enqueued::Existing(existing));
+            if inserted == 0 {
+                return match self.queued(run.id).await? {
+                    Some(existing) => Ok(Enqueued::Existing(existing)),
+                    None => Err(LedgerError::QueueFull(run.max_queued)),
+                };
             }
             return Ok(Enqueued::New(new_row(run, now)));
         }
@@ -208,20 +214,26 @@ impl Ledger {
                 }
             }
             let now = crate::now_ms();
-            sqlx::query(
-                "INSERT INTO queue (id, request, state, submitter, idempotency_key, created_at_ms,
-                     cancel_requested, processor_ref, plan_key)
-                 VALUES ($1, $2, 'queued', $3, $4, $5, 0, $6, $7)",
-            )
-            .bind(run.id)
-            .bind(run.request)
-            .bind(run.submitter)
-            .bind(run.idempotency_key)
-            .bind(now)
-            .bind(run.processor_ref)
-            .bind(run.plan_key)
-            .execute(write.db())
-            .await?;
+            let insert = Insert {
+                id: run.id.to_owned(),
+                request: run.request.to_owned(),
+                submitter: run.submitter.map(str::to_owned),
+                idempotency_key: run.idempotency_key.map(str::to_owned),
+                created_at_ms: now,
+                processor_ref: run.processor_ref.to_owned(),
+                plan_key: run.plan_key.map(str::to_owned),
+                max_queued: run.max_queued,
+            };
+            if insert.apply(&mut write).await? == 0 {
+                let taken = sqlx::query("SELECT * FROM queue WHERE id = $1")
+                    .bind(run.id)
+                    .fetch_optional(write.db())
+                    .await?;
+                return match taken {
+                    Some(row) => Ok(Enqueued::Existing(queued_of(&row)?)),
+                    None => Err(LedgerError::QueueFull(run.max_queued)),
+                };
+            }
             write.commit().await?;
             Ok(Enqueued::New(new_row(run, now)))
         })
@@ -436,15 +448,17 @@ impl Ledger {
     }
 }
 
-/// A run queued without an idempotency key: one statement (an id already queued, by
-/// `PUT /v1/runs/{id}` twice, is left as it is); answers how many rows it inserted.
+/// A run queued, in one statement that also keeps the queue under its limit (an id already
+/// queued, by `PUT /v1/runs/{id}` twice, is left as it is); answers how many rows it inserted.
 struct Insert {
     id: String,
     request: String,
     submitter: Option<String>,
+    idempotency_key: Option<String>,
     created_at_ms: i64,
     processor_ref: String,
     plan_key: Option<String>,
+    max_queued: i64,
 }
 
 #[async_trait]
@@ -452,18 +466,22 @@ impl Change for Insert {
     type Output = u64;
 
     async fn apply(&self, write: &mut Write) -> Result<u64, LedgerError> {
+        // Counting stops at the limit: a long queue costs no more to check than a full one.
         Ok(sqlx::query(
             "INSERT INTO queue (id, request, state, submitter, idempotency_key, created_at_ms,
                  cancel_requested, processor_ref, plan_key)
-             VALUES ($1, $2, 'queued', $3, NULL, $4, 0, $5, $6)
+             SELECT $1, $2, 'queued', $3, $4, $5, 0, $6, $7
+             WHERE (SELECT count(*) FROM (SELECT 1 FROM queue WHERE state = 'queued' LIMIT $8) AS waiting) < $8
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&self.id)
         .bind(&self.request)
         .bind(&self.submitter)
+        .bind(&self.idempotency_key)
         .bind(self.created_at_ms)
         .bind(&self.processor_ref)
         .bind(&self.plan_key)
+        .bind(self.max_queued)
         .execute(write.db())
         .await?
         .rows_affected())

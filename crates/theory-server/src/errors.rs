@@ -43,6 +43,14 @@ impl From<Failure> for ApiError {
 
 impl From<theory_ledger::LedgerError> for ApiError {
     fn from(error: theory_ledger::LedgerError) -> ApiError {
+        if let theory_ledger::LedgerError::QueueFull(limit) = error {
+            return Failure::with_hint(
+                ErrorCode::Limit,
+                format!("the queue holds {limit} runs, this server's limit"),
+                "try again when runs have drained (GET /readyz says how many wait)",
+            )
+            .into();
+        }
         Failure::with_hint(ErrorCode::Ledger, error.to_string(), "see the server's log")
             .caused_by(error)
             .into()

@@ -167,6 +167,7 @@ async fn submit(
         plan_key: checked.plan().map(theory_core::PlanKey::as_str),
         submitter: caller.submitter(),
         idempotency_key: key,
+        max_queued: state.max_queued_runs,
     };
     let id = match state.ledger.enqueue(new_run).await? {
         Enqueued::New(queued) => queued.id,
@@ -228,15 +229,6 @@ async fn admissible(state: &State, checked: &crate::api::CheckedRun) -> Result<(
             ErrorCode::CiSafety,
             "real mode is refused in CI (the server runs with CI set)",
             "submit with mode mock, or start the server with THEORY_ALLOW_REAL_IN_CI=1",
-        )
-        .into());
-    }
-    let depth = state.ledger.queue_depth().await?;
-    if depth >= state.max_queued_runs {
-        return Err(theory_core::Failure::with_hint(
-            ErrorCode::Limit,
-            format!("the queue holds {depth} runs, this server's limit"),
-            "try again when runs have drained (GET /readyz says how many wait)",
         )
         .into());
     }

@@ -366,13 +366,22 @@ impl FsWriter {
 /// (one call), else a hard link and the temporary removed. A file system with neither cannot
 /// keep records write-once, and says so.
 fn place(temporary: &Path, target: &Path) -> io::Result<()> {
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-        match renameat2(AT_FDCWD, temporary, AT_FDCWD, target, RenameFlags::RENAME_NOREPLACE) {
+        let rename =
+            || renameat2(AT_FDCWD, temporary, AT_FDCWD, target, RenameFlags::RENAME_NOREPLACE);
+        // The folder usually exists (a run's second output on): made only when it does not.
+        let renamed = match rename() {
+            Err(nix::errno::Errno::ENOENT) if temporary.exists() => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                rename()
+            }
+            other => other,
+        };
+        match renamed {
             Ok(()) => return Ok(()),
             // Not supported here: try a hard link.
             Err(
@@ -385,6 +394,9 @@ fn place(temporary: &Path, target: &Path) -> io::Result<()> {
                 return Err(errno.into());
             }
         }
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
     }
     let linked = std::fs::hard_link(temporary, target);
     let _ = std::fs::remove_file(temporary);

@@ -1,0 +1,122 @@
+//! Group commit under contention, on both backends: changes sent at once are written together,
+//! a limit checked inside a batch holds exactly, every queued run is claimed once, and a change
+//! that fails inside a batch fails alone — the others of its batch are kept and the chain
+//! verifies.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use theory_core::ledger::{Admission, RunLedger};
+use theory_core::{ProcessorRef, WritePrefix};
+use theory_ledger::{Enqueued, Ledger, LedgerError, NewRun};
+use theory_protocol::{ErrorCode, ExecutionId, Mode};
+
+use crate::support::both;
+
+/// Queues `runs` runs at once against a limit of `limit`; returns how many were queued.
+async fn queue_at_once(ledger: &Arc<Ledger>, runs: usize, limit: i64) -> usize {
+    let tasks: Vec<_> = (0..runs)
+        .map(|index| {
+            let ledger = Arc::clone(ledger);
+            tokio::spawn(async move {
+                let id = format!("Q{index:04}");
+                let run = NewRun {
+                    id: &id,
+                    request: "{}",
+                    processor_ref: "theory/probe@1",
+                    plan_key: None,
+                    submitter: None,
+                    idempotency_key: None,
+                    max_queued: limit,
+                };
+                ledger.enqueue(run).await
+            })
+        })
+        .collect();
+    let mut queued = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Enqueued::New(_)) => queued += 1,
+            Err(LedgerError::QueueFull(full)) => assert_eq!(full, limit),
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    queued
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_refuses_exactly_past_its_limit_and_every_run_is_claimed_once() {
+    for (backend, fresh) in both().await {
+        let ledger = Arc::new(fresh.ledger.clone());
+        assert_eq!(queue_at_once(&ledger, 60, 45).await, 45, "{backend}");
+        let claimers: Vec<_> = (0..6)
+            .map(|claimer| {
+                let ledger = Arc::clone(&ledger);
+                tokio::spawn(async move {
+                    let mut claimed = Vec::new();
+                    let owner = format!("front-end-{claimer}");
+                    let limits = std::collections::HashMap::new();
+                    while let Some(run) = ledger.claim_next(&owner, &limits).await.unwrap() {
+                        claimed.push(run.id);
+                    }
+                    claimed
+                })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        for claimer in claimers {
+            for id in claimer.await.unwrap() {
+                assert!(seen.insert(id.clone()), "{backend}: {id} was claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), 45, "{backend}");
+        assert_eq!(ledger.queue_depth().await.unwrap(), 0, "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admission_refused_inside_a_batch_leaves_the_others_recorded() {
+    for (backend, fresh) in both().await {
+        let ledger = Arc::new(fresh.ledger.clone());
+        let tasks: Vec<_> = (0..24)
+            .map(|index| {
+                let ledger = Arc::clone(&ledger);
+                tokio::spawn(async move {
+                    let id: ExecutionId = format!("A{index:03}").parse().unwrap();
+                    // Runs 0 and 1 want the same prefix: one of them is refused.
+                    let folder = if index < 2 { 0 } else { index };
+                    let prefix: WritePrefix =
+                        format!("/artifacts/outputs/same{folder}/").parse().unwrap();
+                    let reference: ProcessorRef = "theory/probe@1".parse().unwrap();
+                    let admission = Admission {
+                        execution_id: &id,
+                        processor_ref: &reference,
+                        adapter: theory_core::AdapterKind::Local,
+                        runtime: theory_core::Runtime::Process,
+                        mode: Mode::Mock,
+                        memo_key: "memo",
+                        write_prefix: &prefix,
+                        plan: None,
+                        estimate_usd_micro: 0,
+                        lease_ttl_s: Some(60),
+                    };
+                    ledger.admit(&admission).await.map(|_| ()).map_err(|failure| failure.code)
+                })
+            })
+            .collect();
+        let mut refused = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => {}
+                Err(ErrorCode::Lease) => refused += 1,
+                Err(other) => panic!("{backend}: unexpected {other}"),
+            }
+        }
+        assert_eq!(refused, 1, "{backend}");
+        let running = ledger.executions(100).await.unwrap();
+        assert_eq!(running.len(), 23, "{backend}: every admitted run is recorded");
+        let chain = ledger.verify().await.unwrap();
+        assert!(chain.first_bad_seq.is_none(), "{backend}: {chain:?}");
+        assert_eq!(chain.entries, 23 * 2, "{backend}: a lease and a start per admitted run");
+    }
+}
