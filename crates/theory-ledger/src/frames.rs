@@ -27,12 +27,17 @@ pub struct StoredFrame {
 }
 
 impl Ledger {
-    /// Keeps frames, in one transaction; frames already kept are left as they are.
-    pub async fn append_frames(&self, frames: &[StoredFrame]) -> Result<(), LedgerError> {
-        if frames.is_empty() {
+    /// Keeps frames, and marks the queue rows of `ended` runs `done`, in one write (batched with
+    /// other changes); frames already kept are left as they are.
+    pub async fn append_frames(
+        &self,
+        frames: &[StoredFrame],
+        ended: &[String],
+    ) -> Result<(), LedgerError> {
+        if frames.is_empty() && ended.is_empty() {
             return Ok(());
         }
-        self.apply(Append(frames.to_vec())).await
+        self.apply(Append { frames: frames.to_vec(), ended: ended.to_vec() }).await
     }
 
     /// A run's frames numbered after `after`, in order, at most `limit`.
@@ -56,15 +61,18 @@ impl Ledger {
     }
 }
 
-/// Frames appended (with the other changes of their batch).
-struct Append(Vec<StoredFrame>);
+/// Frames appended, and runs whose queue rows are done.
+struct Append {
+    frames: Vec<StoredFrame>,
+    ended: Vec<String>,
+}
 
 #[async_trait]
 impl Change for Append {
     type Output = ();
 
     async fn apply(&self, write: &mut Write) -> Result<(), LedgerError> {
-        for chunk in self.0.chunks(ROWS_PER_STATEMENT) {
+        for chunk in self.frames.chunks(ROWS_PER_STATEMENT) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
                 .collect();
@@ -76,6 +84,18 @@ impl Change for Append {
             for frame in chunk {
                 query =
                     query.bind(frame.run_id.as_str()).bind(frame.seq).bind(frame.frame.as_str());
+            }
+            query.execute(write.db()).await?;
+        }
+        for chunk in self.ended.chunks(ROWS_PER_STATEMENT) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "UPDATE queue SET state = 'done' WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.as_str());
             }
             query.execute(write.db()).await?;
         }
@@ -96,8 +116,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(None, &dir.path().join("t.db")).await.unwrap();
         let batch: Vec<_> = (1..=700).map(|seq| frame("E1", seq)).chain([frame("E2", 1)]).collect();
-        ledger.append_frames(&batch).await.unwrap();
-        ledger.append_frames(&batch[..10]).await.unwrap();
+        ledger.append_frames(&batch, &[]).await.unwrap();
+        ledger.append_frames(&batch[..10], &[]).await.unwrap();
         let all = ledger.frames_after("E1", 0, 1000).await.unwrap();
         assert_eq!(all.len(), 700);
         assert!(all.windows(2).all(|pair| pair[0].0 + 1 == pair[1].0));

@@ -92,6 +92,9 @@ pub struct NewRun<'a> {
     /// How many runs may wait at most; a run over it is [`LedgerError::QueueFull`] (checked in
     /// the statement that queues it).
     pub max_queued: i64,
+    /// The front end that claims it as it is queued (one with a worker free hands it over at
+    /// once), or `None` to leave it for the first worker of any front end.
+    pub claimed_by: Option<&'a str>,
 }
 
 /// What to list of the queue: newest first, filtered.
@@ -147,12 +150,12 @@ fn new_row(run: NewRun<'_>, now: i64) -> QueuedRun {
     QueuedRun {
         id: run.id.to_owned(),
         request: run.request.to_owned(),
-        state: QueueState::Queued,
+        state: if run.claimed_by.is_some() { QueueState::Claimed } else { QueueState::Queued },
         submitter: run.submitter.map(str::to_owned),
         idempotency_key: run.idempotency_key.map(str::to_owned),
         created_at_ms: now,
-        claimed_at_ms: None,
-        claimed_by: None,
+        claimed_at_ms: run.claimed_by.map(|_| now),
+        claimed_by: run.claimed_by.map(str::to_owned),
         cancel_requested: false,
         processor_ref: run.processor_ref.to_owned(),
         plan_key: run.plan_key.map(str::to_owned),
@@ -186,6 +189,7 @@ impl Ledger {
                     processor_ref: run.processor_ref.to_owned(),
                     plan_key: run.plan_key.map(str::to_owned),
                     max_queued: run.max_queued,
+                    claimed_by: run.claimed_by.map(str::to_owned),
                 })
                 .await?;
             if inserted == 0 {
@@ -223,6 +227,7 @@ impl Ledger {
                 processor_ref: run.processor_ref.to_owned(),
                 plan_key: run.plan_key.map(str::to_owned),
                 max_queued: run.max_queued,
+                claimed_by: run.claimed_by.map(str::to_owned),
             };
             if insert.apply(&mut write).await? == 0 {
                 let taken = sqlx::query("SELECT * FROM queue WHERE id = $1")
@@ -313,6 +318,12 @@ impl Ledger {
         limits: &std::collections::HashMap<String, u32>,
     ) -> Result<Option<QueuedRun>, LedgerError> {
         self.apply(Claim { owner: owner.to_owned(), limits: limits.clone() }).await
+    }
+
+    /// Gives a claimed run that never started back to the queue, for any front end (a front end
+    /// stopping with runs handed to it).
+    pub async fn release_claim(&self, id: &str) -> Result<(), LedgerError> {
+        self.apply(Release { id: id.to_owned() }).await
     }
 
     /// Marks a queued run done (its run ended, or it was cancelled before it started).
@@ -448,8 +459,9 @@ impl Ledger {
     }
 }
 
-/// A run queued, in one statement that also keeps the queue under its limit (an id already
-/// queued, by `PUT /v1/runs/{id}` twice, is left as it is); answers how many rows it inserted.
+/// A run queued (or queued and claimed), in one statement that also keeps the queue under its
+/// limit (an id already queued, by `PUT /v1/runs/{id}` twice, is left as it is); answers how
+/// many rows it inserted.
 struct Insert {
     id: String,
     request: String,
@@ -459,6 +471,7 @@ struct Insert {
     processor_ref: String,
     plan_key: Option<String>,
     max_queued: i64,
+    claimed_by: Option<String>,
 }
 
 #[async_trait]
@@ -466,11 +479,13 @@ impl Change for Insert {
     type Output = u64;
 
     async fn apply(&self, write: &mut Write) -> Result<u64, LedgerError> {
+        let state =
+            if self.claimed_by.is_some() { QueueState::Claimed } else { QueueState::Queued };
         // Counting stops at the limit: a long queue costs no more to check than a full one.
         Ok(sqlx::query(
             "INSERT INTO queue (id, request, state, submitter, idempotency_key, created_at_ms,
-                 cancel_requested, processor_ref, plan_key)
-             SELECT $1, $2, 'queued', $3, $4, $5, 0, $6, $7
+                 cancel_requested, processor_ref, plan_key, claimed_by, claimed_at_ms)
+             SELECT $1, $2, $9, $3, $4, $5, 0, $6, $7, $10, $11
              WHERE (SELECT count(*) FROM (SELECT 1 FROM queue WHERE state = 'queued' LIMIT $8) AS waiting) < $8
              ON CONFLICT (id) DO NOTHING",
         )
@@ -482,6 +497,9 @@ impl Change for Insert {
         .bind(&self.processor_ref)
         .bind(&self.plan_key)
         .bind(self.max_queued)
+        .bind(state.as_str())
+        .bind(&self.claimed_by)
+        .bind(self.claimed_by.as_ref().map(|_| self.created_at_ms))
         .execute(write.db())
         .await?
         .rows_affected())
@@ -556,6 +574,27 @@ impl Change for SetState {
             .bind(&self.id)
             .execute(write.db())
             .await?;
+        Ok(())
+    }
+}
+
+/// A claim given back.
+struct Release {
+    id: String,
+}
+
+#[async_trait]
+impl Change for Release {
+    type Output = ();
+
+    async fn apply(&self, write: &mut Write) -> Result<(), LedgerError> {
+        sqlx::query(
+            "UPDATE queue SET state = 'queued', claimed_by = NULL, claimed_at_ms = NULL
+             WHERE id = $1 AND state = 'claimed'",
+        )
+        .bind(&self.id)
+        .execute(write.db())
+        .await?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Frames are numbered from 1 per run; the number is the SSE event id, so `Last-Event-ID`
 //! resumes after it. The worker ends a run in this order: the last frame is observed, the
-//! writer has flushed it, the queue row is `done`, the memory log is closed. A subscriber that
+//! writer keeps it and marks the queue row `done` in the same write, the memory log is closed. A subscriber that
 //! reads the ledger therefore has every frame once it sees the row `done`.
 
 use std::collections::HashMap;
@@ -92,8 +92,9 @@ impl FrameObserver for RunLog {
 /// What the writer is asked.
 enum Write {
     Frame(StoredFrame),
-    /// Answer once every frame sent before is in the ledger.
-    Flush(oneshot::Sender<()>),
+    /// A run ended: keep every frame sent before, mark its queue row done in the same write,
+    /// then answer.
+    Finish(String, oneshot::Sender<()>),
 }
 
 /// The memory logs of the runs running here, and the writer that keeps their frames.
@@ -135,11 +136,13 @@ impl Logs {
         lock(&self.running).get(id).cloned()
     }
 
-    /// Waits until every frame observed so far is in the ledger.
-    pub(crate) async fn flush(&self) {
-        let (done, flushed) = oneshot::channel();
-        if self.writer.send(Write::Flush(done)).is_ok() {
-            let _ = flushed.await;
+    /// Ends a run's record here: every frame observed so far is in the ledger and the run's
+    /// queue row is `done` (one write, with whatever other runs ended meanwhile) when this
+    /// returns.
+    pub(crate) async fn finish(&self, id: &str) {
+        let (done, finished) = oneshot::channel();
+        if self.writer.send(Write::Finish(id.to_owned(), done)).is_ok() {
+            let _ = finished.await;
         }
     }
 
@@ -151,34 +154,42 @@ impl Logs {
     }
 }
 
-/// Writes frames in batches: whatever arrived while the last batch was written goes in the next.
+/// Writes frames in batches: whatever arrived while the last batch was written goes in the next,
+/// with the queue rows of the runs that ended meanwhile.
 async fn write_frames(ledger: Ledger, mut requests: mpsc::UnboundedReceiver<Write>) {
     let mut frames = Vec::new();
-    let mut flushes = Vec::new();
+    let mut finishes: Vec<(String, oneshot::Sender<()>)> = Vec::new();
     while let Some(first) = requests.recv().await {
         // Frames wait a moment for the ones that follow (a run's frames come in bursts), unless
-        // a flush is asked for: then whatever arrived goes at once.
+        // a run ends: then whatever arrived goes at once.
         let window = tokio::time::Instant::now() + WINDOW;
         let mut next = Some(first);
         while let Some(request) = next {
             match request {
                 Write::Frame(frame) => frames.push(frame),
-                Write::Flush(done) => flushes.push(done),
+                Write::Finish(id, done) => finishes.push((id, done)),
             }
             next = if frames.len() >= BATCH {
                 None
-            } else if flushes.is_empty() {
+            } else if finishes.is_empty() {
                 tokio::time::timeout_at(window, requests.recv()).await.ok().flatten()
             } else {
                 requests.try_recv().ok()
             };
         }
+        let ended: Vec<String> = finishes.iter().map(|(id, _)| id.clone()).collect();
         let mut delay = std::time::Duration::from_millis(50);
         for attempt in 1..=WRITE_ATTEMPTS {
-            match ledger.append_frames(&frames).await {
+            match ledger.append_frames(&frames, &ended).await {
                 Ok(()) => break,
                 Err(error) if attempt == WRITE_ATTEMPTS => {
                     tracing::error!(%error, count = frames.len(), "frames lost: the ledger refused them");
+                    // The runs ended all the same: their rows say so if the ledger lets them.
+                    for id in &ended {
+                        if let Err(error) = ledger.finish_queued(id).await {
+                            tracing::warn!(%id, %error, "cannot mark a run done in the queue");
+                        }
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, count = frames.len(), "cannot keep frames; trying again");
@@ -188,7 +199,7 @@ async fn write_frames(ledger: Ledger, mut requests: mpsc::UnboundedReceiver<Writ
             }
         }
         frames.clear();
-        for done in flushes.drain(..) {
+        for (_, done) in finishes.drain(..) {
             let _ = done.send(());
         }
     }

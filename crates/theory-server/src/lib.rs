@@ -160,6 +160,8 @@ pub async fn serve(
     for worker in workers {
         let _ = worker.await;
     }
+    // A run handed over by a request answered while the workers stopped goes back too.
+    worker::give_back_handed(&state).await;
     reaper.abort();
     // Every processor this server started ends with it.
     if let Some(pool) = &state.orchestrator.warm {

@@ -160,6 +160,7 @@ async fn submit(
     let store = &*state.orchestrator.store;
     theory_core::attachments::stored_references(checked.inputs(), &[], store).await?;
     let id = given_id.unwrap_or_else(|| theory_core::new_execution_id().to_string());
+    let hand_over = state.can_hand_over(checked.reference().as_str());
     let new_run = theory_ledger::NewRun {
         id: &id,
         request: &request,
@@ -168,9 +169,10 @@ async fn submit(
         submitter: caller.submitter(),
         idempotency_key: key,
         max_queued: state.max_queued_runs,
+        claimed_by: hand_over.then_some(state.owner.as_str()),
     };
-    let id = match state.ledger.enqueue(new_run).await? {
-        Enqueued::New(queued) => queued.id,
+    let queued = match state.ledger.enqueue(new_run).await? {
+        Enqueued::New(queued) => queued,
         Enqueued::Existing(queued) => {
             if !caller.sees(&queued) {
                 return Err(ApiError::with_status(
@@ -182,14 +184,30 @@ async fn submit(
             return idempotent(&state, &caller, &headers, &queued, &request).await;
         }
     };
+    let id = queued.id.clone();
     // Watched before a worker can take it, so its end cannot come unseen.
     let waiting = wait_of(&headers).map(|wait| (wait, state.watch_finish(&id)));
-    state.work.notify_one();
-    let object = match waiting {
-        Some((wait, finished)) => wait_with(&state, &caller, &id, wait, finished, false).await?,
-        None => current(&state, &caller, &id).await?,
+    let object = if let Some((wait, finished)) = waiting {
+        start(&state, queued, hand_over);
+        wait_with(&state, &caller, &id, wait, finished, false).await?
+    } else {
+        // Answered as queued (or starting, when handed over), as the row says.
+        let object = crate::api::run_object(&id, Some(&queued), None);
+        start(&state, queued, hand_over);
+        object
     };
     Ok((StatusCode::CREATED, axum::Json(object)).into_response())
+}
+
+/// Sets a run just queued going: handed to a free worker here when it was claimed for this
+/// front end as it was queued, else left for the first worker of any front end (one here is
+/// woken).
+fn start(state: &State, queued: theory_ledger::QueuedRun, handed_over: bool) {
+    if handed_over {
+        state.hand_over(queued);
+    } else {
+        state.work.notify_one();
+    }
 }
 
 /// The answer to a request whose `Idempotency-Key` made a run already: that run (`200`), or
@@ -284,8 +302,10 @@ pub(crate) async fn read_body(
 /// The run object of `id` as the ledger has it now; `404` when there is none the caller may
 /// see (a run of `theory run`, never queued, is seen only without tokens or by a plan admin).
 pub(crate) async fn current(state: &State, caller: &Caller, id: &str) -> Result<Value, ApiError> {
-    let queued = state.ledger.queued(id).await?;
-    let record = match state.ledger.execution(id).await {
+    // Both looked up at once: two connections, one round trip's wait.
+    let (queued, record) = tokio::join!(state.ledger.queued(id), state.ledger.execution(id));
+    let queued = queued?;
+    let record = match record {
         Ok(record) => Some(record),
         Err(theory_ledger::LedgerError::UnknownExecution(_)) => None,
         Err(error) => return Err(error.into()),

@@ -20,6 +20,11 @@ pub(crate) struct State {
     pub(crate) owner: String,
     /// Wakes the workers when a run is queued here.
     pub(crate) work: Notify,
+    /// Runs queued here already claimed for this front end's workers (a worker was free), in
+    /// order: a worker takes these before it looks at the queue.
+    handed: Mutex<std::collections::VecDeque<theory_ledger::QueuedRun>>,
+    /// How many workers this front end has.
+    workers: usize,
     /// Cancellers of the runs this front end runs, by id.
     cancellers: Mutex<HashMap<String, Canceller>>,
     /// Signals the end of runs this front end runs, by id, to requests waiting on them.
@@ -97,10 +102,33 @@ impl State {
             ledger,
             owner: claim_owner(),
             work: Notify::new(),
+            handed: Mutex::new(std::collections::VecDeque::new()),
+            workers: options.max_concurrent_runs.max(1),
             cancellers: Mutex::new(HashMap::new()),
             finished: Mutex::new(HashMap::new()),
             stopping: watch::Sender::new(false),
         }
+    }
+
+    /// Whether a run of `reference` queued now can be handed straight to a worker here: one is
+    /// free, the processor has no limit of runs at once (those are counted over every front end
+    /// at claim time), and the server is not stopping.
+    pub(crate) fn can_hand_over(&self, reference: &str) -> bool {
+        let running = lock(&self.cancellers).len();
+        !self.limits.contains_key(reference)
+            && !*self.stopping.borrow()
+            && running + lock(&self.handed).len() < self.workers
+    }
+
+    /// Gives a run claimed as it was queued to the next free worker.
+    pub(crate) fn hand_over(&self, run: theory_ledger::QueuedRun) {
+        lock(&self.handed).push_back(run);
+        self.work.notify_one();
+    }
+
+    /// The next run handed over, if there is one.
+    pub(crate) fn take_handed(&self) -> Option<theory_ledger::QueuedRun> {
+        lock(&self.handed).pop_front()
     }
 
     /// Remembers the canceller of a run starting here.

@@ -25,7 +25,12 @@ pub(crate) async fn work(state: Arc<State>) {
     let mut stopping = state.stopping.subscribe();
     loop {
         if *stopping.borrow() {
+            give_back_handed(&state).await;
             return;
+        }
+        if let Some(handed) = state.take_handed() {
+            run_one(&state, handed).await;
+            continue;
         }
         match state.ledger.claim_next(&state.owner, &state.limits).await {
             Ok(Some(queued)) => run_one(&state, queued).await,
@@ -83,14 +88,20 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
     state
         .metrics
         .finished(Duration::from_millis(u64::try_from(waited).unwrap_or(0)), claimed.elapsed());
-    // Every frame is in the ledger before the row says `done` (subscribers elsewhere rely on it).
-    state.logs.flush().await;
-    if let Err(error) = state.ledger.finish_queued(&id).await {
-        tracing::warn!(%id, %error, "cannot mark a run done in the queue");
-    }
+    // Every frame is in the ledger when the row says `done` (subscribers elsewhere rely on it).
+    state.logs.finish(&id).await;
     state.ended(&id);
     if let Some(feed) = &feed {
         feed.tell(WebhookEvent::Completed);
+    }
+}
+
+/// Gives the runs handed to this front end and not started back to the queue (it is stopping).
+pub(crate) async fn give_back_handed(state: &State) {
+    while let Some(run) = state.take_handed() {
+        if let Err(error) = state.ledger.release_claim(&run.id).await {
+            tracing::warn!(id = %run.id, %error, "cannot give a run back to the queue");
+        }
     }
 }
 

@@ -245,7 +245,7 @@ impl ArtifactStore for FsStore {
         }
     }
 
-    /// Whole objects (index, receipts): up to [`SMALL`] written here, larger ones in one
+    /// Whole objects (index, receipts): up to `SMALL` (64 KiB) written here, larger ones in one
     /// blocking task.
     async fn put_bytes(
         &self,

@@ -28,6 +28,7 @@ async fn queue_at_once(ledger: &Arc<Ledger>, runs: usize, limit: i64) -> usize {
                     submitter: None,
                     idempotency_key: None,
                     max_queued: limit,
+                    claimed_by: None,
                 };
                 ledger.enqueue(run).await
             })
@@ -118,5 +119,36 @@ async fn an_admission_refused_inside_a_batch_leaves_the_others_recorded() {
         let chain = ledger.verify().await.unwrap();
         assert!(chain.first_bad_seq.is_none(), "{backend}: {chain:?}");
         assert_eq!(chain.entries, 23 * 2, "{backend}: a lease and a start per admitted run");
+    }
+}
+
+#[tokio::test]
+async fn a_run_claimed_as_it_is_queued_is_nobody_elses_until_given_back() {
+    for (backend, fresh) in both().await {
+        let ledger = fresh.ledger.clone();
+        let run = NewRun {
+            id: "H1",
+            request: "{}",
+            processor_ref: "theory/probe@1",
+            plan_key: None,
+            submitter: None,
+            idempotency_key: None,
+            max_queued: 10,
+            claimed_by: Some("front-end-a"),
+        };
+        let Enqueued::New(handed) = ledger.enqueue(run).await.unwrap() else {
+            panic!("{backend}: not queued")
+        };
+        assert_eq!(handed.claimed_by.as_deref(), Some("front-end-a"), "{backend}");
+        let stored = ledger.queued("H1").await.unwrap().unwrap();
+        assert_eq!((stored.state, stored.claimed_by), (handed.state, handed.claimed_by));
+        let limits = std::collections::HashMap::new();
+        assert_eq!(ledger.claim_next("front-end-b", &limits).await.unwrap(), None, "{backend}");
+        ledger.release_claim("H1").await.unwrap();
+        let claimed = ledger.claim_next("front-end-b", &limits).await.unwrap().unwrap();
+        assert_eq!(
+            (claimed.id.as_str(), claimed.claimed_by.as_deref()),
+            ("H1", Some("front-end-b"))
+        );
     }
 }
