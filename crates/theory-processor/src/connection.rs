@@ -115,12 +115,18 @@ async fn write_frames<S>(
     loop {
         version.borrow_and_update();
         let (entries, finished) = run.entries_since(cursor);
+        // The entries there are go out together: queued, then flushed once (a burst of frames
+        // is one write to the socket, not one each).
+        let sent = entries.len();
         for entry in entries {
-            if send_entry(sink, entry).await.is_err() {
+            if feed_entry(sink, entry).await.is_err() {
                 return;
             }
-            cursor += 1;
         }
+        if sent > 0 && sink.flush().await.is_err() {
+            return;
+        }
+        cursor += sent;
         if finished {
             // Answers to this peer's control ops that came before the end go out first (a
             // `pause` then a `cancel`: the cancel may end the run before the loop sees the
@@ -175,14 +181,16 @@ enum SendError {
     Read,
 }
 
-async fn send_entry<S>(sink: &mut S, entry: Entry) -> Result<(), SendError>
+/// Queues an entry on the socket (the caller flushes); an output's body goes in chunks, the
+/// socket writing as its buffer fills.
+async fn feed_entry<S>(sink: &mut S, entry: Entry) -> Result<(), SendError>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     match entry {
-        Entry::Text(text) => sink.send(Message::Text(text)).await.map_err(|_| SendError::Socket),
+        Entry::Text(text) => sink.feed(Message::Text(text)).await.map_err(|_| SendError::Socket),
         Entry::Output { header, body, size_bytes } => {
-            sink.send(Message::Text(header)).await.map_err(|_| SendError::Socket)?;
+            sink.feed(Message::Text(header)).await.map_err(|_| SendError::Socket)?;
             let mut sent = 0u64;
             let mut body = pin!(chunks(&body));
             while let Some(chunk) = body.next().await {
@@ -190,7 +198,6 @@ where
                 sent += chunk.len() as u64;
                 sink.feed(Message::Binary(chunk)).await.map_err(|_| SendError::Socket)?;
             }
-            sink.flush().await.map_err(|_| SendError::Socket)?;
             // A file that changed under us would break the header's promise; drop the
             // connection rather than send a short or long body.
             if sent == size_bytes { Ok(()) } else { Err(SendError::Read) }

@@ -206,7 +206,7 @@ fn start(state: &State, queued: theory_ledger::QueuedRun, handed_over: bool) {
     if handed_over {
         state.hand_over(queued);
     } else {
-        state.work.notify_one();
+        state.queued_for_any();
     }
 }
 

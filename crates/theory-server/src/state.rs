@@ -25,6 +25,9 @@ pub(crate) struct State {
     handed: Mutex<std::collections::VecDeque<theory_ledger::QueuedRun>>,
     /// How many workers this front end has.
     workers: usize,
+    /// How many runs were queued here for any worker (not handed over): a worker that found the
+    /// queue empty looks again when this changes.
+    queued_here: std::sync::atomic::AtomicU64,
     /// Cancellers of the runs this front end runs, by id.
     cancellers: Mutex<HashMap<String, Canceller>>,
     /// Signals the end of runs this front end runs, by id, to requests waiting on them.
@@ -104,6 +107,7 @@ impl State {
             work: Notify::new(),
             handed: Mutex::new(std::collections::VecDeque::new()),
             workers: options.max_concurrent_runs.max(1),
+            queued_here: std::sync::atomic::AtomicU64::new(0),
             cancellers: Mutex::new(HashMap::new()),
             finished: Mutex::new(HashMap::new()),
             stopping: watch::Sender::new(false),
@@ -124,6 +128,17 @@ impl State {
     pub(crate) fn hand_over(&self, run: theory_ledger::QueuedRun) {
         lock(&self.handed).push_back(run);
         self.work.notify_one();
+    }
+
+    /// Says a run was queued here for the first worker of any front end, and wakes one here.
+    pub(crate) fn queued_for_any(&self) {
+        self.queued_here.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.work.notify_one();
+    }
+
+    /// How many runs were queued here for any worker so far.
+    pub(crate) fn queued_here(&self) -> u64 {
+        self.queued_here.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The next run handed over, if there is one.

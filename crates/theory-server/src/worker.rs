@@ -23,6 +23,9 @@ const CANCEL_POLL: Duration = Duration::from_millis(250);
 /// Runs queued runs until the server stops.
 pub(crate) async fn work(state: Arc<State>) {
     let mut stopping = state.stopping.subscribe();
+    // The queue was found empty while this many runs had been queued here: until another is
+    // (or the idle poll comes round, for runs queued elsewhere), looking again is a wasted write.
+    let mut empty_at = None;
     loop {
         if *stopping.borrow() {
             give_back_handed(&state).await;
@@ -32,12 +35,19 @@ pub(crate) async fn work(state: Arc<State>) {
             run_one(&state, handed).await;
             continue;
         }
-        match state.ledger.claim_next(&state.owner, &state.limits).await {
+        let queued_here = state.queued_here();
+        let claimed = if empty_at == Some(queued_here) {
+            Ok(None)
+        } else {
+            state.ledger.claim_next(&state.owner, &state.limits).await
+        };
+        match claimed {
             Ok(Some(queued)) => run_one(&state, queued).await,
             Ok(None) => {
+                empty_at = Some(queued_here);
                 tokio::select! {
                     () = state.work.notified() => {}
-                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    () = tokio::time::sleep(IDLE_POLL) => empty_at = None,
                     _ = stopping.changed() => {}
                 }
             }
