@@ -69,6 +69,7 @@ pub(crate) type Batcher = mpsc::UnboundedSender<Box<dyn Waiting>>;
 pub(crate) fn start(ledger: Ledger) -> Batcher {
     let (sender, mut changes) = mpsc::unbounded_channel::<Box<dyn Waiting>>();
     tokio::spawn(async move {
+        let mut own = Own::default();
         while let Some(first) = changes.recv().await {
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -77,30 +78,72 @@ pub(crate) fn start(ledger: Ledger) -> Batcher {
                     Err(_) => break,
                 }
             }
-            write_batch(&ledger, batch).await;
+            write_batch(&ledger, batch, &mut own).await;
         }
     });
     sender
 }
 
-async fn write_batch(ledger: &Ledger, mut batch: Vec<Box<dyn Waiting>>) {
-    if batch.len() > 1 {
-        match write_together(ledger, &mut batch).await {
-            Ok(()) => {
-                for waiting in batch {
-                    waiting.answer(None);
-                }
-                return;
-            }
-            Err(error) => {
-                tracing::debug!(%error, size = batch.len(), "a batch failed; writing its changes one by one");
-            }
+/// What the batch writer keeps between batches on SQLite: a connection of its own and the head
+/// of the chain as its last batch left it (see `write::Held::Own`).
+#[derive(Default)]
+struct Own {
+    connection: Option<sqlx::AnyConnection>,
+    head: Option<(i64, String)>,
+}
+
+async fn write_batch(ledger: &Ledger, mut batch: Vec<Box<dyn Waiting>>, own: &mut Own) {
+    let together = match ledger.backend() {
+        crate::Backend::Sqlite => Some(write_on_own(ledger, &mut batch, own).await),
+        crate::Backend::Postgres if batch.len() > 1 => {
+            Some(write_together(ledger, &mut batch).await)
         }
+        crate::Backend::Postgres => None,
+    };
+    match together {
+        Some(Ok(())) => {
+            for waiting in batch {
+                waiting.answer(None);
+            }
+            return;
+        }
+        Some(Err(error)) => {
+            tracing::debug!(%error, size = batch.len(), "a batch failed; writing its changes one by one");
+        }
+        None => {}
     }
     for mut waiting in batch {
         let written = write_alone(ledger, &mut *waiting).await;
         waiting.answer(written.err());
     }
+}
+
+/// Writes a batch on the SQLite batch writer's own connection; on any failure the transaction
+/// is rolled back and the head forgotten (the changes are then written one by one).
+async fn write_on_own(
+    ledger: &Ledger,
+    batch: &mut [Box<dyn Waiting>],
+    own: &mut Own,
+) -> Result<(), LedgerError> {
+    let connection = match own.connection.take() {
+        Some(connection) => connection,
+        None => ledger.pool().acquire().await?.detach(),
+    };
+    let mut write = match Write::begin_own(ledger, connection, own.head.take()).await {
+        Ok(write) => write,
+        // A connection that cannot begin is dropped; the next batch opens another.
+        Err((_, error)) => return Err(error),
+    };
+    for waiting in batch.iter_mut() {
+        if let Err(error) = waiting.apply(&mut write).await {
+            own.connection = Some(write.roll_back_own().await);
+            return Err(error);
+        }
+    }
+    let (connection, committed) = write.commit_own().await;
+    own.connection = Some(connection);
+    own.head = Some(committed?);
+    Ok(())
 }
 
 /// Writes one change in its own transaction, tried again while the database is busy.

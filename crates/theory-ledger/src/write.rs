@@ -20,7 +20,7 @@ const EVENTS_PER_STATEMENT: usize = 1_000;
 /// An open write: the transaction, the head of the chain it appends to, and the events it
 /// appends (inserted together at commit, in one statement).
 pub(crate) struct Write {
-    transaction: sqlx::Transaction<'static, sqlx::Any>,
+    held: Held,
     /// The sequence number the next event gets.
     next_seq: i64,
     /// The hash of the newest event.
@@ -29,6 +29,19 @@ pub(crate) struct Write {
     pending: Vec<Event>,
     /// This process's turn to write, held until the write ends (see [`Ledger::write_turn`]).
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// What a write runs its statements on.
+enum Held {
+    /// A sqlx transaction (PostgreSQL, and every SQLite write but the batch writer's).
+    Transaction(sqlx::Transaction<'static, sqlx::Any>),
+    /// The SQLite batch writer's own connection, in a transaction it began by hand: `COMMIT`
+    /// goes in the statement that inserts the events (one round trip fewer), and the head of
+    /// the chain comes from the batch before (one more fewer; a stale head is caught by the
+    /// events' primary key, and the batch is written again the slow way).
+    Own(sqlx::AnyConnection),
+    /// Ended (its connection given back).
+    Gone,
 }
 
 /// The head of the chain, read in the statement that takes the lock (SQLite: the write lock is
@@ -57,12 +70,100 @@ impl Write {
             (Some(seq), Some(row)) => (seq + 1, row.try_get::<String, _>("this_hash")?),
             _ => (1, GENESIS.to_owned()),
         };
-        Ok(Write { transaction, next_seq, head_hash, pending: Vec::new(), _turn: turn })
+        Ok(Write {
+            held: Held::Transaction(transaction),
+            next_seq,
+            head_hash,
+            pending: Vec::new(),
+            _turn: turn,
+        })
+    }
+
+    /// Begins a write of the SQLite batch writer on its own `connection`: `BEGIN IMMEDIATE`
+    /// (the file's write lock), appending after `head` (the newest event's `seq` and
+    /// `this_hash`, `(0, GENESIS)` for none, as the batch writer last knew it), or after the
+    /// head read here when it is not known. On failure the connection is given back.
+    pub(crate) async fn begin_own(
+        ledger: &Ledger,
+        mut connection: sqlx::AnyConnection,
+        head: Option<(i64, String)>,
+    ) -> Result<Write, (sqlx::AnyConnection, LedgerError)> {
+        let turn = ledger.write_turn().await;
+        if let Err(error) = sqlx::query("BEGIN IMMEDIATE").execute(&mut connection).await {
+            return Err((connection, error.into()));
+        }
+        let head = match head {
+            Some(head) => Ok(head),
+            None => read_head(&mut connection).await,
+        };
+        let (last_seq, head_hash) = match head {
+            Ok(head) => head,
+            Err(error) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut connection).await;
+                return Err((connection, error));
+            }
+        };
+        let next_seq = last_seq + 1;
+        Ok(Write {
+            held: Held::Own(connection),
+            next_seq,
+            head_hash,
+            pending: Vec::new(),
+            _turn: turn,
+        })
+    }
+
+    /// Commits a write begun by [`Write::begin_own`]: the events and `COMMIT` in one round trip.
+    /// Gives the connection back with the new head of the chain, or with the error (the
+    /// transaction rolled back).
+    pub(crate) async fn commit_own(
+        mut self,
+    ) -> (sqlx::AnyConnection, Result<(i64, String), LedgerError>) {
+        let Held::Own(mut connection) = std::mem::replace(&mut self.held, Held::Gone) else {
+            unreachable!("commit_own on a write begun by Write::begin_own")
+        };
+        let head = (self.next_seq - 1, self.head_hash.clone());
+        // The events in statements of at most EVENTS_PER_STATEMENT, the last one with the
+        // commit.
+        let mut committed = Ok(());
+        let mut chunks = self.pending.chunks(EVENTS_PER_STATEMENT).peekable();
+        if chunks.peek().is_none() {
+            committed = sqlx::query("COMMIT").execute(&mut connection).await.map(|_| ());
+        }
+        while let Some(chunk) = chunks.next() {
+            let then = if chunks.peek().is_none() { "; COMMIT" } else { "" };
+            let sql = insert_events_sql(chunk.len(), then);
+            committed =
+                bind_events(sqlx::query(&sql), chunk).execute(&mut connection).await.map(|_| ());
+            if committed.is_err() {
+                break;
+            }
+        }
+        match committed {
+            Ok(()) => (connection, Ok(head)),
+            Err(error) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut connection).await;
+                (connection, Err(error.into()))
+            }
+        }
+    }
+
+    /// Rolls back a write begun by [`Write::begin_own`] and gives the connection back.
+    pub(crate) async fn roll_back_own(mut self) -> sqlx::AnyConnection {
+        let Held::Own(mut connection) = std::mem::replace(&mut self.held, Held::Gone) else {
+            unreachable!("roll_back_own on a write begun by Write::begin_own")
+        };
+        let _ = sqlx::query("ROLLBACK").execute(&mut connection).await;
+        connection
     }
 
     /// The connection to run the write's statements on.
     pub(crate) fn db(&mut self) -> &mut AnyConnection {
-        &mut self.transaction
+        match &mut self.held {
+            Held::Transaction(transaction) => transaction,
+            Held::Own(connection) => connection,
+            Held::Gone => unreachable!("a write used after it ended"),
+        }
     }
 
     /// Appends an event to the chain, inserted with the rest of the write at commit.
@@ -93,35 +194,60 @@ impl Write {
 
     /// Inserts the write's events and commits.
     pub(crate) async fn commit(mut self) -> Result<(), LedgerError> {
+        let Held::Transaction(mut transaction) = std::mem::replace(&mut self.held, Held::Gone)
+        else {
+            unreachable!("commit on a write begun by Write::begin")
+        };
         for chunk in self.pending.chunks(EVENTS_PER_STATEMENT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|row| {
-                    let first = row * 7;
-                    let parameters: Vec<String> =
-                        (first + 1..=first + 7).map(|number| format!("${number}")).collect();
-                    format!("({})", parameters.join(", "))
-                })
-                .collect();
-            let statement = format!(
-                "INSERT INTO events (seq, execution_id, kind, body, at_ms, prev_hash, this_hash) VALUES {}",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(&statement);
-            for event in chunk {
-                query = query
-                    .bind(event.seq)
-                    .bind(event.execution_id.as_deref())
-                    .bind(event.kind.as_str())
-                    .bind(event.body.to_string())
-                    .bind(event.at_ms)
-                    .bind(event.prev_hash.as_str())
-                    .bind(event.this_hash.as_str());
-            }
-            query.execute(&mut *self.transaction).await?;
+            let sql = insert_events_sql(chunk.len(), "");
+            bind_events(sqlx::query(&sql), chunk).execute(&mut *transaction).await?;
         }
-        self.transaction.commit().await?;
+        transaction.commit().await?;
         Ok(())
     }
+}
+
+/// The newest event's `seq` and `this_hash`, `(0, GENESIS)` when there is none.
+async fn read_head(connection: &mut sqlx::AnyConnection) -> Result<(i64, String), LedgerError> {
+    let row = sqlx::query(HEAD).fetch_optional(connection).await?;
+    Ok(match row {
+        Some(row) => (row.try_get("seq")?, row.try_get("this_hash")?),
+        None => (0, GENESIS.to_owned()),
+    })
+}
+
+/// The statement that inserts `count` events, followed by `then` (more SQL, or "").
+fn insert_events_sql(count: usize, then: &str) -> String {
+    let rows: Vec<String> = (0..count)
+        .map(|row| {
+            let first = row * 7;
+            let parameters: Vec<String> =
+                (first + 1..=first + 7).map(|number| format!("${number}")).collect();
+            format!("({})", parameters.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO events (seq, execution_id, kind, body, at_ms, prev_hash, this_hash) VALUES {}{then}",
+        rows.join(", ")
+    )
+}
+
+/// Binds `events` to the statement of [`insert_events_sql`].
+fn bind_events<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    events: &'q [Event],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for event in events {
+        query = query
+            .bind(event.seq)
+            .bind(event.execution_id.as_deref())
+            .bind(event.kind.as_str())
+            .bind(event.body.to_string())
+            .bind(event.at_ms)
+            .bind(event.prev_hash.as_str())
+            .bind(event.this_hash.as_str());
+    }
+    query
 }
 
 /// Runs `attempt` again while the database reports a busy or conflicting writer (a SQLite

@@ -152,3 +152,39 @@ async fn a_run_claimed_as_it_is_queued_is_nobody_elses_until_given_back() {
         );
     }
 }
+
+/// Admits one run through `ledger`'s port (a lease and a start: two events).
+async fn admit(ledger: &Ledger, index: usize) {
+    let id: ExecutionId = format!("P{index:03}").parse().unwrap();
+    let prefix: WritePrefix = format!("/artifacts/outputs/p{index}/").parse().unwrap();
+    let reference: ProcessorRef = "theory/probe@1".parse().unwrap();
+    let admission = Admission {
+        execution_id: &id,
+        processor_ref: &reference,
+        adapter: theory_core::AdapterKind::Local,
+        runtime: theory_core::Runtime::Process,
+        mode: Mode::Mock,
+        memo_key: "memo",
+        write_prefix: &prefix,
+        plan: None,
+        estimate_usd_micro: 0,
+        lease_ttl_s: Some(60),
+    };
+    ledger.admit(&admission).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_writer_that_remembers_the_chains_head_notices_another_process_wrote_after_it() {
+    for (backend, fresh) in both().await {
+        let other = fresh.another_process().await;
+        admit(&fresh.ledger, 1).await;
+        admit(&other, 2).await;
+        // The first process's last known head is stale now: its batch must not fork the chain.
+        admit(&fresh.ledger, 3).await;
+        admit(&other, 4).await;
+        let chain = fresh.ledger.verify().await.unwrap();
+        assert!(chain.first_bad_seq.is_none(), "{backend}: {chain:?}");
+        assert_eq!(chain.entries, 8, "{backend}");
+        assert_eq!(fresh.ledger.executions(10).await.unwrap().len(), 4, "{backend}");
+    }
+}
