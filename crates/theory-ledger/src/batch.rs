@@ -84,11 +84,11 @@ pub(crate) fn start(ledger: Ledger) -> Batcher {
     sender
 }
 
-/// What the batch writer keeps between batches on SQLite: a connection of its own and the head
-/// of the chain as its last batch left it (see `write::Held::Own`).
+/// What the batch writer keeps between batches on SQLite besides its own connection (kept in
+/// the ledger, which closes it on `disconnect`): the head of the chain as its last batch left
+/// it (see `write::Held::Own`).
 #[derive(Default)]
 struct Own {
-    connection: Option<sqlx::AnyConnection>,
     head: Option<(i64, String)>,
 }
 
@@ -125,7 +125,7 @@ async fn write_on_own(
     batch: &mut [Box<dyn Waiting>],
     own: &mut Own,
 ) -> Result<(), LedgerError> {
-    let connection = match own.connection.take() {
+    let connection = match ledger.take_own_connection() {
         Some(connection) => connection,
         None => ledger.pool().acquire().await?.detach(),
     };
@@ -136,12 +136,12 @@ async fn write_on_own(
     };
     for waiting in batch.iter_mut() {
         if let Err(error) = waiting.apply(&mut write).await {
-            own.connection = Some(write.roll_back_own().await);
+            ledger.keep_own_connection(write.roll_back_own().await);
             return Err(error);
         }
     }
     let (connection, committed) = write.commit_own().await;
-    own.connection = Some(connection);
+    ledger.keep_own_connection(connection);
     own.head = Some(committed?);
     Ok(())
 }
