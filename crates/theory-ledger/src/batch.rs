@@ -84,9 +84,8 @@ pub(crate) fn start(ledger: Ledger) -> Batcher {
     sender
 }
 
-/// What the batch writer keeps between batches on SQLite besides its own connection (kept in
-/// the ledger, which closes it on `disconnect`): the head of the chain as its last batch left
-/// it (see `write::Held::Own`).
+/// What the batch writer keeps between batches on SQLite: the head of the chain as its last
+/// batch left it (see `write::Held::Own`).
 #[derive(Default)]
 struct Own {
     head: Option<(i64, String)>,
@@ -118,31 +117,22 @@ async fn write_batch(ledger: &Ledger, mut batch: Vec<Box<dyn Waiting>>, own: &mu
     }
 }
 
-/// Writes a batch on the SQLite batch writer's own connection; on any failure the transaction
-/// is rolled back and the head forgotten (the changes are then written one by one).
+/// Writes a batch in a transaction begun by hand on SQLite (see `write::Held::Own`); on any
+/// failure it is rolled back and the head forgotten (the changes are then written one by one).
 async fn write_on_own(
     ledger: &Ledger,
     batch: &mut [Box<dyn Waiting>],
     own: &mut Own,
 ) -> Result<(), LedgerError> {
-    let connection = match ledger.take_own_connection() {
-        Some(connection) => connection,
-        None => ledger.pool().acquire().await?.detach(),
-    };
-    let mut write = match Write::begin_own(ledger, connection, own.head.take()).await {
-        Ok(write) => write,
-        // A connection that cannot begin is dropped; the next batch opens another.
-        Err((_, error)) => return Err(error),
-    };
+    let connection = ledger.pool().acquire().await?;
+    let mut write = Write::begin_own(ledger, connection, own.head.take()).await?;
     for waiting in batch.iter_mut() {
         if let Err(error) = waiting.apply(&mut write).await {
-            ledger.keep_own_connection(write.roll_back_own().await);
+            write.roll_back_own().await;
             return Err(error);
         }
     }
-    let (connection, committed) = write.commit_own().await;
-    ledger.keep_own_connection(connection);
-    own.head = Some(committed?);
+    own.head = Some(write.commit_own().await?);
     Ok(())
 }
 

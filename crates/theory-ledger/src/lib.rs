@@ -94,8 +94,6 @@ pub struct Ledger {
     /// Where the hot changes (queue, admission, closing, frames) go to be written in batches;
     /// `None` in the batch writer's own handle.
     batcher: Option<batch::Batcher>,
-    /// The SQLite batch writer's own connection, between batches (see `batch`).
-    own_connection: std::sync::Arc<std::sync::Mutex<Option<sqlx::AnyConnection>>>,
 }
 
 impl Ledger {
@@ -204,13 +202,7 @@ impl Ledger {
         if let Some(file) = existing_file {
             check_is_ledger(&pool, file).await?;
         }
-        let mut ledger = Ledger {
-            pool,
-            backend,
-            writer: std::sync::Arc::default(),
-            batcher: None,
-            own_connection: std::sync::Arc::default(),
-        };
+        let mut ledger = Ledger { pool, backend, writer: std::sync::Arc::default(), batcher: None };
         schema::migrate(&ledger).await?;
         ledger.batcher = Some(batch::start(ledger.clone()));
         Ok(ledger)
@@ -236,22 +228,7 @@ impl Ledger {
 
     /// Closes every connection (not to be confused with `RunLedger::close`, which closes a run).
     pub async fn disconnect(&self) {
-        let own = self.take_own_connection();
-        if let Some(connection) = own {
-            let _ = sqlx::Connection::close(connection).await;
-        }
         self.pool.close().await;
-    }
-
-    /// The batch writer's own connection, taken while a batch uses it.
-    pub(crate) fn take_own_connection(&self) -> Option<sqlx::AnyConnection> {
-        self.own_connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
-    }
-
-    /// Puts the batch writer's own connection back for the next batch.
-    pub(crate) fn keep_own_connection(&self, connection: sqlx::AnyConnection) {
-        *self.own_connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(connection);
     }
 }
 

@@ -31,15 +31,18 @@ pub(crate) struct Write {
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
+/// A connection of the ledger's pool.
+type PoolConnection = sqlx::pool::PoolConnection<sqlx::Any>;
+
 /// What a write runs its statements on.
 enum Held {
     /// A sqlx transaction (PostgreSQL, and every SQLite write but the batch writer's).
     Transaction(sqlx::Transaction<'static, sqlx::Any>),
-    /// The SQLite batch writer's own connection, in a transaction it began by hand: `COMMIT`
+    /// A connection of the SQLite batch writer, in a transaction it began by hand: `COMMIT`
     /// goes in the statement that inserts the events (one round trip fewer), and the head of
     /// the chain comes from the batch before (one more fewer; a stale head is caught by the
     /// events' primary key, and the batch is written again the slow way).
-    Own(sqlx::AnyConnection),
+    Own(PoolConnection),
     /// Ended (its connection given back).
     Gone,
 }
@@ -79,19 +82,17 @@ impl Write {
         })
     }
 
-    /// Begins a write of the SQLite batch writer on its own `connection`: `BEGIN IMMEDIATE`
+    /// Begins a write of the SQLite batch writer on `connection`: `BEGIN IMMEDIATE`
     /// (the file's write lock), appending after `head` (the newest event's `seq` and
     /// `this_hash`, `(0, GENESIS)` for none, as the batch writer last knew it), or after the
     /// head read here when it is not known. On failure the connection is given back.
     pub(crate) async fn begin_own(
         ledger: &Ledger,
-        mut connection: sqlx::AnyConnection,
+        mut connection: PoolConnection,
         head: Option<(i64, String)>,
-    ) -> Result<Write, (sqlx::AnyConnection, LedgerError)> {
+    ) -> Result<Write, LedgerError> {
         let turn = ledger.write_turn().await;
-        if let Err(error) = sqlx::query("BEGIN IMMEDIATE").execute(&mut connection).await {
-            return Err((connection, error.into()));
-        }
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *connection).await?;
         let head = match head {
             Some(head) => Ok(head),
             None => read_head(&mut connection).await,
@@ -99,8 +100,8 @@ impl Write {
         let (last_seq, head_hash) = match head {
             Ok(head) => head,
             Err(error) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut connection).await;
-                return Err((connection, error));
+                roll_back(connection).await;
+                return Err(error);
             }
         };
         let next_seq = last_seq + 1;
@@ -114,11 +115,8 @@ impl Write {
     }
 
     /// Commits a write begun by [`Write::begin_own`]: the events and `COMMIT` in one round trip.
-    /// Gives the connection back with the new head of the chain, or with the error (the
-    /// transaction rolled back).
-    pub(crate) async fn commit_own(
-        mut self,
-    ) -> (sqlx::AnyConnection, Result<(i64, String), LedgerError>) {
+    /// Returns the new head of the chain; on an error the transaction is rolled back.
+    pub(crate) async fn commit_own(mut self) -> Result<(i64, String), LedgerError> {
         let Held::Own(mut connection) = std::mem::replace(&mut self.held, Held::Gone) else {
             unreachable!("commit_own on a write begun by Write::begin_own")
         };
@@ -128,33 +126,32 @@ impl Write {
         let mut committed = Ok(());
         let mut chunks = self.pending.chunks(EVENTS_PER_STATEMENT).peekable();
         if chunks.peek().is_none() {
-            committed = sqlx::query("COMMIT").execute(&mut connection).await.map(|_| ());
+            committed = sqlx::query("COMMIT").execute(&mut *connection).await.map(|_| ());
         }
         while let Some(chunk) = chunks.next() {
             let then = if chunks.peek().is_none() { "; COMMIT" } else { "" };
             let sql = insert_events_sql(chunk.len(), then);
             committed =
-                bind_events(sqlx::query(&sql), chunk).execute(&mut connection).await.map(|_| ());
+                bind_events(sqlx::query(&sql), chunk).execute(&mut *connection).await.map(|_| ());
             if committed.is_err() {
                 break;
             }
         }
         match committed {
-            Ok(()) => (connection, Ok(head)),
+            Ok(()) => Ok(head),
             Err(error) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut connection).await;
-                (connection, Err(error.into()))
+                roll_back(connection).await;
+                Err(error.into())
             }
         }
     }
 
-    /// Rolls back a write begun by [`Write::begin_own`] and gives the connection back.
-    pub(crate) async fn roll_back_own(mut self) -> sqlx::AnyConnection {
-        let Held::Own(mut connection) = std::mem::replace(&mut self.held, Held::Gone) else {
+    /// Rolls back a write begun by [`Write::begin_own`].
+    pub(crate) async fn roll_back_own(mut self) {
+        let Held::Own(connection) = std::mem::replace(&mut self.held, Held::Gone) else {
             unreachable!("roll_back_own on a write begun by Write::begin_own")
         };
-        let _ = sqlx::query("ROLLBACK").execute(&mut connection).await;
-        connection
+        roll_back(connection).await;
     }
 
     /// The connection to run the write's statements on.
@@ -204,6 +201,24 @@ impl Write {
         }
         transaction.commit().await?;
         Ok(())
+    }
+}
+
+impl Drop for Write {
+    fn drop(&mut self) {
+        // A write of the batch writer dropped half-way (a panic in a change): its connection is
+        // closed, which rolls the transaction back, never given back to the pool inside it.
+        if let Held::Own(connection) = std::mem::replace(&mut self.held, Held::Gone) {
+            drop(connection.detach());
+        }
+    }
+}
+
+/// Rolls back a transaction begun by hand; a connection that cannot is closed rather than given
+/// back to the pool inside a transaction.
+async fn roll_back(mut connection: PoolConnection) {
+    if sqlx::query("ROLLBACK").execute(&mut *connection).await.is_err() {
+        let _ = sqlx::Connection::close(connection.detach()).await;
     }
 }
 
