@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::write::{Write, pause_before_retry, retrying};
+use crate::write::{Write, pause_before_retry};
 use crate::{Ledger, LedgerError};
 
 /// Changes written in one transaction at most.
@@ -170,20 +170,17 @@ async fn write_together(
 impl Ledger {
     /// Writes `change` with whatever other changes are waiting (see the module's comment).
     pub(crate) async fn apply<C: Change>(&self, change: C) -> Result<C::Output, LedgerError> {
-        let Some(batcher) = &self.batcher else {
-            // The batch writer's own handle (or a ledger without one): written alone.
-            return retrying(|| async {
-                let mut write = Write::begin(self).await?;
-                let output = change.apply(&mut write).await?;
-                write.commit().await?;
-                Ok(output)
-            })
-            .await;
-        };
         let (reply, answer) = oneshot::channel();
-        batcher
-            .send(Box::new(Pending { change, output: None, reply }))
-            .map_err(|_| LedgerError::Open("the ledger's writer has stopped".into()))?;
+        let mut pending = Box::new(Pending { change, output: None, reply });
+        if let Some(batcher) = &self.batcher {
+            batcher
+                .send(pending)
+                .map_err(|_| LedgerError::Open("the ledger's writer has stopped".into()))?;
+        } else {
+            // The batch writer's own handle: written alone, here.
+            let written = write_alone(self, &mut *pending).await;
+            pending.answer(written.err());
+        }
         answer.await.map_err(|_| LedgerError::Open("the ledger's writer has stopped".into()))?
     }
 }

@@ -8,6 +8,8 @@
 //! - `schema`: migrations, applied on open, recorded in `theory_migrations`.
 //! - `write`: every change is one transaction that takes the event log's lock first and commits
 //!   the rows it changes with the events that say so.
+//! - `batch`: group commit — the hot changes (queueing, claims, admission, closing, frames)
+//!   that arrive together are written in one transaction.
 //! - `events`: [`Ledger::append_event`] and [`Ledger::verify`].
 //! - `audit`: the tables replayed from the event log in one snapshot ([`Ledger::audit`]) and SQLite's own
 //!   check of the file ([`Ledger::file_problems`]).

@@ -179,19 +179,7 @@ impl Ledger {
             // Nothing to look up first: one statement, written with whatever else is waiting
             // (see `batch`). An id already queued (`PUT /v1/runs/{id}` twice) is the earlier run.
             let now = crate::now_ms();
-            let inserted = self
-                .apply(Insert {
-                    id: run.id.to_owned(),
-                    request: run.request.to_owned(),
-                    submitter: run.submitter.map(str::to_owned),
-                    idempotency_key: None,
-                    created_at_ms: now,
-                    processor_ref: run.processor_ref.to_owned(),
-                    plan_key: run.plan_key.map(str::to_owned),
-                    max_queued: run.max_queued,
-                    claimed_by: run.claimed_by.map(str::to_owned),
-                })
-                .await?;
+            let inserted = self.apply(Insert::of(&run, now)).await?;
             if inserted == 0 {
                 return match self.queued(run.id).await? {
                     Some(existing) => Ok(Enqueued::Existing(existing)),
@@ -218,18 +206,7 @@ impl Ledger {
                 }
             }
             let now = crate::now_ms();
-            let insert = Insert {
-                id: run.id.to_owned(),
-                request: run.request.to_owned(),
-                submitter: run.submitter.map(str::to_owned),
-                idempotency_key: run.idempotency_key.map(str::to_owned),
-                created_at_ms: now,
-                processor_ref: run.processor_ref.to_owned(),
-                plan_key: run.plan_key.map(str::to_owned),
-                max_queued: run.max_queued,
-                claimed_by: run.claimed_by.map(str::to_owned),
-            };
-            if insert.apply(&mut write).await? == 0 {
+            if Insert::of(&run, now).apply(&mut write).await? == 0 {
                 let taken = sqlx::query("SELECT * FROM queue WHERE id = $1")
                     .bind(run.id)
                     .fetch_optional(write.db())
@@ -472,6 +449,22 @@ struct Insert {
     plan_key: Option<String>,
     max_queued: i64,
     claimed_by: Option<String>,
+}
+
+impl Insert {
+    fn of(run: &NewRun<'_>, now: i64) -> Insert {
+        Insert {
+            id: run.id.to_owned(),
+            request: run.request.to_owned(),
+            submitter: run.submitter.map(str::to_owned),
+            idempotency_key: run.idempotency_key.map(str::to_owned),
+            created_at_ms: now,
+            processor_ref: run.processor_ref.to_owned(),
+            plan_key: run.plan_key.map(str::to_owned),
+            max_queued: run.max_queued,
+            claimed_by: run.claimed_by.map(str::to_owned),
+        }
+    }
 }
 
 #[async_trait]

@@ -245,35 +245,17 @@ impl ArtifactStore for FsStore {
         }
     }
 
-    /// Whole objects (index, receipts): up to `SMALL` (64 KiB) written here, larger ones in one
-    /// blocking task.
+    /// Whole objects (index, receipts), through the same writer as streamed ones (up to
+    /// `SMALL`, 64 KiB, written and placed here at commit).
     async fn put_bytes(
         &self,
         path: &WorldPath,
         _mime: &str,
         bytes: Bytes,
     ) -> Result<(), StoreError> {
-        let target = self.file(path);
-        let temporary = self.temporary_file();
-        let small = bytes.len() <= SMALL;
-        let write = move || {
-            use std::io::Write as _;
-            let written =
-                create_temporary(&temporary, false).and_then(|mut file| file.write_all(&bytes));
-            if let Err(error) = written {
-                let _ = std::fs::remove_file(&temporary);
-                return Err(error);
-            }
-            place(&temporary, &target)
-        };
-        let written = if small {
-            write()
-        } else {
-            tokio::task::spawn_blocking(write)
-                .await
-                .map_err(|error| StoreError::Backend(format!("{path}: {error}")))?
-        };
-        written.map_err(|error| placing_error(path, error))
+        let mut writer = self.begin_with(path, false).await?;
+        writer.write(bytes).await?;
+        writer.commit().await
     }
 
     async fn delete(&self, path: &WorldPath) -> Result<(), StoreError> {

@@ -82,27 +82,9 @@ async fn an_admission_refused_inside_a_batch_leaves_the_others_recorded() {
         let tasks: Vec<_> = (0..24)
             .map(|index| {
                 let ledger = Arc::clone(&ledger);
-                tokio::spawn(async move {
-                    let id: ExecutionId = format!("A{index:03}").parse().unwrap();
-                    // Runs 0 and 1 want the same prefix: one of them is refused.
-                    let folder = if index < 2 { 0 } else { index };
-                    let prefix: WritePrefix =
-                        format!("/artifacts/outputs/same{folder}/").parse().unwrap();
-                    let reference: ProcessorRef = "theory/probe@1".parse().unwrap();
-                    let admission = Admission {
-                        execution_id: &id,
-                        processor_ref: &reference,
-                        adapter: theory_core::AdapterKind::Local,
-                        runtime: theory_core::Runtime::Process,
-                        mode: Mode::Mock,
-                        memo_key: "memo",
-                        write_prefix: &prefix,
-                        plan: None,
-                        estimate_usd_micro: 0,
-                        lease_ttl_s: Some(60),
-                    };
-                    ledger.admit(&admission).await.map(|_| ()).map_err(|failure| failure.code)
-                })
+                // Runs 0 and 1 want the same prefix: one of them is refused.
+                let folder = if index < 2 { 0 } else { index };
+                tokio::spawn(async move { admit(&ledger, &format!("A{index:03}"), folder).await })
             })
             .collect();
         let mut refused = 0;
@@ -153,10 +135,11 @@ async fn a_run_claimed_as_it_is_queued_is_nobody_elses_until_given_back() {
     }
 }
 
-/// Admits one run through `ledger`'s port (a lease and a start: two events).
-async fn admit(ledger: &Ledger, index: usize) {
-    let id: ExecutionId = format!("P{index:03}").parse().unwrap();
-    let prefix: WritePrefix = format!("/artifacts/outputs/p{index}/").parse().unwrap();
+/// Admits run `id` through `ledger`'s port, writing under a folder named by `folder` (a lease
+/// and a start: two events); a refusal is its code.
+async fn admit(ledger: &Ledger, id: &str, folder: usize) -> Result<(), ErrorCode> {
+    let id: ExecutionId = id.parse().unwrap();
+    let prefix: WritePrefix = format!("/artifacts/outputs/folder{folder}/").parse().unwrap();
     let reference: ProcessorRef = "theory/probe@1".parse().unwrap();
     let admission = Admission {
         execution_id: &id,
@@ -170,18 +153,18 @@ async fn admit(ledger: &Ledger, index: usize) {
         estimate_usd_micro: 0,
         lease_ttl_s: Some(60),
     };
-    ledger.admit(&admission).await.unwrap();
+    ledger.admit(&admission).await.map(|_| ()).map_err(|failure| failure.code)
 }
 
 #[tokio::test]
 async fn a_writer_that_remembers_the_chains_head_notices_another_process_wrote_after_it() {
     for (backend, fresh) in both().await {
         let other = fresh.another_process().await;
-        admit(&fresh.ledger, 1).await;
-        admit(&other, 2).await;
+        admit(&fresh.ledger, "P001", 101).await.unwrap();
+        admit(&other, "P002", 102).await.unwrap();
         // The first process's last known head is stale now: its batch must not fork the chain.
-        admit(&fresh.ledger, 3).await;
-        admit(&other, 4).await;
+        admit(&fresh.ledger, "P003", 103).await.unwrap();
+        admit(&other, "P004", 104).await.unwrap();
         let chain = fresh.ledger.verify().await.unwrap();
         assert!(chain.first_bad_seq.is_none(), "{backend}: {chain:?}");
         assert_eq!(chain.entries, 8, "{backend}");
