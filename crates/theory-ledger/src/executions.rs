@@ -335,17 +335,18 @@ pub(crate) async fn start_in(
     Ok(write.event(Some(&start.id), EventKind::ExecutionStarted, &body)?.seq)
 }
 
-/// [`Ledger::finish_execution`] within a write; an execution that is not `running` is
-/// [`LedgerError::UnknownExecution`].
+/// [`Ledger::finish_execution`] within a write, returning the closed record; an execution that
+/// is not `running` is [`LedgerError::UnknownExecution`].
 pub(crate) async fn finish_in(
     write: &mut Write,
     id: &str,
     finish: &Finish,
-) -> Result<(), LedgerError> {
-    let updated = sqlx::query(
+) -> Result<ExecutionRecord, LedgerError> {
+    let closed = sqlx::query(
         "UPDATE executions SET status = $1, error_code = $2, cost_usd_micro = $3, attempts = $4,
              duration_ms = $5, finished_at_ms = $6, envelope = $7
-         WHERE id = $8 AND status = 'running'",
+         WHERE id = $8 AND status = 'running'
+         RETURNING *",
     )
     .bind(finish.status.as_str())
     .bind(&finish.error_code)
@@ -355,14 +356,12 @@ pub(crate) async fn finish_in(
     .bind(crate::now_ms())
     .bind(finish.envelope.to_string())
     .bind(id)
-    .execute(write.db())
+    .fetch_optional(write.db())
     .await?
-    .rows_affected();
-    if updated == 0 {
-        return Err(LedgerError::UnknownExecution(id.to_owned()));
-    }
+    .ok_or_else(|| LedgerError::UnknownExecution(id.to_owned()))?;
+    let record = record_of(&closed)?;
     let body = json!({"status": finish.status.as_str(), "error_code": finish.error_code,
                       "cost_usd_micro": finish.cost_usd_micro, "attempts": finish.attempts});
     write.event(Some(id), EventKind::ExecutionFinished, &body)?;
-    Ok(())
+    Ok(record)
 }

@@ -96,6 +96,11 @@ pub struct Ledger {
     /// Where the hot changes (queue, admission, closing, frames) go to be written in batches;
     /// `None` in the batch writer's own handle.
     batcher: Option<batch::Batcher>,
+    /// The records of runs this process closed, kept for [`Ledger::take_closed`] once
+    /// [`Ledger::keep_closed`] asked for them (the server answers waiting requests from them).
+    closed: std::sync::Arc<
+        std::sync::Mutex<Option<std::collections::HashMap<String, ExecutionRecord>>>,
+    >,
 }
 
 impl Ledger {
@@ -204,10 +209,39 @@ impl Ledger {
         if let Some(file) = existing_file {
             check_is_ledger(&pool, file).await?;
         }
-        let mut ledger = Ledger { pool, backend, writer: std::sync::Arc::default(), batcher: None };
+        let mut ledger = Ledger {
+            pool,
+            backend,
+            writer: std::sync::Arc::default(),
+            batcher: None,
+            closed: std::sync::Arc::default(),
+        };
         schema::migrate(&ledger).await?;
         ledger.batcher = Some(batch::start(ledger.clone()));
         Ok(ledger)
+    }
+
+    /// From now on, keeps the record of each run this process closes until
+    /// [`Ledger::take_closed`] takes it: whoever asks must take every one.
+    pub fn keep_closed(&self) {
+        self.closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_default();
+    }
+
+    /// The record of a run this process closed, as the write that closed it returned it (no
+    /// read); `None` when it was not kept or was taken already.
+    pub fn take_closed(&self, id: &str) -> Option<ExecutionRecord> {
+        self.closed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut()?.remove(id)
+    }
+
+    /// Keeps a record just closed, when records are kept.
+    pub(crate) fn closed(&self, record: ExecutionRecord) {
+        let mut closed = self.closed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(closed) = closed.as_mut() {
+            closed.insert(record.id.clone(), record);
+        }
     }
 
     /// Returns which database holds the ledger.

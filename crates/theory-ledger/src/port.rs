@@ -12,7 +12,7 @@ use crate::executions::{finish_in, start_in};
 use crate::leases::{acquire_in, release_in};
 use crate::plans::{reserve_in, settle_in};
 use crate::write::Write;
-use crate::{ExecutionStart, ExecutionStatus, Finish, Ledger, LedgerError};
+use crate::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish, Ledger, LedgerError};
 
 /// `host:pid` of this process, the owner of the runs it records.
 pub fn this_owner() -> String {
@@ -149,6 +149,10 @@ impl RunLedger for Ledger {
                 }),
             })
             .await;
+        let settlement = settlement.map(|(settled, record)| {
+            self.closed(record);
+            settled
+        });
         match settlement {
             Ok(Some((plan, settlement))) => {
                 tracing::info!(
@@ -241,17 +245,18 @@ struct Close {
 
 #[async_trait]
 impl Change for Close {
-    type Output = Option<(String, crate::Settlement)>;
+    /// The plan settled and how, and the closed record.
+    type Output = (Option<(String, crate::Settlement)>, ExecutionRecord);
 
     async fn apply(&self, write: &mut Write) -> Result<Self::Output, LedgerError> {
         if let Some(start) = &self.refused {
             start_in(write, start).await?;
         }
-        finish_in(write, &self.id, &self.finish).await?;
+        let record = finish_in(write, &self.id, &self.finish).await?;
         release_in(write, &self.id).await?;
-        let Some((plan, reserved, actual)) = &self.settle else { return Ok(None) };
+        let Some((plan, reserved, actual)) = &self.settle else { return Ok((None, record)) };
         let code = self.finish.error_code.as_deref();
         let settlement = settle_in(write, plan, &self.id, *reserved, *actual, code).await?;
-        Ok(Some((plan.clone(), settlement)))
+        Ok((Some((plan.clone(), settlement)), record))
     }
 }

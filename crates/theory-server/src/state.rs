@@ -10,6 +10,26 @@ use theory_core::cancel::Canceller;
 use theory_ledger::Ledger;
 use tokio::sync::{Notify, watch};
 
+/// Where a run watched by waiting requests is.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum RunEnd {
+    /// Not ended yet.
+    #[default]
+    Running,
+    /// Its record is closed; with the row and record it ended with when they are known here
+    /// (a waiting request answers from them without reading the ledger).
+    Ended(Option<Arc<Closed>>),
+}
+
+/// A run that ended here: its queue row as the worker took it and its closed record.
+#[derive(Debug)]
+pub(crate) struct Closed {
+    /// The queue row (who submitted it, when).
+    pub(crate) queued: theory_ledger::QueuedRun,
+    /// The record as the write that closed it returned it.
+    pub(crate) record: theory_ledger::ExecutionRecord,
+}
+
 /// The shared state of one `theory serve`.
 pub(crate) struct State {
     /// Runs the runs.
@@ -31,7 +51,7 @@ pub(crate) struct State {
     /// Cancellers of the runs this front end runs, by id.
     cancellers: Mutex<HashMap<String, Canceller>>,
     /// Signals the end of runs this front end runs, by id, to requests waiting on them.
-    finished: Mutex<HashMap<String, watch::Sender<bool>>>,
+    finished: Mutex<HashMap<String, watch::Sender<RunEnd>>>,
     /// Set when the server is shutting down: workers claim nothing more.
     pub(crate) stopping: watch::Sender<bool>,
     /// Whether requests need an API token (not under `--no-auth`).
@@ -101,8 +121,12 @@ impl State {
             max_upload_bytes: options.max_upload_bytes,
             max_queued_runs: i64::try_from(options.max_queued_runs).unwrap_or(i64::MAX),
             logs: crate::events::Logs::new(ledger.clone()),
+            ledger: {
+                // Waiting requests are answered from the records the closing writes return.
+                ledger.keep_closed();
+                ledger
+            },
             orchestrator,
-            ledger,
             owner: claim_owner(),
             work: Notify::new(),
             handed: Mutex::new(std::collections::VecDeque::new()),
@@ -174,11 +198,8 @@ impl State {
     }
 
     /// A receiver told when the run ends here (it may end elsewhere: waiters also look).
-    pub(crate) fn watch_finish(&self, id: &str) -> watch::Receiver<bool> {
-        lock(&self.finished)
-            .entry(id.to_owned())
-            .or_insert_with(|| watch::Sender::new(false))
-            .subscribe()
+    pub(crate) fn watch_finish(&self, id: &str) -> watch::Receiver<RunEnd> {
+        lock(&self.finished).entry(id.to_owned()).or_default().subscribe()
     }
 
     /// Forgets the signal of a run no request waits on and that does not run here.
@@ -190,10 +211,11 @@ impl State {
         }
     }
 
-    /// Tells the requests waiting on a run that its record is closed (its status is final).
-    pub(crate) fn settled(&self, id: &str) {
+    /// Tells the requests waiting on a run that its record is closed (its status is final),
+    /// with the row and record it closed with when they are known.
+    pub(crate) fn settled(&self, id: &str, closed: Option<Arc<Closed>>) {
         if let Some(sender) = lock(&self.finished).remove(id) {
-            let _ = sender.send(true);
+            let _ = sender.send(RunEnd::Ended(closed));
         }
     }
 
@@ -201,7 +223,7 @@ impl State {
     pub(crate) fn ended(&self, id: &str) {
         lock(&self.cancellers).remove(id);
         self.logs.close(id);
-        self.settled(id);
+        self.settled(id, None);
     }
 }
 

@@ -11,7 +11,7 @@ use theory_ledger::QueuedRun;
 use theory_core::session::FrameObserver;
 
 use crate::api::RunBody;
-use crate::state::State;
+use crate::state::{Closed, State};
 use crate::webhooks::{Both, WebhookEvent};
 
 /// How long an idle worker sleeps before it looks at the queue again (runs queued by another
@@ -88,9 +88,10 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
         }
     };
     watcher.abort();
-    // The record is closed: requests waiting on the run answer now, while its frames go to the
-    // ledger and its queue row is marked done.
-    state.settled(&id);
+    // The record is closed: requests waiting on the run answer now (from the record the closing
+    // write returned), while its frames go to the ledger and its queue row is marked done.
+    let closed = state.ledger.take_closed(&id).map(|record| Arc::new(Closed { queued, record }));
+    state.settled(&id, closed);
     if let Some(outcome) = &outcome {
         let succeeded = matches!(outcome.envelope, theory_protocol::Envelope::Success(_));
         tracing::debug!(%id, succeeded, "run ended");
