@@ -116,7 +116,8 @@ async fn measure() {
         .pool_max_idle_per_host(CLIENTS)
         .build()
         .unwrap();
-    let server = Server::start(&["--max-concurrent-runs", "8"]);
+    let workers = env_number("SERVE_LOAD_WORKERS", 8).to_string();
+    let server = Server::start(&["--max-concurrent-runs", &workers]);
     let url = server.url.clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (idle, _) = server.rss();

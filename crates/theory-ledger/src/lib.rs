@@ -10,6 +10,8 @@
 //!   the rows it changes with the events that say so.
 //! - `batch`: group commit — the hot changes (queueing, claims, admission, closing, frames)
 //!   that arrive together are written in one transaction.
+//! - `checkpoint`: for `theory serve` on SQLite, checkpoints in a task of their own rather than
+//!   in the batch writer's commits ([`Ledger::checkpoint_in_background`]).
 //! - `events`: [`Ledger::append_event`] and [`Ledger::verify`].
 //! - `audit`: the tables replayed from the event log in one snapshot ([`Ledger::audit`]) and SQLite's own
 //!   check of the file ([`Ledger::file_problems`]).
@@ -26,10 +28,12 @@
 //! - `tokens`: the API tokens of `theory serve`, kept as hashes ([`Ledger::create_token`],
 //!   [`Ledger::token_by_secret`]).
 //! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`: admission (lease,
-//!   reservation, record) is one write and closing (record, release, settlement) another.
+//!   reservation, record) is one write and closing (record, release, settlement) another; the
+//!   server asks for the records it closes ([`Ledger::keep_closed`]) to answer waiting requests.
 
 mod audit;
 mod batch;
+mod checkpoint;
 mod deliveries;
 mod error;
 mod events;
@@ -101,6 +105,8 @@ pub struct Ledger {
     closed: std::sync::Arc<
         std::sync::Mutex<Option<std::collections::HashMap<String, ExecutionRecord>>>,
     >,
+    /// Whether SQLite's checkpoints run in the background (see `checkpoint.rs`).
+    checkpoints: std::sync::Arc<checkpoint::Checkpoints>,
 }
 
 impl Ledger {
@@ -215,6 +221,7 @@ impl Ledger {
             writer: std::sync::Arc::default(),
             batcher: None,
             closed: std::sync::Arc::default(),
+            checkpoints: std::sync::Arc::default(),
         };
         schema::migrate(&ledger).await?;
         ledger.batcher = Some(batch::start(ledger.clone()));

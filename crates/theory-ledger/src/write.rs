@@ -29,6 +29,8 @@ pub(crate) struct Write {
     pending: Vec<Event>,
     /// This process's turn to write, held until the write ends (see [`Ledger::write_turn`]).
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Told of the commit (see `checkpoint.rs`).
+    checkpoints: std::sync::Arc<crate::checkpoint::Checkpoints>,
 }
 
 /// A connection of the ledger's pool.
@@ -79,6 +81,7 @@ impl Write {
             head_hash,
             pending: Vec::new(),
             _turn: turn,
+            checkpoints: std::sync::Arc::clone(&ledger.checkpoints),
         })
     }
 
@@ -92,7 +95,13 @@ impl Write {
         head: Option<(i64, String)>,
     ) -> Result<Write, LedgerError> {
         let turn = ledger.write_turn().await;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *connection).await?;
+        // With checkpoints in the background, this connection's commits leave them alone.
+        let begin = if ledger.checkpoints.in_background() {
+            "PRAGMA wal_autocheckpoint = 0; BEGIN IMMEDIATE"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        sqlx::query(begin).execute(&mut *connection).await?;
         let head = match head {
             Some(head) => Ok(head),
             None => read_head(&mut connection).await,
@@ -111,6 +120,7 @@ impl Write {
             head_hash,
             pending: Vec::new(),
             _turn: turn,
+            checkpoints: std::sync::Arc::clone(&ledger.checkpoints),
         })
     }
 
@@ -138,7 +148,10 @@ impl Write {
             }
         }
         match committed {
-            Ok(()) => Ok(head),
+            Ok(()) => {
+                self.checkpoints.committed();
+                Ok(head)
+            }
             Err(error) => {
                 roll_back(connection).await;
                 Err(error.into())
@@ -200,6 +213,7 @@ impl Write {
             bind_events(sqlx::query(&sql), chunk).execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
+        self.checkpoints.committed();
         Ok(())
     }
 }

@@ -124,6 +124,7 @@ impl State {
             ledger: {
                 // Waiting requests are answered from the records the closing writes return.
                 ledger.keep_closed();
+                ledger.checkpoint_in_background();
                 ledger
             },
             orchestrator,

@@ -1,7 +1,7 @@
 //! Group commit under contention, on both backends: changes sent at once are written together,
 //! a limit checked inside a batch holds exactly, every queued run is claimed once, and a change
 //! that fails inside a batch fails alone — the others of its batch are kept and the chain
-//! verifies.
+//! verifies. Checkpoints in the background copy the log into the database file (SQLite).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -171,3 +171,30 @@ async fn a_writer_that_remembers_the_chains_head_notices_another_process_wrote_a
         assert_eq!(fresh.ledger.executions(10).await.unwrap().len(), 4, "{backend}");
     }
 }
+
+/// Bytes of the SQLite file itself (the write-ahead log aside): it changes only when the log is
+/// checkpointed into it.
+fn database_bytes(file: &std::path::Path) -> u64 {
+    std::fs::metadata(file).unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_checkpoints_copy_the_log_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("theory.db");
+    let ledger = Arc::new(Ledger::open(None, &file).await.unwrap());
+    // A new ledger is made whole under another name and linked into place (its log checkpointed
+    // as it closed): from here the file grows only by a checkpoint.
+    let before = database_bytes(&file);
+    ledger.checkpoint_in_background();
+    assert_eq!(queue_at_once(&ledger, 200, 1_000).await, 200);
+    // Far fewer pages than SQLite's own threshold (1,000): only the background task copies them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while database_bytes(&file) == before {
+        assert!(std::time::Instant::now() < deadline, "the log never reached the database file");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(ledger.queue_depth().await.unwrap(), 200);
+    ledger.disconnect().await;
+}
+
