@@ -187,26 +187,30 @@ async fn submit(
     let id = queued.id.clone();
     // Watched before a worker can take it, so its end cannot come unseen.
     let waiting = wait_of(&headers).map(|wait| (wait, state.watch_finish(&id)));
+    let handed = hand_over.then_some((run, checked));
     let object = if let Some((wait, finished)) = waiting {
-        start(&state, queued, hand_over);
+        start(&state, queued, handed);
         wait_with(&state, &caller, &id, wait, finished, false).await?
     } else {
         // Answered as queued (or starting, when handed over), as the row says.
         let object = crate::api::run_object(&id, Some(&queued), None);
-        start(&state, queued, hand_over);
+        start(&state, queued, handed);
         object
     };
     Ok((StatusCode::CREATED, axum::Json(object)).into_response())
 }
 
-/// Sets a run just queued going: handed to a free worker here when it was claimed for this
-/// front end as it was queued, else left for the first worker of any front end (one here is
-/// woken).
-fn start(state: &State, queued: theory_ledger::QueuedRun, handed_over: bool) {
-    if handed_over {
-        state.hand_over(queued);
-    } else {
-        state.queued_for_any();
+/// Sets a run just queued going: handed to a free worker here, with its checked request, when
+/// it was claimed for this front end as it was queued, else left for the first worker of any
+/// front end (one here is woken).
+fn start(
+    state: &State,
+    queued: theory_ledger::QueuedRun,
+    handed: Option<(RunBody, crate::api::CheckedRun)>,
+) {
+    match handed {
+        Some(request) => state.hand_over(crate::state::Handed { queued, request }),
+        None => state.queued_for_any(),
     }
 }
 

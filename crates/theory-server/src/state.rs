@@ -10,6 +10,15 @@ use theory_core::cancel::Canceller;
 use theory_ledger::Ledger;
 use tokio::sync::{Notify, watch};
 
+/// A run handed to a worker here as it was queued, with its request as the route read and
+/// checked it (the worker need not do it again).
+pub(crate) struct Handed {
+    /// The queue row, claimed for this front end.
+    pub(crate) queued: theory_ledger::QueuedRun,
+    /// The request body and what checking it gave.
+    pub(crate) request: (crate::api::RunBody, crate::api::CheckedRun),
+}
+
 /// Where a run watched by waiting requests is.
 #[derive(Debug, Clone, Default)]
 pub(crate) enum RunEnd {
@@ -42,7 +51,7 @@ pub(crate) struct State {
     pub(crate) work: Notify,
     /// Runs queued here already claimed for this front end's workers (a worker was free), in
     /// order: a worker takes these before it looks at the queue.
-    handed: Mutex<std::collections::VecDeque<theory_ledger::QueuedRun>>,
+    handed: Mutex<std::collections::VecDeque<Handed>>,
     /// How many workers this front end has.
     workers: usize,
     /// How many runs were queued here for any worker (not handed over): a worker that found the
@@ -150,7 +159,7 @@ impl State {
     }
 
     /// Gives a run claimed as it was queued to the next free worker.
-    pub(crate) fn hand_over(&self, run: theory_ledger::QueuedRun) {
+    pub(crate) fn hand_over(&self, run: Handed) {
         lock(&self.handed).push_back(run);
         self.work.notify_one();
     }
@@ -167,7 +176,7 @@ impl State {
     }
 
     /// The next run handed over, if there is one.
-    pub(crate) fn take_handed(&self) -> Option<theory_ledger::QueuedRun> {
+    pub(crate) fn take_handed(&self) -> Option<Handed> {
         lock(&self.handed).pop_front()
     }
 

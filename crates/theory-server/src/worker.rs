@@ -10,7 +10,7 @@ use theory_ledger::QueuedRun;
 
 use theory_core::session::FrameObserver;
 
-use crate::api::RunBody;
+use crate::api::{CheckedRun, RunBody};
 use crate::state::{Closed, State};
 use crate::webhooks::{Both, WebhookEvent};
 
@@ -32,7 +32,7 @@ pub(crate) async fn work(state: Arc<State>) {
             return;
         }
         if let Some(handed) = state.take_handed() {
-            run_one(&state, handed).await;
+            run_one(&state, handed.queued, Some(handed.request)).await;
             continue;
         }
         let queued_here = state.queued_here();
@@ -42,7 +42,7 @@ pub(crate) async fn work(state: Arc<State>) {
             state.ledger.claim_next(&state.owner, &state.limits).await
         };
         match claimed {
-            Ok(Some(queued)) => run_one(&state, queued).await,
+            Ok(Some(queued)) => run_one(&state, queued, None).await,
             Ok(None) => {
                 empty_at = Some(queued_here);
                 tokio::select! {
@@ -59,7 +59,9 @@ pub(crate) async fn work(state: Arc<State>) {
     }
 }
 
-async fn run_one(state: &Arc<State>, queued: QueuedRun) {
+/// Runs one claimed run; `request` is its body and checked request when the route that queued it
+/// handed them over (else they are read from the queue row).
+async fn run_one(state: &Arc<State>, queued: QueuedRun, request: Option<(RunBody, CheckedRun)>) {
     let id = queued.id.clone();
     let claimed = std::time::Instant::now();
     let waited = queued.claimed_at_ms.unwrap_or(queued.created_at_ms) - queued.created_at_ms;
@@ -67,14 +69,20 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
     state.running(&id, canceller);
     let watcher = tokio::spawn(watch_cancel(Arc::clone(state), id.clone(), cancel.clone()));
     let log = state.logs.open(&id);
-    let feed = RunBody::parse(queued.request.as_bytes())
+    let request = request.map_or_else(|| read(state, &queued), Ok);
+    let feed = request
+        .as_ref()
         .ok()
-        .and_then(|body| body.subscription().ok().flatten())
+        .and_then(|(body, _)| body.subscription().ok().flatten())
         .map(|subscription| crate::webhooks::start(state, &id, subscription));
     if let Some(feed) = &feed {
         feed.tell(WebhookEvent::Start);
     }
-    let outcome = match prepare(state, &queued, cancel) {
+    let prepared = request.and_then(|(_, checked)| {
+        let execution_id = queued.id.parse().map_err(|error| format!("{error}"))?;
+        Ok((execution_id, checked.into_request(cancel)))
+    });
+    let outcome = match prepared {
         Ok((execution_id, mut request)) => {
             request.observer = Some(match &feed {
                 Some(feed) => Arc::new(Both(log, Arc::clone(feed) as Arc<dyn FrameObserver>)),
@@ -109,22 +117,19 @@ async fn run_one(state: &Arc<State>, queued: QueuedRun) {
 
 /// Gives the runs handed to this front end and not started back to the queue (it is stopping).
 pub(crate) async fn give_back_handed(state: &State) {
-    while let Some(run) = state.take_handed() {
-        if let Err(error) = state.ledger.release_claim(&run.id).await {
-            tracing::warn!(id = %run.id, %error, "cannot give a run back to the queue");
+    while let Some(handed) = state.take_handed() {
+        let id = &handed.queued.id;
+        if let Err(error) = state.ledger.release_claim(id).await {
+            tracing::warn!(%id, %error, "cannot give a run back to the queue");
         }
     }
 }
 
-fn prepare(
-    state: &State,
-    queued: &QueuedRun,
-    cancel: Cancel,
-) -> Result<(theory_protocol::ExecutionId, theory_core::RunRequest), String> {
-    let execution_id = queued.id.parse().map_err(|error| format!("{error}"))?;
+/// A claimed run's request, read from its queue row and checked.
+fn read(state: &State, queued: &QueuedRun) -> Result<(RunBody, CheckedRun), String> {
     let body = RunBody::parse(queued.request.as_bytes()).map_err(|failure| failure.message)?;
     let checked = body.check(&state.orchestrator.registry).map_err(|failure| failure.message)?;
-    Ok((execution_id, checked.into_request(cancel)))
+    Ok((body, checked))
 }
 
 /// Cancels the run when its queue row says a cancel was asked (of any front end).

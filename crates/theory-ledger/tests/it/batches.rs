@@ -197,4 +197,3 @@ async fn background_checkpoints_copy_the_log_into_the_database_file() {
     assert_eq!(ledger.queue_depth().await.unwrap(), 200);
     ledger.disconnect().await;
 }
-
