@@ -9,7 +9,12 @@
 //! - the server's RSS when idle.
 //!
 //! Run with `scripts/bench` (release build). `SERVE_LOAD_QUEUED` and `SERVE_LOAD_SECONDS` shrink
-//! it for a quick look.
+//! it for a quick look; `SERVE_LOAD_WORKERS` sets the server's `--max-concurrent-runs` (8).
+//!
+//! The servers' projects are made under `TMPDIR` and removed only at the end (a removal of
+//! thousands of files slows every file made after it on some file systems: ext4 without a
+//! journal skips each inode freed in the last minutes, one by one, when it allocates one). Set
+//! `TMPDIR` to compare file systems, e.g. a tmpfs.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -26,7 +31,7 @@ const CLIENTS: usize = 64;
 struct Server {
     child: Child,
     url: String,
-    _project: tempfile::TempDir,
+    project: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -48,7 +53,7 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let listening: Value = serde_json::from_str(&line).unwrap();
         let url = format!("http://{}", listening["listening"].as_str().unwrap());
-        Server { child, url, _project: project }
+        Server { child, url, project: Some(project) }
     }
 
     /// `VmRSS` and `VmHWM` (peak) of the server process, in MiB.
@@ -66,13 +71,29 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Stops the server and hands its project over (removed when dropped).
+    fn stop(mut self) -> Option<tempfile::TempDir> {
+        self.terminate();
+        self.project.take()
+    }
+
+    fn terminate(&mut self) {
+        // Once waited for, its pid may be another process's.
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap()),
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 
@@ -128,8 +149,10 @@ async fn measure() {
     eprintln!(
         "serve: idle server RSS {idle:.1} MiB at start, {after:.1} MiB after the load (goal <= 30)"
     );
-    drop(server);
+    // Stopped, its project kept until the end (see the module's comment).
+    let first_project = server.stop();
     token_latency(&http).await;
+    drop(first_project);
 }
 
 /// One run at a time.
