@@ -1,0 +1,74 @@
+"""``python -m theory_processor serve MODULE_OR_FILE``: serves a provider on ``PORT``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m theory_processor")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve a provider module over theory.run.v1 on PORT")
+    serve.add_argument("provider", help="a module name (pkg.provider) or a file (provider.py) with make_runner(config)")
+    serve.add_argument("--ref", default=os.environ.get("THEORY_PROCESSOR_REF", "python/processor@1"),
+                       help="the processor's ref, as the registry names it (THEORY_PROCESSOR_REF)")
+    serve.add_argument("--processor-info", default=None, help="what RunResult says in meta.processor_info")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from .server import App
+
+    _Server = _server_class()
+
+    reference = args.ref
+    if "@" not in reference or "/" not in reference:
+        print(f"error: --ref {reference!r} is not a processor ref\nhint: a ref looks like ns/name@1", file=sys.stderr)
+        return 2
+    app = App(args.provider, reference, args.processor_info or f"{reference} (python)")
+    host = os.environ.get("HOST", "0.0.0.0")
+    try:
+        port = int(os.environ.get("PORT", "8000"))
+    except ValueError:
+        print(f"error: PORT={os.environ.get('PORT')!r} is not a port number", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level=os.environ.get("THEORY_LOG", "warning"),
+        ws="websockets-sansio",
+        ws_max_size=64 * 1024 * 1024,
+        access_log=False,
+    )
+    server = _Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but SIGTERM and SIGINT end it gracefully with exit code 0 (uvicorn
+        raises the signal again once it has shut down, which ends the process by the signal)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+if __name__ == "__main__":
+    sys.exit(main())
