@@ -21,8 +21,18 @@ impl SpawnedProcessor {
     /// Starts `program` with `PORT=0` on loopback, learns its address from the
     /// `{"listening":…}` line it prints, and waits for `/healthz` (30 s at most).
     pub async fn start(program: &Path, envs: &[(&str, &str)]) -> Result<SpawnedProcessor, String> {
+        SpawnedProcessor::start_with_args(program, &[], envs).await
+    }
+
+    /// [`SpawnedProcessor::start`] with arguments (`python -m theory_processor serve …`).
+    pub async fn start_with_args(
+        program: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<SpawnedProcessor, String> {
         let mut command = Command::new(program);
         command
+            .args(args)
             .env("PORT", "0")
             .env("HOST", "127.0.0.1")
             .env("RUST_LOG", "warn")

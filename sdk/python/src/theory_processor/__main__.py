@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
+import socket
 import sys
 
 
@@ -36,10 +38,17 @@ def main(argv=None) -> int:
     except ValueError:
         print(f"error: PORT={os.environ.get('PORT')!r} is not a port number", file=sys.stderr)
         return 2
+    try:
+        listener = _listen(host, port)
+    except OSError as error:
+        print(f"error: cannot listen on {host}:{port}: {error}\nhint: pick another PORT", file=sys.stderr)
+        return 2
+    if port == 0:
+        # As the Rust SDK does: the port picked is printed for whoever started us.
+        bound_host, bound_port = listener.getsockname()[:2]
+        print(json.dumps({"listening": f"{bound_host}:{bound_port}"}), flush=True)
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         lifespan="on",
         log_level=os.environ.get("THEORY_LOG", "warning"),
         ws="websockets-sansio",
@@ -47,8 +56,22 @@ def main(argv=None) -> int:
         access_log=False,
     )
     server = _Server(config)
-    server.run()
+    server.run(sockets=[listener])
     return 0 if server.started else 1
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, made with the TCP protocol named: asyncio turns Nagle's algorithm
+    off only on accepted sockets whose protocol says TCP, and without that every second small
+    frame waits for the peer's delayed acknowledgement (40 ms)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(address)
+    listener.listen(1024)
+    return listener
 
 
 def _server_class():

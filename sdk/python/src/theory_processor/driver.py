@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
+import uuid
 from typing import Any, Dict, List, Tuple
 
 import blake3
 
-from . import protocol
+from . import files, protocol, uploads
 from .pool import Pool
+from .protocol import Failure
 from .runs import OutputEntry, Run
 
 READ_CHUNK = 1024 * 1024
-
-
-class Failure(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Settings:
@@ -38,8 +32,9 @@ class Settings:
         return self.reference.split("@")[0].replace("/", "_")
 
 
-async def drive(settings: Settings, pool: Pool, run: Run, payload: Dict[str, Any]) -> None:
-    """Runs ``payload`` and appends every frame of it to ``run``'s log, ``RunResult`` last."""
+async def drive(settings: Settings, pool: Pool, run: Run, payload: Dict[str, Any], received) -> None:
+    """Runs ``payload`` (its sent input files ``received``, or the :class:`Failure` receiving
+    them met) and appends every frame of it to ``run``'s log, ``RunResult`` last."""
     started = time.monotonic()
     mode = payload.get("mode") or "mock"
     template = payload.get("write_prefix") or f"/artifacts/outputs/{settings.ref_slug()}/{{execution_id}}/"
@@ -52,7 +47,9 @@ async def drive(settings: Settings, pool: Pool, run: Run, payload: Dict[str, Any
     if settings.image_digest:
         meta["image_digest"] = settings.image_digest
     try:
-        outputs = await _execute(settings, pool, run, payload, mode, prefix, meta)
+        if isinstance(received, Failure):
+            raise received
+        outputs = await _execute(settings, pool, run, payload, mode, prefix, meta, received)
         meta["duration_ms"] = int((time.monotonic() - started) * 1000)
         run.push(protocol.frame("Event", {"phase": "completed"}))
         content = {
@@ -75,14 +72,21 @@ async def drive(settings: Settings, pool: Pool, run: Run, payload: Dict[str, Any
     run.finish(protocol.frame("RunResult", content))
 
 
-async def _execute(settings, pool, run, payload, mode, prefix, meta) -> List[Dict[str, Any]]:
+async def _execute(settings, pool, run, payload, mode, prefix, meta, received) -> List[Dict[str, Any]]:
     if run.cancel.is_set():
         raise Failure("ERR_CANCELLED", "the run was cancelled")
     try:
         inputs = protocol.normalize_inputs(payload.get("inputs", {}), mode)
     except protocol.InputsError as error:
         raise Failure("ERR_INPUTS", str(error)) from None
-    run.scratch = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=_scratch_root(settings))
+    scratch = scratch_of(settings, run)
+    fetched = dict(received)
+    for world_path, spec in (payload.get("files") or {}).items():
+        if (spec or {}).get("get_url"):
+            fetched[world_path] = await asyncio.to_thread(files.download, spec["get_url"], scratch, world_path, spec)
+        if run.cancel.is_set():
+            raise Failure("ERR_CANCELLED", "the run was cancelled")
+    inputs["files"] = fetched
     run.push(protocol.frame("Event", {"phase": "started"}))
 
     def on_event(message: tuple) -> None:
@@ -92,7 +96,7 @@ async def _execute(settings, pool, run, payload, mode, prefix, meta) -> List[Dic
             run.push(protocol.frame("Log", {"level": message[2], "msg": message[3]}))
 
     outcome = await pool.run(
-        run.execution_id, inputs, run.scratch, on_event, run.cancel, settings.cancel_grace
+        run.execution_id, inputs, scratch, on_event, run.cancel, settings.cancel_grace
     )
     if not outcome["ok"]:
         raise Failure(outcome["code"], outcome["message"])
@@ -105,6 +109,11 @@ async def _execute(settings, pool, run, payload, mode, prefix, meta) -> List[Dic
     prepared = await _prepare(outcome["outputs"])
     if run.cancel.is_set():
         raise Failure("ERR_CANCELLED", "the run was cancelled")
+    if payload.get("put_urls"):
+        entries, skipped = await asyncio.to_thread(uploads.carry_out, payload["put_urls"], prepared, prefix)
+        if skipped:
+            meta["skipped_outputs"] = skipped
+        return entries
     entries = []
     for relpath, mime, cid, size, body in prepared:
         header = {"path": relpath, "mime": mime, "size_bytes": size, "cid": cid}
@@ -113,9 +122,12 @@ async def _execute(settings, pool, run, payload, mode, prefix, meta) -> List[Dic
     return entries
 
 
-def _scratch_root(settings: Settings) -> str:
-    os.makedirs(settings.scratch_root, exist_ok=True)
-    return settings.scratch_root
+def scratch_of(settings: Settings, run: Run) -> str:
+    """Where the run's scratch folder goes: made by whoever first writes there (input files, the
+    handler's ``ctx.scratch_dir()``), removed when the run is forgotten."""
+    if run.scratch is None:
+        run.scratch = os.path.join(settings.scratch_root, uuid.uuid4().hex)
+    return run.scratch
 
 
 async def _prepare(outputs: List[Dict[str, Any]]) -> List[Tuple[str, str, str, int, Any]]:

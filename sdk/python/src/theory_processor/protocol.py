@@ -77,6 +77,15 @@ def expand_write_prefix(template: str, execution_id: str) -> str:
     return prefix if prefix.endswith("/") else prefix + "/"
 
 
+class Failure(Exception):
+    """A run's failure, with its ``ERR_*`` code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class InputsError(ValueError):
     """Inputs that cannot be normalized (``ERR_INPUTS``)."""
 

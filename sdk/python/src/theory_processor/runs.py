@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
+from . import protocol
+
 
 @dataclass
 class OutputEntry:
@@ -66,6 +68,12 @@ class Run:
                 return False
         return True
 
+    def request_cancel(self) -> None:
+        """Cancels the run: the first cancel of a run not ended says ``preempted`` to everyone."""
+        if not self.cancel.is_set() and not self.finished:
+            self.push(protocol.frame("Event", {"phase": "preempted"}))
+        self.cancel.set()
+
     def since(self, seen: int) -> Tuple[List[Entry], bool]:
         return self.entries[seen:], self.finished
 
@@ -99,6 +107,11 @@ class Runs:
             if index < surplus or now - run.ended_at > self.retention:
                 self._runs.pop(run.execution_id, None)
                 run.forget()
+
+    def drop_unclaimed(self, run: Run) -> None:
+        """Forgets a run no client started (only controllers or observers came for it)."""
+        if not run.claimed and not run.entries and self._runs.get(run.execution_id) is run:
+            del self._runs[run.execution_id]
 
     def forget_all(self) -> None:
         for run in self._runs.values():

@@ -16,7 +16,9 @@ import tempfile
 from typing import Any, Dict, Optional
 
 from . import protocol
-from .driver import Settings, drive
+from . import files
+from .driver import Settings, drive, scratch_of
+from .protocol import Failure
 from .pool import Pool
 from .runs import OutputEntry, Run, Runs
 
@@ -138,13 +140,37 @@ class App:
             return None
 
     async def _read(self, receive, run: Run, role: str, payload, answers: asyncio.Queue) -> None:
+        def on_control(value: dict) -> None:
+            if role == "observer" or value.get("kind") != "control":
+                return
+            op = str((value.get("content") or {}).get("op", ""))
+            if op.lower() in protocol.CANCEL_OPS:
+                run.request_cancel()
+            elif not answers.full():
+                answers.put_nowait(protocol.frame("Event", {"phase": "control_noop", "op": op[:64]}))
+
         if role == "client" and payload is not None and not run.claimed:
             run.claimed = True
-            task = asyncio.ensure_future(self._start(run, payload))
+            pending = {
+                path: spec for path, spec in (payload.get("files") or {}).items()
+                if isinstance(spec, dict) and not spec.get("get_url")
+            }
+            received: Any = {}
+            if pending:
+                try:
+                    received = await files.receive(
+                        receive, scratch_of(self.settings, run), pending, self.file_wait, on_control, run.cancel
+                    )
+                except Failure as failure:
+                    received = failure
+            task = asyncio.ensure_future(drive(self.settings, self.pool, run, payload, received))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except Exception:  # noqa: BLE001 - the connection is gone
+                return
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
@@ -154,34 +180,8 @@ class App:
                 value = json.loads(text)
             except ValueError:
                 continue
-            if not isinstance(value, dict) or value.get("kind") != "control":
-                continue
-            op = str((value.get("content") or {}).get("op", ""))
-            if role == "observer":
-                continue
-            if op.lower() in protocol.CANCEL_OPS:
-                run.cancel.set()
-            elif not answers.full():
-                answers.put_nowait(protocol.frame("Event", {"phase": "control_noop", "op": op[:64]}))
-
-    async def _start(self, run: Run, payload: Dict[str, Any]) -> None:
-        if payload.get("files"):
-            run.finish(protocol.frame("RunResult", {
-                "status": "error",
-                "execution_id": run.execution_id,
-                "error": {"code": "ERR_INPUTS", "message": "input files are not supported by this SDK yet"},
-                "meta": {"processor_ref": self.settings.reference},
-            }))
-            return
-        if payload.get("put_urls"):
-            run.finish(protocol.frame("RunResult", {
-                "status": "error",
-                "execution_id": run.execution_id,
-                "error": {"code": "ERR_UPLOAD", "message": "put_urls are not supported by this SDK yet"},
-                "meta": {"processor_ref": self.settings.reference},
-            }))
-            return
-        await drive(self.settings, self.pool, run, payload)
+            if isinstance(value, dict):
+                on_control(value)
 
     async def _write(self, send, run: Run, answers: asyncio.Queue) -> None:
         await send({"type": "websocket.send", "text": protocol.frame("Ack", {"execution_id": run.execution_id})})
@@ -209,6 +209,7 @@ class App:
             else:
                 answered.cancel()
             if changed in done and not changed.result() and not run.claimed:
+                self.runs.drop_unclaimed(run)
                 await _close(send, protocol.POLICY_VIOLATION, "no client started this execution_id")
                 return
             if not changed.done():
