@@ -195,3 +195,15 @@ def children(pid):
             except OSError:
                 continue
     return found
+
+
+@pytest.mark.parametrize("files", [
+    ["not", "a", "map"],
+    {"/artifacts/inputs/x.txt": {"cid": "b3:00", "size_bytes": 1, "get_url": "file:///etc/passwd"}},
+])
+def test_malformed_or_local_input_files_end_the_run_in_err_inputs(served, files):
+    with connect(f"ws://127.0.0.1:{served.port}/run", subprotocols=[SUBPROTOCOL], max_size=None) as socket:
+        payload = {"execution_id": "E9", "mode": "mock", "inputs": {}, "files": files}
+        socket.send(json.dumps({"kind": "RunOpen", "content": {"role": "client", "execution_id": f"E9-{type(files).__name__}", "payload": payload}}))
+        frames, _ = transcript(socket)
+    assert result_of(frames)["error"]["code"] == "ERR_INPUTS"

@@ -36,8 +36,10 @@ async def drive(settings: Settings, pool: Pool, run: Run, payload: Dict[str, Any
     """Runs ``payload`` (its sent input files ``received``, or the :class:`Failure` receiving
     them met) and appends every frame of it to ``run``'s log, ``RunResult`` last."""
     started = time.monotonic()
-    mode = payload.get("mode") or "mock"
-    template = payload.get("write_prefix") or f"/artifacts/outputs/{settings.ref_slug()}/{{execution_id}}/"
+    mode = payload.get("mode") if payload.get("mode") in ("mock", "real") else "mock"
+    template = payload.get("write_prefix")
+    if not isinstance(template, str) or not template:
+        template = f"/artifacts/outputs/{settings.ref_slug()}/{{execution_id}}/"
     prefix = protocol.expand_write_prefix(template, run.execution_id)
     meta: Dict[str, Any] = {
         "processor_ref": settings.reference,
@@ -49,7 +51,16 @@ async def drive(settings: Settings, pool: Pool, run: Run, payload: Dict[str, Any
     try:
         if isinstance(received, Failure):
             raise received
-        outputs = await _execute(settings, pool, run, payload, mode, prefix, meta, received)
+        _check_shapes(payload)
+        try:
+            outputs = await _execute(settings, pool, run, payload, mode, prefix, meta, received)
+        except Failure:
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure still ends in a RunResult
+            raise Failure("ERR_RUNTIME", f"the run failed: {type(error).__name__}") from None
+        # A cancel that came while the outputs went out wins: the run does not end as a success.
+        if run.cancel.is_set():
+            raise Failure("ERR_CANCELLED", "the run was cancelled")
         meta["duration_ms"] = int((time.monotonic() - started) * 1000)
         run.push(protocol.frame("Event", {"phase": "completed"}))
         content = {
@@ -70,6 +81,23 @@ async def drive(settings: Settings, pool: Pool, run: Run, payload: Dict[str, Any
             "meta": meta,
         }
     run.finish(protocol.frame("RunResult", content))
+
+
+def _check_shapes(payload: Dict[str, Any]) -> None:
+    """The payload's maps hold what the protocol says (``ERR_INPUTS`` otherwise)."""
+    files = payload.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(spec, dict) for spec in files.values()):
+        raise Failure("ERR_INPUTS", "payload.files must map world paths to file specs")
+    for spec in files.values():
+        url = spec.get("get_url")
+        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise Failure("ERR_INPUTS", "a get_url must be an http or https URL")
+    put_urls = payload.get("put_urls") or {}
+    if not isinstance(put_urls, dict) or not all(
+        isinstance(key, str) and isinstance(url, str) and url.startswith(("http://", "https://"))
+        for key, url in put_urls.items()
+    ):
+        raise Failure("ERR_INPUTS", "payload.put_urls must map keys to http or https URLs")
 
 
 async def _execute(settings, pool, run, payload, mode, prefix, meta, received) -> List[Dict[str, Any]]:
@@ -110,7 +138,9 @@ async def _execute(settings, pool, run, payload, mode, prefix, meta, received) -
     if run.cancel.is_set():
         raise Failure("ERR_CANCELLED", "the run was cancelled")
     if payload.get("put_urls"):
-        entries, skipped = await asyncio.to_thread(uploads.carry_out, payload["put_urls"], prepared, prefix)
+        entries, skipped = await asyncio.to_thread(
+            uploads.carry_out, payload["put_urls"], prepared, prefix, run.cancel.is_set
+        )
         if skipped:
             meta["skipped_outputs"] = skipped
         return entries

@@ -100,6 +100,14 @@ class _Receiving:
         self.current = None
 
     def take(self, message: dict) -> None:
+        try:
+            self._take(message)
+        except Failure:
+            raise
+        except Exception as error:  # noqa: BLE001 - a malformed frame fails the run, not the server
+            raise _integrity(f"input files could not be received: {type(error).__name__}: {error}") from None
+
+    def _take(self, message: dict) -> None:
         if message["type"] == "websocket.disconnect":
             raise _integrity("the connection closed before the input files arrived")
         if message.get("bytes") is not None:
@@ -133,16 +141,21 @@ class _Receiving:
 
 def download(url: str, scratch: str, world_path: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     """Fetches one ``get_url`` file (in a thread), verified like a sent one."""
-    incoming = Incoming(scratch, world_path, spec)
+    incoming = None
     try:
+        incoming = Incoming(scratch, world_path, spec)
         with urllib.request.urlopen(url, timeout=60) as answer:
             while True:
                 chunk = answer.read(READ_CHUNK)
                 if not chunk:
                     break
                 incoming.write(chunk)
-    except OSError as error:
-        incoming.file.close()
+        return incoming.finish()
+    except Failure:
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure to fetch, said without the URL
         # Never the URL: a presigned URL carries a credential.
         raise Failure("ERR_INPUT_INTEGRITY", f"input file {world_path} could not be fetched: {type(error).__name__}") from None
-    return incoming.finish()
+    finally:
+        if incoming is not None:
+            incoming.file.close()

@@ -76,6 +76,8 @@ class Pool:
                 self._dispatch(worker, worker.events.recv())
         except (EOFError, OSError):
             self._died(worker, "the worker process ended")
+        except Exception as error:  # noqa: BLE001 - a message that cannot be read: the worker goes
+            self._died(worker, f"the worker sent what cannot be read: {type(error).__name__}")
 
     def _dispatch(self, worker: _Worker, message: tuple) -> None:
         kind = message[0]
@@ -115,12 +117,19 @@ class Pool:
             loop.create_task(self._replace())
 
     async def _replace(self) -> None:
-        replacement = self._spawn()
-        try:
-            await replacement.ready
-        except WorkerFailed:
+        # A provider that no longer loads is tried again, less and less often.
+        pause = 0.0
+        while not self._closed:
+            if pause:
+                await asyncio.sleep(pause)
+            replacement = self._spawn()
+            try:
+                await replacement.ready
+            except WorkerFailed:
+                pause = min(30.0, max(0.5, pause * 2))
+                continue
+            self._idle.put_nowait(replacement)
             return
-        self._idle.put_nowait(replacement)
 
     async def run(
         self,
@@ -140,6 +149,14 @@ class Pool:
             taking.cancel()
             return {"ok": False, "code": "ERR_CANCELLED", "message": "the run was cancelled"}
         worker = taking.result()
+        while worker.dead:
+            # It died while idle (and is being replaced): take the next one.
+            taking = asyncio.ensure_future(self._idle.get())
+            await asyncio.wait({cancelled, taking}, return_when=asyncio.FIRST_COMPLETED)
+            if not taking.done():
+                taking.cancel()
+                return {"ok": False, "code": "ERR_CANCELLED", "message": "the run was cancelled"}
+            worker = taking.result()
         number = next(self._numbers)
         job = _Job(on_event)
         worker.running[number] = job
@@ -147,6 +164,8 @@ class Pool:
             worker.jobs.send(("run", number, execution_id, inputs, scratch))
         except OSError:
             self._died(worker, "the worker process ended")
+        if not job.done.done() and worker.dead:
+            job.done.set_result({"ok": False, "code": "ERR_RUNTIME", "message": "the worker process ended"})
         await asyncio.wait({cancelled, job.done}, return_when=asyncio.FIRST_COMPLETED)
         if not job.done.done():
             try:

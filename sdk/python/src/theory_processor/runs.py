@@ -35,6 +35,9 @@ class Run:
         self.cancel = asyncio.Event()
         self.scratch: Optional[str] = None
         self.ended_at: Optional[float] = None
+        self.created_at = time.monotonic()
+        # Connections attached now: a run is forgotten (its scratch removed) only without any.
+        self.readers = 0
         self._changed = asyncio.Condition()
 
     def push(self, entry: Entry) -> None:
@@ -86,9 +89,10 @@ class Runs:
     """Runs by execution id; ended runs are kept ``retention`` seconds (at most ``most``) for
     late joiners, then forgotten with their scratch folders."""
 
-    def __init__(self, retention: float, most: int) -> None:
+    def __init__(self, retention: float, most: int, unclaimed_for: float) -> None:
         self.retention = retention
         self.most = most
+        self.unclaimed_for = unclaimed_for
         self._runs: Dict[str, Run] = {}
 
     def attach(self, execution_id: str) -> Run:
@@ -99,12 +103,18 @@ class Runs:
         return run
 
     def evict(self) -> None:
+        """Forgets ended runs past their retention (or past the most kept) and runs no client
+        started within the wait for one, when no connection is attached to them."""
         now = time.monotonic()
         ended = [run for run in self._runs.values() if run.ended_at is not None]
         ended.sort(key=lambda run: run.ended_at)
         surplus = max(0, len(ended) - self.most)
         for index, run in enumerate(ended):
-            if index < surplus or now - run.ended_at > self.retention:
+            if (index < surplus or now - run.ended_at > self.retention) and run.readers == 0:
+                self._runs.pop(run.execution_id, None)
+                run.forget()
+        for run in list(self._runs.values()):
+            if not run.claimed and run.readers == 0 and now - run.created_at > self.unclaimed_for:
                 self._runs.pop(run.execution_id, None)
                 run.forget()
 

@@ -49,7 +49,11 @@ class App:
             scratch_root=os.path.join(scratch, str(os.getpid())),
         )
         self.file_wait = _number("THEORY_FILE_WAIT_S", 60)
-        self.runs = Runs(_number("THEORY_RUN_RETENTION_S", 300), int(_number("THEORY_MAX_RETAINED_RUNS", 64)))
+        self.runs = Runs(
+            _number("THEORY_RUN_RETENTION_S", 300),
+            int(_number("THEORY_MAX_RETAINED_RUNS", 64)),
+            unclaimed_for=self.file_wait,
+        )
         self.pool = Pool(provider, {}, int(_number("THEORY_WORKERS", 4)))
         self.tasks: set = set()
 
@@ -70,6 +74,8 @@ class App:
                 except Exception as error:  # noqa: BLE001 - reported as the startup's failure
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
+                janitor = asyncio.ensure_future(self._sweep())
+                self.tasks.add(janitor)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in list(self.tasks):
@@ -78,6 +84,12 @@ class App:
                 self.runs.forget_all()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _sweep(self) -> None:
+        """Forgets runs past their time even when no new connection comes to trigger it."""
+        while True:
+            await asyncio.sleep(5)
+            self.runs.evict()
 
     async def _http(self, scope, send) -> None:
         path, method = scope["path"], scope["method"]
@@ -110,17 +122,21 @@ class App:
             return
         role, execution_id, payload = opened
         run = self.runs.attach(execution_id)
+        run.readers += 1
         answers: asyncio.Queue = asyncio.Queue(maxsize=16)
         reader = asyncio.ensure_future(self._read(receive, run, role, payload, answers))
         writer = asyncio.ensure_future(self._write(send, run, answers))
-        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if writer in done:
-            try:
-                await asyncio.wait_for(reader, 1.0)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the peer left
-                reader.cancel()
-        else:
-            writer.cancel()
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if writer in done:
+                try:
+                    await asyncio.wait_for(reader, 1.0)
+                except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the peer left
+                    reader.cancel()
+            else:
+                writer.cancel()
+        finally:
+            run.readers -= 1
 
     async def _read_run_open(self, receive, send):
         try:
@@ -151,8 +167,9 @@ class App:
 
         if role == "client" and payload is not None and not run.claimed:
             run.claimed = True
+            declared = payload.get("files") or {}
             pending = {
-                path: spec for path, spec in (payload.get("files") or {}).items()
+                path: spec for path, spec in (declared.items() if isinstance(declared, dict) else ())
                 if isinstance(spec, dict) and not spec.get("get_url")
             }
             received: Any = {}
@@ -203,17 +220,19 @@ class App:
             waiting = None if run.claimed or seen > 0 else max(0.0, deadline - loop.time())
             changed = asyncio.ensure_future(run.wait_past(seen, waiting))
             answered = asyncio.ensure_future(answers.get())
-            done, _ = await asyncio.wait({changed, answered}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await asyncio.wait({changed, answered}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Cancelled itself (the peer left), or one of the two came: none is left waiting.
+                for waiting_task in (changed, answered):
+                    if not waiting_task.done():
+                        waiting_task.cancel()
             if answered in done:
                 await send({"type": "websocket.send", "text": answered.result()})
-            else:
-                answered.cancel()
             if changed in done and not changed.result() and not run.claimed:
                 self.runs.drop_unclaimed(run)
                 await _close(send, protocol.POLICY_VIOLATION, "no client started this execution_id")
                 return
-            if not changed.done():
-                changed.cancel()
 
 
 async def _send_entry(send, entry) -> None:
@@ -226,12 +245,17 @@ async def _send_entry(send, entry) -> None:
         for start in range(0, len(entry.body), SEND_CHUNK):
             await send({"type": "websocket.send", "bytes": entry.body[start:start + SEND_CHUNK]})
         return
+    sent = 0
     with open(entry.body, "rb") as file:
-        while True:
-            chunk = await asyncio.to_thread(file.read, SEND_CHUNK)
+        while sent < entry.size_bytes:
+            chunk = await asyncio.to_thread(file.read, min(SEND_CHUNK, entry.size_bytes - sent))
             if not chunk:
-                return
+                break
+            sent += len(chunk)
             await send({"type": "websocket.send", "bytes": chunk})
+    if sent != entry.size_bytes:
+        # The file changed under us: the header's promise would break; the connection is dropped.
+        raise OSError(f"an output file shrank from {entry.size_bytes} to {sent} bytes")
 
 
 async def _close(send, code: int, reason: str) -> None:

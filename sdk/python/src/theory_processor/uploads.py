@@ -8,7 +8,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from .protocol import Failure
 
@@ -16,11 +16,16 @@ INDEX_KEY = "outputs.json"
 ATTEMPTS = 3
 
 
-def carry_out(put_urls: Dict[str, str], prepared: List[Tuple], prefix: str) -> Tuple[List[Dict[str, Any]], List[str]]:
+def carry_out(
+    put_urls: Dict[str, str], prepared: List[Tuple], prefix: str, cancelled: Callable[[], bool]
+) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Uploads the outputs that have a URL under ``outputs/<rel>``, in path order, then the
-    index; returns the uploaded entries and the relative paths that had no URL."""
+    index; returns the uploaded entries and the relative paths that had no URL. A cancel stops
+    it before the next upload."""
     entries, skipped = [], []
     for relpath, mime, cid, size, body in prepared:
+        if cancelled():
+            raise Failure("ERR_CANCELLED", "the run was cancelled")
         url = put_urls.get(f"outputs/{relpath}")
         if url is None:
             skipped.append(relpath)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import queue
 import sys
@@ -109,12 +110,18 @@ def _outputs(result: Any) -> Dict[str, Any]:
             outputs.append({"relpath": item.relpath, "file": os.path.abspath(item.path), "meta": item.meta})
         else:
             raise ProcessorError("ERR_RUNTIME", f"an output is a {type(item).__name__}, not OutputItem or OutputFile")
+    usage, extra = dict(result.usage or {}), dict(result.extra or {})
+    for name, value in (("usage", usage), ("extra", extra)):
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as error:
+            raise ProcessorError("ERR_RUNTIME", f"ProcessorResult.{name} is not JSON: {error}") from None
     return {
         "ok": True,
         "outputs": outputs,
         "processor_info": str(result.processor_info or ""),
-        "usage": dict(result.usage or {}),
-        "extra": dict(result.extra or {}),
+        "usage": usage,
+        "extra": extra,
     }
 
 
@@ -134,6 +141,8 @@ def main(provider: str, config: Dict[str, Any], jobs, events) -> None:
     send(("ready", os.getpid()))
     pending: "queue.Queue[Optional[tuple]]" = queue.Queue()
     contexts: Dict[int, Context] = {}
+    # Cancels that came before their job started here.
+    cancelled_early: set = set()
 
     def listen() -> None:
         while True:
@@ -146,6 +155,8 @@ def main(provider: str, config: Dict[str, Any], jobs, events) -> None:
                 ctx = contexts.get(message[1])
                 if ctx is not None:
                     ctx._cancelled.set()
+                else:
+                    cancelled_early.add(message[1])
             else:
                 pending.put(message)
 
@@ -157,6 +168,9 @@ def main(provider: str, config: Dict[str, Any], jobs, events) -> None:
         _, number, execution_id, inputs, scratch = job
         ctx = Context(number, execution_id, inputs.get("mode", "mock"), scratch, send)
         contexts[number] = ctx
+        if number in cancelled_early:
+            cancelled_early.discard(number)
+            ctx._cancelled.set()
         _current.context = ctx
         try:
             outcome = _outputs(_call(runner, inputs, ctx))
