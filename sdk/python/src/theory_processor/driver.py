@@ -60,7 +60,7 @@ async def drive(settings: Settings, pool: Pool, run: Run, payload: Dict[str, Any
             raise Failure("ERR_RUNTIME", f"the run failed: {type(error).__name__}") from None
         # A cancel that came while the outputs went out wins: the run does not end as a success.
         if run.cancel.is_set():
-            raise Failure("ERR_CANCELLED", "the run was cancelled")
+            raise protocol.cancelled()
         meta["duration_ms"] = int((time.monotonic() - started) * 1000)
         run.push(protocol.frame("Event", {"phase": "completed"}))
         content = {
@@ -102,7 +102,7 @@ def _check_shapes(payload: Dict[str, Any]) -> None:
 
 async def _execute(settings, pool, run, payload, mode, prefix, meta, received) -> List[Dict[str, Any]]:
     if run.cancel.is_set():
-        raise Failure("ERR_CANCELLED", "the run was cancelled")
+        raise protocol.cancelled()
     try:
         inputs = protocol.normalize_inputs(payload.get("inputs", {}), mode)
     except protocol.InputsError as error:
@@ -113,7 +113,7 @@ async def _execute(settings, pool, run, payload, mode, prefix, meta, received) -
         if (spec or {}).get("get_url"):
             fetched[world_path] = await asyncio.to_thread(files.download, spec["get_url"], scratch, world_path, spec)
         if run.cancel.is_set():
-            raise Failure("ERR_CANCELLED", "the run was cancelled")
+            raise protocol.cancelled()
     inputs["files"] = fetched
     run.push(protocol.frame("Event", {"phase": "started"}))
 
@@ -136,7 +136,7 @@ async def _execute(settings, pool, run, payload, mode, prefix, meta, received) -
         meta["extra"] = outcome["extra"]
     prepared = await _prepare(outcome["outputs"])
     if run.cancel.is_set():
-        raise Failure("ERR_CANCELLED", "the run was cancelled")
+        raise protocol.cancelled()
     if payload.get("put_urls"):
         entries, skipped = await asyncio.to_thread(
             uploads.carry_out, payload["put_urls"], prepared, prefix, run.cancel.is_set

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, Dict
 
 import blake3
 
-from .protocol import Failure
+from .protocol import Failure, cancelled
 
 READ_CHUNK = 1024 * 1024
 
@@ -81,7 +81,7 @@ async def receive(
             if getting not in done:
                 getting.cancel()
                 if cancelled in done:
-                    raise Failure("ERR_CANCELLED", "the run was cancelled")
+                    raise cancelled()
                 raise _integrity("input files never arrived: " + ", ".join(sorted(receiving.pending)))
             receiving.take(getting.result())
     finally:

@@ -12,6 +12,9 @@ from . import worker as worker_module
 
 Outcome = Dict[str, Any]
 
+# The outcome of a job cancelled before or while it ran.
+CANCELLED: Outcome = {"ok": False, "code": "ERR_CANCELLED", "message": "the run was cancelled"}
+
 
 class WorkerFailed(RuntimeError):
     """A worker could not load the provider."""
@@ -147,7 +150,7 @@ class Pool:
         await asyncio.wait({cancelled, taking}, return_when=asyncio.FIRST_COMPLETED)
         if not taking.done():
             taking.cancel()
-            return {"ok": False, "code": "ERR_CANCELLED", "message": "the run was cancelled"}
+            return dict(CANCELLED)
         worker = taking.result()
         while worker.dead:
             # It died while idle (and is being replaced): take the next one.
@@ -155,7 +158,7 @@ class Pool:
             await asyncio.wait({cancelled, taking}, return_when=asyncio.FIRST_COMPLETED)
             if not taking.done():
                 taking.cancel()
-                return {"ok": False, "code": "ERR_CANCELLED", "message": "the run was cancelled"}
+                return dict(CANCELLED)
             worker = taking.result()
         number = next(self._numbers)
         job = _Job(on_event)
@@ -179,7 +182,7 @@ class Pool:
             cancelled.cancel()
             if not worker.dead:
                 self._idle.put_nowait(worker)
-            return {"ok": False, "code": "ERR_CANCELLED", "message": "the run was cancelled"}
+            return dict(CANCELLED)
         cancelled.cancel()
         if not worker.dead:
             self._idle.put_nowait(worker)

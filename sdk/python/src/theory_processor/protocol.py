@@ -86,6 +86,11 @@ class Failure(Exception):
         self.message = message
 
 
+def cancelled() -> Failure:
+    """The failure of a cancelled run."""
+    return Failure("ERR_CANCELLED", "the run was cancelled")
+
+
 class InputsError(ValueError):
     """Inputs that cannot be normalized (``ERR_INPUTS``)."""
 

@@ -262,24 +262,18 @@ async def _close(send, code: int, reason: str) -> None:
     await send({"type": "websocket.close", "code": code, "reason": reason.encode()[:123].decode(errors="ignore")})
 
 
-async def _respond(send, status: int, body: bytes) -> None:
+async def _respond(send, status: int, body: bytes, headers=()) -> None:
     await send({
         "type": "http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
     })
     await send({"type": "http.response.body", "body": body})
 
 
 async def _not_allowed(send) -> None:
-    body = b'{"error":"method not allowed"}'
-    await send({
-        "type": "http.response.start",
-        "status": 405,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"allow", b"GET"),
-        ],
-    })
-    await send({"type": "http.response.body", "body": body})
+    await _respond(send, 405, b'{"error":"method not allowed"}', [(b"allow", b"GET")])

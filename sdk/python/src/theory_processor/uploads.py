@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable, Dict, List, Tuple
 
-from .protocol import Failure
+from .protocol import Failure, cancelled
 
 INDEX_KEY = "outputs.json"
 ATTEMPTS = 3
@@ -25,7 +25,7 @@ def carry_out(
     entries, skipped = [], []
     for relpath, mime, cid, size, body in prepared:
         if cancelled():
-            raise Failure("ERR_CANCELLED", "the run was cancelled")
+            raise cancelled()
         url = put_urls.get(f"outputs/{relpath}")
         if url is None:
             skipped.append(relpath)
