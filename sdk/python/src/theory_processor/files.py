@@ -69,23 +69,23 @@ async def receive(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     receiving = _Receiving(scratch, pending, on_control)
-    cancelled = asyncio.ensure_future(cancel.wait())
+    cancel_seen = asyncio.ensure_future(cancel.wait())
     try:
         while receiving.pending or receiving.current is not None:
             getting = asyncio.ensure_future(next_message())
             done, _ = await asyncio.wait(
-                {getting, cancelled},
+                {getting, cancel_seen},
                 timeout=max(0.0, deadline - loop.time()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if getting not in done:
                 getting.cancel()
-                if cancelled in done:
+                if cancel_seen in done:
                     raise cancelled()
                 raise _integrity("input files never arrived: " + ", ".join(sorted(receiving.pending)))
             receiving.take(getting.result())
     finally:
-        cancelled.cancel()
+        cancel_seen.cancel()
     return receiving.received
 
 

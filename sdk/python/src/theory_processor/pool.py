@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 from . import worker as worker_module
 

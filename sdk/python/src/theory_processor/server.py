@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import tempfile
-from typing import Any, Dict, Optional
+from typing import Any
 
 from . import protocol
 from . import files

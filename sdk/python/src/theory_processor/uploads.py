@@ -4,7 +4,6 @@ when the failure is transient), then the index, last."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -17,14 +16,14 @@ ATTEMPTS = 3
 
 
 def carry_out(
-    put_urls: Dict[str, str], prepared: List[Tuple], prefix: str, cancelled: Callable[[], bool]
+    put_urls: Dict[str, str], prepared: List[Tuple], prefix: str, is_cancelled: Callable[[], bool]
 ) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Uploads the outputs that have a URL under ``outputs/<rel>``, in path order, then the
     index; returns the uploaded entries and the relative paths that had no URL. A cancel stops
     it before the next upload."""
     entries, skipped = [], []
     for relpath, mime, cid, size, body in prepared:
-        if cancelled():
+        if is_cancelled():
             raise cancelled()
         url = put_urls.get(f"outputs/{relpath}")
         if url is None:
