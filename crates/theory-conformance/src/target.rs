@@ -52,6 +52,20 @@ pub struct Target {
 }
 
 impl Target {
+    /// The runs of the probe's inputs (`theory/probe@1`, and the Python SDK's
+    /// `examples/probe.py`, which reads them the same way): a quick echo, a slow run, one that
+    /// ignores cancel, a bad output path, a panic and a 256 MiB output.
+    #[must_use]
+    pub fn with_probe_runs(mut self) -> Target {
+        self.slow = Some(RunSpec::mock(serde_json::json!({"sleep_ms": 60_000})));
+        self.stubborn =
+            Some(RunSpec::mock(serde_json::json!({"sleep_ms": 60_000, "ignore_cancel": true})));
+        self.bad_path = Some(RunSpec::mock(serde_json::json!({"relpath": "../escape.txt"})));
+        self.panics = Some(RunSpec::mock(serde_json::json!({"panic": true})));
+        self.large = Some(RunSpec::mock(serde_json::json!({"size_bytes": 256 * 1024 * 1024 + 17})));
+        self
+    }
+
     /// A target with only a quick run and the contract's default limits.
     pub fn new(base_url: impl Into<String>, quick: RunSpec) -> Target {
         Target {

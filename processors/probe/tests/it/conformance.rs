@@ -22,14 +22,10 @@ async fn probe_passes_the_whole_suite() -> Result<(), String> {
     )
     .await?;
     let mut target =
-        Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hello probe"})));
+        Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hello probe"})))
+            .with_probe_runs();
     target.pid = Some(processor.pid);
     target.cancel_grace = grace;
-    target.slow = Some(RunSpec::mock(json!({"sleep_ms": 60_000})));
-    target.stubborn = Some(RunSpec::mock(json!({"sleep_ms": 60_000, "ignore_cancel": true})));
-    target.bad_path = Some(RunSpec::mock(json!({"relpath": "../escape.txt"})));
-    target.panics = Some(RunSpec::mock(json!({"panic": true})));
-    target.large = Some(RunSpec::mock(json!({"size_bytes": 256 * 1024 * 1024 + 17})));
 
     let report = run_suite(&target).await;
     eprintln!("{report}");

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from . import worker as worker_module
 
@@ -134,6 +134,19 @@ class Pool:
             self._idle.put_nowait(replacement)
             return
 
+    async def _take(self, cancelled: "asyncio.Future[Any]") -> Optional[_Worker]:
+        """The next free live worker (one that died while idle is being replaced: skipped), or
+        ``None`` when the run is cancelled first."""
+        while True:
+            taking = asyncio.ensure_future(self._idle.get())
+            await asyncio.wait({cancelled, taking}, return_when=asyncio.FIRST_COMPLETED)
+            if not taking.done():
+                taking.cancel()
+                return None
+            worker = taking.result()
+            if not worker.dead:
+                return worker
+
     async def run(
         self,
         execution_id: str,
@@ -146,20 +159,9 @@ class Pool:
         """Runs one job on the next free worker: cancelled, the worker is asked to stop, then
         stopped hard after ``grace`` seconds."""
         cancelled = asyncio.ensure_future(cancel.wait())
-        taking = asyncio.ensure_future(self._idle.get())
-        await asyncio.wait({cancelled, taking}, return_when=asyncio.FIRST_COMPLETED)
-        if not taking.done():
-            taking.cancel()
+        worker = await self._take(cancelled)
+        if worker is None:
             return dict(CANCELLED)
-        worker = taking.result()
-        while worker.dead:
-            # It died while idle (and is being replaced): take the next one.
-            taking = asyncio.ensure_future(self._idle.get())
-            await asyncio.wait({cancelled, taking}, return_when=asyncio.FIRST_COMPLETED)
-            if not taking.done():
-                taking.cancel()
-                return dict(CANCELLED)
-            worker = taking.result()
         number = next(self._numbers)
         job = _Job(on_event)
         worker.running[number] = job
