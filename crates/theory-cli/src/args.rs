@@ -244,6 +244,10 @@ pub(crate) struct BuildArgs {
     /// Comma-separated platforms (linux/amd64, linux/arm64); default: this machine's.
     #[arg(long, value_name = "LIST")]
     pub(crate) platforms: Option<String>,
+    /// What to build for: `docker` (the image), `process` (a Python processor's environment
+    /// under .theory/python/); default: both for a Python processor, the image otherwise.
+    #[arg(long, value_name = "RUNTIME", value_parser = ["process", "docker"])]
+    pub(crate) runtime: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

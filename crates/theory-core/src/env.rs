@@ -15,6 +15,9 @@ pub mod names {
     /// Folders to look for processor binaries in, `:`-separated, before the `theory` binary's own
     /// folder and `PATH`.
     pub const PROCESSOR_PATH: &str = "THEORY_PROCESSOR_PATH";
+    /// The Python (3.10 or newer) that Python processors' environments are made from; default
+    /// `python3`.
+    pub const PYTHON: &str = "THEORY_PYTHON";
     /// The project folder (holding `registry/` and `.theory/`); default: found upward from the
     /// working directory.
     pub const PROJECT: &str = "THEORY_PROJECT";

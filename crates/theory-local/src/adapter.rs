@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 use crate::docker::{ContainerKind, ContainerLaunch, DockerInstance};
 use crate::identity::IdentityCache;
 use crate::image_choice::{ImageChoice, choose_image, docker_error};
+use crate::python_env::{LAUNCHER, python_env_folder};
 use crate::process::{BinarySearch, ProcessInstance, ProcessSettings};
 use crate::reaper::reap_orphans;
 
@@ -31,6 +32,8 @@ pub struct LocalAdapter {
     settings: ProcessSettings,
     identities: IdentityCache,
     project: PathBuf,
+    /// The state folder (`.theory/`), where Python processors' environments are prepared.
+    state: Option<PathBuf>,
     /// `THEORY_LOCAL_RUNTIME`, when it names one (`auto` does not); the text when it names no
     /// local runtime, refused when a run plans.
     default_runtime: Option<Result<Runtime, String>>,
@@ -78,6 +81,7 @@ impl LocalAdapter {
             settings,
             identities,
             project,
+            state: state.map(PathBuf::from),
             default_runtime,
             docker: std::sync::Arc::default(),
         }
@@ -110,6 +114,9 @@ impl LocalAdapter {
                 "add image.build.binary to its spec",
             )
         })?;
+        if build.python.is_some() {
+            return self.python_launcher(spec);
+        }
         let name = build.binary_name();
         let binary = self.binaries.find(name).ok_or_else(|| {
             Failure::with_hint(
@@ -119,6 +126,24 @@ impl LocalAdapter {
             )
         })?;
         Ok((binary.clone(), binary.display().to_string()))
+    }
+
+    /// A Python processor's launcher, from the environment `theory processor build` prepared.
+    fn python_launcher(&self, spec: &ProcessorSpec) -> Result<(PathBuf, String), Failure> {
+        let reference = &spec.reference;
+        let launcher = self
+            .state
+            .as_deref()
+            .map(|state| python_env_folder(state, reference).join(LAUNCHER))
+            .filter(|launcher| launcher.is_file())
+            .ok_or_else(|| {
+                Failure::with_hint(
+                    ErrorCode::Adapter,
+                    format!("{reference} is a Python processor and its environment is not prepared"),
+                    format!("prepare it with `theory processor build --ref {reference} --runtime process`"),
+                )
+            })?;
+        Ok((launcher.clone(), launcher.display().to_string()))
     }
 
     async fn process_plan(&self, spec: &ProcessorSpec) -> Result<Plan, Failure> {

@@ -12,6 +12,8 @@
 //! - `image_choice`: pin for the platform, else the newest local build.
 //! - `services`: `theory local start|run|stop|status|logs` — long-lived containers on ports
 //!   that persist in `.theory/local_ports.json`.
+//! - `python_env`: the virtual environment, SDK and source copy a Python processor runs from in
+//!   the `process` runtime, prepared by `theory processor build` under `.theory/python/`.
 //! - `identity`: the `b3:` identity of a host binary, cached by file stamp.
 //! - `health`: the `/healthz` probe.
 
@@ -22,6 +24,7 @@ mod identity;
 mod image_choice;
 mod ports;
 mod process;
+mod python_env;
 mod random;
 mod reaper;
 mod services;
@@ -35,5 +38,9 @@ pub use health::{healthy_once, wait_healthy};
 pub use identity::{IdentityCache, hash_file};
 pub use image_choice::{ImageChoice, choose_image, local_image_tag, local_repository};
 pub use ports::PortBook;
+pub use python_env::{
+    LAUNCHER, PythonEnv, PythonEnvError, PythonEnvRequest, PythonSource, prepare_python_env,
+    python_env_folder,
+};
 pub use process::{BinarySearch, ProcessInstance, ProcessSettings, kill_process_groups};
 pub use services::{ServiceAdapter, ServiceInfo, Services};

@@ -164,6 +164,20 @@ fn check_policy(document: &PolicyDocument) -> Result<(), (&'static str, String)>
 
 /// Checks that the binary a spec names is a plain file name: the process runtime looks it up
 /// beside `theory` and must never follow a path out of there.
+/// A provider file: a relative path inside the context, ending in `.py`.
+fn check_python_file(path: &str) -> Result<(), String> {
+    let inside = !path.starts_with('/')
+        && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+        && !path.chars().any(theory_protocol::is_refused_path_char);
+    if inside && path.ends_with(".py") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{path:?} is not a provider file inside the build context (a relative path ending in .py, no . or .. parts)"
+        ))
+    }
+}
+
 fn check_binary_name(name: &str) -> Result<(), String> {
     let plain = !name.is_empty()
         && name != "."
@@ -234,6 +248,11 @@ impl Registry {
             && let Err(message) = check_binary_name(build.binary_name())
         {
             return Err(RegistryError::new(&source.origin, Some("image.build.binary"), message));
+        }
+        if let Some(Err(message)) =
+            spec.image.build.as_ref().and_then(|build| build.python.as_deref()).map(check_python_file)
+        {
+            return Err(RegistryError::new(&source.origin, Some("image.build.python"), message));
         }
         if let Some(pricing) = &spec.pricing {
             check_pricing(pricing).map_err(|(key, message)| {

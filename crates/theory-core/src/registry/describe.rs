@@ -46,7 +46,7 @@ impl ProcessorEntry {
             .map(|output| json!({"path": output.path, "mime": output.mime}))
             .collect();
         document["build"] = spec.image.build_spec().map_or(Value::Null, |build| {
-            json!({"context": build.context, "dockerfile": build.dockerfile, "binary": build.binary_name()})
+            json!({"context": build.context, "dockerfile": build.dockerfile, "binary": build.binary_name(), "python": build.python})
         });
         document
     }

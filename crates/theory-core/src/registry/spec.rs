@@ -135,6 +135,7 @@ impl ImageSpec {
                 context: context.to_owned(),
                 dockerfile: file.to_owned(),
                 binary: None,
+                python: None,
             })
         })
     }
@@ -153,6 +154,12 @@ pub struct BuildSpec {
     /// context's last folder name.
     #[serde(default)]
     pub binary: Option<String>,
+    /// A Python processor: its provider file (with `make_runner(config)`), relative to the
+    /// context, served by the `theory-processor` SDK. The `process` runtime runs it in the
+    /// virtual environment `theory processor build` prepares under `.theory/python/`; the context's
+    /// `requirements.txt`, when there is one, lists its dependencies.
+    #[serde(default)]
+    pub python: Option<String>,
 }
 
 fn default_dockerfile() -> String {

@@ -9,7 +9,7 @@ use theory_core::Failure;
 use serde::Serialize;
 use theory_core::registry::ProcessorEntry;
 use theory_docker::Docker;
-use theory_image::{BuildPlatform, BuildRequest, build_image};
+use theory_image::{BuildRequest, build_image};
 use theory_local::local_image_tag;
 use theory_protocol::ErrorCode;
 
@@ -18,8 +18,9 @@ use crate::commands::{Context, processor_entry};
 use crate::print::{Report, out, print_json};
 use crate::progress::Bar;
 
+/// One image built.
 #[derive(Serialize)]
-struct BuildReport {
+pub(super) struct BuildReport {
     #[serde(rename = "ref")]
     reference: String,
     platform: String,
@@ -35,8 +36,19 @@ pub(super) async fn run(args: &BuildArgs, context: &Context) -> Result<ExitCode,
         Err(errors) => return Ok(crate::commands::registry_failure(errors, args.json)),
     };
     let entry = processor_entry(registry, &args.reference)?;
-    let platforms = super::platforms(args.platforms.as_deref())?;
-    match build_all(entry, &platforms, context).await {
+    if let Some(provider) = entry.spec.image.build_spec().and_then(|build| build.python) {
+        return super::python::run(args, entry, &provider, context).await;
+    }
+    if args.runtime.as_deref() == Some("process") {
+        let binary = entry.spec.image.build_spec().map(|build| build.binary_name().to_owned());
+        return Ok(Failure::with_hint(
+            ErrorCode::Registry,
+            format!("{} is a compiled processor: the process runtime runs its binary, there is no environment to prepare", entry.spec.reference),
+            format!("build the binary with `cargo build --release -p {}`", binary.unwrap_or_default()),
+        )
+        .report(args.json));
+    }
+    match build_for_docker(args, entry, context).await {
         Ok(reports) => {
             if args.json {
                 print_json(&serde_json::json!({"ok": true, "builds": reports}));
@@ -51,11 +63,14 @@ pub(super) async fn run(args: &BuildArgs, context: &Context) -> Result<ExitCode,
     }
 }
 
-async fn build_all(
+/// Builds the processor's image for each platform `--platforms` names.
+pub(super) async fn build_for_docker(
+    args: &BuildArgs,
     entry: &ProcessorEntry,
-    platforms: &[BuildPlatform],
     context: &Context,
 ) -> Result<Vec<BuildReport>, Failure> {
+    let platforms = super::platforms(args.platforms.as_deref())?;
+    let platforms = platforms.as_slice();
     for platform in platforms {
         platform.buildable_here().map_err(|reason| {
             Failure::with_hint(

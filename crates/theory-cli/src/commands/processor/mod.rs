@@ -4,6 +4,7 @@ mod build;
 mod pin;
 mod pin_edit;
 mod push;
+mod python;
 
 use std::process::ExitCode;
 use theory_core::Failure;
