@@ -21,8 +21,8 @@ use tokio::sync::OnceCell;
 use crate::docker::{ContainerKind, ContainerLaunch, DockerInstance};
 use crate::identity::IdentityCache;
 use crate::image_choice::{ImageChoice, choose_image, docker_error};
-use crate::python_env::{LAUNCHER, python_env_folder};
 use crate::process::{BinarySearch, ProcessInstance, ProcessSettings};
+use crate::python_env::{LAUNCHER, python_env_folder};
 use crate::reaper::reap_orphans;
 
 /// Runs processors on this host.

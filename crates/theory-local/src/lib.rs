@@ -38,9 +38,9 @@ pub use health::{healthy_once, wait_healthy};
 pub use identity::{IdentityCache, hash_file};
 pub use image_choice::{ImageChoice, choose_image, local_image_tag, local_repository};
 pub use ports::PortBook;
+pub use process::{BinarySearch, ProcessInstance, ProcessSettings, kill_process_groups};
 pub use python_env::{
     LAUNCHER, PythonEnv, PythonEnvError, PythonEnvRequest, PythonSource, prepare_python_env,
     python_env_folder,
 };
-pub use process::{BinarySearch, ProcessInstance, ProcessSettings, kill_process_groups};
 pub use services::{ServiceAdapter, ServiceInfo, Services};

@@ -129,8 +129,18 @@ impl ProcessInstance {
         };
         // Anything else on stdout is drained so the processor never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        if !wait_healthy(&address, deadline).await {
-            return Err(not_ready(binary, &kept, "never answered /healthz"));
+        // A processor that dies after printing its address fails the start at once, not at the
+        // deadline.
+        tokio::select! {
+            healthy = wait_healthy(&address, deadline) => if !healthy {
+                return Err(not_ready(binary, &kept, "never answered /healthz"));
+            },
+            status = child.wait() => {
+                // Its last words may still be on their way through the stderr forwarder.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let status = status.map(|status| format!(" ({status})")).unwrap_or_default();
+                return Err(not_ready(binary, &kept, &format!("exited before it answered /healthz{status}")));
+            },
         }
         instance.endpoint = format!("http://{address}");
         Ok(instance)

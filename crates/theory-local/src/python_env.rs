@@ -174,7 +174,9 @@ fn prepare_in(
     progress(&format!("making a virtual environment with {} ({python_version})", request.python));
     let venv = staging.join("venv");
     run_streamed(Command::new(&request.python).arg("-m").arg("venv").arg(&venv), progress)
-        .map_err(|message| failed(message, "install Python's venv module (Debian: python3-venv)"))?;
+        .map_err(|message| {
+            failed(message, "install Python's venv module (Debian: python3-venv)")
+        })?;
     let venv_python = venv.join("bin/python");
     let mut install = Command::new(&venv_python);
     install

@@ -207,3 +207,12 @@ def test_malformed_or_local_input_files_end_the_run_in_err_inputs(served, files)
         socket.send(json.dumps({"kind": "RunOpen", "content": {"role": "client", "execution_id": f"E9-{type(files).__name__}", "payload": payload}}))
         frames, _ = transcript(socket)
     assert result_of(frames)["error"]["code"] == "ERR_INPUTS"
+
+
+def test_log_filters_as_theory_passes_them_become_uvicorn_levels():
+    from theory_processor.__main__ import _log_level
+
+    assert _log_level("warn") == "warning"
+    assert _log_level("info,hyper=off") == "info"
+    assert _log_level("theory=debug") == "warning"
+    assert _log_level(None) == "warning"

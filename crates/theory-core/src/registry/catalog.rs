@@ -249,8 +249,12 @@ impl Registry {
         {
             return Err(RegistryError::new(&source.origin, Some("image.build.binary"), message));
         }
-        if let Some(Err(message)) =
-            spec.image.build.as_ref().and_then(|build| build.python.as_deref()).map(check_python_file)
+        if let Some(Err(message)) = spec
+            .image
+            .build
+            .as_ref()
+            .and_then(|build| build.python.as_deref())
+            .map(check_python_file)
         {
             return Err(RegistryError::new(&source.origin, Some("image.build.python"), message));
         }

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     config = uvicorn.Config(
         app,
         lifespan="on",
-        log_level=os.environ.get("THEORY_LOG", "warning"),
+        log_level=_log_level(os.environ.get("RUST_LOG") or os.environ.get("THEORY_LOG")),
         ws="websockets-sansio",
         ws_max_size=64 * 1024 * 1024,
         access_log=False,
@@ -58,6 +58,21 @@ def main(argv=None) -> int:
     server = _Server(config)
     server.run(sockets=[listener])
     return 0 if server.started else 1
+
+
+_LEVELS = {"trace": "trace", "debug": "debug", "info": "info", "warn": "warning", "warning": "warning",
+           "error": "error", "critical": "critical", "off": "critical"}
+
+
+def _log_level(text) -> str:
+    """uvicorn's level for a log filter as Theory passes it (``RUST_LOG``, from
+    ``THEORY_PROCESSOR_LOG``: ``warn``, ``info,hyper=off``…): its first bare level, else
+    ``warning``."""
+    for directive in (text or "").split(","):
+        directive = directive.strip().lower()
+        if directive in _LEVELS:
+            return _LEVELS[directive]
+    return "warning"
 
 
 def _listen(host: str, port: int) -> socket.socket:

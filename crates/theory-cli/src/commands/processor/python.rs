@@ -7,7 +7,9 @@ use serde_json::json;
 use theory_core::Failure;
 use theory_core::env::names;
 use theory_core::registry::ProcessorEntry;
-use theory_local::{PythonEnv, PythonEnvRequest, PythonSource, prepare_python_env, python_env_folder};
+use theory_local::{
+    PythonEnv, PythonEnvRequest, PythonSource, prepare_python_env, python_env_folder,
+};
 use theory_protocol::ErrorCode;
 
 use crate::args::BuildArgs;
@@ -53,7 +55,11 @@ async fn prepare(
     context: &Context,
 ) -> Result<PythonEnv, Failure> {
     let reference = &entry.spec.reference;
-    let build = entry.spec.image.build_spec().unwrap_or_else(|| unreachable!("a Python spec has image.build"));
+    let build = entry
+        .spec
+        .image
+        .build_spec()
+        .unwrap_or_else(|| unreachable!("a Python spec has image.build"));
     let source = PythonSource::find(&context.project.root, &build.context).ok_or_else(|| {
         Failure::with_hint(
             ErrorCode::Registry,
@@ -77,8 +83,11 @@ async fn prepare(
         prepare_python_env(&request, &mut |line| eprintln!("  {line}"))
     })
     .await
-    .map_err(|error| Failure::with_hint(ErrorCode::Adapter, error.to_string(), "report this as a bug"))?;
-    let env = prepared.map_err(|error| Failure::with_hint(ErrorCode::Adapter, error.message, error.hint))?;
+    .map_err(|error| {
+        Failure::with_hint(ErrorCode::Adapter, error.to_string(), "report this as a bug")
+    })?;
+    let env = prepared
+        .map_err(|error| Failure::with_hint(ErrorCode::Adapter, error.message, error.hint))?;
     eprintln!("prepared {reference}: {} (Python {})", env.identity, env.python_version);
     Ok(env)
 }
