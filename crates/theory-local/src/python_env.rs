@@ -362,3 +362,26 @@ fn run_streamed(command: &mut Command, progress: &mut dyn FnMut(&str)) -> Result
         Err(format!("{shown} failed ({status}): {tail}"))
     }
 }
+
+/// The SDK's package files this `theory` embeds: (path under `theory_processor/`, text).
+pub fn sdk_files() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SDK_FILES.iter().copied()
+}
+
+/// The SDK's dependencies, as its `pyproject.toml` lists them.
+pub fn sdk_requirements() -> &'static [&'static str] {
+    SDK_REQUIREMENTS
+}
+
+/// Writes a source into `folder` (replacing what was there) and returns the folder: a built-in
+/// context, for a build that needs it on disk.
+pub fn materialize(source: &PythonSource, folder: &Path) -> Result<PathBuf, PythonEnvError> {
+    match source {
+        PythonSource::Folder(existing) => Ok(existing.clone()),
+        PythonSource::Embedded(files) => {
+            let _ = std::fs::remove_dir_all(folder);
+            write_files(folder, files.iter().copied())?;
+            Ok(folder.to_path_buf())
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use theory_core::Failure;
 
 use serde::Serialize;
-use theory_core::registry::ProcessorEntry;
+use theory_core::registry::{Platform, ProcessorEntry};
 use theory_docker::Docker;
 use theory_image::{BuildRequest, build_image};
 use theory_local::local_image_tag;
@@ -22,12 +22,14 @@ use crate::progress::Bar;
 #[derive(Serialize)]
 pub(super) struct BuildReport {
     #[serde(rename = "ref")]
-    reference: String,
-    platform: String,
-    image_id: String,
-    tag: String,
-    tarball: PathBuf,
-    size_bytes: u64,
+    pub(super) reference: String,
+    pub(super) platform: String,
+    pub(super) image_id: String,
+    pub(super) tag: String,
+    /// The `docker save` tarball of a `FROM scratch` build; none for the engine's builds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tarball: Option<PathBuf>,
+    pub(super) size_bytes: u64,
 }
 
 pub(super) async fn run(args: &BuildArgs, context: &Context) -> Result<ExitCode, Failure> {
@@ -71,6 +73,28 @@ pub(super) async fn build_for_docker(
 ) -> Result<Vec<BuildReport>, Failure> {
     let platforms = super::platforms(args.platforms.as_deref())?;
     let platforms = platforms.as_slice();
+    let reference = &entry.spec.reference;
+    let build = entry.spec.image.build_spec().ok_or_else(|| {
+        Failure::with_hint(
+            ErrorCode::Registry,
+            format!("{reference} has no image.build in {}", entry.origin),
+            "add image.build: {context: …, dockerfile: Dockerfile, binary: …}",
+        )
+    })?;
+    if needs_engine(&build, &context.project.root) {
+        let host = Platform::host().unwrap_or(Platform::Amd64);
+        if let Some(other) = platforms.iter().find(|platform| platform.name != host.as_str()) {
+            return Err(Failure::with_hint(
+                ErrorCode::Adapter,
+                format!(
+                    "linux/{} cannot be built here: the Docker Engine builds {reference}'s Dockerfile for this machine's platform, linux/{host}",
+                    other.name
+                ),
+                "build that platform on a machine of its own, then push and pin it from there",
+            ));
+        }
+        return Ok(vec![super::engine::build_with_engine(entry, &build, context).await?]);
+    }
     for platform in platforms {
         platform.buildable_here().map_err(|reason| {
             Failure::with_hint(
@@ -80,14 +104,6 @@ pub(super) async fn build_for_docker(
             )
         })?;
     }
-    let reference = &entry.spec.reference;
-    let build = entry.spec.image.build_spec().ok_or_else(|| {
-        Failure::with_hint(
-            ErrorCode::Registry,
-            format!("{reference} has no image.build in {}", entry.origin),
-            "add image.build: {context: …, dockerfile: Dockerfile, binary: …}",
-        )
-    })?;
     let root = &context.project.root;
     if !root.join(&build.context).is_dir() {
         return Err(Failure::with_hint(
@@ -121,6 +137,17 @@ pub(super) async fn build_for_docker(
         reports.push(build_one(&docker, request, entry).await?);
     }
     Ok(reports)
+}
+
+/// Whether the Docker Engine builds this image: a Python processor, or a Dockerfile beyond the
+/// `FROM scratch` subset Theory builds itself (reproducibly, from a static binary).
+fn needs_engine(build: &theory_core::registry::BuildSpec, root: &std::path::Path) -> bool {
+    if build.python.is_some() {
+        return true;
+    }
+    let dockerfile = root.join(&build.context).join(&build.dockerfile);
+    std::fs::read_to_string(dockerfile)
+        .is_ok_and(|text| theory_image::Recipe::parse(&text).is_err())
 }
 
 async fn build_one(
@@ -168,7 +195,7 @@ async fn build_one(
         platform: format!("linux/{platform}"),
         image_id: built.archive.image_id,
         tag,
-        tarball,
+        tarball: Some(tarball),
         size_bytes: built.archive.size_bytes,
     })
 }

@@ -1,6 +1,7 @@
 //! `theory processor build|push|pin`.
 
 mod build;
+mod engine;
 mod pin;
 mod pin_edit;
 mod push;
