@@ -57,20 +57,32 @@ pub struct UploadSink {
 impl UploadSink {
     /// Starts a sink that accepts every PUT.
     pub async fn start() -> std::io::Result<UploadSink> {
-        UploadSink::start_with(None).await
+        UploadSink::start_with(None, None).await
     }
 
-    /// Starts a sink that answers every PUT with `status`.
-    pub async fn failing(status: u16) -> std::io::Result<UploadSink> {
-        UploadSink::start_with(StatusCode::from_u16(status).ok()).await
+    /// Starts a sink that accepts every PUT, reached at `host` when one is given (listening on
+    /// every interface then: for a processor in a container, `host` is the bridge's gateway).
+    pub async fn start_reachable_at(host: Option<&str>) -> std::io::Result<UploadSink> {
+        UploadSink::start_with(None, host).await
     }
 
-    async fn start_with(fail_with: Option<StatusCode>) -> std::io::Result<UploadSink> {
+    /// Starts a sink that answers every PUT with `status`, reached at `host` as
+    /// [`UploadSink::start_reachable_at`] is.
+    pub async fn failing(status: u16, host: Option<&str>) -> std::io::Result<UploadSink> {
+        UploadSink::start_with(StatusCode::from_u16(status).ok(), host).await
+    }
+
+    async fn start_with(
+        fail_with: Option<StatusCode>,
+        host: Option<&str>,
+    ) -> std::io::Result<UploadSink> {
         let state = Arc::new(Mutex::new(SinkState { fail_with, ..SinkState::default() }));
         let router =
             Router::new().route("/{*path}", put(receive).get(serve)).with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
+        let bind = if host.is_some() { "0.0.0.0:0" } else { "127.0.0.1:0" };
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let port = listener.local_addr()?.port();
+        let base_url = format!("http://{}:{port}", host.unwrap_or("127.0.0.1"));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

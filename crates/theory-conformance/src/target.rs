@@ -49,6 +49,9 @@ pub struct Target {
     pub max_peak_rss_bytes: u64,
     /// The cancel grace period the server was started with.
     pub cancel_grace: Duration,
+    /// The address the processor reaches this machine's stand-in servers at; `None` is
+    /// 127.0.0.1. A processor in a container gets its bridge's gateway here.
+    pub host_address: Option<String>,
 }
 
 impl Target {
@@ -81,6 +84,7 @@ impl Target {
             large_min_bytes: 256 * 1024 * 1024,
             max_peak_rss_bytes: 64 * 1024 * 1024,
             cancel_grace: Duration::from_secs(2),
+            host_address: None,
         }
     }
 }

@@ -10,7 +10,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// Entries never sent to the engine.
-const LEFT_OUT: &[&str] = &[".git", ".theory", "target", "__pycache__", ".venv", "venv", ".mypy_cache"];
+const LEFT_OUT: &[&str] =
+    &[".git", ".theory", "target", "__pycache__", ".venv", "venv", ".mypy_cache"];
 
 /// A file added to the context that is not in its folder.
 #[derive(Debug, Clone)]
@@ -46,12 +47,26 @@ pub fn write_context(
     for relative in &files {
         let source = folder.join(relative);
         let mode = std::fs::metadata(&source)?.permissions().mode();
-        append(&mut builder, relative, &mut File::open(&source)?, std::fs::metadata(&source)?.len(), mode, epoch)?;
+        append(
+            &mut builder,
+            relative,
+            &mut File::open(&source)?,
+            std::fs::metadata(&source)?.len(),
+            mode,
+            epoch,
+        )?;
     }
     for extra in extras {
         match extra {
             ExtraFile::Bytes { path, bytes } => {
-                append(&mut builder, path, &mut bytes.as_slice(), bytes.len() as u64, 0o644, epoch)?;
+                append(
+                    &mut builder,
+                    path,
+                    &mut bytes.as_slice(),
+                    bytes.len() as u64,
+                    0o644,
+                    epoch,
+                )?;
             }
             ExtraFile::Disk { path, source } => {
                 let size = std::fs::metadata(source)?.len();
@@ -146,7 +161,10 @@ mod tests {
         std::fs::write(folder.path().join("provider.py"), "print(1)\n").unwrap();
         std::fs::create_dir_all(folder.path().join("__pycache__")).unwrap();
         std::fs::write(folder.path().join("__pycache__/provider.pyc"), "x").unwrap();
-        let extras = [ExtraFile::Bytes { path: ".theory-sdk/requirements.txt".into(), bytes: b"blake3\n".to_vec() }];
+        let extras = [ExtraFile::Bytes {
+            path: ".theory-sdk/requirements.txt".into(),
+            bytes: b"blake3\n".to_vec(),
+        }];
         let out = tempfile::tempdir().unwrap();
         let first = out.path().join("a.tar");
         let second = out.path().join("b.tar");

@@ -13,6 +13,6 @@ pub mod context;
 pub mod dockerfile;
 
 pub use archive::{Archive, ImagePlatform, LayerFile, write_archive};
-pub use context::{ExtraFile, base_images, write_context};
 pub use build::{BuildError, BuildPlatform, BuildRequest, Built, PLATFORMS, build_image};
+pub use context::{ExtraFile, base_images, write_context};
 pub use dockerfile::{Copy, DockerfileError, Recipe};

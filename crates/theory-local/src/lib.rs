@@ -40,7 +40,7 @@ pub use image_choice::{ImageChoice, choose_image, local_image_tag, local_reposit
 pub use ports::PortBook;
 pub use process::{BinarySearch, ProcessInstance, ProcessSettings, kill_process_groups};
 pub use python_env::{
-    LAUNCHER, PythonEnv, PythonEnvError, PythonEnvRequest, PythonSource, materialize, prepare_python_env,
-    python_env_folder, sdk_files, sdk_requirements,
+    LAUNCHER, PythonEnv, PythonEnvError, PythonEnvRequest, PythonSource, materialize,
+    prepare_python_env, python_env_folder, sdk_files, sdk_requirements,
 };
 pub use services::{ServiceAdapter, ServiceInfo, Services};

@@ -290,3 +290,123 @@ async fn theory_serve_runs_the_python_processor_mock_and_real() {
     .await
     .expect("the server test ends");
 }
+
+/// A project holding `theory/pyprobe@1`: the SDK's example probe as a Python processor whose
+/// Dockerfile installs from the wheels `theory processor build` adds, like any user's would.
+fn pyprobe_project() -> Project {
+    let project = Project::new().env("THEORY_LOCAL_RUNTIME", "docker");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let context = project.path().join("pyprobe");
+    std::fs::create_dir_all(&context).expect("create the context");
+    std::fs::copy(root.join("sdk/python/examples/probe.py"), context.join("probe.py"))
+        .expect("copy the probe");
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM theory-base/python:3.11-bookworm\n\
+         COPY .theory-wheels /tmp/wheels\n\
+         COPY .theory-sdk /opt/theory-sdk\n\
+         RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-index --find-links /tmp/wheels \
+         --no-cache-dir -r /opt/theory-sdk/requirements.txt && rm -rf /tmp/wheels\n\
+         COPY probe.py /app/probe.py\n\
+         ENV PYTHONPATH=/opt/theory-sdk PORT=8000 THEORY_CANCEL_GRACE_MS=1500 THEORY_RUN_RETENTION_S=60\n\
+         ENTRYPOINT [\"/opt/venv/bin/python\", \"-m\", \"theory_processor\", \"serve\", \"/app/probe.py\", \"--ref\", \"theory/pyprobe@1\"]\n",
+    )
+    .expect("write the Dockerfile");
+    let registry = project.path().join("registry/processors");
+    std::fs::create_dir_all(&registry).expect("create the registry");
+    std::fs::write(
+        registry.join("pyprobe.yaml"),
+        "ref: theory/pyprobe@1\nname: Python probe\ndescription: the SDK's example probe\n\
+         image:\n  build: {context: pyprobe, dockerfile: Dockerfile, python: probe.py}\n\
+         runtime: {cpu: 2, memory_gb: 2, timeout_s: 120, gpu: null}\n\
+         secrets: {required: [], optional: []}\n\
+         inputs: {type: object}\noutputs: []\n",
+    )
+    .expect("write the spec");
+    project
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_probe_in_its_container_passes_the_whole_suite() {
+    let project = pyprobe_project();
+    let (built, started, project) = tokio::task::spawn_blocking(move || {
+        let built = project.run(&[
+            "processor",
+            "build",
+            "--ref",
+            "theory/pyprobe@1",
+            "--runtime",
+            "docker",
+            "--json",
+        ]);
+        let started = project.run(&["local", "start", "--ref", "theory/pyprobe@1", "--json"]);
+        (built, started, project)
+    })
+    .await
+    .expect("the build ends");
+    assert_eq!(built.code, 0, "{}", built.transcript());
+    assert!(
+        built.stderr.contains("Successfully built"),
+        "the engine's output is shown: {}",
+        built.transcript()
+    );
+    let image_id = built.json()["builds"][0]["image_id"].as_str().expect("an image id").to_owned();
+    assert_eq!(started.code, 0, "{}", started.transcript());
+    let container = started.json()["container"].clone();
+    let port = container["port"].as_u64().expect("a port");
+    let inspect = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Pid}} {{.Image}}"])
+        .arg(container["container"].as_str().expect("a container name"))
+        .output()
+        .expect("docker inspect");
+    let inspected = String::from_utf8_lossy(&inspect.stdout).trim().to_owned();
+    let (pid, image) = inspected.split_once(' ').expect("a pid and an image");
+    assert_eq!(image, image_id, "the container runs the image just built");
+    let mut target = theory_conformance::Target::new(
+        &format!("http://127.0.0.1:{port}"),
+        theory_conformance::RunSpec::mock(json!({"text": "hello container"})),
+    )
+    .with_probe_runs();
+    target.pid = pid.parse().ok();
+    // The container reaches the suite's stand-in object store through its bridge's gateway.
+    let gateway = Command::new("docker")
+        .args(["network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"])
+        .output()
+        .expect("docker network inspect");
+    target.host_address = Some(String::from_utf8_lossy(&gateway.stdout).trim().to_owned());
+    target.cancel_grace = std::time::Duration::from_millis(1500);
+    let report = theory_conformance::run_suite(&target).await;
+    eprintln!("{report}");
+    let stopped = tokio::task::spawn_blocking(move || project.run(&["local", "stop", "--all"]))
+        .await
+        .expect("stop");
+    assert_eq!(stopped.code, 0, "{}", stopped.transcript());
+    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
+    assert!(report.not_applicable().is_empty(), "checks not applied:\n{report}");
+}
+
+#[test]
+fn replicate_generic_runs_mock_in_the_image_built_from_the_local_base() {
+    let image = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", "theory-local/replicate/generic:1"])
+        .output()
+        .expect("docker CLI");
+    assert!(
+        image.status.success(),
+        "the image is missing: theory processor build --ref replicate/generic@1 (scripts/test does)"
+    );
+    let image_id = String::from_utf8_lossy(&image.stdout).trim().to_owned();
+    let project = Project::new().env("THEORY_LOCAL_RUNTIME", "docker");
+    let outcome = run_replicate(&project, "mock", &json!({"params": {"prompt": "boxed"}}));
+    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    let envelope = outcome.json();
+    assert_eq!(envelope["meta"]["runtime"], "docker");
+    assert_eq!(
+        envelope["meta"]["image_digest"],
+        image_id.as_str(),
+        "the receipt names the image built"
+    );
+    let response = output_ending(&envelope, "outputs/response.json");
+    let bytes = read_output(&project, response["path"].as_str().expect("a path"));
+    assert_eq!(String::from_utf8(bytes).expect("text"), SEED_MOCK_BODY);
+}

@@ -50,7 +50,9 @@ pub(crate) async fn input_file_frames(target: &Target) -> Result<String, String>
 }
 
 pub(crate) async fn input_file_urls(target: &Target) -> Result<String, String> {
-    let sink = UploadSink::start().await.map_err(|error| error.to_string())?;
+    let sink = UploadSink::start_reachable_at(target.host_address.as_deref())
+        .await
+        .map_err(|error| error.to_string())?;
     let bytes = Bytes::from_static(b"fetched input file");
     sink.preload("inputs/hello.txt", bytes.clone());
     let url = Some(sink.url("inputs/hello.txt"));

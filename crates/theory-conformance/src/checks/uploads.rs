@@ -41,7 +41,9 @@ async fn run_planned(
 
 pub(crate) async fn put_urls(target: &Target) -> Result<String, String> {
     let relpaths = output_relpaths(target).await?;
-    let sink = UploadSink::start().await.map_err(|error| error.to_string())?;
+    let sink = UploadSink::start_reachable_at(target.host_address.as_deref())
+        .await
+        .map_err(|error| error.to_string())?;
     // Every output but the last gets a URL; the last must be skipped and named.
     let (planned, skipped): (&[String], &[String]) = match relpaths.len() {
         0 => return Err("the quick run has no outputs".into()),
@@ -89,7 +91,9 @@ pub(crate) async fn upload_failure(target: &Target) -> Result<String, String> {
     let relpaths = output_relpaths(target).await?;
     let mut details = Vec::new();
     for status in [500, 403] {
-        let sink = UploadSink::failing(status).await.map_err(|error| error.to_string())?;
+        let sink = UploadSink::failing(status, target.host_address.as_deref())
+            .await
+            .map_err(|error| error.to_string())?;
         let (id, transcript) = run_planned(target, &sink, &relpaths, "put-fail").await?;
         let message = verify_error(&transcript, &id, &ErrorCode::Upload)?;
         ensure(!message.contains(&sink.base_url), || {

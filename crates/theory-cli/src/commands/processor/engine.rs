@@ -42,7 +42,8 @@ pub(super) async fn build_with_engine(
     let mut folder = context.project.root.join(&build.context);
     if build.python.is_some()
         && !folder.is_dir()
-        && let Some(source) = theory_local::PythonSource::find(&context.project.root, &build.context)
+        && let Some(source) =
+            theory_local::PythonSource::find(&context.project.root, &build.context)
     {
         // A built-in Python processor outside Theory's repository: its embedded sources.
         let copy = python_env_folder(&state, reference).with_extension("context");
@@ -79,8 +80,12 @@ pub(super) async fn build_with_engine(
     }
     let slug = format!("{}-{}-{}", reference.namespace(), reference.name(), reference.version());
     let tarball = state.join(format!("images/{slug}-context.tar"));
-    std::fs::create_dir_all(state.join("images"))
-        .map_err(|error| failure(format!("cannot create {}: {error}", state.display()), "check the folder's permissions"))?;
+    std::fs::create_dir_all(state.join("images")).map_err(|error| {
+        failure(
+            format!("cannot create {}: {error}", state.display()),
+            "check the folder's permissions",
+        )
+    })?;
     let written = {
         let (folder, tarball) = (folder.clone(), tarball.clone());
         tokio::task::spawn_blocking(move || write_context(&folder, &extras, epoch, &tarball))
@@ -88,10 +93,16 @@ pub(super) async fn build_with_engine(
             .map_err(|error| failure(error.to_string(), "report this as a bug"))?
     };
     let size = written.map_err(|error| {
-        failure(format!("cannot write the build context {}: {error}", tarball.display()), "check the disk")
+        failure(
+            format!("cannot write the build context {}: {error}", tarball.display()),
+            "check the disk",
+        )
     })?;
     let tag = local_image_tag(reference);
-    eprintln!("building {reference} with the Docker Engine ({} context, {size} bytes)", build.context);
+    eprintln!(
+        "building {reference} with the Docker Engine ({} context, {size} bytes)",
+        build.context
+    );
     let request = EngineBuild {
         dockerfile: build.dockerfile.clone(),
         tag: tag.clone(),
@@ -147,14 +158,21 @@ async fn python_extras(
     let download = {
         let wheels = wheels.clone();
         tokio::task::spawn_blocking(move || {
-            download_wheels(&python, version.as_deref(), own.is_file().then_some(own.as_path()), &wheels)
+            download_wheels(
+                &python,
+                version.as_deref(),
+                own.is_file().then_some(own.as_path()),
+                &wheels,
+            )
         })
         .await
         .map_err(|error| failure(error.to_string(), "report this as a bug"))?
     };
     download?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&wheels)
-        .map_err(|error| failure(format!("cannot read {}: {error}", wheels.display()), "check the folder"))?
+        .map_err(|error| {
+            failure(format!("cannot read {}: {error}", wheels.display()), "check the folder")
+        })?
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|extension| extension == "whl"))
@@ -183,7 +201,16 @@ fn download_wheels(
         .arg(wheels);
     if let Some(version) = version {
         let abi = format!("cp{}", version.replace('.', ""));
-        command.args(["--python-version", version, "--abi", &abi, "--abi", "abi3", "--abi", "none"]);
+        command.args([
+            "--python-version",
+            version,
+            "--abi",
+            &abi,
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+        ]);
         // A glibc userland (Debian bookworm has 2.36): every manylinux tag up to it, and pure wheels.
         for tag in ["manylinux1", "manylinux2010", "manylinux2014"] {
             command.args(["--platform", &format!("{tag}_{arch}")]);
@@ -199,13 +226,17 @@ fn download_wheels(
     }
     eprintln!("downloading wheels for the image into {}", wheels.display());
     let output = command.output().map_err(|error| {
-        failure(format!("cannot run {python}: {error}"), "install Python 3.10 or newer, or point THEORY_PYTHON at one")
+        failure(
+            format!("cannot run {python}: {error}"),
+            "install Python 3.10 or newer, or point THEORY_PYTHON at one",
+        )
     })?;
     if output.status.success() {
         return Ok(());
     }
     let errors = String::from_utf8_lossy(&output.stderr);
-    let tail: Vec<&str> = errors.lines().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: Vec<&str> =
+        errors.lines().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     Err(failure(
         format!("pip download failed: {}", tail.join(" | ")),
         "pip needs PyPI, or wheels: set PIP_NO_INDEX=1 and PIP_FIND_LINKS=<a folder of wheels>",
