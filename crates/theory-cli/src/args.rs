@@ -354,6 +354,10 @@ pub(crate) struct ScaffoldArgs {
     /// The new processor, `namespace/name@version`.
     #[arg(long = "ref", value_name = "REF")]
     pub(crate) reference: String,
+    /// The processor's language: `rust` (a crate on the Rust SDK) or `python` (a
+    /// `make_runner(config)` provider on the Python SDK).
+    #[arg(long, value_name = "LANG", default_value = "rust", value_parser = ["rust", "python"])]
+    pub(crate) lang: String,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -42,7 +42,8 @@ pub struct LocalAdapter {
 
 impl LocalAdapter {
     /// Builds the adapter from the environment: binaries are looked for in
-    /// `THEORY_PROCESSOR_PATH`, then beside the running `theory` binary, then on `PATH`. Binary
+    /// `THEORY_PROCESSOR_PATH`, then in the project's `target/release` and `target/debug` (the
+    /// newer), then beside the running `theory` binary, then on `PATH`. Binary
     /// identities are cached in `state/cache/` when a state folder is given. Docker is reached
     /// only when a plan needs it.
     pub fn from_env(env: &EnvSnapshot, state: Option<&std::path::Path>) -> LocalAdapter {
@@ -50,13 +51,19 @@ impl LocalAdapter {
         if let Some(path) = env.get(names::PROCESSOR_PATH) {
             folders.extend(std::env::split_paths(path));
         }
+        // What `cargo build` made in the project (a scaffolded processor's binary).
+        let builds = state
+            .and_then(std::path::Path::parent)
+            .map(|project| vec![project.join("target/release"), project.join("target/debug")])
+            .unwrap_or_default();
+        let mut fallback: Vec<PathBuf> = Vec::new();
         if let Some(own_folder) =
             std::env::current_exe().ok().and_then(|exe| exe.parent().map(PathBuf::from))
         {
-            folders.push(own_folder);
+            fallback.push(own_folder);
         }
         if let Some(path) = env.get("PATH") {
-            folders.extend(std::env::split_paths(path));
+            fallback.extend(std::env::split_paths(path));
         }
         let start_timeout =
             env.get(names::START_TIMEOUT_S).and_then(|value| value.parse().ok()).unwrap_or(30);
@@ -77,7 +84,7 @@ impl LocalAdapter {
                 Ok(runtime) => Ok(runtime),
             });
         LocalAdapter {
-            binaries: BinarySearch { folders },
+            binaries: BinarySearch { folders, builds, fallback },
             settings,
             identities,
             project,

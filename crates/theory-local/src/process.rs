@@ -24,21 +24,42 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Lines of the processor's stderr kept to explain a failed start.
 const KEPT_LINES: usize = 20;
 
-/// Where to look for a processor binary, in order.
+/// Where to look for a processor binary, in order: `folders` first (first match wins), then the
+/// project's own cargo builds (`builds`: the newest match, so a fresh `cargo build` of either
+/// profile is what runs), then `fallback` (beside `theory`, `PATH`).
 #[derive(Debug, Clone, Default)]
 pub struct BinarySearch {
-    /// Folders, first match wins.
+    /// Folders named on purpose (`THEORY_PROCESSOR_PATH`).
     pub folders: Vec<PathBuf>,
+    /// The project's `target/release` and `target/debug`.
+    pub builds: Vec<PathBuf>,
+    /// The last places to look.
+    pub fallback: Vec<PathBuf>,
 }
 
 impl BinarySearch {
-    /// Finds `name` in the folders; a name that is not a plain file name (a `/`, `.` or `..`)
-    /// is never looked up, so a spec cannot point outside them.
+    /// Finds `name`; a name that is not a plain file name (a `/`, `.` or `..`) is never looked
+    /// up, so a spec cannot point outside the folders.
     pub fn find(&self, name: &str) -> Option<PathBuf> {
         if name.is_empty() || name == "." || name == ".." || name.contains('/') {
             return None;
         }
-        self.folders.iter().map(|folder| folder.join(name)).find(|candidate| candidate.is_file())
+        let first = |folders: &[PathBuf]| {
+            folders.iter().map(|folder| folder.join(name)).find(|candidate| candidate.is_file())
+        };
+        first(&self.folders)
+            .or_else(|| {
+                self.builds
+                    .iter()
+                    .map(|folder| folder.join(name))
+                    .filter_map(|candidate| {
+                        let modified = std::fs::metadata(&candidate).ok()?.modified().ok()?;
+                        candidate.is_file().then_some((modified, candidate))
+                    })
+                    .max_by_key(|(modified, _)| *modified)
+                    .map(|(_, candidate)| candidate)
+            })
+            .or_else(|| first(&self.fallback))
     }
 }
 

@@ -105,3 +105,138 @@ async fn a_scaffolded_processor_builds_starts_and_conforms() {
     let outputs = run.json()["outputs"].as_array().unwrap().len();
     assert_eq!(outputs, 2, "{}", run.transcript());
 }
+
+/// `cargo build -p {package}` in `project`, sharing this repository's target folder so compiled
+/// dependencies are reused (the scaffold wrote this workspace's lock), with a clean environment.
+fn cargo_build(project: &Project, package: &str) -> PathBuf {
+    let target_dir = repository_root().join("target");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.env_clear();
+    for name in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
+        if let Some(value) = std::env::var_os(name) {
+            cargo.env(name, value);
+        }
+    }
+    let built = cargo
+        .current_dir(project.path())
+        .args(["build", "-p", package])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        built.status.success(),
+        "cargo build failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    target_dir.join("debug").join(package)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_processor_scaffolded_in_an_empty_folder_builds_with_the_embedded_sdk() {
+    let project = Project::new();
+    let created = project.run(&["scaffold", "--ref", "fresh/hello@1", "--lang", "rust", "--json"]);
+    assert_eq!(created.code, 0, "{}", created.transcript());
+    let manifest = std::fs::read_to_string(project.path().join("Cargo.toml")).expect("a workspace");
+    assert!(manifest.contains(r#"members = ["processors/fresh-hello"]"#), "{manifest}");
+    assert!(project.path().join("theory-sdk/theory-processor/src/lib.rs").is_file());
+    assert!(project.path().join("Cargo.lock").is_file());
+    // A second processor joins the workspace; the SDK and the lock are not written again.
+    let second = project.run(&["scaffold", "--ref", "fresh/other@1", "--json"]);
+    assert_eq!(second.code, 0, "{}", second.transcript());
+    let files = second.json()["files"].as_array().expect("files").len();
+    assert_eq!(files, 4, "{}", second.transcript());
+    let manifest = std::fs::read_to_string(project.path().join("Cargo.toml")).expect("a workspace");
+    assert!(
+        manifest.contains(r#"members = ["processors/fresh-hello", "processors/fresh-other"]"#),
+        "{manifest}"
+    );
+
+    let built = cargo_build(&project, "fresh-hello");
+    // As a plain `cargo build` in the project would leave it: in the project's own target folder,
+    // where `theory run` finds it.
+    let own = project.path().join("target/debug");
+    std::fs::create_dir_all(&own).expect("create target/debug");
+    std::fs::rename(&built, own.join("fresh-hello")).expect("move the binary");
+    let processor =
+        SpawnedProcessor::start(&own.join("fresh-hello"), &[]).await.expect("it starts");
+    let mut target = Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hi"})));
+    target.pid = Some(processor.pid);
+    target.endurance_runs = 1_000;
+    let report = run_suite(&target).await;
+    eprintln!("{report}");
+    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
+    drop(processor);
+    let run = project.run(&[
+        "run",
+        "--ref",
+        "fresh/hello@1",
+        "--inputs-json",
+        r#"{"text":"hi"}"#,
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(run.json()["outputs"].as_array().expect("outputs").len(), 2, "{}", run.transcript());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_processor_scaffolded_in_an_empty_folder_prepares_runs_conforms_and_builds() {
+    let mut project = Project::new();
+    for name in ["HOME", "PIP_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"] {
+        if let Ok(value) = std::env::var(name) {
+            project = project.env(name, &value);
+        }
+    }
+    let created = project.run(&["scaffold", "--ref", "py/hello@1", "--lang", "python", "--json"]);
+    assert_eq!(created.code, 0, "{}", created.transcript());
+    let mut files: Vec<String> = created.json()["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|file| file.as_str().expect("a path").to_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "processors/py-hello/Dockerfile",
+            "processors/py-hello/provider.py",
+            "processors/py-hello/requirements.txt",
+            "registry/processors/py-hello.yaml"
+        ]
+    );
+    let prepared =
+        project.run(&["processor", "build", "--ref", "py/hello@1", "--runtime", "process"]);
+    assert_eq!(prepared.code, 0, "{}", prepared.transcript());
+    let run =
+        project.run(&["run", "--ref", "py/hello@1", "--inputs-json", r#"{"text":"hi"}"#, "--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(run.json()["meta"]["runtime"], "process");
+    assert_eq!(run.json()["outputs"].as_array().expect("outputs").len(), 2, "{}", run.transcript());
+
+    let launcher = project.path().join(".theory/python/py_hello-1/serve");
+    let processor = SpawnedProcessor::start(&launcher, &[]).await.expect("the launcher starts");
+    let mut target = Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hi"})));
+    target.pid = Some(processor.pid);
+    target.endurance_runs = 1_000;
+    let report = run_suite(&target).await;
+    eprintln!("{report}");
+    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
+    drop(processor);
+
+    let project = project.env("THEORY_LOCAL_RUNTIME", "docker");
+    let imaged = project.run(&[
+        "processor",
+        "build",
+        "--ref",
+        "py/hello@1",
+        "--runtime",
+        "docker",
+        "--json",
+    ]);
+    assert_eq!(imaged.code, 0, "{}", imaged.transcript());
+    let in_docker =
+        project.run(&["run", "--ref", "py/hello@1", "--inputs-json", r#"{"text":"hi"}"#, "--json"]);
+    assert_eq!(in_docker.code, 0, "{}", in_docker.transcript());
+    assert_eq!(in_docker.json()["meta"]["runtime"], "docker");
+    assert_eq!(in_docker.json()["meta"]["image_digest"], imaged.json()["builds"][0]["image_id"]);
+}
