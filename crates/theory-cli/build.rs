@@ -35,13 +35,12 @@ fn standalone_manifest(crate_manifest: &str, workspace: &str) -> String {
     let value_of = |list: &[(String, String)], key: &str| {
         list.iter()
             .find(|(name, _)| name == key)
-            .map(|(_, value)| value.clone())
-            .unwrap_or_else(|| panic!("the workspace has no {key}"))
+            .map_or_else(|| panic!("the workspace has no {key}"), |(_, value)| value.clone())
     };
     let mut out = String::from("[package]\n");
     for (key, value) in section(crate_manifest, "package") {
         match key.strip_suffix(".workspace") {
-            Some(field) if field == "publish" => out.push_str("publish = false\n"),
+            Some("publish") => out.push_str("publish = false\n"),
             Some(field) => {
                 let _ = writeln!(out, "{field} = {}", value_of(&package, field));
             }

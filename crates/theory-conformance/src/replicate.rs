@@ -86,7 +86,7 @@ impl ReplicateStandIn {
     /// Makes the URLs the stand-in hands out (prediction and file URLs) start with `base_url`:
     /// for a TLS front relaying to it, since the client turns only `https:` outputs into files.
     pub fn serve_as(&self, base_url: &str) {
-        lock(&self.state).base_url = base_url.trim_end_matches('/').to_owned();
+        base_url.trim_end_matches('/').clone_into(&mut lock(&self.state).base_url);
     }
 
     /// `(method, path, Prefer)` of every API request so far.
@@ -108,7 +108,12 @@ fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
 }
 
 /// Records the request and checks its token.
-fn admit(state: &Shared, headers: &HeaderMap, method: &str, path: &str) -> Result<(), Response> {
+fn admit(
+    state: &Shared,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<(), Box<Response>> {
     let mut state = lock(state);
     let prefer = headers.get("prefer").and_then(|value| value.to_str().ok()).map(str::to_owned);
     state.requests.push((method.to_owned(), path.to_owned(), prefer));
@@ -117,11 +122,11 @@ fn admit(state: &Shared, headers: &HeaderMap, method: &str, path: &str) -> Resul
     if given == Some(expected.as_str()) {
         Ok(())
     } else {
-        Err(problem(
+        Err(Box::new(problem(
             StatusCode::UNAUTHORIZED,
             "Unauthenticated",
             "You did not pass a valid authentication token",
-        ))
+        )))
     }
 }
 
@@ -133,7 +138,7 @@ async fn create_for_model(
 ) -> Response {
     let path = format!("/v1/models/{owner}/{name}/predictions");
     if let Err(refused) = admit(&state, &headers, "POST", &path) {
-        return refused;
+        return *refused;
     }
     create(&state, &headers, format!("{owner}/{name}"), "0".repeat(64), &body)
 }
@@ -144,7 +149,7 @@ async fn create_for_version(
     Json(body): Json<Value>,
 ) -> Response {
     if let Err(refused) = admit(&state, &headers, "POST", "/v1/predictions") {
-        return refused;
+        return *refused;
     }
     let Some(version) = body.get("version").and_then(Value::as_str) else {
         return problem(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", "version is required");
@@ -175,13 +180,9 @@ fn create(
         .get("prefer")
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("wait"));
-    let polls_left = if model == "theory/slow" {
-        2
-    } else if waits {
-        0
-    } else {
-        1
-    };
+    // A slow model is polled twice whatever the client asked; another one answers a waiting
+    // request finished, and is finished at the first poll otherwise.
+    let polls_left = if model == "theory/slow" { 2 } else { u32::from(!waits) };
     let id = format!("p{:016x}", rand_u64());
     let prediction = Prediction {
         model,
@@ -249,7 +250,7 @@ fn describe(base: &str, id: &str, prediction: &Prediction, finished: bool) -> Va
 
 async fn read(State(state): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     if let Err(refused) = admit(&state, &headers, "GET", &format!("/v1/predictions/{id}")) {
-        return refused;
+        return *refused;
     }
     let mut state = lock(&state);
     let base = state.base_url.clone();
@@ -267,7 +268,7 @@ async fn cancel(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = admit(&state, &headers, "POST", &format!("/v1/predictions/{id}/cancel")) {
-        return refused;
+        return *refused;
     }
     let mut state = lock(&state);
     let base = state.base_url.clone();
@@ -285,7 +286,7 @@ async fn version(
 ) -> Response {
     let path = format!("/v1/models/{owner}/{name}/versions/{version}");
     if let Err(refused) = admit(&state, &headers, "GET", &path) {
-        return refused;
+        return *refused;
     }
     Json(json!({
         "id": version,

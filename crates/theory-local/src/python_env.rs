@@ -3,7 +3,7 @@
 //!
 //! - `venv/`: a virtual environment with the SDK's dependencies and the processor's
 //!   `requirements.txt`, installed by pip (which honours `PIP_INDEX_URL`, `PIP_FIND_LINKS` and
-//!   `PIP_NO_INDEX` for machines without PyPI);
+//!   `PIP_NO_INDEX` for machines without `PyPI`);
 //! - `sdk/theory_processor/`: the SDK this `theory` was built with;
 //! - `src/`: a copy of the build context taken at build time, so what runs is what was hashed;
 //! - `serve`: the launcher the `process` runtime runs like a binary. Its text carries the

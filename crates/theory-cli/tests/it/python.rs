@@ -363,7 +363,7 @@ async fn the_python_probe_in_its_container_passes_the_whole_suite() {
     let (pid, image) = inspected.split_once(' ').expect("a pid and an image");
     assert_eq!(image, image_id, "the container runs the image just built");
     let mut target = theory_conformance::Target::new(
-        &format!("http://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}"),
         theory_conformance::RunSpec::mock(json!({"text": "hello container"})),
     )
     .with_probe_runs();

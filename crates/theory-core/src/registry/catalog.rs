@@ -169,7 +169,8 @@ fn check_python_file(path: &str) -> Result<(), String> {
     let inside = !path.starts_with('/')
         && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
         && !path.chars().any(theory_protocol::is_refused_path_char);
-    if inside && path.ends_with(".py") {
+    let python = std::path::Path::new(path).extension().is_some_and(|extension| extension == "py");
+    if inside && python {
         Ok(())
     } else {
         Err(format!(

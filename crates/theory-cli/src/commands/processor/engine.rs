@@ -110,9 +110,9 @@ pub(super) async fn build_with_engine(
         labels,
         network: None,
     };
-    let built = docker.build_image(&tarball, &request, |line| eprintln!("  {line}")).await;
+    let outcome = docker.build_image(&tarball, &request, |line| eprintln!("  {line}")).await;
     let _ = std::fs::remove_file(&tarball);
-    let image_id = built.map_err(|error| {
+    let image_id = outcome.map_err(|error| {
         let mut failure = docker_failure(error);
         failure.message = format!("the build of {reference} failed: {}", failure.message);
         failure.hint = Some("see the build output above".into());

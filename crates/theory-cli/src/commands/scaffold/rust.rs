@@ -110,7 +110,9 @@ fn with_member(manifest: &str, package: &str) -> Option<String> {
             if !members.contains(&member.as_str()) {
                 members.push(&member);
             }
-            out.push_str(&format!("members = [{}]\n", members.join(", ")));
+            out.push_str("members = [");
+            out.push_str(&members.join(", "));
+            out.push_str("]\n");
         } else {
             out.push_str(line);
             out.push('\n');
