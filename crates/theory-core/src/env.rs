@@ -18,6 +18,9 @@ pub mod names {
     /// The Python (3.10 or newer) that Python processors' environments are made from; default
     /// `python3`.
     pub const PYTHON: &str = "THEORY_PYTHON";
+    /// The timestamp (seconds) of every file in a Docker Engine build's context, and its build
+    /// argument; default 0.
+    pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
     /// The project folder (holding `registry/` and `.theory/`); default: found upward from the
     /// working directory.
     pub const PROJECT: &str = "THEORY_PROJECT";
@@ -132,6 +135,8 @@ pub mod names {
         CI,
         ALLOW_REAL_IN_CI,
         PROCESSOR_PATH,
+        PYTHON,
+        SOURCE_DATE_EPOCH,
         PROJECT,
         LOG,
         LOG_FORMAT,

@@ -73,7 +73,7 @@ pub(super) async fn build_with_engine(
     }
     labels.insert("com.theory.base".to_owned(), bases.join(","));
     let epoch: u64 =
-        context.env.get("SOURCE_DATE_EPOCH").and_then(|value| value.parse().ok()).unwrap_or(0);
+        context.env.get(names::SOURCE_DATE_EPOCH).and_then(|value| value.parse().ok()).unwrap_or(0);
     let mut extras = Vec::new();
     if build.python.is_some() {
         extras = python_extras(context, reference, &folder, python_version.as_deref()).await?;
@@ -106,7 +106,7 @@ pub(super) async fn build_with_engine(
     let request = EngineBuild {
         dockerfile: build.dockerfile.clone(),
         tag: tag.clone(),
-        build_args: HashMap::from([("SOURCE_DATE_EPOCH".to_owned(), epoch.to_string())]),
+        build_args: HashMap::from([(names::SOURCE_DATE_EPOCH.to_owned(), epoch.to_string())]),
         labels,
         network: None,
     };
