@@ -2,8 +2,8 @@
 //! official `replicate` client (pointed at it with `REPLICATE_BASE_URL`):
 //!
 //! - `POST /v1/models/{owner}/{name}/predictions` and `POST /v1/predictions` (`{"version"…}`)
-//!   create a prediction; with `Prefer: wait` it is answered finished, without it `starting`,
-//!   then `processing`, then finished on the following `GET`s;
+//!   create a prediction; with `Prefer: wait` it is answered finished, without it `processing`
+//!   and finished at the first `GET` (`theory/slow`: `starting`, `processing`, then finished);
 //! - `GET /v1/predictions/{id}`, `POST /v1/predictions/{id}/cancel`;
 //! - `GET /v1/models/{owner}/{name}/versions/{id}` (what `client.run` asks for `owner/name:id`);
 //! - `GET /files/{id}/{name}`: the output files, streamed in chunks;
@@ -275,7 +275,9 @@ async fn cancel(
     let Some(prediction) = state.predictions.get_mut(&id) else {
         return problem(StatusCode::NOT_FOUND, "Not found", "no such prediction");
     };
-    prediction.cancelled = true;
+    // As Replicate does: a finished prediction stays as it ended.
+    let finished = prediction.polls_left == 0;
+    prediction.cancelled |= !finished;
     Json(describe(&base, &id, prediction, true)).into_response()
 }
 

@@ -60,8 +60,8 @@ impl UploadSink {
         UploadSink::start_with(None, None).await
     }
 
-    /// Starts a sink that accepts every PUT, reached at `host` when one is given (listening on
-    /// every interface then: for a processor in a container, `host` is the bridge's gateway).
+    /// Starts a sink that accepts every PUT, listening on and reached at `host` (an IPv4 address
+    /// of this machine; for a processor in a container, its bridge's gateway), else 127.0.0.1.
     pub async fn start_reachable_at(host: Option<&str>) -> std::io::Result<UploadSink> {
         UploadSink::start_with(None, host).await
     }
@@ -79,10 +79,12 @@ impl UploadSink {
         let state = Arc::new(Mutex::new(SinkState { fail_with, ..SinkState::default() }));
         let router =
             Router::new().route("/{*path}", put(receive).get(serve)).with_state(Arc::clone(&state));
-        let bind = if host.is_some() { "0.0.0.0:0" } else { "127.0.0.1:0" };
-        let listener = tokio::net::TcpListener::bind(bind).await?;
+        // On that address only (a host address, such as a bridge's gateway), never on every
+        // interface.
+        let host = host.unwrap_or("127.0.0.1");
+        let listener = tokio::net::TcpListener::bind((host, 0)).await?;
         let port = listener.local_addr()?.port();
-        let base_url = format!("http://{}:{port}", host.unwrap_or("127.0.0.1"));
+        let base_url = format!("http://{host}:{port}");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

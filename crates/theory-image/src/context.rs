@@ -1,17 +1,20 @@
 //! The build context of a Dockerfile the Docker Engine builds (anything beyond the `FROM
 //! scratch` subset): the context folder and any extra files as one tarball, written the same way
 //! every time — entries in name order, owner 0:0, every timestamp set to `SOURCE_DATE_EPOCH` —
-//! so a `COPY` layer depends only on the bytes copied. Caches, VCS folders, virtual environments
-//! and `.theory/` are left out.
+//! so a `COPY` layer depends only on the bytes copied. Hidden entries (`.git`, `.env`, `.theory`…),
+//! caches, `target/` and virtual environments are left out ([`left_out`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-/// Entries never sent to the engine.
-const LEFT_OUT: &[&str] =
-    &[".git", ".theory", "target", "__pycache__", ".venv", "venv", ".mypy_cache"];
+/// Whether an entry of a build context is left out of what is sent or copied: hidden entries
+/// (`.git`, `.env`, `.theory`, …: secrets and state stay home), caches, `target/` and virtual
+/// environments.
+pub fn left_out(name: &str) -> bool {
+    name.starts_with('.') || ["target", "__pycache__", "venv", "node_modules"].contains(&name)
+}
 
 /// A file added to the context that is not in its folder.
 #[derive(Debug, Clone)]
@@ -39,11 +42,30 @@ pub fn write_context(
     epoch: u64,
     output: &Path,
 ) -> io::Result<u64> {
+    let partial = output.with_extension("tar.part");
+    let written = write_partial(folder, extras, epoch, &partial);
+    match written {
+        Ok(()) => {
+            std::fs::rename(&partial, output)?;
+            Ok(std::fs::metadata(output)?.len())
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(error)
+        }
+    }
+}
+
+fn write_partial(
+    folder: &Path,
+    extras: &[ExtraFile],
+    epoch: u64,
+    partial: &Path,
+) -> io::Result<()> {
     let mut files = Vec::new();
     collect(folder, folder, &mut files)?;
     files.sort();
-    let partial = output.with_extension("tar.part");
-    let mut builder = tar::Builder::new(BufWriter::new(File::create(&partial)?));
+    let mut builder = tar::Builder::new(BufWriter::new(File::create(partial)?));
     for relative in &files {
         let source = folder.join(relative);
         let mode = std::fs::metadata(&source)?.permissions().mode();
@@ -76,9 +98,7 @@ pub fn write_context(
     }
     let mut writer = builder.into_inner()?;
     writer.flush()?;
-    writer.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
-    std::fs::rename(&partial, output)?;
-    Ok(std::fs::metadata(output)?.len())
+    writer.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()
 }
 
 fn append(
@@ -104,7 +124,7 @@ fn collect(root: &Path, folder: &Path, files: &mut Vec<String>) -> io::Result<()
     for entry in std::fs::read_dir(folder)? {
         let entry = entry?;
         let name = entry.file_name();
-        if LEFT_OUT.iter().any(|left_out| name == *left_out) {
+        if left_out(&name.to_string_lossy()) {
             continue;
         }
         let kind = entry.file_type()?;
@@ -119,13 +139,25 @@ fn collect(root: &Path, folder: &Path, files: &mut Vec<String>) -> io::Result<()
     Ok(())
 }
 
-/// The images a Dockerfile builds `FROM`, in order: not `scratch`, not an earlier stage's name.
+/// The images a Dockerfile builds `FROM` or copies `--from`, in order: not `scratch`, not an
+/// earlier stage's name or number.
 pub fn base_images(dockerfile: &str) -> Vec<String> {
     let mut stages: Vec<String> = Vec::new();
     let mut bases = Vec::new();
     for line in dockerfile.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         let Some((keyword, rest)) = words.split_first() else { continue };
+        if keyword.eq_ignore_ascii_case("COPY") {
+            let from = rest.iter().find_map(|word| word.strip_prefix("--from="));
+            if let Some(image) = from {
+                let stage = stages.iter().any(|stage| stage.eq_ignore_ascii_case(image))
+                    || image.parse::<usize>().is_ok();
+                if !stage && !bases.iter().any(|base| base == image) {
+                    bases.push(image.to_owned());
+                }
+            }
+            continue;
+        }
         if !keyword.eq_ignore_ascii_case("FROM") {
             continue;
         }
@@ -151,8 +183,11 @@ mod tests {
 
     #[test]
     fn base_images_skip_scratch_and_earlier_stages() {
-        let dockerfile = "FROM --platform=linux/amd64 theory-base/python:3.11 AS build\nRUN x\nFROM build\nFROM scratch\nfrom debian@sha256:abc\n";
-        assert_eq!(base_images(dockerfile), ["theory-base/python:3.11", "debian@sha256:abc"]);
+        let dockerfile = "FROM --platform=linux/amd64 theory-base/python:3.11 AS build\nRUN x\nFROM build\nCOPY --from=build /a /b\nCOPY --from=0 /a /b\nCOPY --from=tools:1 /t /t\nFROM scratch\nfrom debian@sha256:abc\n";
+        assert_eq!(
+            base_images(dockerfile),
+            ["theory-base/python:3.11", "tools:1", "debian@sha256:abc"]
+        );
     }
 
     #[test]

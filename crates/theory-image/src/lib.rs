@@ -14,5 +14,5 @@ pub mod dockerfile;
 
 pub use archive::{Archive, ImagePlatform, LayerFile, write_archive};
 pub use build::{BuildError, BuildPlatform, BuildRequest, Built, PLATFORMS, build_image};
-pub use context::{ExtraFile, base_images, write_context};
+pub use context::{ExtraFile, base_images, left_out, write_context};
 pub use dockerfile::{Copy, DockerfileError, Recipe};

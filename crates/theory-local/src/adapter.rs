@@ -51,11 +51,15 @@ impl LocalAdapter {
         if let Some(path) = env.get(names::PROCESSOR_PATH) {
             folders.extend(std::env::split_paths(path));
         }
-        // What `cargo build` made in the project (a scaffolded processor's binary).
-        let builds = state
+        let project = state
             .and_then(std::path::Path::parent)
-            .map(|project| vec![project.join("target/release"), project.join("target/debug")])
-            .unwrap_or_default();
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        // What `cargo build` made in the project (a scaffolded processor's binary).
+        let builds = if state.is_some() {
+            vec![project.join("target/release"), project.join("target/debug")]
+        } else {
+            Vec::new()
+        };
         let mut fallback: Vec<PathBuf> = Vec::new();
         if let Some(own_folder) =
             std::env::current_exe().ok().and_then(|exe| exe.parent().map(PathBuf::from))
@@ -73,9 +77,6 @@ impl LocalAdapter {
         };
         let identities =
             IdentityCache::new(state.map(|state| state.join("cache/binary-identities.json")));
-        let project = state
-            .and_then(|state| state.parent())
-            .map_or_else(|| PathBuf::from("."), PathBuf::from);
         let default_runtime = env
             .get(names::LOCAL_RUNTIME)
             .filter(|runtime| !runtime.is_empty() && *runtime != "auto")

@@ -76,6 +76,9 @@ pub struct ProcessSettings {
 pub struct ProcessInstance {
     child: Child,
     endpoint: String,
+    /// The child's process group (it leads its own), kept from the spawn on: once the child is
+    /// reaped its id is gone, and the group may still hold what it started.
+    group: Option<nix::unistd::Pid>,
 }
 
 fn start_error(message: impl Into<String>, hint: impl Into<String>) -> Failure {
@@ -169,11 +172,12 @@ impl ProcessInstance {
 
     /// Wraps a freshly spawned child, recording its process group among the live ones.
     fn guard(child: Child) -> ProcessInstance {
-        let instance = ProcessInstance { child, endpoint: String::new() };
-        if let Some(group) = instance.group() {
+        let group =
+            child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
+        if let Some(group) = group {
             live_groups().insert(group.as_raw());
         }
-        instance
+        ProcessInstance { child, endpoint: String::new(), group }
     }
 }
 
@@ -228,18 +232,11 @@ fn die_with_this_process(command: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_this_process(_command: &mut Command) {}
 
-impl ProcessInstance {
-    /// The processor's process group (it leads its own), while it has not been reaped.
-    fn group(&self) -> Option<nix::unistd::Pid> {
-        self.child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw)
-    }
-}
-
 impl Drop for ProcessInstance {
     /// Dropped without `stop` (a timeout, a cancelled run): the whole group is killed; the child
     /// itself is also killed by `kill_on_drop`.
     fn drop(&mut self) {
-        if let Some(group) = self.group() {
+        if let Some(group) = self.group.take() {
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             live_groups().remove(&group.as_raw());
         }
@@ -287,7 +284,7 @@ impl Instance for ProcessInstance {
     /// Asks the processor to stop (SIGTERM: it finishes cleanly and removes its scratch files),
     /// and kills it when it has not gone within the grace period.
     async fn stop(mut self: Box<Self>) {
-        let Some(group) = self.group() else { return };
+        let Some(group) = self.group.take() else { return };
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
         let stopped = tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_ok();
         // Whatever the processor started and left behind goes with it, or all of it when it did

@@ -197,14 +197,47 @@ fn prepare_in(
         .args(["-m", "pip", "freeze", "--disable-pip-version-check"])
         .output()
         .map_err(|error| failed(format!("pip freeze: {error}"), "see pip's output above"))?;
+    if !frozen.status.success() {
+        return Err(failed(
+            format!("pip freeze failed: {}", String::from_utf8_lossy(&frozen.stderr).trim()),
+            "see pip's output above",
+        ));
+    }
     let packages: Vec<String> =
         String::from_utf8_lossy(&frozen.stdout).lines().map(str::to_owned).collect();
+    point_scripts_at(&venv, &request.folder.join("venv"))?;
     let identity = identity_of(staging, &python_version, &packages)?;
     let launcher = launcher_text(request, &identity);
     let path = staging.join(LAUNCHER);
     std::fs::write(&path, launcher).map_err(|error| io_failed("write", &path, &error))?;
     set_mode(&path, 0o755)?;
     Ok((identity, packages, python_version))
+}
+
+/// The scripts pip put in `venv/bin` (console scripts, `activate`) name the folder the venv was
+/// made in; they are pointed at the folder it is moved to.
+fn point_scripts_at(venv: &Path, moved_to: &Path) -> Result<(), PythonEnvError> {
+    let bin = venv.join("bin");
+    let (from, to) = (venv.display().to_string(), moved_to.display().to_string());
+    let entries = std::fs::read_dir(&bin).map_err(|error| io_failed("read", &bin, &error))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+        let Some(text) = is_file.then(|| std::fs::read(&path).ok()).flatten() else { continue };
+        let Ok(text) = String::from_utf8(text) else { continue };
+        if text.contains(&from) {
+            let mode = entry.metadata().map(|metadata| {
+                use std::os::unix::fs::PermissionsExt as _;
+                metadata.permissions().mode()
+            });
+            std::fs::write(&path, text.replace(&from, &to))
+                .map_err(|error| io_failed("write", &path, &error))?;
+            if let Ok(mode) = mode {
+                set_mode(&path, mode)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), PythonEnvError> {
@@ -276,18 +309,26 @@ fn list_files(folder: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `text` as one shell word in single quotes (a `'` inside written `'\''`).
+fn shell_quoted(text: &str) -> String {
+    // Inside single quotes the shell expands nothing; a quote ends them, is written escaped,
+    // and they start again.
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// A shell script that runs the SDK on the copied provider, with only the environment's
 /// folders on `PYTHONPATH`.
 fn launcher_text(request: &PythonEnvRequest, identity: &str) -> String {
-    let provider = request.provider.replace('\'', "");
-    let reference = request.reference.as_str();
+    let provider = shell_quoted(&request.provider);
+    let reference = shell_quoted(request.reference.as_str());
     format!(
         "#!/bin/sh\n\
-         # {reference}: prepared by `theory processor build`; rebuild rather than edit.\n\
+         # {}: prepared by `theory processor build`; rebuild rather than edit.\n\
          # identity: {identity}\n\
          here=$(CDPATH= cd -- \"$(dirname -- \"$0\")\" && pwd)\n\
          PYTHONPATH=\"$here/sdk:$here/src\" PYTHONDONTWRITEBYTECODE=1 \\\n  \
-         exec \"$here/venv/bin/python\" -m theory_processor serve \"$here/src/{provider}\" --ref '{reference}'\n"
+         exec \"$here/venv/bin/python\" -m theory_processor serve \"$here/src/\"{provider} --ref {reference}\n",
+        request.reference.as_str()
     )
 }
 
@@ -306,7 +347,8 @@ fn write_files<'a>(
     Ok(())
 }
 
-/// Copies a build context, leaving out hidden entries, caches and virtual environments.
+/// Copies a build context, leaving out what an image's context leaves out
+/// ([`theory_image::left_out`]).
 fn copy_tree(from: &Path, to: &Path) -> Result<(), PythonEnvError> {
     std::fs::create_dir_all(to).map_err(|error| io_failed("create", to, &error))?;
     let entries = std::fs::read_dir(from).map_err(|error| io_failed("read", from, &error))?;
@@ -314,7 +356,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), PythonEnvError> {
         let entry = entry.map_err(|error| io_failed("read", from, &error))?;
         let name = entry.file_name();
         let text = name.to_string_lossy();
-        if text.starts_with('.') || text == "__pycache__" || text == "venv" {
+        if theory_image::left_out(&text) {
             continue;
         }
         let kind = entry.file_type().map_err(|error| io_failed("read", &entry.path(), &error))?;
@@ -382,6 +424,23 @@ pub fn materialize(source: &PythonSource, folder: &Path) -> Result<PathBuf, Pyth
             let _ = std::fs::remove_dir_all(folder);
             write_files(folder, files.iter().copied())?;
             Ok(folder.to_path_buf())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quoted;
+
+    #[test]
+    fn a_provider_path_is_one_shell_word_whatever_it_holds() {
+        for text in ["provider.py", "it's.py", "$(touch x) `y` \"z\" $HOME.py"] {
+            let quoted = shell_quoted(text);
+            let output = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {quoted}")])
+                .output()
+                .expect("sh runs");
+            assert_eq!(String::from_utf8_lossy(&output.stdout), text);
         }
     }
 }

@@ -291,6 +291,25 @@ async fn theory_serve_runs_the_python_processor_mock_and_real() {
     .expect("the server test ends");
 }
 
+/// A project's `theory local` containers, stopped when this is dropped (a failed assertion
+/// included).
+struct LocalServices(Option<Project>);
+
+impl LocalServices {
+    fn stop(mut self) -> Outcome {
+        let project = self.0.take().expect("a project");
+        project.run(&["local", "stop", "--all"])
+    }
+}
+
+impl Drop for LocalServices {
+    fn drop(&mut self) {
+        if let Some(project) = self.0.take() {
+            let _ = project.run(&["local", "stop", "--all"]);
+        }
+    }
+}
+
 /// A project holding `theory/pyprobe@1`: the SDK's example probe as a Python processor whose
 /// Dockerfile installs from the wheels `theory processor build` adds, like any user's would.
 fn pyprobe_project() -> Project {
@@ -344,6 +363,8 @@ async fn the_python_probe_in_its_container_passes_the_whole_suite() {
     })
     .await
     .expect("the build ends");
+    // Whatever fails below, the container goes.
+    let services = LocalServices(Some(project));
     assert_eq!(built.code, 0, "{}", built.transcript());
     assert!(
         built.stderr.contains("Successfully built"),
@@ -377,9 +398,7 @@ async fn the_python_probe_in_its_container_passes_the_whole_suite() {
     target.cancel_grace = std::time::Duration::from_millis(1500);
     let report = theory_conformance::run_suite(&target).await;
     eprintln!("{report}");
-    let stopped = tokio::task::spawn_blocking(move || project.run(&["local", "stop", "--all"]))
-        .await
-        .expect("stop");
+    let stopped = tokio::task::spawn_blocking(move || services.stop()).await.expect("stop");
     assert_eq!(stopped.code, 0, "{}", stopped.transcript());
     assert!(report.failures().is_empty(), "conformance failures:\n{report}");
     assert!(report.not_applicable().is_empty(), "checks not applied:\n{report}");

@@ -60,28 +60,7 @@ async fn a_scaffolded_processor_builds_starts_and_conforms() {
     let validated = project.run(&["registry", "validate", "--json"]);
     assert_eq!(validated.code, 0, "{}", validated.transcript());
 
-    let target_dir = repository_root().join("target");
-    // A clean environment: what `cargo test` sets for tests (LD_LIBRARY_PATH, CARGO_*) would make
-    // build scripts rerun and rebuild shared dependencies for both workspaces.
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.env_clear();
-    for name in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
-        if let Some(value) = std::env::var_os(name) {
-            cargo.env(name, value);
-        }
-    }
-    let built = cargo
-        .current_dir(project.path())
-        .args(["build", "-p", "demo-echo"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .output()
-        .expect("cargo runs");
-    assert!(
-        built.status.success(),
-        "cargo build failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let binary = target_dir.join("debug/demo-echo");
+    let binary = cargo_build(&project, "demo-echo");
 
     let processor = SpawnedProcessor::start(&binary, &[]).await.expect("the processor starts");
     let mut target = Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hi"})));
@@ -92,7 +71,8 @@ async fn a_scaffolded_processor_builds_starts_and_conforms() {
     assert!(report.failures().is_empty(), "conformance failures:\n{report}");
     drop(processor);
 
-    let path = format!("{}:{}", target_dir.join("debug").display(), binaries().display());
+    let folder = binary.parent().expect("a folder");
+    let path = format!("{}:{}", folder.display(), binaries().display());
     let run = project.env("THEORY_PROCESSOR_PATH", &path).run(&[
         "run",
         "--ref",
@@ -107,7 +87,9 @@ async fn a_scaffolded_processor_builds_starts_and_conforms() {
 }
 
 /// `cargo build -p {package}` in `project`, sharing this repository's target folder so compiled
-/// dependencies are reused (the scaffold wrote this workspace's lock), with a clean environment.
+/// dependencies are reused (the project has this workspace's lock), in a clean environment: what
+/// `cargo test` sets for tests (`LD_LIBRARY_PATH`, `CARGO_*`) would make build scripts rerun and
+/// rebuild shared dependencies for both workspaces.
 fn cargo_build(project: &Project, package: &str) -> PathBuf {
     let target_dir = repository_root().join("target");
     let mut cargo = Command::new(env!("CARGO"));
@@ -239,4 +221,25 @@ async fn a_python_processor_scaffolded_in_an_empty_folder_prepares_runs_conforms
     assert_eq!(in_docker.code, 0, "{}", in_docker.transcript());
     assert_eq!(in_docker.json()["meta"]["runtime"], "docker");
     assert_eq!(in_docker.json()["meta"]["image_digest"], imaged.json()["builds"][0]["image_id"]);
+}
+
+#[test]
+fn a_python_processor_scaffolded_in_a_cargo_workspace_leaves_it_buildable() {
+    let project = cargo_project();
+    let created = project.run(&["scaffold", "--ref", "py/inside@1", "--lang", "python"]);
+    assert_eq!(created.code, 0, "{}", created.transcript());
+    let manifest =
+        std::fs::read_to_string(project.path().join("Cargo.toml")).expect("the manifest");
+    assert!(manifest.contains(r#"exclude = ["processors/py-inside"]"#), "{manifest}");
+    // Cargo still loads the workspace: the Python folder is not taken for a crate.
+    let metadata = Command::new(env!("CARGO"))
+        .current_dir(project.path())
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        metadata.status.success(),
+        "cargo metadata failed:\n{}",
+        String::from_utf8_lossy(&metadata.stderr)
+    );
 }

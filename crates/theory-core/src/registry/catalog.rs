@@ -162,8 +162,6 @@ fn check_policy(document: &PolicyDocument) -> Result<(), (&'static str, String)>
     Ok(())
 }
 
-/// Checks that the binary a spec names is a plain file name: the process runtime looks it up
-/// beside `theory` and must never follow a path out of there.
 /// A provider file: a relative path inside the context, ending in `.py`.
 fn check_python_file(path: &str) -> Result<(), String> {
     let inside = !path.starts_with('/')
@@ -179,6 +177,8 @@ fn check_python_file(path: &str) -> Result<(), String> {
     }
 }
 
+/// Checks that the binary a spec names is a plain file name: the process runtime looks it up
+/// beside `theory` and must never follow a path out of there.
 fn check_binary_name(name: &str) -> Result<(), String> {
     let plain = !name.is_empty()
         && name != "."

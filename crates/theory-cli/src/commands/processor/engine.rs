@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use theory_core::Failure;
 use theory_core::env::names;
-use theory_core::registry::{BuildSpec, ProcessorEntry};
+use theory_core::registry::{BuildSpec, Platform, ProcessorEntry};
 use theory_docker::{Docker, EngineBuild};
 use theory_image::{ExtraFile, base_images, write_context};
 use theory_local::{local_image_tag, python_env_folder};
@@ -46,7 +46,7 @@ pub(super) async fn build_with_engine(
             theory_local::PythonSource::find(&context.project.root, &build.context)
     {
         // A built-in Python processor outside Theory's repository: its embedded sources.
-        let copy = python_env_folder(&state, reference).with_extension("context");
+        let copy = state.join("python/contexts").join(env_name(reference));
         folder = theory_local::materialize(&source, &copy)
             .map_err(|error| failure(error.message, error.hint))?;
     }
@@ -80,9 +80,10 @@ pub(super) async fn build_with_engine(
     }
     let slug = format!("{}-{}-{}", reference.namespace(), reference.name(), reference.version());
     let tarball = state.join(format!("images/{slug}-context.tar"));
-    std::fs::create_dir_all(state.join("images")).map_err(|error| {
+    let images = state.join("images");
+    std::fs::create_dir_all(&images).map_err(|error| {
         failure(
-            format!("cannot create {}: {error}", state.display()),
+            format!("cannot create {}: {error}", images.display()),
             "check the folder's permissions",
         )
     })?;
@@ -108,7 +109,9 @@ pub(super) async fn build_with_engine(
         tag: tag.clone(),
         build_args: HashMap::from([(names::SOURCE_DATE_EPOCH.to_owned(), epoch.to_string())]),
         labels,
-        network: None,
+        // A Python processor installs from the wheels in its context: its build needs no
+        // network, and gets none.
+        network: build.python.is_some().then(|| "none".to_owned()),
     };
     let outcome = docker.build_image(&tarball, &request, |line| eprintln!("  {line}")).await;
     let _ = std::fs::remove_file(&tarball);
@@ -121,7 +124,7 @@ pub(super) async fn build_with_engine(
     eprintln!("built {reference}: {image_id} ({tag})");
     Ok(BuildReport {
         reference: reference.to_string(),
-        platform: format!("linux/{}", host_platform()),
+        platform: format!("linux/{}", Platform::host().unwrap_or(Platform::Amd64)),
         image_id,
         tag,
         tarball: None,
@@ -129,8 +132,9 @@ pub(super) async fn build_with_engine(
     })
 }
 
-fn host_platform() -> &'static str {
-    if std::env::consts::ARCH == "aarch64" { "arm64" } else { "amd64" }
+/// `{ns}_{name}-{version}`: the name of a processor's folders under `.theory/python/`.
+fn env_name(reference: &theory_core::ProcessorRef) -> std::ffi::OsString {
+    python_env_folder(Path::new(""), reference).file_name().unwrap_or_default().to_owned()
 }
 
 /// The SDK and the wheels a Python processor's Dockerfile installs from.
@@ -151,7 +155,10 @@ async fn python_extras(
         path: ".theory-sdk/requirements.txt".into(),
         bytes: requirements.into_bytes(),
     });
-    let wheels = python_env_folder(&context.project.state(), reference).with_extension("wheels");
+    // Only what these requirements need: the folder is emptied first (pip's own cache keeps
+    // the downloads cheap).
+    let wheels = context.project.state().join("python/wheels").join(env_name(reference));
+    let _ = std::fs::remove_dir_all(&wheels);
     let python = context.env.get(names::PYTHON).unwrap_or("python3").to_owned();
     let version = python_version.map(str::to_owned);
     let own = folder.join("requirements.txt");

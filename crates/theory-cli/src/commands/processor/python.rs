@@ -38,7 +38,14 @@ pub(super) async fn run(
     }
     if runtime != Some("process") {
         match super::build::build_for_docker(args, entry, context).await {
-            Ok(builds) => report["builds"] = json!(builds),
+            Ok(builds) => {
+                if !args.json {
+                    for build in &builds {
+                        out(format!("{} {} {}", build.platform, build.image_id, build.tag));
+                    }
+                }
+                report["builds"] = json!(builds);
+            }
             Err(error) => return Ok(error.report(args.json)),
         }
     }
