@@ -62,14 +62,7 @@ async fn a_scaffolded_processor_builds_starts_and_conforms() {
 
     let binary = cargo_build(&project, "demo-echo");
 
-    let processor = SpawnedProcessor::start(&binary, &[]).await.expect("the processor starts");
-    let mut target = Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hi"})));
-    target.pid = Some(processor.pid);
-    target.endurance_runs = 1_000;
-    let report = run_suite(&target).await;
-    eprintln!("{report}");
-    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
-    drop(processor);
+    conforms(&binary).await;
 
     let folder = binary.parent().expect("a folder");
     let path = format!("{}:{}", folder.display(), binaries().display());
@@ -84,6 +77,18 @@ async fn a_scaffolded_processor_builds_starts_and_conforms() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     let outputs = run.json()["outputs"].as_array().unwrap().len();
     assert_eq!(outputs, 2, "{}", run.transcript());
+}
+
+/// Starts a scaffolded processor as generated (`PORT=0`) and runs the conformance suite against
+/// it, 1,000 runs of endurance; it is stopped after.
+async fn conforms(program: &Path) {
+    let processor = SpawnedProcessor::start(program, &[]).await.expect("the processor starts");
+    let mut target = Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hi"})));
+    target.pid = Some(processor.pid);
+    target.endurance_runs = 1_000;
+    let report = run_suite(&target).await;
+    eprintln!("{report}");
+    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
 }
 
 /// `cargo build -p {package}` in `project`, sharing this repository's target folder so compiled
@@ -139,15 +144,7 @@ async fn a_rust_processor_scaffolded_in_an_empty_folder_builds_with_the_embedded
     let own = project.path().join("target/debug");
     std::fs::create_dir_all(&own).expect("create target/debug");
     std::fs::rename(&built, own.join("fresh-hello")).expect("move the binary");
-    let processor =
-        SpawnedProcessor::start(&own.join("fresh-hello"), &[]).await.expect("it starts");
-    let mut target = Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hi"})));
-    target.pid = Some(processor.pid);
-    target.endurance_runs = 1_000;
-    let report = run_suite(&target).await;
-    eprintln!("{report}");
-    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
-    drop(processor);
+    conforms(&own.join("fresh-hello")).await;
     let run = project.run(&[
         "run",
         "--ref",
@@ -196,14 +193,7 @@ async fn a_python_processor_scaffolded_in_an_empty_folder_prepares_runs_conforms
     assert_eq!(run.json()["outputs"].as_array().expect("outputs").len(), 2, "{}", run.transcript());
 
     let launcher = project.path().join(".theory/python/py_hello-1/serve");
-    let processor = SpawnedProcessor::start(&launcher, &[]).await.expect("the launcher starts");
-    let mut target = Target::new(&processor.base_url, RunSpec::mock(json!({"text": "hi"})));
-    target.pid = Some(processor.pid);
-    target.endurance_runs = 1_000;
-    let report = run_suite(&target).await;
-    eprintln!("{report}");
-    assert!(report.failures().is_empty(), "conformance failures:\n{report}");
-    drop(processor);
+    conforms(&launcher).await;
 
     let project = project.env("THEORY_LOCAL_RUNTIME", "docker");
     let imaged = project.run(&[
