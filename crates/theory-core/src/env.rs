@@ -85,6 +85,9 @@ pub mod names {
     // --- Modal ---
     /// The Modal environment when `--env` names none (default `main`).
     pub const MODAL_ENVIRONMENT: &str = "MODAL_ENVIRONMENT";
+    /// `True` (or `true`, `1`, `yes`): runs may use the Modal adapter; otherwise `--adapter
+    /// modal` fails before anything starts.
+    pub const MODAL_ENABLED: &str = "MODAL_ENABLED";
     /// Modal's API token id (else `modal token new`'s config file).
     pub const MODAL_TOKEN_ID: &str = "MODAL_TOKEN_ID";
     /// Modal's API token secret.
@@ -164,6 +167,7 @@ pub mod names {
         ARTIFACTS_REGION,
         DATABASE_URL,
         MODAL_ENVIRONMENT,
+        MODAL_ENABLED,
         MODAL_TOKEN_ID,
         MODAL_TOKEN_SECRET,
         MODAL_CONFIG_PATH,

@@ -199,6 +199,7 @@ pub(crate) fn modal_project(edit: impl Fn(&str) -> String) -> (Project, Standin)
         .env("PATH", &path)
         .env("HOME", &project_home(&standin))
         .env("MODAL_STANDIN_STATE", &standin.state.display().to_string())
+        .env("MODAL_ENABLED", "True")
         .env("MODAL_TOKEN_ID", "ak-standin")
         .env("MODAL_TOKEN_SECRET", "as-standin");
     (project, standin)

@@ -108,7 +108,9 @@ fn flag_errors() {
     assert_transcript!("bad_adapter_opts", run(&["--adapter-opts-json", r#"{"timeout":5}"#]));
     assert_transcript!("attach_unreferenced", run(&["--attach", "image=photo.jpg"]));
     assert_transcript!("plan_unknown", run(&["--plan", "my-plan"]));
-    assert_transcript!("modal_not_deployed", run(&["--adapter", "modal"]));
+    assert_transcript!("modal_not_enabled", run(&["--adapter", "modal"]));
+    let enabled = Project::new().env("MODAL_ENABLED", "True");
+    assert_transcript!("modal_not_deployed", enabled.run_hello(&["--adapter", "modal"]));
     assert_transcript!("mock_adapter_real_mode", run(&["--adapter", "mock", "--mode", "real"]));
 }
 
