@@ -1,5 +1,5 @@
-//! Embeds the repository's `registry/` in the binary: the built-in processors, schemas and
-//! policies that `theory` knows anywhere, even outside a project.
+//! Embeds the repository's `registry/` in the binary: the built-in processors, schemas,
+//! policies and prompts that `theory` knows anywhere, even outside a project.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ fn main() {
     let mut code = String::from(
         "/// The built-in registry files: (kind folder, relative path, text).\npub(crate) const BUILTIN: &[(&str, &str, &str)] = &[\n",
     );
-    for folder in ["processors", "schemas", "policies"] {
+    for folder in ["processors", "schemas", "policies", "prompts"] {
         let mut files = Vec::new();
         collect(&registry.join(folder), &mut files);
         files.sort();

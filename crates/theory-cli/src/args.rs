@@ -442,9 +442,9 @@ pub(crate) struct InputsArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RegistryCommand {
-    /// List the processors.
+    /// List the processors (and, in the plain form, the prompts).
     List(JsonFlag),
-    /// Show one processor's spec.
+    /// Show one processor's spec, or one prompt of `registry/prompts/`.
     Show(ShowArgs),
     /// Check every registry file and report every problem.
     Validate(JsonFlag),
@@ -459,7 +459,7 @@ pub(crate) struct JsonFlag {
 
 #[derive(Debug, Args)]
 pub(crate) struct ShowArgs {
-    /// The processor, `namespace/name@version`.
+    /// The processor, `namespace/name@version`, or a prompt, `name@version`.
     #[arg(value_name = "REF")]
     pub(crate) reference: String,
     /// Print JSON.

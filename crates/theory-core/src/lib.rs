@@ -5,10 +5,11 @@
 //! - Types that cannot hold bad values: [`ProcessorRef`], [`WorldPath`], [`WritePrefix`],
 //!   [`Digest`], [`ImagePin`], and from the protocol [`Cid`] and [`ExecutionId`]
 //!   ([`new_execution_id`] makes time-ordered ones).
-//! - [`registry`]: processor specs, schemas and policies from YAML, validated.
+//! - [`registry`]: processor specs, schemas, policies and prompts from YAML, validated.
 //! - The ports: [`Adapter`] (where processors run) and [`ArtifactStore`] (where artifacts go);
 //!   their backends live in other crates (`theory-local`, `theory-store`).
 //! - [`attachments`]: `--attach name=path` files, hashed, stored and referenced from the inputs.
+//! - [`prompts`]: `{"$prompt":"name@N","vars":{…}}` in the inputs, rendered from the registry.
 //! - [`ledger`]: the port to the record of runs and the money of plans.
 //! - [`session`]: the orchestrator's side of `theory.run.v1`, shared by every adapter.
 //! - [`orchestrator`]: [`Orchestrator::run`] — mode and CI guard, inputs schema, plan, memo cache,
@@ -40,6 +41,7 @@ mod options;
 pub mod orchestrator;
 mod ports;
 mod processor_ref;
+pub mod prompts;
 mod receipt;
 pub mod registry;
 pub mod session;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use theory_protocol::{Cid, ExecutionId, Mode};
 
+use crate::prompts::PromptUse;
 use crate::{AdapterKind, Runtime};
 
 /// Every field of DESIGN §5. Stored as compact JSON with sorted keys.
@@ -56,6 +57,10 @@ pub struct Receipt {
     /// cut short, or replaced, by receipts that point past its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger_position: Option<u64>,
+    /// The registry prompts the inputs used (`$prompt`), by id and template hash, sorted by id;
+    /// absent when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<PromptUse>,
 }
 
 impl Receipt {

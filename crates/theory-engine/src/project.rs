@@ -177,6 +177,7 @@ fn kind_of(folder: &str) -> DocumentKind {
     match folder {
         "schemas" => DocumentKind::Schema,
         "policies" => DocumentKind::Policy,
+        "prompts" => DocumentKind::Prompt,
         _ => DocumentKind::Processor,
     }
 }

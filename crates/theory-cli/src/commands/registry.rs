@@ -19,6 +19,10 @@ pub(crate) fn run(command: RegistryCommand, context: Context) -> Result<ExitCode
         RegistryCommand::List(flag) => {
             Ok(with_registry(context, flag.json, |registry| list(registry, flag.json)))
         }
+        RegistryCommand::Show(args) if !args.reference.contains('/') => {
+            let id = args.reference;
+            Ok(with_registry(context, args.json, |registry| show_prompt(registry, &id, args.json)))
+        }
         RegistryCommand::Show(args) => {
             let reference: ProcessorRef = args.reference.parse().map_err(|error| {
                 usage(
@@ -96,6 +100,90 @@ fn list(registry: &Registry, json: bool) -> ExitCode {
             w2 = widths[2]
         ));
     }
+    list_prompts(registry);
+    ExitCode::SUCCESS
+}
+
+/// The prompts' table, after the processors' (when there are any).
+fn list_prompts(registry: &Registry) {
+    let rows: Vec<[String; 3]> = registry
+        .prompts()
+        .map(|prompt| {
+            let vars: Vec<&str> = prompt.document.vars.keys().map(String::as_str).collect();
+            [
+                prompt.document.id.clone(),
+                vars.join(","),
+                prompt.document.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let width = |column: usize, title: &str| {
+        rows.iter().map(|row| row[column].len()).max().unwrap_or(0).max(title.len())
+    };
+    let (w0, w1) = (width(0, "PROMPT"), width(1, "VARIABLES"));
+    crate::print::out(format!("\n{:<w0$}  {:<w1$}  DESCRIPTION", "PROMPT", "VARIABLES"));
+    for [id, vars, description] in rows {
+        crate::print::out(format!("{id:<w0$}  {vars:<w1$}  {description}"));
+    }
+}
+
+/// `registry show name@N`: a prompt's template and variables.
+fn show_prompt(registry: &Registry, id: &str, json: bool) -> ExitCode {
+    let Some(prompt) = registry.prompt(id) else {
+        let known: Vec<&str> =
+            registry.prompts().map(|prompt| prompt.document.id.as_str()).collect();
+        let hint = if known.is_empty() {
+            "a processor ref looks like llm/litellm@1; prompts live in registry/prompts/".to_owned()
+        } else {
+            format!(
+                "known prompts: {} (a processor ref looks like llm/litellm@1)",
+                known.join(", ")
+            )
+        };
+        print_error(&format!("unknown prompt {id}"), Some(&hint));
+        return ExitCode::FAILURE;
+    };
+    let document = &prompt.document;
+    let vars: serde_json::Map<String, Value> = document
+        .vars
+        .iter()
+        .map(|(name, var)| {
+            let var = var.clone().unwrap_or_default();
+            (name.clone(), json!({"default": var.default, "description": var.description}))
+        })
+        .collect();
+    if json {
+        print_json(&json!({
+            "id": document.id,
+            "description": document.description,
+            "template": document.template,
+            "vars": vars,
+            "hash": prompt.hash,
+            "origin": prompt.origin,
+        }));
+        return ExitCode::SUCCESS;
+    }
+    crate::print::out(format!(
+        "{} — {}",
+        document.id,
+        document.description.as_deref().unwrap_or("(no description)")
+    ));
+    crate::print::out(format!("origin: {}", prompt.origin));
+    crate::print::out(format!("hash: {}", prompt.hash));
+    crate::print::out("variables:");
+    for (name, var) in &document.vars {
+        let var = var.clone().unwrap_or_default();
+        let default = match &var.default {
+            Some(default) => format!("default {default:?}"),
+            None => "required".to_owned(),
+        };
+        let description = var.description.map(|text| format!(" — {text}")).unwrap_or_default();
+        crate::print::out(format!("  {name} ({default}){description}"));
+    }
+    crate::print::out(format!("template:\n{}", document.template));
     ExitCode::SUCCESS
 }
 
@@ -156,15 +244,16 @@ fn validate(context: &Context, json: bool) -> ExitCode {
                 registry.processors().count(),
                 registry.schemas().count(),
                 registry.policies().count(),
+                registry.prompts().count(),
             );
             if json {
                 print_json(
-                    &json!({"valid": true, "errors": [], "processors": counts.0, "schemas": counts.1, "policies": counts.2}),
+                    &json!({"valid": true, "errors": [], "processors": counts.0, "schemas": counts.1, "policies": counts.2, "prompts": counts.3}),
                 );
             } else {
                 crate::print::out(format!(
-                    "registry is valid: {} processors, {} schemas, {} policies",
-                    counts.0, counts.1, counts.2
+                    "registry is valid: {} processors, {} schemas, {} policies, {} prompts",
+                    counts.0, counts.1, counts.2, counts.3
                 ));
             }
             ExitCode::SUCCESS

@@ -11,6 +11,7 @@ mod ledger;
 mod modal;
 mod modal_run;
 mod modal_support;
+mod prompts;
 mod python;
 mod scaffold;
 mod serve;

@@ -99,6 +99,8 @@ impl Project {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("THEORY_PROCESSOR_PATH", binaries())
+            // This folder is the project even under a folder that holds another one.
+            .env("THEORY_PROJECT", self.path())
             .env("THEORY_LOG", "warn")
             // The host binaries unless a test asks for Docker (its tests set `auto` or `docker`).
             .env("THEORY_LOCAL_RUNTIME", "process")

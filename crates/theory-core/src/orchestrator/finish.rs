@@ -85,6 +85,7 @@ impl Orchestrator {
             memo_key,
             write_prefix,
             started,
+            prompts,
         } = record;
         let spec = &self.processor(&request.reference)?.spec;
         self.check_predicates(Stage::Success, &spec.predicates.success, &write_prefix).await?;
@@ -130,6 +131,7 @@ impl Orchestrator {
             image_source: plan.image_source().to_owned(),
             transfer: transfer.as_str().to_owned(),
             ledger_position,
+            prompts,
         };
         let receipt_json = Bytes::from(receipt.to_canonical_json());
         // The index last among the outputs, then the receipts: an index only for a complete run.
@@ -255,4 +257,6 @@ pub(super) struct Finished<'a> {
     pub(super) memo_key: String,
     pub(super) write_prefix: WritePrefix,
     pub(super) started: Instant,
+    /// The registry prompts the inputs used.
+    pub(super) prompts: Vec<crate::prompts::PromptUse>,
 }

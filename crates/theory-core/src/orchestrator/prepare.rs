@@ -1,5 +1,5 @@
-//! Before anything starts: the processor looked up, the CI guard, attachments resolved, inputs
-//! checked and normalized, the adapter's plan, the transfer, the fingerprint and memo key; and
+//! Before anything starts: the processor looked up, the CI guard, prompts rendered, attachments
+//! resolved, inputs checked and normalized, the adapter's plan, the transfer, the fingerprint and memo key; and
 //! what the instance is launched with (secrets only in real mode).
 
 use std::sync::Arc;
@@ -56,8 +56,9 @@ impl Orchestrator {
                 "run with --mode mock, or set THEORY_ALLOW_REAL_IN_CI=1 to spend money on purpose",
             ));
         }
-        let mut attached = attachments::resolve(&request.attachments, &request.inputs).await?;
-        let inputs = attachments::rewrite(request.inputs.clone(), &attached)?;
+        let (inputs, prompts) = crate::prompts::expand(request.inputs.clone(), &self.registry)?;
+        let mut attached = attachments::resolve(&request.attachments, &inputs).await?;
+        let inputs = attachments::rewrite(inputs, &attached)?;
         let stored = attachments::stored_references(&inputs, &attached, &*self.store).await?;
         attached.extend(stored);
         entry.check_inputs(&inputs).map_err(|violation| {
@@ -108,6 +109,7 @@ impl Orchestrator {
             fingerprint,
             inputs_hash,
             memo_key,
+            prompts,
         })
     }
 
@@ -181,4 +183,5 @@ pub(super) struct Prepared<'a> {
     pub(super) fingerprint: String,
     pub(super) inputs_hash: String,
     pub(super) memo_key: String,
+    pub(super) prompts: Vec<crate::prompts::PromptUse>,
 }

@@ -228,6 +228,7 @@ impl Orchestrator {
             fingerprint,
             inputs_hash,
             memo_key,
+            prompts,
         } = self.prepare(request, progress).await?;
         let spec = &entry.spec;
         if request.use_cache
@@ -305,6 +306,7 @@ impl Orchestrator {
                     memo_key: memo_key.clone(),
                     write_prefix,
                     started,
+                    prompts,
                 };
                 self.finish(record, session).await
             }

@@ -1,11 +1,12 @@
-//! The loaded registry: processors by ref, schemas and policies by id, inputs validators compiled.
+//! The loaded registry: processors by ref, schemas, policies and prompts by id, inputs validators compiled.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::documents::{PolicyDocument, SchemaDocument};
+use super::documents::{PolicyDocument, PromptDocument, SchemaDocument};
 use super::load::{DocumentKind, RegistryError, Source, parse};
+use super::prompt::PromptEntry;
 use super::spec::ProcessorSpec;
 use crate::ProcessorRef;
 
@@ -84,6 +85,12 @@ impl Placed for ProcessorEntry {
 }
 
 impl Placed for SchemaEntry {
+    fn placed(&self) -> (&str, bool) {
+        (&self.origin, self.builtin)
+    }
+}
+
+impl Placed for PromptEntry {
     fn placed(&self) -> (&str, bool) {
         (&self.origin, self.builtin)
     }
@@ -200,6 +207,7 @@ pub struct Registry {
     processors: BTreeMap<ProcessorRef, ProcessorEntry>,
     schemas: BTreeMap<String, SchemaEntry>,
     policies: BTreeMap<String, PolicyEntry>,
+    prompts: BTreeMap<String, PromptEntry>,
 }
 
 impl Registry {
@@ -212,6 +220,7 @@ impl Registry {
                 DocumentKind::Processor => registry.add_processor(&source),
                 DocumentKind::Schema => registry.add_schema(&source),
                 DocumentKind::Policy => registry.add_policy(&source),
+                DocumentKind::Prompt => registry.add_prompt(&source),
             };
             if let Err(error) = loaded {
                 errors.push(error);
@@ -300,6 +309,13 @@ impl Registry {
         place(&mut self.policies, entry.document.id.clone(), entry)
     }
 
+    fn add_prompt(&mut self, source: &Source) -> Result<(), RegistryError> {
+        let document: PromptDocument = parse(source)?;
+        let entry = PromptEntry::new(document, &source.origin, source.builtin)
+            .map_err(|(key, message)| RegistryError::new(&source.origin, Some(&key), message))?;
+        place(&mut self.prompts, entry.document.id.clone(), entry)
+    }
+
     /// Checks references between documents: `json.schema_ok@1` must name a known schema.
     fn cross_check(&self) -> Vec<RegistryError> {
         let mut errors = Vec::new();
@@ -348,6 +364,16 @@ impl Registry {
     /// Returns every policy, sorted by id.
     pub fn policies(&self) -> impl Iterator<Item = &PolicyDocument> {
         self.policies.values().map(|entry| &entry.document)
+    }
+
+    /// Returns a prompt by id (`name@N`).
+    pub fn prompt(&self, id: &str) -> Option<&PromptEntry> {
+        self.prompts.get(id)
+    }
+
+    /// Returns every prompt, sorted by id.
+    pub fn prompts(&self) -> impl Iterator<Item = &PromptEntry> {
+        self.prompts.values()
     }
 
     /// Returns the refs closest to `wanted` (edit distance ≤ 3, or a shared name), best first.

@@ -92,3 +92,32 @@ impl Default for LeasePolicy {
         LeasePolicy { default_ttl_s: hour(), enable_path_leases: true }
     }
 }
+
+/// A prompt template, `id: name@N` (seed 004: versioned prompts in the registry), used in inputs
+/// as `{"$prompt":"name@N","vars":{…}}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptDocument {
+    /// `name@N`.
+    pub id: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The text, with `{var}` placeholders; `{{` and `}}` stand for literal braces.
+    pub template: String,
+    /// Every variable the template uses, each with an optional default.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, Option<PromptVar>>,
+}
+
+/// One variable of a prompt: `vars.NAME`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptVar {
+    /// The value used when the inputs give none; without one the variable is required.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// What it holds.
+    #[serde(default)]
+    pub description: Option<String>,
+}

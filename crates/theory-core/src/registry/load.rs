@@ -17,6 +17,8 @@ pub enum DocumentKind {
     Schema,
     /// `policies/`.
     Policy,
+    /// `prompts/`.
+    Prompt,
 }
 
 /// One registry file's text and where it came from.
@@ -73,7 +75,8 @@ pub(crate) fn parse<T: DeserializeOwned>(source: &Source) -> Result<T, RegistryE
     })
 }
 
-/// Reads every `*.yaml`/`*.yml` under `root/processors`, `root/schemas` and `root/policies`,
+/// Reads every `*.yaml`/`*.yml` under `root/processors`, `root/schemas`, `root/policies` and
+/// `root/prompts`,
 /// in a stable order.
 pub fn sources_from_dir(root: &Path) -> std::io::Result<Vec<Source>> {
     let mut sources = Vec::new();
@@ -81,6 +84,7 @@ pub fn sources_from_dir(root: &Path) -> std::io::Result<Vec<Source>> {
         ("processors", DocumentKind::Processor),
         ("schemas", DocumentKind::Schema),
         ("policies", DocumentKind::Policy),
+        ("prompts", DocumentKind::Prompt),
     ] {
         let mut files = Vec::new();
         collect_yaml(&root.join(folder), &mut files)?;

@@ -1,8 +1,9 @@
-//! The registry: processor specs, schemas and policies, read from YAML (`registry/` and the files
+//! The registry: processor specs, schemas, policies and prompts, read from YAML (`registry/` and the files
 //! built into the binary), validated with errors that name the file and the key.
 //!
 //! - `spec`: [`ProcessorSpec`] and its parts.
-//! - `documents`: [`SchemaDocument`], [`PolicyDocument`].
+//! - `documents`: [`SchemaDocument`], [`PolicyDocument`], [`PromptDocument`].
+//! - `prompt`: [`PromptEntry`], a prompt template checked and parsed.
 //! - `load`: [`Source`], [`sources_from_dir`], [`RegistryError`].
 //! - `catalog`: [`Registry`], with compiled inputs validators and near-match suggestions.
 //! - `describe`: a processor as JSON ([`ProcessorEntry::summary`], [`ProcessorEntry::document`]).
@@ -11,14 +12,19 @@ mod catalog;
 mod describe;
 mod documents;
 mod load;
+mod prompt;
 mod spec;
 
 pub use catalog::{
     InputsViolation, KNOWN_PREDICATES, MAX_BACKOFF_MS, MAX_LEASE_TTL_S, MAX_RETRY_ATTEMPTS,
     ProcessorEntry, Registry, SchemaEntry,
 };
-pub use documents::{BudgetPolicy, LeasePolicy, PolicyDocument, RetryPolicy, SchemaDocument};
+pub use documents::{
+    BudgetPolicy, LeasePolicy, PolicyDocument, PromptDocument, PromptVar, RetryPolicy,
+    SchemaDocument,
+};
 pub use load::{DocumentKind, RegistryError, Source, sources_from_dir};
+pub use prompt::PromptEntry;
 pub use spec::{
     AdapterSpec, BuildSpec, ImageSpec, ModalSpec, OutputSpec, OutputsSpec, Platform, PredicateUse,
     PredicatesSpec, PricingSpec, ProcessorSpec, RuntimeSpec, SecretName, SecretsSpec,

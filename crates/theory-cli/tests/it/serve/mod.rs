@@ -45,6 +45,7 @@ impl Server {
         let mut child = Command::new(binary())
             .current_dir(project.path())
             .env_clear()
+            .env("THEORY_PROJECT", project.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("THEORY_PROCESSOR_PATH", binaries())
             .env("THEORY_LOCAL_RUNTIME", "process")

@@ -158,6 +158,7 @@ fn the_server_and_token_come_from_the_environment_and_sigint_cancels_on_the_serv
         .env("THEORY_PROCESSOR_PATH", binaries())
         .env("THEORY_SERVER", &base)
         .env("THEORY_TOKEN", &secret)
+        .env("THEORY_PROJECT", client.path())
         .current_dir(client.path())
         .args([
             "run",
