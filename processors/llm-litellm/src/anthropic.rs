@@ -6,6 +6,7 @@ use theory_processor::{Context, ProcessorError};
 use crate::completion::Completion;
 use crate::openai::Request;
 use crate::params::ChatParams;
+use crate::parts::{Content, Part, Resolved};
 use crate::stream::{Flow, post_events, quote_error};
 
 /// The API version header Anthropic requires.
@@ -13,23 +14,40 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; this is used when the inputs give none.
 const DEFAULT_MAX_TOKENS: u32 = 1024;
 
+/// A message's content in the messages form: a string, or blocks with images as base64
+/// `image` sources.
+fn content(content: &Content) -> Value {
+    match content {
+        Content::Plain(text) => Value::from(text.as_str()),
+        Content::Parts(parts) => Value::Array(
+            parts
+                .iter()
+                .map(|part| match part {
+                    Part::Text(text) => json!({"type": "text", "text": text}),
+                    Part::Image { mime, base64 } => json!({
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": mime, "data": base64},
+                    }),
+                    Part::Native(native) => native.clone(),
+                })
+                .collect(),
+        ),
+    }
+}
+
 /// Streams a message, sending each piece of text as a token while it arrives.
 pub(crate) async fn complete(
     request: Request<'_>,
     params: &ChatParams,
+    messages: &[Resolved],
     context: &Context,
 ) -> Result<Completion, ProcessorError> {
-    let system: Vec<String> = params
-        .messages
-        .iter()
-        .filter(|message| message.role == "system")
-        .map(crate::params::Message::text)
-        .collect();
-    let messages: Vec<Value> = params
-        .messages
+    let system: Vec<String> =
+        messages.iter().filter(|message| message.role == "system").map(Resolved::text).collect();
+    let messages: Vec<Value> = messages
         .iter()
         .filter(|message| message.role != "system")
-        .map(|message| json!({"role": message.role, "content": message.text()}))
+        .map(|message| json!({"role": message.role, "content": content(&message.content)}))
         .collect();
     let mut body = json!({
         "model": request.model,

@@ -7,6 +7,7 @@
 //! - `params`: the inputs (`messages`, `model`, sampling settings).
 //! - `mock`: mock mode — `MOCK: <last message>`, streamed word by word, model `mock-llm`.
 //! - `provider`: `provider/model` strings → dialect, key variable, base URL.
+//! - `parts`: a message's content as parts, attachments read (images inline, text files as text).
 //! - `openai`, `anthropic`: the two streaming dialects, over `stream`'s shared request/SSE loop.
 //! - `completion`: a finished reply → outputs and usage.
 //!
@@ -17,13 +18,17 @@
 //! (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, …) — missing → `ERR_MISSING_SECRET` naming it. The base
 //! URL is the provider's own override (`OPENAI_API_BASE`, `ANTHROPIC_API_BASE`, …), else
 //! `LITELLM_API_BASE`, else the public endpoint. Provider failures → `ERR_PROVIDER` with the
-//! provider's message, any secret value redacted.
+//! provider's message, any secret value redacted. Attachments (`{"$artifact":…}` parts) reach
+//! the model: PNG, JPEG, GIF and WebP images of at most 5 MiB as image content (`image_url`
+//! data URLs for OpenAI-compatible APIs, base64 `image` blocks for Anthropic), text files as
+//! text; any other type → `ERR_INPUT_SCHEMA`.
 
 mod anthropic;
 mod completion;
 mod mock;
 mod openai;
 mod params;
+mod parts;
 mod provider;
 mod sse;
 mod stream;
@@ -86,6 +91,7 @@ async fn run(
             let (provider, model) = provider::resolve(params.model())?;
             let api_key = context.secret(provider.key_env)?;
             let base_url = provider.base_url(|name| std::env::var(name).ok());
+            let messages = parts::resolve_all(&params.messages, context).await?;
             context.info(format!("calling {} model {model}", provider.name));
             let request = openai::Request {
                 client: &config.client,
@@ -95,8 +101,10 @@ async fn run(
                 model,
             };
             match provider.api {
-                Api::OpenAiChat => openai::complete(request, &params, context).await?,
-                Api::AnthropicMessages => anthropic::complete(request, &params, context).await?,
+                Api::OpenAiChat => openai::complete(request, &params, &messages, context).await?,
+                Api::AnthropicMessages => {
+                    anthropic::complete(request, &params, &messages, context).await?
+                }
             }
         }
     };

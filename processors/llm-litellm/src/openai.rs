@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 use theory_processor::{Context, ProcessorError};
 
 use crate::completion::Completion;
-use crate::params::{ChatParams, Message};
+use crate::params::ChatParams;
+use crate::parts::{Content, Part, Resolved};
 use crate::provider::Provider;
 use crate::stream::{Flow, post_events, quote_error};
 
@@ -22,18 +23,24 @@ pub(crate) struct Request<'a> {
     pub(crate) model: &'a str,
 }
 
-fn content(message: &Message) -> Value {
-    match &message.content {
-        Value::Array(parts) => Value::Array(
+/// A message's content in the chat-completions form: a string, or parts with images as
+/// `image_url` data URLs.
+fn content(content: &Content) -> Value {
+    match content {
+        Content::Plain(text) => Value::from(text.as_str()),
+        Content::Parts(parts) => Value::Array(
             parts
                 .iter()
                 .map(|part| match part {
-                    Value::Object(object) if object.contains_key("type") => part.clone(),
-                    other => json!({"type": "text", "text": Message { role: String::new(), content: Value::Array(vec![other.clone()]) }.text()}),
+                    Part::Text(text) => json!({"type": "text", "text": text}),
+                    Part::Image { mime, base64 } => json!({
+                        "type": "image_url",
+                        "image_url": {"url": format!("data:{mime};base64,{base64}")},
+                    }),
+                    Part::Native(native) => native.clone(),
                 })
                 .collect(),
         ),
-        other => other.clone(),
     }
 }
 
@@ -41,12 +48,12 @@ fn content(message: &Message) -> Value {
 pub(crate) async fn complete(
     request: Request<'_>,
     params: &ChatParams,
+    messages: &[Resolved],
     context: &Context,
 ) -> Result<Completion, ProcessorError> {
-    let messages: Vec<Value> = params
-        .messages
+    let messages: Vec<Value> = messages
         .iter()
-        .map(|message| json!({"role": message.role, "content": content(message)}))
+        .map(|message| json!({"role": message.role, "content": content(&message.content)}))
         .collect();
     let mut body = json!({
         "model": request.model,

@@ -1,6 +1,7 @@
 //! `llm/litellm@1` as a host process and in its container: the conformance suite, mock outputs,
 //! and real mode against a local server that speaks the providers' streaming APIs.
 
+mod attachments;
 mod conformance;
 mod container;
 mod fake_provider;
