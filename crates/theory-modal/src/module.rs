@@ -74,7 +74,7 @@ impl ModuleParams {
     ) -> Result<ModuleParams, Failure> {
         let entrypoint = entrypoint(spec)?;
         let runtime = &spec.runtime;
-        let tool_secrets = spec.secrets.required.iter().map(ToString::to_string).collect();
+        let tool_secrets = spec.secrets.baseline().into_iter().map(ToString::to_string).collect();
         Ok(ModuleParams {
             processor_ref: spec.reference.to_string(),
             image_ref,

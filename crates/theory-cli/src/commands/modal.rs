@@ -227,7 +227,8 @@ async fn sync_secrets(args: ModalSyncSecretsArgs, context: &Context) -> Result<E
         Ok(cli) => cli,
         Err(error) => return Ok(failure(json, &error)),
     };
-    let required: Vec<String> = spec.secrets.required.iter().map(ToString::to_string).collect();
+    let required: Vec<String> =
+        spec.secrets.baseline().into_iter().map(ToString::to_string).collect();
     let missing: Vec<String> = required
         .iter()
         .filter(|name| context.env.get(name).is_none_or(str::is_empty))

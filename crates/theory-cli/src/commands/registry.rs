@@ -61,7 +61,7 @@ fn list(registry: &Registry, json: bool) -> ExitCode {
                 "pinned"
             };
             let secrets: Vec<String> =
-                spec.secrets.required.iter().map(ToString::to_string).collect();
+                spec.secrets.baseline().into_iter().map(ToString::to_string).collect();
             [
                 spec.reference.to_string(),
                 pinned.to_owned(),

@@ -231,3 +231,46 @@ fn the_readme_documents_every_environment_variable() {
         .collect();
     assert!(missing.is_empty(), "the README does not document {missing:?}");
 }
+
+#[test]
+fn a_real_run_needs_the_key_of_the_provider_its_model_names() {
+    // Nothing listens on the discard port: a run past the key check fails at the provider.
+    let project = Project::new()
+        .env("OPENAI_API_BASE", "http://127.0.0.1:9/v1")
+        .env("ANTHROPIC_API_BASE", "http://127.0.0.1:9");
+    let real = |project: &Project, model: &str| {
+        let inputs =
+            serde_json::json!({"messages": [{"role": "user", "content": "Hi"}], "model": model});
+        let inputs = inputs.to_string();
+        let outcome = project.run(&[
+            "run",
+            "--ref",
+            "llm/litellm@1",
+            "--mode",
+            "real",
+            "--inputs-json",
+            &inputs,
+            "--json",
+        ]);
+        assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+        let error = outcome.json()["error"].clone();
+        (error["code"].as_str().unwrap().to_owned(), error["message"].as_str().unwrap().to_owned())
+    };
+    let missing = |name: &str| {
+        ("ERR_MISSING_SECRET".to_owned(), format!("required secret {name} is not set"))
+    };
+    assert_eq!(real(&project, "anthropic/claude-3-5-haiku-latest"), missing("ANTHROPIC_API_KEY"));
+    assert_eq!(real(&project, "openai/gpt-4o-mini"), missing("OPENAI_API_KEY"));
+    assert_eq!(real(&project, "gpt-4o-mini"), missing("OPENAI_API_KEY"));
+    assert_eq!(real(&project, "groq/llama-3.1-8b-instant"), missing("GROQ_API_KEY"));
+    // A provider the spec does not list is the processor's to refuse.
+    let (code, message) = real(&project, "nope/model");
+    assert_eq!(code, "ERR_INPUT_SCHEMA");
+    assert!(message.contains("unknown provider \"nope\""), "{message}");
+    // With only Anthropic's key, an Anthropic run gets past the check to the provider.
+    let anthropic = Project::new()
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("ANTHROPIC_API_BASE", "http://127.0.0.1:9");
+    let (code, message) = real(&anthropic, "anthropic/claude-3-5-haiku-latest");
+    assert_eq!(code, "ERR_PROVIDER", "{message}");
+}

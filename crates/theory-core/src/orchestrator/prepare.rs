@@ -113,17 +113,22 @@ impl Orchestrator {
         })
     }
 
-    /// A real run needs its required secrets here, unless the instance already holds them.
+    /// A real run needs its required secrets here (with the key its inputs choose), unless the
+    /// instance already holds them.
     pub(super) fn check_secrets(
         &self,
         spec: &crate::registry::ProcessorSpec,
         plan: &Plan,
         mode: Mode,
+        inputs: &Value,
     ) -> Result<(), Failure> {
         if mode == Mode::Real
             && !plan.secrets_held
-            && let Some(missing) =
-                spec.secrets.required.iter().find(|name| self.env.get(name.as_str()).is_none())
+            && let Some(missing) = spec
+                .secrets
+                .required_for(inputs)
+                .into_iter()
+                .find(|name| self.env.get(name.as_str()).is_none())
         {
             return Err(Failure::new(
                 ErrorCode::MissingSecret,

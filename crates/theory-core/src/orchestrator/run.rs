@@ -241,7 +241,7 @@ impl Orchestrator {
             tracing::info!(%memo_key, "reusing a finished identical run (memo cache)");
             return Ok(cached);
         }
-        self.check_secrets(spec, &plan, request.mode)?;
+        self.check_secrets(spec, &plan, request.mode, &normalized)?;
         let template =
             request.write_prefix.clone().unwrap_or_else(|| default_write_prefix(&spec.reference));
         let write_prefix = resolve_write_prefix(&template, execution_id)?;

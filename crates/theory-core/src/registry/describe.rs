@@ -16,7 +16,7 @@ impl ProcessorEntry {
             .iter()
             .map(|(platform, pin)| (platform.to_string(), Value::from(pin.to_string())))
             .collect();
-        json!({
+        let mut summary = json!({
             "ref": spec.reference,
             "name": spec.name,
             "description": spec.description,
@@ -27,7 +27,16 @@ impl ProcessorEntry {
             "timeout_s": spec.runtime.timeout_s,
             "secrets_required": spec.secrets.required,
             "secrets_optional": spec.secrets.optional,
-        })
+        });
+        if let Some(by_input) = &spec.secrets.by_input {
+            // Which key a real run needs, chosen by one of its inputs.
+            summary["secrets_by_input"] = json!({
+                "pointer": by_input.pointer,
+                "default": by_input.default,
+                "keys": by_input.keys,
+            });
+        }
+        summary
     }
 
     /// The whole form: the summary, the runtime, the inputs schema, the declared outputs and

@@ -27,5 +27,6 @@ pub use load::{DocumentKind, RegistryError, Source, sources_from_dir};
 pub use prompt::PromptEntry;
 pub use spec::{
     AdapterSpec, BuildSpec, ImageSpec, ModalSpec, OutputSpec, OutputsSpec, Platform, PredicateUse,
-    PredicatesSpec, PricingSpec, ProcessorSpec, RuntimeSpec, SecretName, SecretsSpec,
+    PredicatesSpec, PricingSpec, ProcessorSpec, RuntimeSpec, SecretName, SecretsByInput,
+    SecretsSpec,
 };

@@ -293,7 +293,8 @@ impl fmt::Display for SecretName {
 
 theory_protocol::serde_via_str!(SecretName);
 
-/// `secrets`: required and optional names (a plain list means all required).
+/// `secrets`: required and optional names (a plain list means all required), and the one key a
+/// run needs chosen by one of its inputs (`by_input`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "RawSecrets")]
 pub struct SecretsSpec {
@@ -301,12 +302,56 @@ pub struct SecretsSpec {
     pub required: Vec<SecretName>,
     /// Names passed on when present.
     pub optional: Vec<SecretName>,
+    /// The key a `real` run needs besides `required`, chosen by one of its inputs.
+    pub by_input: Option<SecretsByInput>,
+}
+
+/// `secrets.by_input`: a key chosen by the `provider/…` prefix of one input, such as the model
+/// of an LLM call (`anthropic/claude-…` needs `ANTHROPIC_API_KEY`, not `OPENAI_API_KEY`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsByInput {
+    /// A JSON pointer into the normalized inputs, such as `/params/model`.
+    pub pointer: String,
+    /// The key when that input is absent or has no `provider/` prefix.
+    pub default: SecretName,
+    /// The key of each provider prefix; a prefix not listed needs no key here (the processor
+    /// refuses a provider it does not know).
+    pub keys: BTreeMap<String, SecretName>,
 }
 
 impl SecretsSpec {
     /// Returns every name, required first.
     pub fn all(&self) -> impl Iterator<Item = &SecretName> {
         self.required.iter().chain(&self.optional)
+    }
+
+    /// The names a `real` run with these (normalized) inputs cannot start without.
+    pub fn required_for<'a>(&'a self, inputs: &Value) -> Vec<&'a SecretName> {
+        let mut names: Vec<&SecretName> = self.required.iter().collect();
+        if let Some(chosen) = self.by_input.as_ref().and_then(|by_input| by_input.chosen(inputs)) {
+            names.push(chosen);
+        }
+        names
+    }
+
+    /// The names a run with no inputs choosing otherwise needs: `required` and the default of
+    /// `by_input` (what a deployment mounts, what `registry list` shows).
+    pub fn baseline(&self) -> Vec<&SecretName> {
+        let mut names: Vec<&SecretName> = self.required.iter().collect();
+        names.extend(self.by_input.as_ref().map(|by_input| &by_input.default));
+        names
+    }
+}
+
+impl SecretsByInput {
+    /// The key these inputs need, if any.
+    pub fn chosen(&self, inputs: &Value) -> Option<&SecretName> {
+        let value = inputs.pointer(&self.pointer).and_then(Value::as_str);
+        match value.and_then(|value| value.split_once('/')) {
+            None => Some(&self.default),
+            Some((provider, _)) => self.keys.get(provider),
+        }
     }
 }
 
@@ -319,6 +364,8 @@ enum RawSecrets {
         required: Vec<SecretName>,
         #[serde(default)]
         optional: Vec<SecretName>,
+        #[serde(default)]
+        by_input: Option<SecretsByInput>,
     },
 }
 
@@ -327,11 +374,31 @@ impl TryFrom<RawSecrets> for SecretsSpec {
 
     fn try_from(raw: RawSecrets) -> Result<SecretsSpec, String> {
         let spec = match raw {
-            RawSecrets::List(required) => SecretsSpec { required, optional: Vec::new() },
-            RawSecrets::Split { required, optional } => SecretsSpec { required, optional },
+            RawSecrets::List(required) => {
+                SecretsSpec { required, optional: Vec::new(), by_input: None }
+            }
+            RawSecrets::Split { required, optional, by_input } => {
+                SecretsSpec { required, optional, by_input }
+            }
         };
         if let Some(twice) = spec.required.iter().find(|name| spec.optional.contains(name)) {
             return Err(format!("{twice} is both required and optional"));
+        }
+        if let Some(by_input) = &spec.by_input {
+            if !by_input.pointer.starts_with('/') {
+                return Err(format!(
+                    "by_input.pointer {:?} is not a JSON pointer (such as /params/model)",
+                    by_input.pointer
+                ));
+            }
+            let named = std::iter::once(&by_input.default).chain(by_input.keys.values());
+            if let Some(unlisted) =
+                named.into_iter().find(|name| !spec.all().any(|listed| listed == *name))
+            {
+                return Err(format!(
+                    "by_input names {unlisted}, which is neither required nor optional (list it under optional so runs receive it)"
+                ));
+            }
         }
         Ok(spec)
     }

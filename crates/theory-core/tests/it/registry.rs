@@ -158,3 +158,35 @@ fn a_project_holding_the_builtin_files_again_loads() {
     assert!(registry.schema("llm.meta@1").is_some_and(|schema| !schema.builtin));
     assert!(registry.policy("default@1").is_some());
 }
+
+#[test]
+fn a_key_chosen_by_an_input_is_checked_and_chosen_by_prefix() {
+    let spec = |secrets: &str| format!("ref: a/b@1\nsecrets: {secrets}\n");
+    let error = first_error(&spec(
+        "{optional: [A_KEY], by_input: {pointer: /params/model, default: A_KEY, keys: {b: B_KEY}}}",
+    ));
+    assert_eq!(error.key.as_deref(), Some("secrets"));
+    assert!(
+        error.message.contains("by_input names B_KEY, which is neither required nor optional"),
+        "{error}"
+    );
+    let error = first_error(&spec(
+        "{optional: [A_KEY], by_input: {pointer: model, default: A_KEY, keys: {}}}",
+    ));
+    assert!(error.message.contains("is not a JSON pointer"), "{error}");
+
+    let text = spec(
+        "{required: [R], optional: [A_KEY, B_KEY], by_input: {pointer: /params/model, default: A_KEY, keys: {a: A_KEY, b: B_KEY}}}",
+    );
+    let registry = load(&[("p.yaml", DocumentKind::Processor, &text)]).unwrap();
+    let secrets = &registry.processor(&"a/b@1".parse().unwrap()).unwrap().spec.secrets;
+    let names = |inputs: serde_json::Value| -> Vec<String> {
+        secrets.required_for(&inputs).iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(names(serde_json::json!({"params": {"model": "b/m"}})), ["R", "B_KEY"]);
+    assert_eq!(names(serde_json::json!({"params": {"model": "m"}})), ["R", "A_KEY"]);
+    assert_eq!(names(serde_json::json!({"params": {}})), ["R", "A_KEY"]);
+    assert_eq!(names(serde_json::json!({"params": {"model": "c/m"}})), ["R"]);
+    let baseline: Vec<String> = secrets.baseline().iter().map(ToString::to_string).collect();
+    assert_eq!(baseline, ["R", "A_KEY"]);
+}

@@ -47,3 +47,20 @@ fn refuses_with_a_pointer() {
         assert!(pointers.contains(&pointer.to_owned()), "{inputs}: {pointers:?}");
     }
 }
+
+#[test]
+fn the_spec_asks_for_the_key_of_the_provider_the_model_names() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry/processors/llm-litellm.yaml");
+    let spec: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let by_input = &spec["secrets"]["by_input"];
+    assert_eq!(by_input["pointer"], "/params/model");
+    assert_eq!(by_input["default"], "OPENAI_API_KEY");
+    let keys: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(by_input["keys"].clone()).unwrap();
+    let providers: std::collections::BTreeMap<String, String> = llm_litellm::PROVIDERS
+        .iter()
+        .map(|provider| (provider.name.to_owned(), provider.key_env.to_owned()))
+        .collect();
+    assert_eq!(keys, providers, "the spec and the processor disagree on a provider's key");
+    assert!(spec["secrets"]["required"].is_null(), "no key is required whatever the model");
+}
