@@ -9,6 +9,8 @@
 //!   `put_urls` plans and `get_url` input files.
 //! - `process`: [`process::SpawnedProcessor`] starts a processor binary on a free port;
 //!   [`process::process_stats`] reads its threads, file descriptors and memory.
+//! - `llm`: [`llm::LlmStandIn`], a local server speaking OpenAI's and Anthropic's streaming
+//!   chat APIs (and misbehaving on request), for `llm/litellm@1`.
 //! - `replicate`: [`replicate::ReplicateStandIn`], a local server speaking Replicate's
 //!   predictions API, for processors that use the official `replicate` client.
 //! - `suite`: [`run_suite`] runs every check against a [`Target`] and returns a [`Report`].
@@ -27,6 +29,7 @@
 
 mod checks;
 pub mod client;
+pub mod llm;
 pub mod process;
 pub mod replicate;
 mod report;

@@ -20,6 +20,9 @@ pub struct Completion {
     pub tokens_out: Option<u64>,
     /// Why generation stopped, when reported.
     pub finish_reason: Option<String>,
+    /// The model asked for, as `provider/name` (real runs): reported as `usage.model`, the row
+    /// of the spec's `pricing.models` the run is priced by.
+    pub priced_model: Option<String>,
 }
 
 impl Completion {
@@ -42,6 +45,9 @@ impl Completion {
         }
         if let Some(tokens_out) = self.tokens_out {
             usage.insert("tokens_out".into(), Value::from(tokens_out));
+        }
+        if let Some(model) = self.priced_model {
+            usage.insert("model".into(), Value::from(model));
         }
         Ok(ProcessorResult {
             outputs: vec![

@@ -100,12 +100,14 @@ async fn run(
                 api_key: &api_key,
                 model,
             };
-            match provider.api {
+            let mut completion = match provider.api {
                 Api::OpenAiChat => openai::complete(request, &params, &messages, context).await?,
                 Api::AnthropicMessages => {
                     anthropic::complete(request, &params, &messages, context).await?
                 }
-            }
+            };
+            completion.priced_model = Some(format!("{}/{model}", provider.name));
+            completion
         }
     };
     completion.into_result(params.model.as_deref())

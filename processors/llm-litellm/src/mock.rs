@@ -32,6 +32,7 @@ pub(crate) fn reply(params: &ChatParams, context: &Context) -> Completion {
         finish_reason: Some("stop".into()),
         provider: "mock".into(),
         model: MOCK_MODEL.into(),
+        priced_model: None,
         text,
     }
 }

@@ -274,3 +274,33 @@ fn a_real_run_needs_the_key_of_the_provider_its_model_names() {
     let (code, message) = real(&anthropic, "anthropic/claude-3-5-haiku-latest");
     assert_eq!(code, "ERR_PROVIDER", "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_llm_run_is_priced_by_the_row_of_the_model_it_asked_for() {
+    use theory_conformance::llm::{KEY, LlmStandIn};
+    let stand_in = LlmStandIn::start().await;
+    let openai_base = format!("{}/v1", stand_in.base_url);
+    let project = Project::new()
+        .env("OPENAI_API_KEY", KEY)
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("OPENAI_API_BASE", &openai_base)
+        .env("ANTHROPIC_API_BASE", &stand_in.base_url);
+    let cost = |model: &str| {
+        let inputs =
+            serde_json::json!({"messages": [{"role": "user", "content": "Hi"}], "model": model});
+        let inputs = inputs.to_string();
+        let args =
+            ["run", "--ref", "llm/litellm@1", "--mode", "real", "--inputs-json", &inputs, "--json"];
+        let outcome = project.run(&args);
+        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+        let id = outcome.json()["execution_id"].as_str().unwrap().to_owned();
+        let shown = project.run(&["executions", "show", &id, "--json"]).json();
+        (shown["receipt"]["cost_usd_micro"].as_u64(), shown["execution"]["cost_usd_micro"].as_u64())
+    };
+    // The stand-in reports 7 tokens in and 3 out for OpenAI: 7×0.15 + 3×0.6 = 2.85 → 3.
+    assert_eq!(cost("openai/gpt-4o-mini"), (Some(3), Some(3)));
+    // 9 in and 2 out for Anthropic: 9×0.8 + 2×4 = 15.2 → 16.
+    assert_eq!(cost("anthropic/claude-3-5-haiku-latest"), (Some(16), Some(16)));
+    // A model without a row: the cost is unknown (a plan is charged the run's estimate).
+    assert_eq!(cost("openai/some-new-model"), (None, None));
+}

@@ -4,7 +4,8 @@
 //! - Estimate: the `required_usd_micro` of the spec's `budget.available@1` admission predicate,
 //!   else the spec's `pricing.estimate_usage` priced, else 0.
 //! - Actual: `usage.cost_usd_micro` when the processor reports it, else the reported usage priced
-//!   by the spec's `pricing`, else unknown (settlement then charges a success its estimate).
+//!   by the spec's `pricing` (the row of `pricing.models` for `usage.model`, else
+//!   `usd_micro_per`), else unknown (settlement then charges a success its estimate).
 
 use serde_json::{Map, Value};
 use theory_protocol::Mode;
@@ -13,6 +14,8 @@ use crate::registry::{PricingSpec, ProcessorSpec};
 
 /// The usage key a processor reports its own cost under.
 const REPORTED_COST_KEY: &str = "cost_usd_micro";
+/// The usage key naming the model a run used: it picks the row of `pricing.models`.
+const MODEL_KEY: &str = "model";
 
 /// What admission reserves for a run of `spec` in `mode`.
 pub(super) fn estimate(spec: &ProcessorSpec, mode: Mode) -> u64 {
@@ -43,7 +46,9 @@ pub(super) fn actual(
         return Some(reported);
     }
     let units = usage.iter().filter_map(|(key, value)| Some((key, value.as_u64()?)));
-    spec.pricing.as_ref()?.cost_usd_micro(units)
+    let pricing = spec.pricing.as_ref()?;
+    let model = usage.get(MODEL_KEY).and_then(Value::as_str);
+    PricingSpec::cost_at(pricing.prices_for(model), units)
 }
 
 #[cfg(test)]
@@ -85,5 +90,19 @@ mod tests {
         assert_eq!(actual(&priced, Mode::Real, unpriced.as_object()), None);
         assert_eq!(actual(&priced, Mode::Mock, usage), Some(0));
         assert_eq!(actual(&priced, Mode::Real, None), None);
+    }
+
+    #[test]
+    fn the_model_a_run_used_picks_its_prices() {
+        let priced = spec(
+            "pricing:\n  models:\n    openai/gpt-4o-mini: {tokens_in: 0.15, tokens_out: 0.6}\n    anthropic/claude-3-5-haiku-latest: {tokens_in: 0.8, tokens_out: 4}\n",
+        );
+        let usage = |model: &str| json!({"tokens_in": 1000, "tokens_out": 100, "model": model});
+        let cost = |model: &str| actual(&priced, Mode::Real, usage(model).as_object());
+        assert_eq!(cost("openai/gpt-4o-mini"), Some(210));
+        assert_eq!(cost("anthropic/claude-3-5-haiku-latest"), Some(1200));
+        // A model without a row, and no default prices: the cost is unknown (settlement charges
+        // the estimate).
+        assert_eq!(cost("groq/unknown"), None);
     }
 }

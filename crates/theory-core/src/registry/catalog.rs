@@ -418,6 +418,16 @@ fn check_pricing(pricing: &crate::registry::PricingSpec) -> Result<(), (String, 
             format!("must be a finite number of micro-USD ≥ 0, found {price}"),
         ));
     }
+    for (model, prices) in &pricing.models {
+        if let Some((key, price)) =
+            prices.iter().find(|(_, price)| !price.is_finite() || **price < 0.0)
+        {
+            return Err((
+                format!("pricing.models.{model}.{key}"),
+                format!("must be a finite number of micro-USD ≥ 0, found {price}"),
+            ));
+        }
+    }
     if let Some(key) =
         pricing.estimate_usage.keys().find(|key| !pricing.usd_micro_per.contains_key(*key))
     {

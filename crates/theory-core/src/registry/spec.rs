@@ -484,25 +484,44 @@ pub struct PredicatesSpec {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PricingSpec {
-    /// Micro-USD per unit of each `usage` key (`tokens_in: 0.15` is $0.15 per million tokens).
+    /// Micro-USD per unit of each `usage` key (`tokens_in: 0.15` is $0.15 per million tokens),
+    /// for a run whose `usage.model` has no row in `models`.
+    #[serde(default)]
     pub usd_micro_per: BTreeMap<String, f64>,
+    /// Prices per model: the row of the `model` a run's usage names (such as
+    /// `openai/gpt-4o-mini`) replaces `usd_micro_per` for that run.
+    #[serde(default)]
+    pub models: BTreeMap<String, BTreeMap<String, f64>>,
     /// The usage admission assumes when no `budget.available@1` names `required_usd_micro`.
     #[serde(default)]
     pub estimate_usage: BTreeMap<String, u64>,
 }
 
 impl PricingSpec {
-    /// What `usage` costs: the sum of each priced key's units times its price, rounded up;
-    /// `None` when the usage holds no priced key.
+    /// The prices of a run of `model` (its row in `models`, else `usd_micro_per`).
+    pub fn prices_for(&self, model: Option<&str>) -> &BTreeMap<String, f64> {
+        model.and_then(|model| self.models.get(model)).unwrap_or(&self.usd_micro_per)
+    }
+
+    /// What `usage` costs at the prices of `usd_micro_per`: see [`PricingSpec::cost_at`].
     pub fn cost_usd_micro<'a>(
         &self,
         usage: impl IntoIterator<Item = (&'a String, u64)>,
     ) -> Option<u64> {
-        let mut priced = false;
+        PricingSpec::cost_at(&self.usd_micro_per, usage)
+    }
+
+    /// What `usage` costs at `prices`: the sum of each priced key's units times its price,
+    /// rounded up; `None` when the usage holds no priced key.
+    pub fn cost_at<'a>(
+        prices: &BTreeMap<String, f64>,
+        usage: impl IntoIterator<Item = (&'a String, u64)>,
+    ) -> Option<u64> {
+        let mut any_priced = false;
         let mut total = 0.0_f64;
         for (key, units) in usage {
-            if let Some(price) = self.usd_micro_per.get(key) {
-                priced = true;
+            if let Some(price) = prices.get(key) {
+                any_priced = true;
                 #[expect(clippy::cast_precision_loss, reason = "usage counts stay far below 2^52")]
                 let units = units as f64;
                 total += units * price;
@@ -513,7 +532,7 @@ impl PricingSpec {
             clippy::cast_sign_loss,
             reason = "prices are checked finite and non-negative; the total is rounded up"
         )]
-        priced.then(|| total.ceil().min(u64::MAX as f64) as u64)
+        any_priced.then(|| total.ceil().min(u64::MAX as f64) as u64)
     }
 
     /// What admission reserves from `estimate_usage`, if it names any priced key.

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use theory_conformance::client::{Transcript, client_open, open, payload_mut};
 use theory_processor::protocol::{Cid, FileSpec, Mode};
 
-use crate::fake_provider::{FakeProvider, KEY};
 use crate::support::{error_of, spawn};
+use theory_conformance::llm::{KEY, LlmStandIn as FakeProvider};
 
 /// Not a real PNG: the processor passes bytes on, it does not decode them.
 const PICTURE: &[u8] = b"\x89PNG\r\n\x1a\n picture bytes";

@@ -2,8 +2,8 @@
 
 use theory_conformance::run_suite;
 
-use crate::fake_provider::{FakeProvider, KEY};
 use crate::support::{assert_conforms, litellm_target, spawn};
+use theory_conformance::llm::{KEY, LlmStandIn as FakeProvider};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn litellm_passes_the_conformance_suite() {

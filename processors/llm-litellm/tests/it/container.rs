@@ -8,8 +8,8 @@ use std::time::Duration;
 use theory_conformance::process::wait_healthy;
 use theory_conformance::run_suite;
 
-use crate::fake_provider::{FakeProvider, KEY};
 use crate::support::{assert_conforms, litellm_target};
+use theory_conformance::llm::{KEY, LlmStandIn as FakeProvider};
 
 const IMAGE: &str = "theory-local/llm/litellm:1";
 

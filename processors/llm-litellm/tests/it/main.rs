@@ -4,7 +4,6 @@
 mod attachments;
 mod conformance;
 mod container;
-mod fake_provider;
 mod mock;
 mod real;
 mod registry_spec;

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use theory_conformance::client::{attach_open, client_open, open};
 use theory_processor::protocol::{Control, Frame, Mode, Role};
 
-use crate::fake_provider::{FakeProvider, KEY};
 use crate::support::{error_of, output_text, run, spawn};
+use theory_conformance::llm::{KEY, LlmStandIn as FakeProvider};
 
 async fn processor_for(
     fake: &FakeProvider,
@@ -39,6 +39,12 @@ async fn openai_stream_gives_tokens_text_and_usage() {
         (Some("openai"), Some(7), Some(3))
     );
     assert_eq!(meta["finish_reason"], "stop");
+    // The model asked for, provider included: the row of the spec's price table.
+    let usage = transcript.result().unwrap().meta().usage.clone().unwrap();
+    assert_eq!(
+        (usage["model"].as_str(), usage["tokens_in"].as_u64()),
+        (Some("openai/gpt-4o-mini"), Some(7))
+    );
     let (path, body) = fake.requests().pop().expect("a request");
     assert_eq!(path, "/v1/chat/completions");
     assert_eq!(body["model"], "gpt-4o-mini");
@@ -124,7 +130,7 @@ async fn provider_failures_are_safe_provider_errors() {
 
     let processor = processor_for(&fake, KEY).await;
     for (model, expected) in [
-        ("openai/fail", "upstream exploded"),
+        ("openai/fail", "upstream exploded (after 4 attempts)"),
         ("openai/truncate", "ended before"),
         ("nope/model", "unknown provider"),
     ] {
@@ -149,4 +155,46 @@ async fn provider_failures_are_safe_provider_errors() {
         error_of(&run(&unreachable.base_url, "E-unreachable", Mode::Real, inputs).await);
     assert_eq!(code, "ERR_PROVIDER");
     assert!(message.contains("cannot reach openai"), "{message}");
+}
+
+#[tokio::test]
+async fn a_busy_provider_is_retried_before_the_first_token_honouring_retry_after() {
+    let fake = FakeProvider::start().await;
+    let processor = processor_for(&fake, KEY).await;
+    let ask =
+        |model: &str| json!({"messages": [{"role": "user", "content": "Hi"}], "model": model});
+    let started = std::time::Instant::now();
+    let busy = run(&processor.base_url, "E-busy", Mode::Real, ask("openai/busy")).await;
+    assert_eq!(busy.text(), "Hello from fake", "{:?}", busy.result());
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was not honoured");
+    let logged: Vec<String> = busy
+        .frames
+        .iter()
+        .filter_map(|frame| match frame {
+            Frame::Log(log) => Some(log.msg.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        logged
+            .iter()
+            .any(|line| line.contains("HTTP 429")
+                && line.contains("retrying in 1.0 s (attempt 2 of 4)")),
+        "{logged:?}"
+    );
+
+    let flaky =
+        run(&processor.base_url, "E-flaky", Mode::Real, ask("anthropic/claude-flaky")).await;
+    assert_eq!(flaky.text(), "Bonjour Theory", "{:?}", flaky.result());
+    let tries =
+        |model: &str| fake.requests().iter().filter(|(_, body)| body["model"] == model).count();
+    assert_eq!((tries("busy"), tries("claude-flaky")), (2, 3));
+
+    let overloaded =
+        run(&processor.base_url, "E-overloaded", Mode::Real, ask("anthropic/claude-overloaded"))
+            .await;
+    let (code, message) = error_of(&overloaded);
+    assert_eq!(code, "ERR_PROVIDER");
+    assert!(message.contains("HTTP 529: overloaded (after 4 attempts)"), "{message}");
+    assert_eq!(tries("claude-overloaded"), 4);
 }

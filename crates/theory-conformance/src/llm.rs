@@ -1,6 +1,8 @@
 //! A local stand-in for OpenAI and Anthropic that speaks their streaming HTTP APIs (server-sent
-//! events), records requests, and misbehaves on request through the model name:
-//! `stall` stops after the first piece, `fail` answers 500, `truncate` ends without finishing.
+//! events), records requests, and misbehaves on request through the model name: `stall` stops
+//! after the first piece, `fail` answers 500, `truncate` ends without finishing, `busy` answers
+//! 429 with `Retry-After: 1` to the first request, `flaky` answers 503 to the first two
+//! requests, `overloaded` always answers 529 (Anthropic's "overloaded").
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -14,21 +16,53 @@ use axum::routing::post;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-/// The key the fake accepts.
-pub(crate) const KEY: &str = "test-key-0123456789";
+/// The key the stand-in accepts.
+pub const KEY: &str = "test-key-0123456789";
 
+/// The requests received, in order: (path, JSON body).
 #[derive(Clone, Default)]
 struct Recorded(Arc<Mutex<Vec<(String, Value)>>>);
 
-/// A running fake provider; stopped when dropped.
-pub(crate) struct FakeProvider {
-    pub(crate) base_url: String,
+impl Recorded {
+    /// Records a request; returns how many requests for `model` came before it.
+    fn push(&self, path: &str, body: &Value) -> usize {
+        let mut requests = self.0.lock().expect("lock");
+        let earlier =
+            requests.iter().filter(|(_, earlier)| earlier["model"] == body["model"]).count();
+        requests.push((path.to_owned(), body.clone()));
+        earlier
+    }
+}
+
+/// The misbehaviour a model name asks for on one request, if any.
+fn refusal(model: &str, earlier: usize) -> Option<Response> {
+    match (model.trim_start_matches("claude-"), earlier) {
+        ("busy", 0) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate limited, slow down");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            Some(response)
+        }
+        ("flaky", 0 | 1) => Some(error(StatusCode::SERVICE_UNAVAILABLE, "try again")),
+        ("overloaded", _) => {
+            Some(error(StatusCode::from_u16(529).expect("a valid status"), "overloaded"))
+        }
+        _ => None,
+    }
+}
+
+/// A running stand-in for OpenAI's and Anthropic's streaming APIs; stopped when dropped.
+pub struct LlmStandIn {
+    /// Its base URL: OpenAI's API is under `/v1`, Anthropic's at `/v1/messages`.
+    pub base_url: String,
     recorded: Recorded,
     server: tokio::task::JoinHandle<()>,
 }
 
-impl FakeProvider {
-    pub(crate) async fn start() -> FakeProvider {
+impl LlmStandIn {
+    /// Starts the stand-in on a free loopback port.
+    pub async fn start() -> LlmStandIn {
         let recorded = Recorded::default();
         let router = Router::new()
             .route("/v1/chat/completions", post(openai))
@@ -39,16 +73,16 @@ impl FakeProvider {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        FakeProvider { base_url, recorded, server }
+        LlmStandIn { base_url, recorded, server }
     }
 
     /// Returns the requests received: (path, JSON body).
-    pub(crate) fn requests(&self) -> Vec<(String, Value)> {
+    pub fn requests(&self) -> Vec<(String, Value)> {
         self.recorded.0.lock().expect("lock").clone()
     }
 }
 
-impl Drop for FakeProvider {
+impl Drop for LlmStandIn {
     fn drop(&mut self) {
         self.server.abort();
     }
@@ -76,7 +110,7 @@ async fn openai(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    recorded.0.lock().expect("lock").push(("/v1/chat/completions".into(), body.clone()));
+    let earlier = recorded.push("/v1/chat/completions", &body);
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -92,6 +126,9 @@ async fn openai(
             json!({"model": "gpt-4o-mini-2024-07-18", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]}),
         )
     };
+    if let Some(refused) = refusal(body["model"].as_str().unwrap_or_default(), earlier) {
+        return refused;
+    }
     match body["model"].as_str().unwrap_or_default() {
         "fail" => error(StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded"),
         "stall" => events(vec![piece("Hel")], true),
@@ -120,12 +157,15 @@ async fn anthropic(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    recorded.0.lock().expect("lock").push(("/v1/messages".into(), body.clone()));
+    let earlier = recorded.push("/v1/messages", &body);
     if headers.get("x-api-key").and_then(|value| value.to_str().ok()) != Some(KEY) {
         return error(StatusCode::UNAUTHORIZED, "invalid x-api-key");
     }
     if headers.get("anthropic-version").is_none() {
         return error(StatusCode::BAD_REQUEST, "anthropic-version header is required");
+    }
+    if let Some(refused) = refusal(body["model"].as_str().unwrap_or_default(), earlier) {
+        return refused;
     }
     let event = |name: &str, value: Value| format!("event: {name}\ndata: {value}\n\n");
     let delta = |text: &str| {
