@@ -399,7 +399,7 @@ pub(crate) struct RunArgs {
     /// Also copy every output under DIR, by world path.
     #[arg(long, value_name = "DIR")]
     pub(crate) save_dir: Option<PathBuf>,
-    /// Also copy the first output (by path) to FILE.
+    /// Also copy the first output the spec declares (else the first by path) to FILE.
     #[arg(long, value_name = "FILE")]
     pub(crate) save_first: Option<PathBuf>,
     /// Stream tokens, events and logs to stderr as they arrive.

@@ -204,7 +204,12 @@ pub(crate) async fn run(
     })?;
     let outcome = theory_core::RunOutcome { envelope, hint: None };
     let outputs = ServerOutputs { remote, run: id };
-    let code = super::run::report(&outcome, &args, &outputs, interrupted).await;
+    // The spec the server runs is the registry's; this project's copy names the outputs.
+    let declared = match (&context.registry, args.reference.parse()) {
+        (Ok(registry), Ok(reference)) => super::run::declared_outputs(registry, &reference),
+        _ => Vec::new(),
+    };
+    let code = super::run::report(&outcome, &args, &outputs, interrupted, &declared).await;
     drop(interrupts);
     Ok(code)
 }

@@ -44,6 +44,11 @@ pub(crate) async fn run_with(
         )
     })?;
     let inputs = read_inputs(&args.inputs, max_inputs_bytes(&context.env)?)?;
+    let declared = context
+        .registry
+        .as_ref()
+        .map(|registry| declared_outputs(registry, &reference))
+        .unwrap_or_default();
     let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
     if args.env.is_some() && adapter != AdapterKind::Modal {
         return Err(usage(
@@ -102,19 +107,32 @@ pub(crate) async fn run_with(
     // Interrupted: the run was cancelled and recorded; exit as a signalled command does.
     let interrupted = interrupts.exit_code();
     interrupts.run_over();
-    let code = report(&outcome, &args, &*store, interrupted).await;
+    let code = report(&outcome, &args, &*store, interrupted, &declared).await;
     drop(interrupts);
     Ok(code)
 }
 
+/// The output paths a processor's spec declares, in the spec's order (`--save-first` takes the
+/// first of them that a run wrote); none when the registry does not know the processor.
+pub(crate) fn declared_outputs(
+    registry: &theory_core::registry::Registry,
+    reference: &ProcessorRef,
+) -> Vec<String> {
+    registry
+        .processor(reference)
+        .map(|entry| entry.spec.outputs.files.iter().map(|output| output.path.clone()).collect())
+        .unwrap_or_default()
+}
+
 /// Prints the outcome (the envelope with `--json`, else the index path; the error on stderr),
-/// saves the outputs `--save-dir`/`--save-first` ask for, and returns the exit status: 0, 1, or
-/// 128 + the signal that cancelled the run.
+/// saves the outputs `--save-dir`/`--save-first` ask for (`declared`: the spec's output paths),
+/// and returns the exit status: 0, 1, or 128 + the signal that cancelled the run.
 pub(crate) async fn report(
     outcome: &theory_core::RunOutcome,
     args: &RunArgs,
     store: &dyn ArtifactStore,
     interrupted: Option<u8>,
+    declared: &[String],
 ) -> ExitCode {
     if args.stream {
         eprintln!();
@@ -132,6 +150,7 @@ pub(crate) async fn report(
                 &outcome.envelope,
                 args.save_dir.as_deref(),
                 args.save_first.as_deref(),
+                declared,
             )
             .await
             {

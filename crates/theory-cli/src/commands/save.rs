@@ -63,12 +63,14 @@ fn writable_ancestor(path: &Path) -> Result<(), String> {
 }
 
 /// Copies outputs out of the store: all of them under `save_dir` by world path, the first to
-/// `save_first`.
+/// `save_first` — the first the spec declares (`declared`, paths relative to the write prefix)
+/// that the run wrote, else the first by path.
 pub(crate) async fn save(
     store: &dyn ArtifactStore,
     envelope: &Envelope,
     save_dir: Option<&Path>,
     save_first: Option<&Path>,
+    declared: &[String],
 ) -> anyhow::Result<()> {
     let Envelope::Success(success) = envelope else { return Ok(()) };
     if let Some(folder) = save_dir {
@@ -77,7 +79,20 @@ pub(crate) async fn save(
             copy_out(store, &path, &folder.join(path.key())).await?;
         }
     }
-    if let (Some(file), Some(first)) = (save_first, success.outputs.first()) {
+    let first = declared
+        .iter()
+        .find_map(|relative| {
+            // Every output is `write_prefix + rel`: of those ending in `/rel`, the shortest is
+            // the one at `rel` itself.
+            let suffix = format!("/{relative}");
+            success
+                .outputs
+                .iter()
+                .filter(|output| output.path.ends_with(&suffix))
+                .min_by_key(|output| output.path.len())
+        })
+        .or_else(|| success.outputs.first());
+    if let (Some(file), Some(first)) = (save_first, first) {
         copy_out(store, &first.path.parse()?, file).await?;
     }
     Ok(())

@@ -132,7 +132,7 @@ fn a_failed_run_leaves_no_index_and_no_receipt() {
 fn save_dir_and_save_first_copy_outputs_out() {
     let project = Project::new();
     let outcome =
-        project.run_hello(&["--save-dir", "saved", "--save-first", "first.json", "--json"]);
+        project.run_hello(&["--save-dir", "saved", "--save-first", "first.txt", "--json"]);
     assert_eq!(outcome.code, 0, "{}", outcome.transcript());
     let envelope = outcome.json();
     let response = envelope["outputs"][1]["path"].as_str().unwrap();
@@ -140,8 +140,9 @@ fn save_dir_and_save_first_copy_outputs_out() {
         std::fs::read_to_string(project.path().join("saved").join(&response[1..])).unwrap(),
         "MOCK: Hello"
     );
-    let meta = std::fs::read_to_string(project.path().join("first.json")).unwrap();
-    assert!(meta.contains("mock-llm"), "{meta}");
+    // The first output the spec declares is the reply, though meta.json sorts first.
+    let first = std::fs::read_to_string(project.path().join("first.txt")).unwrap();
+    assert_eq!(first, "MOCK: Hello");
 }
 
 #[test]
