@@ -363,6 +363,18 @@ pub(crate) struct ScaffoldArgs {
     pub(crate) json: bool,
 }
 
+/// `--no-cache` and `--reuse-real`.
+#[derive(Debug, Args)]
+pub(crate) struct CacheFlags {
+    /// Run even when an identical finished run could be reused.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+    /// Reuse a finished identical real run even when the spec says its outputs vary from run to
+    /// run (LLM sampling without a seed, say).
+    #[arg(long, conflicts_with = "no_cache")]
+    pub(crate) reuse_real: bool,
+}
+
 /// `theory run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -405,9 +417,9 @@ pub(crate) struct RunArgs {
     /// Stream tokens, events and logs to stderr as they arrive.
     #[arg(long)]
     pub(crate) stream: bool,
-    /// Run even when an identical finished run could be reused.
-    #[arg(long)]
-    pub(crate) no_cache: bool,
+    /// Whether a finished identical run may answer.
+    #[command(flatten)]
+    pub(crate) cache: CacheFlags,
     /// Use this platform's pin (amd64 or arm64) instead of the host's.
     #[arg(long)]
     pub(crate) platform: Option<String>,

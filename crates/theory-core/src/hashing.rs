@@ -16,17 +16,29 @@ pub fn inputs_hash(inputs: &Value) -> String {
 }
 
 /// Returns the memo key: BLAKE3 over the processor ref, the identity of the image that runs, the
-/// mode and the inputs hash, each length-prefixed so no two tuples collide.
+/// mode, the inputs hash and — when the spec declares `config_env` — each setting's name and
+/// value (or that it is unset), each part length-prefixed so no two tuples collide.
 pub fn memo_key(
     reference: &ProcessorRef,
     image_identity: &str,
     mode: Mode,
     inputs_hash: &str,
+    config: &[(String, Option<String>)],
 ) -> String {
     let mut hasher = blake3::Hasher::new();
-    for part in [reference.as_str(), image_identity, mode.as_str(), inputs_hash] {
-        hasher.update(&(part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
+    let mut part = |text: &str| {
+        hasher.update(&(text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    };
+    for text in [reference.as_str(), image_identity, mode.as_str(), inputs_hash] {
+        part(text);
+    }
+    for (name, value) in config {
+        part(name);
+        match value {
+            Some(value) => part(&format!("={value}")),
+            None => part("unset"),
+        }
     }
     format!("b3:{}", hasher.finalize().to_hex())
 }
@@ -57,9 +69,21 @@ mod tests {
     #[test]
     fn memo_keys_separate_every_part() {
         let reference = "llm/litellm@1".parse().unwrap();
-        let base = memo_key(&reference, "sha256:x", Mode::Mock, "b3:1");
-        assert_ne!(base, memo_key(&reference, "sha256:x", Mode::Real, "b3:1"));
-        assert_ne!(base, memo_key(&reference, "sha256:y", Mode::Mock, "b3:1"));
-        assert_ne!(base, memo_key(&reference, "sha256:x", Mode::Mock, "b3:2"));
+        let base = memo_key(&reference, "sha256:x", Mode::Mock, "b3:1", &[]);
+        assert_ne!(base, memo_key(&reference, "sha256:x", Mode::Real, "b3:1", &[]));
+        assert_ne!(base, memo_key(&reference, "sha256:y", Mode::Mock, "b3:1", &[]));
+        assert_ne!(base, memo_key(&reference, "sha256:x", Mode::Mock, "b3:2", &[]));
+        let setting = |value: Option<&str>| vec![("BASE".to_owned(), value.map(str::to_owned))];
+        let unset = memo_key(&reference, "sha256:x", Mode::Mock, "b3:1", &setting(None));
+        let here = memo_key(&reference, "sha256:x", Mode::Mock, "b3:1", &setting(Some("http://a")));
+        let there =
+            memo_key(&reference, "sha256:x", Mode::Mock, "b3:1", &setting(Some("http://b")));
+        let empty = memo_key(&reference, "sha256:x", Mode::Mock, "b3:1", &setting(Some("")));
+        assert_eq!(base, memo_key(&reference, "sha256:x", Mode::Mock, "b3:1", &[]));
+        for key in [&unset, &here, &there] {
+            assert_ne!(&base, key);
+        }
+        assert_ne!(here, there);
+        assert_ne!(unset, empty);
     }
 }

@@ -218,6 +218,9 @@ pub struct Launch {
     pub secrets: Vec<(String, String)>,
     /// Names that must not reach the processor from the ambient environment.
     pub withheld: Vec<String>,
+    /// The spec's `config_env` settings that are set, by name: given to the processor in every
+    /// mode.
+    pub config: Vec<(String, String)>,
 }
 
 /// A started processor, reachable at [`Instance::endpoint`]; stopped on drop.

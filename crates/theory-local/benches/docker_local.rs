@@ -64,6 +64,7 @@ fn request(options: &str) -> RunRequest {
         transfer: theory_core::orchestrator::TransferRequest::default(),
         plan: None,
         use_cache: false,
+        reuse_real: false,
         observer: None,
         cancel: theory_core::cancel::Cancel::default(),
     }

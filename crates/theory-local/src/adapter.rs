@@ -277,6 +277,7 @@ impl Adapter for LocalAdapter {
             kind: ContainerKind::Run,
             project: &self.project,
             secrets: &launch.secrets,
+            config: &launch.config,
             host_port: None,
             log_filter: &self.settings.log_filter,
             start_timeout: self.settings.start_timeout,

@@ -55,6 +55,8 @@ pub struct ContainerLaunch<'a> {
     pub project: &'a Path,
     /// Secret values, passed as environment variables (never as labels).
     pub secrets: &'a [(String, String)],
+    /// The spec's `config_env` settings, passed as environment variables.
+    pub config: &'a [(String, String)],
     /// The host port; `None` lets Docker pick.
     pub host_port: Option<u16>,
     /// `RUST_LOG` for the processor.
@@ -104,7 +106,13 @@ impl DockerInstance {
             format!("RUST_LOG={}", launch.log_filter),
             format!("THEORY_IMAGE_DIGEST={}", launch.image.identity),
         ];
-        env.extend(launch.secrets.iter().map(|(name, value)| format!("{name}={value}")));
+        env.extend(
+            launch
+                .config
+                .iter()
+                .chain(launch.secrets)
+                .map(|(name, value)| format!("{name}={value}")),
+        );
         let container = ContainerSpec {
             name: launch.name.clone(),
             image: launch.image.reference.clone(),

@@ -119,6 +119,13 @@ impl Services {
                 env.get(name.as_str()).map(|value| (name.to_string(), value.to_owned()))
             })
             .collect();
+        let config: Vec<(String, String)> = spec
+            .config_env
+            .iter()
+            .filter_map(|name| {
+                env.get(name.as_str()).map(|value| (name.to_string(), value.to_owned()))
+            })
+            .collect();
         let launch = ContainerLaunch {
             spec,
             image: &image,
@@ -126,6 +133,7 @@ impl Services {
             kind: ContainerKind::Service,
             project: self.adapter.project(),
             secrets: &secrets,
+            config: &config,
             host_port: Some(port),
             log_filter: &self.adapter.settings().log_filter,
             start_timeout: self.adapter.settings().start_timeout,

@@ -37,6 +37,9 @@ pub(crate) struct RunBody {
     /// Run again even when an identical run finished.
     #[serde(default)]
     pub(crate) no_cache: bool,
+    /// Reuse a finished identical real run even when the spec says its outputs vary.
+    #[serde(default)]
+    pub(crate) reuse_real: bool,
     /// The Modal environment of `adapter: modal` (`dev`, `staging`, `main`), as `theory run
     /// --env`.
     #[serde(default)]
@@ -66,6 +69,7 @@ pub(crate) struct CheckedRun {
     plan: Option<PlanKey>,
     transfer: TransferRequest,
     use_cache: bool,
+    reuse_real: bool,
     options: AdapterOptions,
 }
 
@@ -177,6 +181,7 @@ impl RunBody {
             plan,
             transfer,
             use_cache: !self.no_cache,
+            reuse_real: self.reuse_real,
             options,
         })
     }
@@ -216,6 +221,7 @@ impl CheckedRun {
             transfer: self.transfer,
             plan: self.plan,
             use_cache: self.use_cache,
+            reuse_real: self.reuse_real,
             observer: None,
             cancel,
         }

@@ -124,6 +124,7 @@ fn schemas(state: &State) -> Map<String, Value> {
                 "plan": {"type": "string"},
                 "transfer": {"enum": ["auto", "direct", "stream"]},
                 "no_cache": {"type": "boolean"},
+                "reuse_real": {"type": "boolean"},
                 "adapter_opts": {"type": "object"},
                 "webhook": {"type": "string", "format": "uri"},
                 "webhook_events_filter": {"type": "array", "items": {"enum": ["start", "output", "logs", "completed"]}}

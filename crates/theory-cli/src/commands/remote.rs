@@ -142,7 +142,8 @@ pub(crate) async fn run(
         "adapter": adapter.as_str(),
         "inputs": inputs,
         "transfer": args.transfer,
-        "no_cache": args.no_cache,
+        "no_cache": args.cache.no_cache,
+        "reuse_real": args.cache.reuse_real,
     });
     for (name, value) in [
         ("write_prefix", args.write_prefix.clone().map(Value::String)),

@@ -99,7 +99,8 @@ pub(crate) async fn run_with(
         attachments,
         transfer,
         plan,
-        use_cache: !args.no_cache,
+        use_cache: !args.cache.no_cache,
+        reuse_real: args.cache.reuse_real,
         observer,
         cancel,
     };

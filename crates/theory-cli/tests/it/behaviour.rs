@@ -305,3 +305,56 @@ async fn a_real_llm_run_is_priced_by_the_row_of_the_model_it_asked_for() {
     // A model without a row: the cost is unknown (a plan is charged the run's estimate).
     assert_eq!(cost("openai/some-new-model"), (None, None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memo_cache_answers_only_the_same_question() {
+    use theory_conformance::llm::{KEY, LlmStandIn};
+    let (first, second) = (LlmStandIn::start().await, LlmStandIn::start().await);
+    let against = |stand_in: &LlmStandIn| {
+        Project::new()
+            .env("OPENAI_API_KEY", KEY)
+            .env("OPENAI_API_BASE", &format!("{}/v1", stand_in.base_url))
+    };
+    let project = against(&first);
+    let ask = |project: &Project, inputs: &Value, extra: &[&str]| {
+        let inputs = inputs.to_string();
+        let mut args = vec![
+            "run",
+            "--ref",
+            "llm/litellm@1",
+            "--mode",
+            "real",
+            "--inputs-json",
+            &inputs,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let outcome = project.run(&args);
+        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+        outcome.json()["meta"]["cached"] == true
+    };
+    let sampled = serde_json::json!({"messages": [{"role": "user", "content": "Hi"}]});
+    // Sampling varies: the same real inputs run again, unless the caller asks for reuse.
+    assert!(!ask(&project, &sampled, &[]));
+    assert!(!ask(&project, &sampled, &[]));
+    assert!(ask(&project, &sampled, &["--reuse-real"]));
+    assert_eq!(first.requests().len(), 2);
+    // Temperature 0 makes the run reproducible: the second is answered from the cache.
+    let fixed =
+        serde_json::json!({"messages": [{"role": "user", "content": "Hi"}], "temperature": 0});
+    assert!(!ask(&project, &fixed, &[]));
+    assert!(ask(&project, &fixed, &[]));
+    assert_eq!(first.requests().len(), 3);
+    // The same question to another endpoint is another question, in the same project folder.
+    let moved = Project::new()
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_API_BASE", &format!("{}/v1", second.base_url));
+    let moved = moved.env("THEORY_PROJECT", project.path().to_str().unwrap());
+    assert!(!ask(&moved, &fixed, &[]));
+    assert_eq!((first.requests().len(), second.requests().len()), (3, 1));
+    // Mock runs are reused as before.
+    let mock = against(&second);
+    let hello = |project: &Project| project.run_hello(&["--json"]).json()["meta"]["cached"] == true;
+    assert!(!hello(&mock));
+    assert!(hello(&mock));
+}

@@ -98,7 +98,13 @@ impl Orchestrator {
         .render();
         progress.fingerprint = Some(fingerprint.clone());
         let inputs_hash = inputs_hash(&normalized);
-        let memo_key = memo_key(&spec.reference, &plan.image_identity, request.mode, &inputs_hash);
+        let config: Vec<(String, Option<String>)> = spec
+            .config_env
+            .iter()
+            .map(|name| (name.to_string(), self.env.get(name.as_str()).map(str::to_owned)))
+            .collect();
+        let memo_key =
+            memo_key(&spec.reference, &plan.image_identity, request.mode, &inputs_hash, &config);
         Ok(Prepared {
             entry,
             adapter,
@@ -159,7 +165,15 @@ impl Orchestrator {
                 .collect(),
             Mode::Mock => Vec::new(),
         };
-        Launch { mode, secrets, withheld }
+        // Settings the spec reads reach the processor in every mode (a container inherits none).
+        let config = spec
+            .config_env
+            .iter()
+            .filter_map(|name| {
+                self.env.get(name.as_str()).map(|value| (name.to_string(), value.to_owned()))
+            })
+            .collect();
+        Launch { mode, secrets, withheld, config }
     }
 
     /// TLS settings for an `https` endpoint (`None` for plain `http`).

@@ -79,6 +79,9 @@ pub struct RunRequest {
     pub plan: Option<PlanKey>,
     /// Whether a finished identical run may be reused.
     pub use_cache: bool,
+    /// Whether a finished identical *real* run may be reused even when the spec's `cache` says
+    /// its outputs vary from run to run.
+    pub reuse_real: bool,
     /// Sees frames as they arrive.
     pub observer: Option<Arc<dyn FrameObserver>>,
     /// Stops the run from outside (a signal); [`Cancel::default`] never does.
@@ -231,7 +234,10 @@ impl Orchestrator {
             prompts,
         } = self.prepare(request, progress).await?;
         let spec = &entry.spec;
+        let reusable =
+            request.mode == Mode::Mock || request.reuse_real || spec.cache.reuses_real(&normalized);
         if request.use_cache
+            && reusable
             && let Some(cached) = tokio::select! {
                 // Re-hashing a large run's outputs takes a while: a signal stops it too.
                 cached = self.memo.lookup(&memo_key, &*self.store) => cached,

@@ -62,6 +62,12 @@ impl WarmKey {
             secrets.update(name.as_bytes());
             secrets.update(&[1]);
         }
+        for (name, value) in &launch.config {
+            secrets.update(name.as_bytes());
+            secrets.update(&[2]);
+            secrets.update(value.as_bytes());
+            secrets.update(&[2]);
+        }
         WarmKey {
             processor: processor.to_owned(),
             identity: format!(

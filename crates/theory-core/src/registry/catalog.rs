@@ -268,6 +268,17 @@ impl Registry {
         {
             return Err(RegistryError::new(&source.origin, Some("image.build.python"), message));
         }
+        check_config_env(&spec)
+            .map_err(|message| RegistryError::new(&source.origin, Some("config_env"), message))?;
+        if let Some(condition) =
+            spec.cache.real_when.iter().find(|condition| !condition.pointer.starts_with('/'))
+        {
+            return Err(RegistryError::new(
+                &source.origin,
+                Some("cache.real_when"),
+                format!("{:?} is not a JSON pointer (such as /params/seed)", condition.pointer),
+            ));
+        }
         if let Some(pricing) = &spec.pricing {
             check_pricing(pricing).map_err(|(key, message)| {
                 RegistryError::new(&source.origin, Some(&key), message)
@@ -406,6 +417,24 @@ fn edit_distance(left: &str, right: &str) -> usize {
         previous = current;
     }
     previous[right.len()]
+}
+
+/// `config_env` names settings, never secrets: a name the spec lists as a secret, or one that
+/// looks like a secret, would put a secret's value in the memo key.
+fn check_config_env(spec: &ProcessorSpec) -> Result<(), String> {
+    for name in &spec.config_env {
+        if spec.secrets.all().any(|secret| secret == name) {
+            return Err(format!(
+                "{name} is a secret of this spec; config_env is for settings that are not"
+            ));
+        }
+        if crate::env::looks_secret(name.as_str()) {
+            return Err(format!(
+                "{name} looks like a secret; config_env is for settings that are not (list it under secrets)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Prices must be finite and non-negative, and every estimated key priced.

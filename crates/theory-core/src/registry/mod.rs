@@ -26,7 +26,7 @@ pub use documents::{
 pub use load::{DocumentKind, RegistryError, Source, sources_from_dir};
 pub use prompt::PromptEntry;
 pub use spec::{
-    AdapterSpec, BuildSpec, ImageSpec, ModalSpec, OutputSpec, OutputsSpec, Platform, PredicateUse,
-    PredicatesSpec, PricingSpec, ProcessorSpec, RuntimeSpec, SecretName, SecretsByInput,
-    SecretsSpec,
+    AdapterSpec, BuildSpec, CacheSpec, ImageSpec, InputCondition, ModalSpec, OutputSpec,
+    OutputsSpec, Platform, PredicateUse, PredicatesSpec, PricingSpec, ProcessorSpec, RealReuse,
+    RuntimeSpec, SecretName, SecretsByInput, SecretsSpec,
 };

@@ -48,10 +48,79 @@ pub struct ProcessorSpec {
     /// What a real run costs, from the usage the processor reports.
     #[serde(default)]
     pub pricing: Option<PricingSpec>,
+    /// Non-secret settings the processor reads from its environment (a provider's base URL,
+    /// say): their values are part of the memo key, and they reach the processor wherever it
+    /// runs.
+    #[serde(default)]
+    pub config_env: Vec<SecretName>,
+    /// When a finished identical run may answer for a new one.
+    #[serde(default)]
+    pub cache: CacheSpec,
 }
 
 fn any_inputs() -> Value {
     serde_json::json!({"type": "object"})
+}
+
+/// `cache`: whether a real run's outputs are a function of its inputs, so a finished identical
+/// run may answer for it (mock runs always may).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// `always` (the default: the outputs are a function of the inputs) or `never` (they vary
+    /// from run to run, as LLM sampling does).
+    #[serde(default)]
+    pub real: RealReuse,
+    /// With `real: never`, the inputs that make a run reproducible after all: any one of these
+    /// holding (`temperature` 0, a `seed` given) lets a finished identical run answer.
+    #[serde(default)]
+    pub real_when: Vec<InputCondition>,
+}
+
+/// `cache.real`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RealReuse {
+    /// A finished identical real run may answer.
+    #[default]
+    Always,
+    /// Only when `real_when` says so (or the caller asks for reuse).
+    Never,
+}
+
+/// One condition on the normalized inputs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputCondition {
+    /// A JSON pointer, such as `/params/temperature`.
+    pub pointer: String,
+    /// The value it must equal; without one, it must be present and not null.
+    #[serde(default)]
+    pub equals: Option<Value>,
+}
+
+impl CacheSpec {
+    /// Whether a finished identical real run with these (normalized) inputs may answer.
+    pub fn reuses_real(&self, inputs: &Value) -> bool {
+        match self.real {
+            RealReuse::Always => true,
+            RealReuse::Never => self.real_when.iter().any(|condition| {
+                match (inputs.pointer(&condition.pointer), &condition.equals) {
+                    (None | Some(Value::Null), _) => false,
+                    (Some(_), None) => true,
+                    (Some(found), Some(wanted)) => numbers_equal(found, wanted) || found == wanted,
+                }
+            }),
+        }
+    }
+}
+
+/// `0` equals `0.0`: JSON numbers compare by value.
+fn numbers_equal(left: &Value, right: &Value) -> bool {
+    #[expect(clippy::float_cmp, reason = "JSON numbers written the same compare exactly")]
+    let equal =
+        matches!((left.as_f64(), right.as_f64()), (Some(left), Some(right)) if left == right);
+    equal
 }
 
 /// A CPU architecture images are pinned for.

@@ -190,3 +190,36 @@ fn a_key_chosen_by_an_input_is_checked_and_chosen_by_prefix() {
     let baseline: Vec<String> = secrets.baseline().iter().map(ToString::to_string).collect();
     assert_eq!(baseline, ["R", "A_KEY"]);
 }
+
+#[test]
+fn config_env_names_settings_never_secrets_and_cache_conditions_are_pointers() {
+    let cases = [
+        (
+            "secrets: {optional: [A_KEY]}\nconfig_env: [A_KEY]",
+            "config_env",
+            "is a secret of this spec",
+        ),
+        ("config_env: [SERVICE_TOKEN]", "config_env", "looks like a secret"),
+        (
+            "cache: {real: never, real_when: [{pointer: params/seed}]}",
+            "cache.real_when",
+            "not a JSON pointer",
+        ),
+        ("cache: {real: sometimes}", "cache.real", "unknown variant"),
+    ];
+    for (extra, key, message) in cases {
+        let error = first_error(&format!("ref: a/b@1\n{extra}\n"));
+        assert_eq!(error.key.as_deref(), Some(key), "{extra}: {error}");
+        assert!(error.message.contains(message), "{extra}: {error}");
+    }
+    let text = "ref: a/b@1\nconfig_env: [API_BASE]\ncache: {real: never, real_when: [{pointer: /params/temperature, equals: 0}, {pointer: /params/seed}]}\n";
+    let registry = load(&[("p.yaml", DocumentKind::Processor, text)]).unwrap();
+    let cache = &registry.processor(&"a/b@1".parse().unwrap()).unwrap().spec.cache;
+    let reuses =
+        |params: serde_json::Value| cache.reuses_real(&serde_json::json!({"params": params}));
+    assert!(reuses(serde_json::json!({"temperature": 0.0})));
+    assert!(reuses(serde_json::json!({"seed": 7, "temperature": 1})));
+    assert!(!reuses(serde_json::json!({"temperature": 0.7})));
+    assert!(!reuses(serde_json::json!({"seed": null})));
+    assert!(!reuses(serde_json::json!({})));
+}

@@ -64,3 +64,18 @@ fn the_spec_asks_for_the_key_of_the_provider_the_model_names() {
     assert_eq!(keys, providers, "the spec and the processor disagree on a provider's key");
     assert!(spec["secrets"]["required"].is_null(), "no key is required whatever the model");
 }
+
+#[test]
+fn every_base_url_setting_is_in_the_memo_key() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../registry/processors/llm-litellm.yaml");
+    let spec: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let declared: Vec<&str> =
+        spec["config_env"].as_array().unwrap().iter().map(|name| name.as_str().unwrap()).collect();
+    for provider in llm_litellm::PROVIDERS {
+        for name in provider.base_envs {
+            assert!(declared.contains(name), "{name} is read but not in config_env");
+        }
+    }
+    assert!(declared.contains(&llm_litellm::LITELLM_API_BASE));
+    assert_eq!(spec["cache"]["real"], "never", "sampling varies: real runs are not reused");
+}

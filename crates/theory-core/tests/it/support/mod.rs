@@ -70,6 +70,7 @@ pub(crate) fn request(reference: &str, mode: Mode, inputs: Value) -> RunRequest 
         transfer: theory_core::orchestrator::TransferRequest::default(),
         plan: None,
         use_cache: true,
+        reuse_real: false,
         observer: None,
         cancel: theory_core::cancel::Cancel::default(),
     }
