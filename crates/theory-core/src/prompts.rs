@@ -73,6 +73,13 @@ fn render_one(
             .collect::<Result<_, Failure>>()?,
         Some(_) => return Err(malformed(&whole())),
     };
+    if let Some(problem) = registry.broken(id) {
+        return Err(Failure::new(
+            ErrorCode::Registry,
+            format!("the prompt {id} is defined in a file with a problem: {problem}"),
+        )
+        .hint("fix that file; `theory registry validate` lists every problem"));
+    }
     let prompt = registry.prompt(id).ok_or_else(|| {
         let known: Vec<&str> = registry.prompts().map(|entry| entry.document.id.as_str()).collect();
         Failure::new(ErrorCode::Registry, format!("unknown prompt {id:?}")).hint(

@@ -54,8 +54,20 @@ impl Project {
     }
 
     /// Loads the built-in registry files, then the project's (which replace built-ins of the
-    /// same ref).
+    /// same ref); any problem fails the whole load.
     pub fn registry(&self) -> Result<Registry, Vec<RegistryError>> {
+        let registry = self.registry_partial()?;
+        if registry.problems().is_empty() {
+            Ok(registry)
+        } else {
+            Err(registry.problems().to_vec())
+        }
+    }
+
+    /// Loads the registry as [`Project::registry`] does, keeping every valid document when some
+    /// files have problems ([`Registry::problems`]); fails only when the `registry/` folder
+    /// cannot be read.
+    pub fn registry_partial(&self) -> Result<Registry, Vec<RegistryError>> {
         let mut sources: Vec<Source> = BUILTIN
             .iter()
             .map(|(folder, relative, text)| Source {
@@ -82,7 +94,7 @@ impl Project {
                 }]);
             }
         }
-        Registry::load(sources)
+        Ok(Registry::load_partial(sources))
     }
 
     /// Builds the artifact store `STORAGE_BACKEND` names (default `local`: `.theory/artifacts/`;

@@ -73,6 +73,9 @@ pub(crate) fn processor_entry<'a>(
             "a ref looks like llm/litellm@1; list them with `theory registry list`",
         )
     })?;
+    if let Some(problem) = registry.broken(reference.as_str()) {
+        return Err(broken_processor(&reference, problem));
+    }
     registry.processor(&reference).ok_or_else(|| {
         let near: Vec<String> =
             registry.near_matches(text).iter().map(ToString::to_string).collect();
@@ -85,11 +88,31 @@ pub(crate) fn processor_entry<'a>(
     })
 }
 
+/// The error for a processor whose spec file has a problem.
+pub(crate) fn broken_processor(reference: &ProcessorRef, problem: &RegistryError) -> Failure {
+    Failure::with_hint(
+        ErrorCode::Registry,
+        format!("{reference} is defined in a file with a problem: {problem}"),
+        "fix that file; `theory registry validate` lists every problem",
+    )
+}
+
 /// Builds the context (project, environment, registry, redactor, logging) and runs the command.
 pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_core::Failure> {
     let env = EnvSnapshot::capture();
     let project = Project::locate(cli.project.as_deref())?;
-    let registry = project.registry();
+    // A broken file leaves out only what it defines, unless its id cannot be read.
+    let registry = project.registry_partial().and_then(|registry| {
+        if registry.has_unidentified_problems() {
+            Err(registry.problems().to_vec())
+        } else {
+            Ok(registry)
+        }
+    });
+    let validating = matches!(
+        cli.command,
+        crate::args::Command::Registry(crate::args::RegistryCommand::Validate(_))
+    );
     let declared: Vec<String> = registry
         .as_ref()
         .map(|registry| {
@@ -104,6 +127,15 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
         .get(theory_core::env::names::LOG_FORMAT)
         .is_some_and(|format| format.eq_ignore_ascii_case("json"));
     crate::logging::init(&redactor, json_logs);
+    if let Ok(registry) = &registry
+        && !validating
+    {
+        for problem in registry.problems() {
+            eprintln!(
+                "warning: {problem} (left out: `theory registry validate` lists every problem)"
+            );
+        }
+    }
     let context = Context { project, env, registry, redactor };
     match cli.command {
         crate::args::Command::Run(args) => run::run(*args, context).await,

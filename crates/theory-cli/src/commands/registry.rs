@@ -188,6 +188,11 @@ fn show_prompt(registry: &Registry, id: &str, json: bool) -> ExitCode {
 }
 
 fn show(registry: &Registry, reference: &ProcessorRef, json: bool) -> ExitCode {
+    if let Some(problem) = registry.broken(reference.as_str()) {
+        let failure = super::broken_processor(reference, problem);
+        print_error(&failure.message, failure.hint.as_deref());
+        return ExitCode::FAILURE;
+    }
     let Some(entry) = registry.processor(reference) else {
         let near: Vec<String> =
             registry.near_matches(reference.as_str()).iter().map(ToString::to_string).collect();
@@ -238,7 +243,12 @@ fn show(registry: &Registry, reference: &ProcessorRef, json: bool) -> ExitCode {
 }
 
 fn validate(context: &Context, json: bool) -> ExitCode {
-    match &context.registry {
+    let loaded = match &context.registry {
+        Ok(registry) if !registry.problems().is_empty() => Err(registry.problems()),
+        Ok(registry) => Ok(registry),
+        Err(errors) => Err(errors.as_slice()),
+    };
+    match loaded {
         Ok(registry) => {
             let counts = (
                 registry.processors().count(),

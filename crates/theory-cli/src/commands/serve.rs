@@ -30,7 +30,15 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
             "serving without authentication (--no-auth): every caller on this machine may run and see every run",
         );
     }
-    let registry = context.registry.map_err(|errors| {
+    // A server runs for everyone: it starts only on a registry without problems.
+    let registry = context.registry.and_then(|registry| {
+        if registry.problems().is_empty() {
+            Ok(registry)
+        } else {
+            Err(registry.problems().to_vec())
+        }
+    });
+    let registry = registry.map_err(|errors| {
         Failure::with_hint(
             ErrorCode::Registry,
             format!(

@@ -358,3 +358,51 @@ async fn the_memo_cache_answers_only_the_same_question() {
     assert!(!hello(&mock));
     assert!(hello(&mock));
 }
+
+#[test]
+fn a_broken_spec_file_leaves_out_only_what_it_defines() {
+    let project = Project::new();
+    let folder = project.path().join("registry/processors");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("bad.yaml"), "ref: demo/bad@1\nruntime: {cpu: 1, memroy_gb: 2}\n")
+        .unwrap();
+    // A broken copy of a built-in processor: the built-in one must not answer in its place.
+    std::fs::write(folder.join("litellm.yaml"), "ref: llm/litellm@1\nsurprise: 1\n").unwrap();
+    let probe = project.run(&["run", "--ref", "theory/probe@1", "--inputs-json", "{}", "--json"]);
+    assert_eq!(probe.code, 0, "{}", probe.transcript());
+    assert!(
+        probe.stderr.contains("warning: registry/processors/bad.yaml: key runtime.memroy_gb"),
+        "{}",
+        probe.stderr
+    );
+    for reference in ["demo/bad@1", "llm/litellm@1"] {
+        let refused = project.run(&["run", "--ref", reference, "--inputs-json", HELLO, "--json"]);
+        assert_eq!(refused.code, 1, "{}", refused.transcript());
+        let error = refused.json()["error"].clone();
+        assert_eq!(error["code"], "ERR_REGISTRY");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{reference} is defined in a file with a problem")),
+            "{error}"
+        );
+    }
+    let shown = project.run(&["registry", "show", "llm/litellm@1"]);
+    assert_eq!(shown.code, 1);
+    assert!(shown.stderr.contains("unknown field `surprise`"), "{}", shown.stderr);
+    let listed = project.run(&["registry", "list", "--json"]).json();
+    let refs: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|entry| entry["ref"].as_str().unwrap()).collect();
+    assert!(refs.contains(&"theory/probe@1") && !refs.contains(&"llm/litellm@1"), "{refs:?}");
+    // Every problem in one pass.
+    let validate = project.run(&["registry", "validate", "--json"]);
+    assert_eq!(validate.code, 1);
+    assert_eq!(validate.json()["errors"].as_array().unwrap().len(), 2, "{}", validate.stdout);
+
+    // A file whose ref cannot be read could define anything: nothing runs.
+    std::fs::write(folder.join("unnamed.yaml"), "[not, a, mapping\n").unwrap();
+    let unsure = project.run(&["run", "--ref", "theory/probe@1", "--inputs-json", "{}", "--json"]);
+    assert_eq!(unsure.code, 1, "{}", unsure.transcript());
+    assert_eq!(unsure.json()["error"]["code"], "ERR_REGISTRY");
+}

@@ -157,6 +157,6 @@ fn registry_commands() {
     std::fs::write(folder.join("dup2.yml"), "ref: demo/dup@1\n").unwrap();
     let validate = broken.run(&["registry", "validate"]);
     assert_transcript!("registry_validate_broken", validate);
-    let run = broken.run(&["run", "--ref", "llm/litellm@1", "--inputs-json", HELLO, "--json"]);
+    let run = broken.run(&["run", "--ref", "demo/dup@1", "--inputs-json", HELLO, "--json"]);
     assert_transcript!("run_with_broken_registry", run);
 }

@@ -18,6 +18,13 @@ use crate::{Adapter, Failure, Launch, Plan, ProcessorRef};
 
 impl Orchestrator {
     pub(super) fn processor(&self, reference: &ProcessorRef) -> Result<&ProcessorEntry, Failure> {
+        if let Some(problem) = self.registry.broken(reference.as_str()) {
+            return Err(Failure::new(
+                ErrorCode::Registry,
+                format!("{reference} is defined in a file with a problem: {problem}"),
+            )
+            .hint("fix that file; `theory registry validate` lists every problem"));
+        }
         self.registry.processor(reference).ok_or_else(|| {
             let near: Vec<String> = self
                 .registry

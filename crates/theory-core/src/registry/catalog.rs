@@ -208,26 +208,106 @@ pub struct Registry {
     schemas: BTreeMap<String, SchemaEntry>,
     policies: BTreeMap<String, PolicyEntry>,
     prompts: BTreeMap<String, PromptEntry>,
+    /// Every problem found while loading; a partial load keeps every other document.
+    problems: Vec<RegistryError>,
+    /// The ids (refs and `name@N`) a file with a problem defines, with its first problem: no
+    /// other file answers for them (a built-in document, say).
+    broken: BTreeMap<String, RegistryError>,
+    /// Whether a file with a problem has no id that could be read: then nothing is safe to use.
+    unidentified: bool,
+}
+
+/// The id a registry file declares (`ref:` of a processor, `id:` of the rest), read as far as
+/// it can be from a file that does not load.
+fn declared_id(source: &Source) -> Option<String> {
+    let key = match source.kind {
+        DocumentKind::Processor => "ref",
+        _ => "id",
+    };
+    if let Ok(value) = serde_saphyr::from_str::<Value>(&source.text)
+        && let Some(id) = value.get(key).and_then(Value::as_str)
+    {
+        return Some(id.to_owned());
+    }
+    let prefix = format!("{key}:");
+    source
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map(|rest| rest.trim().trim_matches(['"', '\'']).to_owned())
+        .filter(|id| !id.is_empty())
 }
 
 impl Registry {
     /// Loads and checks every source; reports every problem found, not only the first.
     pub fn load(sources: Vec<Source>) -> Result<Registry, Vec<RegistryError>> {
+        let registry = Registry::load_partial(sources);
+        if registry.problems.is_empty() { Ok(registry) } else { Err(registry.problems) }
+    }
+
+    /// Loads every source that is valid and keeps the problems of the rest
+    /// ([`Registry::problems`]): a broken file leaves out the documents it defines — and their
+    /// ids answer [`Registry::broken`] with its problem, never another file's document — and
+    /// nothing else.
+    pub fn load_partial(sources: Vec<Source>) -> Registry {
         let mut registry = Registry::default();
-        let mut errors = Vec::new();
         for source in sources {
-            let loaded = match source.kind {
-                DocumentKind::Processor => registry.add_processor(&source),
-                DocumentKind::Schema => registry.add_schema(&source),
-                DocumentKind::Policy => registry.add_policy(&source),
-                DocumentKind::Prompt => registry.add_prompt(&source),
+            let id = declared_id(&source);
+            let loaded = match id.as_deref().and_then(|id| registry.broken.get(id)) {
+                Some(earlier) => Err(RegistryError::new(
+                    &source.origin,
+                    None,
+                    format!(
+                        "{} is also defined in {}, which has a problem",
+                        id.as_deref().unwrap_or_default(),
+                        earlier.origin
+                    ),
+                )),
+                None => match source.kind {
+                    DocumentKind::Processor => registry.add_processor(&source),
+                    DocumentKind::Schema => registry.add_schema(&source),
+                    DocumentKind::Policy => registry.add_policy(&source),
+                    DocumentKind::Prompt => registry.add_prompt(&source),
+                },
             };
             if let Err(error) = loaded {
-                errors.push(error);
+                match id {
+                    Some(id) => registry.mark_broken(id, &error),
+                    None => registry.unidentified = true,
+                }
+                registry.problems.push(error);
             }
         }
-        errors.extend(registry.cross_check());
-        if errors.is_empty() { Ok(registry) } else { Err(errors) }
+        for (id, error) in registry.cross_check() {
+            registry.mark_broken(id, &error);
+            registry.problems.push(error);
+        }
+        registry
+    }
+
+    /// Leaves out every document with `id`: a file that defines it has a problem.
+    fn mark_broken(&mut self, id: String, error: &RegistryError) {
+        self.processors.retain(|reference, _| reference.as_str() != id);
+        self.schemas.remove(&id);
+        self.policies.remove(&id);
+        self.prompts.remove(&id);
+        self.broken.entry(id).or_insert_with(|| error.clone());
+    }
+
+    /// Every problem found while loading, in file order.
+    pub fn problems(&self) -> &[RegistryError] {
+        &self.problems
+    }
+
+    /// The problem of the file that defines `id` (a ref or `name@N`), when it has one.
+    pub fn broken(&self, id: &str) -> Option<&RegistryError> {
+        self.broken.get(id)
+    }
+
+    /// Whether a file with a problem declares no id that could be read: nothing can be known
+    /// to be unaffected by it.
+    pub fn has_unidentified_problems(&self) -> bool {
+        self.unidentified
     }
 
     fn add_processor(&mut self, source: &Source) -> Result<(), RegistryError> {
@@ -328,7 +408,8 @@ impl Registry {
     }
 
     /// Checks references between documents: `json.schema_ok@1` must name a known schema.
-    fn cross_check(&self) -> Vec<RegistryError> {
+    /// Returns each problem with the ref of the processor it breaks.
+    fn cross_check(&self) -> Vec<(String, RegistryError)> {
         let mut errors = Vec::new();
         for entry in self.processors.values() {
             for used in
@@ -336,11 +417,11 @@ impl Registry {
             {
                 match used.args.get("schema").and_then(Value::as_str) {
                     Some(id) if self.schemas.contains_key(id) => {}
-                    other => errors.push(RegistryError::new(
+                    other => errors.push((entry.spec.reference.to_string(), RegistryError::new(
                         &entry.origin,
                         Some("predicates.success"),
                         format!("json.schema_ok@1 needs args.schema naming a schema of registry/schemas, found {other:?}"),
-                    )),
+                    ))),
                 }
             }
         }

@@ -30,7 +30,8 @@ pub(crate) fn run(args: &ScaffoldArgs, context: &Context) -> Result<ExitCode, Fa
         .parse()
         .map_err(|error| usage(format!("--ref: {error}"), "a ref looks like vision/replicate@1"))?;
     if let Ok(registry) = &context.registry
-        && registry.processor(&reference).is_some()
+        && (registry.processor(&reference).is_some()
+            || registry.broken(reference.as_str()).is_some())
     {
         return Ok(fail(
             args.json,
