@@ -1,7 +1,8 @@
 //! Embeds the Rust SDK for `theory scaffold --lang rust` outside Theory's repository: the sources
 //! of `theory-processor` and `theory-protocol` with manifests that stand alone (each
 //! `workspace = true` replaced by this workspace's value), and this workspace's `Cargo.lock`, so a
-//! new project builds with the versions Theory was tested with.
+//! new project builds with the versions Theory was tested with. Also names the commit built, for
+//! `theory --version`.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -76,10 +77,36 @@ fn sources(folder: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
+/// Sets `THEORY_COMMIT`, the commit `theory --version` names: `git rev-parse` of the checkout
+/// (`unknown` outside one, or without git), rebuilt when `HEAD` moves.
+fn commit(root: &Path) {
+    let git = root.join(".git");
+    for watched in ["HEAD", "packed-refs"] {
+        println!("cargo::rerun-if-changed={}", git.join(watched).display());
+    }
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
+        && let Some(branch) = head.trim().strip_prefix("ref: ")
+    {
+        println!("cargo::rerun-if-changed={}", git.join(branch).display());
+    }
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo::rustc-env=THEORY_COMMIT={commit}");
+}
+
 fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("../..").canonicalize().expect("the repository root");
+    commit(&root);
     let workspace_manifest = root.join("Cargo.toml");
     println!("cargo::rerun-if-changed={}", workspace_manifest.display());
     let workspace = std::fs::read_to_string(&workspace_manifest).expect("read Cargo.toml");

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 /// Run pinned processors the same way on a laptop, in CI and in the cloud; keep content-addressed
 /// outputs and a receipt of what ran.
 #[derive(Debug, Parser)]
-#[command(name = "theory", version, propagate_version = true)]
+#[command(
+    name = "theory",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("THEORY_COMMIT"), ")"),
+    propagate_version = true
+)]
 pub(crate) struct Cli {
     /// The project folder (holding registry/ and .theory/); default: found upward from here.
     #[arg(long, global = true, env = theory_core::env::names::PROJECT, value_name = "DIR")]
@@ -52,6 +56,18 @@ pub(crate) enum Command {
     /// Deploy to Modal and run there, with Modal's own `modal` CLI.
     #[command(subcommand)]
     Modal(crate::modal_args::ModalCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff; `theory man | man -l -`).
+    Man,
+}
+
+/// `theory completions SHELL`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_name = "SHELL")]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// `theory plan …`.
@@ -472,8 +488,11 @@ pub(crate) struct JsonFlag {
 #[derive(Debug, Args)]
 pub(crate) struct ShowArgs {
     /// The processor, `namespace/name@version`, or a prompt, `name@version`.
-    #[arg(value_name = "REF")]
-    pub(crate) reference: String,
+    #[arg(value_name = "REF", required_unless_present = "ref_flag")]
+    pub(crate) reference: Option<String>,
+    /// The same, as the other commands take it: `--ref REF`.
+    #[arg(long = "ref", value_name = "REF", conflicts_with = "reference")]
+    pub(crate) ref_flag: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -15,6 +15,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    // Completions and the manual need nothing but the command line's own description.
+    match &cli.command {
+        args::Command::Completions(completions) => return print::completions(completions.shell),
+        args::Command::Man => return print::manual(),
+        _ => {}
+    }
     // One thread suffices for a command; the server uses every core.
     let mut builder = if matches!(cli.command, args::Command::Serve(_)) {
         tokio::runtime::Builder::new_multi_thread()

@@ -80,3 +80,35 @@ pub(crate) fn fail(
     failure.hint = hint.map(str::to_owned);
     failure.report(json)
 }
+
+/// Prints the completion script of `shell` for `theory` on stdout.
+pub(crate) fn completions(shell: clap_complete::Shell) -> std::process::ExitCode {
+    let mut command = <crate::args::Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "theory", &mut script);
+    write_document(&script, "the completion script")
+}
+
+/// Prints `theory`'s manual page (roff) on stdout: the command, its options and its
+/// subcommands.
+pub(crate) fn manual() -> std::process::ExitCode {
+    let command = <crate::args::Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    if let Err(error) = clap_mangen::Man::new(command).render(&mut page) {
+        print_error(&format!("cannot render the manual: {error}"), None);
+        return std::process::ExitCode::FAILURE;
+    }
+    write_document(&page, "the manual")
+}
+
+/// Writes a generated document on stdout; a reader that stops early (`| head`) is no error.
+fn write_document(bytes: &[u8], what: &str) -> std::process::ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            print_error(&format!("cannot write {what}: {error}"), None);
+            std::process::ExitCode::FAILURE
+        }
+        _ => std::process::ExitCode::SUCCESS,
+    }
+}

@@ -150,5 +150,9 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
         crate::args::Command::Serve(args) => serve::run(args, context).await,
         crate::args::Command::Token(command) => token::run(command, context).await,
         crate::args::Command::Modal(command) => modal::run(command, context).await,
+        // Answered in `main` before any context is built.
+        crate::args::Command::Completions(_) | crate::args::Command::Man => {
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     }
 }

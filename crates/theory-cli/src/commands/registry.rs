@@ -19,12 +19,12 @@ pub(crate) fn run(command: RegistryCommand, context: Context) -> Result<ExitCode
         RegistryCommand::List(flag) => {
             Ok(with_registry(context, flag.json, |registry| list(registry, flag.json)))
         }
-        RegistryCommand::Show(args) if !args.reference.contains('/') => {
-            let id = args.reference;
+        RegistryCommand::Show(args) if !shown(&args).contains('/') => {
+            let id = shown(&args);
             Ok(with_registry(context, args.json, |registry| show_prompt(registry, &id, args.json)))
         }
         RegistryCommand::Show(args) => {
-            let reference: ProcessorRef = args.reference.parse().map_err(|error| {
+            let reference: ProcessorRef = shown(&args).parse().map_err(|error| {
                 usage(
                     format!("{error}"),
                     "a ref looks like llm/litellm@1; list them with `theory registry list`",
@@ -33,6 +33,11 @@ pub(crate) fn run(command: RegistryCommand, context: Context) -> Result<ExitCode
             Ok(with_registry(context, args.json, |registry| show(registry, &reference, args.json)))
         }
     }
+}
+
+/// What `registry show` was asked for: the positional REF or `--ref REF` (clap requires one).
+fn shown(args: &crate::args::ShowArgs) -> String {
+    args.reference.clone().or_else(|| args.ref_flag.clone()).unwrap_or_default()
 }
 
 fn with_registry(

@@ -406,3 +406,47 @@ fn a_broken_spec_file_leaves_out_only_what_it_defines() {
     assert_eq!(unsure.code, 1, "{}", unsure.transcript());
     assert_eq!(unsure.json()["error"]["code"], "ERR_REGISTRY");
 }
+
+#[test]
+fn version_names_the_commit_and_completions_and_the_manual_are_printed() {
+    let project = Project::new();
+    let version = project.run(&["--version"]);
+    assert_eq!(version.code, 0, "{}", version.transcript());
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git runs");
+    let head = String::from_utf8(head.stdout).unwrap();
+    // The binary was built from this checkout; a commit made since names a newer one.
+    assert!(version.stdout.starts_with("theory 0.1.0 (commit "), "{}", version.stdout);
+    assert!(
+        version.stdout.trim().len() == "theory 0.1.0 (commit )".len() + head.trim().len(),
+        "{} vs {head}",
+        version.stdout
+    );
+    for (shell, mark) in [
+        ("bash", "complete -F _theory"),
+        ("zsh", "#compdef theory"),
+        ("fish", "complete -c theory"),
+    ] {
+        let script = project.run(&["completions", shell]);
+        assert_eq!(script.code, 0, "{}", script.transcript());
+        assert!(script.stdout.contains(mark) && script.stdout.contains("reuse-real"), "{shell}");
+    }
+    let refused = project.run(&["completions", "tcsh"]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("possible values: bash"), "{}", refused.stderr);
+    let manual = project.run(&["man"]);
+    assert_eq!(manual.code, 0);
+    assert!(
+        manual.stdout.contains(".TH theory 1") && manual.stdout.contains("completions"),
+        "{}",
+        manual.stdout
+    );
+    assert!(project.state_files().is_empty(), "nothing is written: {:?}", project.state_files());
+    // `registry show` takes --ref as the other commands do.
+    let by_flag = project.run(&["registry", "show", "--ref", "theory/probe@1", "--json"]);
+    let by_position = project.run(&["registry", "show", "theory/probe@1", "--json"]);
+    assert_eq!((by_flag.code, &by_flag.stdout), (0, &by_position.stdout));
+}
