@@ -81,13 +81,15 @@ fn sources(folder: &Path, files: &mut Vec<PathBuf>) {
 /// (`unknown` outside one, or without git), rebuilt when `HEAD` moves.
 fn commit(root: &Path) {
     let git = root.join(".git");
-    for watched in ["HEAD", "packed-refs"] {
-        println!("cargo::rerun-if-changed={}", git.join(watched).display());
-    }
+    let mut watched = vec![git.join("HEAD"), git.join("packed-refs")];
     if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
         && let Some(branch) = head.trim().strip_prefix("ref: ")
     {
-        println!("cargo::rerun-if-changed={}", git.join(branch).display());
+        watched.push(git.join(branch));
+    }
+    // A missing file would make cargo run this script on every build.
+    for file in watched.iter().filter(|file| file.is_file()) {
+        println!("cargo::rerun-if-changed={}", file.display());
     }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
