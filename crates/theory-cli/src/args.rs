@@ -161,11 +161,25 @@ pub(crate) enum ExecutionsCommand {
     Show(ExecutionShowArgs),
 }
 
+/// `executions list --status`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum StatusFilter {
+    /// Started, not finished.
+    Running,
+    /// Finished with outputs.
+    Success,
+    /// Failed, cancelled or abandoned.
+    Error,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ExecutionsListArgs {
     /// How many to show.
     #[arg(long, default_value_t = 20)]
     pub(crate) limit: u32,
+    /// Only runs with this status.
+    #[arg(long, value_enum)]
+    pub(crate) status: Option<StatusFilter>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -173,7 +187,7 @@ pub(crate) struct ExecutionsListArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ExecutionShowArgs {
-    /// The execution id.
+    /// The execution id, or a prefix of it that only one run's id starts with.
     #[arg(value_name = "ID")]
     pub(crate) id: String,
     /// Print JSON.

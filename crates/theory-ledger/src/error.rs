@@ -55,6 +55,9 @@ pub enum LedgerError {
     /// No execution has this id.
     #[error("no execution with id {0}")]
     UnknownExecution(String),
+    /// More than one execution's id starts with this prefix.
+    #[error("more than one execution's id starts with {0}")]
+    AmbiguousExecution(String),
     /// The queue holds as many runs as it may (`NewRun::max_queued`).
     #[error("the queue holds {0} runs, its limit")]
     QueueFull(i64),

@@ -186,6 +186,57 @@ impl Ledger {
         record_of(&row)
     }
 
+    /// Returns the newest executions first, at most `limit`, only those with `status` when one
+    /// is given.
+    pub async fn executions_with(
+        &self,
+        limit: i64,
+        status: Option<ExecutionStatus>,
+    ) -> Result<Vec<ExecutionRecord>, LedgerError> {
+        let rows = match status {
+            None => return self.executions(limit).await,
+            Some(status) => sqlx::query(
+                "SELECT * FROM executions WHERE status = $1 ORDER BY started_at_ms DESC, id DESC LIMIT $2",
+            )
+            .bind(status.as_str())
+            .bind(limit),
+        }
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record_of).collect()
+    }
+
+    /// Returns the execution whose id is `wanted` or starts with it (any letter case): the one
+    /// run a short prefix names. Two runs sharing the prefix → [`LedgerError::AmbiguousExecution`].
+    pub async fn find_execution(&self, wanted: &str) -> Result<ExecutionRecord, LedgerError> {
+        let prefix = wanted.to_ascii_uppercase();
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(LedgerError::UnknownExecution(wanted.to_owned()));
+        }
+        // A range on the key, which the index answers on both databases: ids are upper-case
+        // letters and digits, so every id with the prefix sorts between it and it padded with
+        // `Z` (the greatest of them), in byte order and in any locale's.
+        let rows =
+            sqlx::query("SELECT * FROM executions WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT 3")
+                .bind(&prefix)
+                .bind(format!("{prefix}{}", "Z".repeat(64)))
+                .fetch_all(self.pool())
+                .await?;
+        let mut matching = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let record = record_of(row)?;
+            if record.id.starts_with(&prefix) {
+                matching.push(record);
+            }
+        }
+        match matching.len() {
+            0 => Err(LedgerError::UnknownExecution(wanted.to_owned())),
+            1 => Ok(matching.remove(0)),
+            _ if matching[0].id == prefix => Ok(matching.remove(0)),
+            _ => Err(LedgerError::AmbiguousExecution(wanted.to_owned())),
+        }
+    }
+
     /// Returns the newest executions first, at most `limit`.
     pub async fn executions(&self, limit: i64) -> Result<Vec<ExecutionRecord>, LedgerError> {
         let rows =

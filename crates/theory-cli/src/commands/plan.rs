@@ -129,6 +129,11 @@ pub(crate) fn ledger_error(error: &LedgerError) -> Failure {
             error.to_string(),
             "list executions with `theory executions list`",
         ),
+        LedgerError::AmbiguousExecution(_) => Failure::with_hint(
+            ErrorCode::Usage,
+            error.to_string(),
+            "give more of the id; `theory executions list` shows them",
+        ),
         _ if error.is_damage() => Failure::with_hint(
             ErrorCode::Ledger,
             format!("the ledger's database is damaged: {error}"),

@@ -450,3 +450,59 @@ fn version_names_the_commit_and_completions_and_the_manual_are_printed() {
     let by_position = project.run(&["registry", "show", "theory/probe@1", "--json"]);
     assert_eq!((by_flag.code, &by_flag.stdout), (0, &by_position.stdout));
 }
+
+#[test]
+fn executions_list_filters_by_status_in_a_table_people_read_and_show_takes_a_short_id() {
+    let project = Project::new();
+    let ok = project.run_hello(&["--json"]).json();
+    let failed = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@1",
+        "--inputs-json",
+        r#"{"fail":"ERR_RUNTIME"}"#,
+        "--json",
+    ]);
+    assert_eq!(failed.code, 1, "{}", failed.transcript());
+    let table = project.run(&["executions", "list"]);
+    assert_eq!(table.code, 0, "{}", table.transcript());
+    let header = table.stdout.lines().next().unwrap();
+    for title in ["ID", "REF", "STATUS", "COST", "TOOK", "STARTED"] {
+        assert!(header.contains(title), "{header}");
+    }
+    assert!(
+        table.stdout.contains("just now") || table.stdout.contains(" s ago"),
+        "{}",
+        table.stdout
+    );
+    let only = |status: &str| -> Vec<String> {
+        let listed = project.run(&["executions", "list", "--status", status, "--json"]).json();
+        listed["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|record| record["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(only("success"), ["success"]);
+    assert_eq!(only("error"), ["error"]);
+    let bad = project.run(&["executions", "list", "--status", "done"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("possible values: running, success, error"), "{}", bad.stderr);
+
+    let id = ok["execution_id"].as_str().unwrap();
+    let short = id[..id.len() - 4].to_ascii_lowercase();
+    let shown = project.run(&["executions", "show", &short, "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.transcript());
+    assert_eq!(shown.json()["execution"]["id"], id);
+    // Both runs' ids start with the same millisecond-time digits.
+    let ambiguous = project.run(&["executions", "show", &id[..2]]);
+    assert_ne!(ambiguous.code, 0);
+    assert!(
+        ambiguous.stderr.contains("more than one execution's id starts with"),
+        "{}",
+        ambiguous.stderr
+    );
+    let unknown = project.run(&["executions", "show", "zz-9"]);
+    assert!(unknown.stderr.contains("no execution with id zz-9"), "{}", unknown.stderr);
+}
