@@ -48,6 +48,9 @@ pub(crate) enum Command {
     Ledger(LedgerCommand),
     /// Re-hash runs' outputs, indexes and receipts against the store and the ledger.
     Verify(VerifyArgs),
+    /// Read the configured store by world path: list, print or save objects.
+    #[command(subcommand)]
+    Artifacts(ArtifactsCommand),
     /// Serve the HTTP API applications call (`/v1/runs`), with a durable queue in the ledger.
     Serve(ServeArgs),
     /// API tokens for `theory serve`: who may call it, and which plan their runs are charged to.
@@ -60,6 +63,53 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff; `theory man | man -l -`).
     Man,
+}
+
+/// `theory artifacts …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArtifactsCommand {
+    /// List the objects under a world path prefix, with their sizes.
+    Ls(ArtifactsLsArgs),
+    /// Print an object's bytes on stdout.
+    Cat(ArtifactsCatArgs),
+    /// Save an object to a file (by default its name, here).
+    Get(ArtifactsGetArgs),
+}
+
+/// `theory artifacts ls`.
+#[derive(Debug, Args)]
+pub(crate) struct ArtifactsLsArgs {
+    /// The prefix, such as `/artifacts/outputs/llm_litellm/`.
+    #[arg(value_name = "PREFIX", default_value = "/artifacts/")]
+    pub(crate) prefix: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `theory artifacts cat`.
+#[derive(Debug, Args)]
+pub(crate) struct ArtifactsCatArgs {
+    /// The object's world path, as `theory run` prints it.
+    #[arg(value_name = "WORLD_PATH")]
+    pub(crate) path: String,
+}
+
+/// `theory artifacts get`.
+#[derive(Debug, Args)]
+pub(crate) struct ArtifactsGetArgs {
+    /// The object's world path, as `theory run` prints it.
+    #[arg(value_name = "WORLD_PATH")]
+    pub(crate) path: String,
+    /// Where to save it (default: its file name, in this folder).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `theory completions SHELL`.

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub(crate) mod artifacts;
 pub(crate) mod executions;
 pub(crate) mod ledger;
 pub(crate) mod local;
@@ -147,6 +148,7 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
         crate::args::Command::Executions(command) => executions::run(command, context).await,
         crate::args::Command::Ledger(command) => ledger::run(command, context).await,
         crate::args::Command::Verify(args) => verify::run(args, context).await,
+        crate::args::Command::Artifacts(command) => artifacts::run(command, context).await,
         crate::args::Command::Serve(args) => serve::run(args, context).await,
         crate::args::Command::Token(command) => token::run(command, context).await,
         crate::args::Command::Modal(command) => modal::run(command, context).await,

@@ -506,3 +506,83 @@ fn executions_list_filters_by_status_in_a_table_people_read_and_show_takes_a_sho
     let unknown = project.run(&["executions", "show", "zz-9"]);
     assert!(unknown.stderr.contains("no execution with id zz-9"), "{}", unknown.stderr);
 }
+
+#[test]
+fn artifacts_ls_cat_and_get_read_the_store_by_world_path() {
+    let project = Project::new();
+    let run = project.run_hello(&[]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    // The plain output of `theory run` is the index's world path: artifacts reads it.
+    let index = run.stdout.trim();
+    let printed = project.run(&["artifacts", "cat", index]);
+    assert_eq!(printed.code, 0, "{}", printed.transcript());
+    let outputs: Value = serde_json::from_str(&printed.stdout).unwrap();
+    let response = outputs["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|output| output["path"].as_str().unwrap())
+        .find(|path| path.ends_with("/text/response.txt"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(project.run(&["artifacts", "cat", &response]).stdout, "MOCK: Hello");
+
+    let listed = project.run(&["artifacts", "ls", "/artifacts/outputs/", "--json"]).json();
+    let paths: Vec<&str> = listed["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|object| object["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&response.as_str()), "{paths:?}");
+    let plain = project.run(&["artifacts", "ls"]);
+    assert!(
+        plain
+            .stdout
+            .lines()
+            .any(|line| line.ends_with(index) && line.trim_start().starts_with(char::is_numeric)),
+        "{}",
+        plain.stdout
+    );
+
+    let got = project.run(&["artifacts", "get", &response]);
+    assert_eq!(got.code, 0, "{}", got.transcript());
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("response.txt")).unwrap(),
+        "MOCK: Hello"
+    );
+    let again = project.run(&["artifacts", "get", &response]);
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains("exists already") && again.stderr.contains("--force"),
+        "{}",
+        again.stderr
+    );
+    let forced = project.run(&["artifacts", "get", &response, "-o", "out/reply.txt", "--json"]);
+    assert_eq!(forced.code, 0, "{}", forced.transcript());
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("out/reply.txt")).unwrap(),
+        "MOCK: Hello"
+    );
+
+    let missing = project.run(&["artifacts", "cat", "/artifacts/outputs/nothing.txt"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("is not in the store")
+            && missing.stderr.contains("theory artifacts ls"),
+        "{}",
+        missing.stderr
+    );
+    let bad = project.run(&["artifacts", "cat", "../etc/passwd"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("is not a world path"), "{}", bad.stderr);
+    let nothing = project.run(&["artifacts", "get", "/artifacts/outputs/nothing.txt"]);
+    assert_eq!(nothing.code, 1);
+    assert!(!project.path().join("nothing.txt").exists(), "a failed get leaves no file");
+    let leftovers: Vec<_> = std::fs::read_dir(project.path())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().contains(".part-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

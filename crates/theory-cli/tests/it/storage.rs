@@ -33,6 +33,21 @@ fn a_run_stores_outputs_index_and_receipts_in_the_bucket() {
         let saved = std::fs::read(project.path().join("saved").join(relative)).unwrap();
         assert_eq!(saved.len() as u64, output["size_bytes"].as_u64().unwrap());
     }
+    // `theory artifacts` reads the same bucket, from the path `theory run` prints.
+    let index = envelope["index_path"].as_str().unwrap();
+    let printed = project.run(&["artifacts", "cat", index]);
+    assert_eq!(printed.code, 0, "{}", printed.transcript());
+    let listed: serde_json::Value = serde_json::from_str(&printed.stdout).unwrap();
+    assert_eq!(listed["outputs"], envelope["outputs"]);
+    let folder = index.trim_end_matches("outputs.json");
+    let objects = project.run(&["artifacts", "ls", folder, "--json"]).json();
+    let paths: Vec<&str> = objects["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|object| object["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&index), "{paths:?}");
 }
 
 #[test]
