@@ -17,6 +17,12 @@ pub(crate) struct Cli {
     /// The project folder (holding registry/ and .theory/); default: found upward from here.
     #[arg(long, global = true, env = theory_core::env::names::PROJECT, value_name = "DIR")]
     pub(crate) project: Option<PathBuf>,
+    /// Say more on stderr: -v shows Theory's debug lines, -vv every crate's, -vvv traces.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Say nothing on stderr but errors (no progress, info lines or warnings).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -44,11 +44,38 @@ impl<'a> MakeWriter<'a> for RedactingStderr {
     }
 }
 
-/// Installs the subscriber: `THEORY_LOG` or `RUST_LOG` filter the events.
-pub(crate) fn init(redactor: &Redactor, json: bool) {
-    let filter = EnvFilter::try_from_env(names::LOG)
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+/// How much `-q` and `-v` ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verbosity {
+    /// `-q`: errors only.
+    Quiet,
+    /// Neither flag: `THEORY_LOG`, `RUST_LOG` or the default filter.
+    Normal,
+    /// `-v` (1), `-vv` (2), `-vvv` (3 or more).
+    Verbose(u8),
+}
+
+/// The filter a flag asks for, when one does.
+fn flag_filter(verbosity: Verbosity) -> Option<&'static str> {
+    match verbosity {
+        Verbosity::Quiet => Some("error"),
+        Verbosity::Normal => None,
+        Verbosity::Verbose(1) => Some(
+            "warn,theory_cli=debug,theory_core=debug,theory_local=debug,theory_store=debug,theory_engine=debug,theory_ledger=debug",
+        ),
+        Verbosity::Verbose(2) => Some("debug"),
+        Verbosity::Verbose(_) => Some("trace"),
+    }
+}
+
+/// Installs the subscriber: `-q`/`-v`, else `THEORY_LOG` or `RUST_LOG`, filter the events.
+pub(crate) fn init(redactor: &Redactor, json: bool, verbosity: Verbosity) {
+    let filter = match flag_filter(verbosity) {
+        Some(filter) => EnvFilter::new(filter),
+        None => EnvFilter::try_from_env(names::LOG)
+            .or_else(|_| EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER)),
+    };
     let writer = RedactingStderr::new(redactor.clone());
     let colour = std::io::stderr().is_terminal() && std::env::var_os(names::NO_COLOR).is_none();
     let builder = tracing_subscriber::fmt()

@@ -34,7 +34,22 @@ pub(crate) fn print_error(message: &str, hint: Option<&str>) {
 
 /// Prints `warning: …` on stderr.
 pub(crate) fn print_warning(message: &str) {
-    eprintln!("warning: {message}");
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// Whether `-q/--quiet` was given: warnings are left unsaid.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `-q/--quiet` was given.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Records `-q/--quiet` for [`print_warning`].
+pub(crate) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Reports a failure of a command: `error:`/`hint:` on stderr and, with `--json`, the document

@@ -13,6 +13,9 @@ pub(crate) struct Bar {
 impl Bar {
     /// Starts a bar for `what`; on a non-terminal stderr prints `what…` once.
     pub(crate) fn bytes(what: &str) -> Bar {
+        if crate::print::quiet() {
+            return Bar { bar: None };
+        }
         if !std::io::stderr().is_terminal() {
             eprintln!("{what}…");
             return Bar { bar: None };

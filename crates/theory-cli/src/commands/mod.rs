@@ -127,14 +127,20 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
     let json_logs = env
         .get(theory_core::env::names::LOG_FORMAT)
         .is_some_and(|format| format.eq_ignore_ascii_case("json"));
-    crate::logging::init(&redactor, json_logs);
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => crate::logging::Verbosity::Quiet,
+        (false, 0) => crate::logging::Verbosity::Normal,
+        (false, count) => crate::logging::Verbosity::Verbose(count),
+    };
+    crate::print::set_quiet(cli.quiet);
+    crate::logging::init(&redactor, json_logs, verbosity);
     if let Ok(registry) = &registry
         && !validating
     {
         for problem in registry.problems() {
-            eprintln!(
-                "warning: {problem} (left out: `theory registry validate` lists every problem)"
-            );
+            crate::print::print_warning(&format!(
+                "{problem} (left out: `theory registry validate` lists every problem)"
+            ));
         }
     }
     let context = Context { project, env, registry, redactor };

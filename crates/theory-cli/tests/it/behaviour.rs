@@ -586,3 +586,32 @@ fn artifacts_ls_cat_and_get_read_the_store_by_world_path() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn quiet_says_only_errors_and_verbose_says_more() {
+    let project = Project::new().env("THEORY_LOG", "info");
+    let normal = project.run_hello(&["--no-cache"]);
+    assert!(normal.stderr.contains("INFO"), "{}", normal.stderr);
+    let quiet = project.run_hello(&["--no-cache", "-q"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.transcript());
+    assert_eq!(quiet.stderr, "", "quiet run said something");
+    let verbose = project.run_hello(&["--no-cache", "-v"]);
+    assert!(verbose.stderr.contains("DEBUG"), "{}", verbose.stderr);
+    let both = project.run_hello(&["-q", "-v"]);
+    assert_eq!(both.code, 2, "{}", both.transcript());
+    // Errors still show when quiet.
+    let failed = project.run(&["run", "--ref", "theory/nope@1", "--inputs-json", "{}", "--quiet"]);
+    assert!(failed.stderr.contains("error: ERR_REGISTRY"), "{}", failed.stderr);
+    // Warnings are left unsaid too.
+    let alias = project.run(&[
+        "run",
+        "--ref",
+        "llm/litellm@1",
+        "--mode",
+        "smoke",
+        "--inputs-json",
+        HELLO,
+        "-q",
+    ]);
+    assert!(!alias.stderr.contains("warning"), "{}", alias.stderr);
+}
