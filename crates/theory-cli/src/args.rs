@@ -467,9 +467,10 @@ pub(crate) struct RunArgs {
     /// The processor, `namespace/name@version` (e.g. llm/litellm@1).
     #[arg(long = "ref", value_name = "REF")]
     pub(crate) reference: String,
-    /// Where it runs: local or modal (`mock` is the old name of `--adapter local --mode mock`).
-    #[arg(long, default_value = "local")]
-    pub(crate) adapter: String,
+    /// Where it runs: local or modal (`mock` is the old name of `--adapter local --mode mock`);
+    /// default `THEORY_ADAPTER` (theory.toml or the environment), else local.
+    #[arg(long)]
+    pub(crate) adapter: Option<String>,
     /// mock (no external calls; the default) or real (`smoke` and `default` are old aliases).
     #[arg(long)]
     pub(crate) mode: Option<String>,

@@ -42,6 +42,8 @@ pub mod names {
     pub const MAX_INPUTS_BYTES: &str = "THEORY_MAX_INPUTS_BYTES";
     /// The `theory serve` that `theory run` submits through (`--server`).
     pub const SERVER: &str = "THEORY_SERVER";
+    /// The adapter `theory run` uses when `--adapter` names none (`local`).
+    pub const ADAPTER: &str = "THEORY_ADAPTER";
     /// The API token `theory run --server` sends.
     pub const TOKEN: &str = "THEORY_TOKEN";
     /// The `whsec_…` secret `theory serve` signs webhooks with (Standard Webhooks).
@@ -149,6 +151,7 @@ pub mod names {
         LOCAL_RUNTIME,
         MAX_INPUTS_BYTES,
         SERVER,
+        ADAPTER,
         TOKEN,
         WEBHOOK_SECRET,
         WEBHOOK_RETRY_S,
@@ -202,6 +205,19 @@ impl EnvSnapshot {
     /// Reads the process environment (variables that are not valid UTF-8 are skipped).
     pub fn capture() -> EnvSnapshot {
         EnvSnapshot { vars: std::env::vars().collect() }
+    }
+
+    /// Adds `defaults` (a project file's settings) where the snapshot has no value of that name:
+    /// the environment wins.
+    #[must_use]
+    pub fn with_defaults(
+        mut self,
+        defaults: impl IntoIterator<Item = (String, String)>,
+    ) -> EnvSnapshot {
+        for (name, value) in defaults {
+            self.vars.entry(name).or_insert(value);
+        }
+        self
     }
 
     /// Builds a snapshot from pairs.

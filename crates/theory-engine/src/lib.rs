@@ -4,6 +4,7 @@
 //!
 //! - `project`: [`Project`], found from the working directory or `--project`; its registry,
 //!   store (`STORAGE_BACKEND`) and ledger (`DATABASE_URL`).
+//! - `project_file`: `theory.toml`, the settings a team shares ([`with_project_defaults`]).
 //! - `adapters`: [`adapters::all`], the local and Modal adapters.
 //! - [`orchestrator`]: the orchestrator over them.
 //!
@@ -20,6 +21,7 @@
 
 pub mod adapters;
 mod project;
+mod project_file;
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ use theory_core::registry::Registry;
 use theory_core::{ArtifactStore, EnvSnapshot, Orchestrator, Redactor};
 
 pub use project::Project;
+pub use project_file::{PROJECT_FILE, with_project_defaults};
 
 /// An orchestrator over a store, a ledger (also the memo cache), a registry and adapters: what
 /// `theory run` and `theory serve` run with.

@@ -42,10 +42,17 @@ impl Project {
                 "run from an existing folder",
             )
         })?;
-        let found = here
-            .ancestors()
-            .find(|folder| folder.join("registry").is_dir() || folder.join(".theory").is_dir());
+        let found = here.ancestors().find(|folder| {
+            folder.join("registry").is_dir()
+                || folder.join(".theory").is_dir()
+                || folder.join(crate::PROJECT_FILE).is_file()
+        });
         Ok(Project { root: found.unwrap_or(&here).to_path_buf() })
+    }
+
+    /// Returns the project's folder.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Returns `.theory/` (created by whoever writes there first).

@@ -21,7 +21,7 @@ pub(crate) async fn run(command: LocalCommand, context: Context) -> Result<ExitC
     match command {
         LocalCommand::Start(args) => start(args, &context, &services).await,
         LocalCommand::Run(args) => {
-            if args.adapter != "local" {
+            if args.adapter.as_deref().is_some_and(|adapter| adapter != "local") {
                 return Err(usage(
                     "theory local run always runs on the container `theory local start` started",
                     "drop --adapter; use `theory run --adapter …` to choose an adapter",

@@ -100,8 +100,9 @@ pub(crate) fn broken_processor(reference: &ProcessorRef, problem: &RegistryError
 
 /// Builds the context (project, environment, registry, redactor, logging) and runs the command.
 pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_core::Failure> {
-    let env = EnvSnapshot::capture();
     let project = Project::locate(cli.project.as_deref())?;
+    // theory.toml's settings, where the environment sets none.
+    let env = theory_engine::with_project_defaults(project.root(), EnvSnapshot::capture())?;
     // A broken file leaves out only what it defines, unless its id cannot be read.
     let registry = project.registry_partial().and_then(|registry| {
         if registry.has_unidentified_problems() {

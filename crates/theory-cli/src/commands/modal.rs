@@ -28,13 +28,17 @@ pub(crate) async fn run(command: ModalCommand, context: Context) -> Result<ExitC
         ModalCommand::Start(args) => start(args, &context).await,
         ModalCommand::SyncSecrets(args) => sync_secrets(args, &context).await,
         ModalCommand::Run(mut args) => {
-            if args.adapter != "local" && args.adapter != "modal" {
+            if args
+                .adapter
+                .as_deref()
+                .is_some_and(|adapter| adapter != "local" && adapter != "modal")
+            {
                 return Err(usage(
                     "theory modal run always runs on the Modal deployment",
                     "drop --adapter; use `theory run --adapter …` to choose an adapter",
                 ));
             }
-            "modal".clone_into(&mut args.adapter);
+            args.adapter = Some("modal".to_owned());
             super::run::run(*args, context).await
         }
         ModalCommand::Stop(args) => stop(args, &context).await,

@@ -121,8 +121,11 @@ pub(crate) async fn run(
     let remote = Remote::new(server, &context)?;
     let inputs =
         super::run::read_inputs(&args.inputs, super::run::max_inputs_bytes(&context.env)?)?;
-    let (mode, adapter) =
-        super::run::resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
+    let (mode, adapter) = super::run::resolve_mode_and_adapter(
+        args.mode.as_deref(),
+        &super::run::adapter_name(&args, &context.env),
+        &inputs,
+    )?;
     super::run::check_flags(&args)?;
     let plan = super::run::plan_key(&args)?;
     let attached = args

@@ -19,10 +19,13 @@ use super::Context;
 use crate::args::{InputsArgs, RunArgs};
 use crate::print::{print_error, print_json, print_warning};
 use crate::usage::usage;
+use theory_core::env::names;
 
 /// Runs `theory run` and returns the exit status: 0 success, 1 error envelope.
 pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, Failure> {
-    if let Some(server) = args.server.clone() {
+    // `--server`, else THEORY_SERVER (the environment, or theory.toml).
+    let server = args.server.clone().or_else(|| context.env.get(names::SERVER).map(str::to_owned));
+    if let Some(server) = server {
         return super::remote::run(&server, args, context).await;
     }
     let adapters =
@@ -49,7 +52,11 @@ pub(crate) async fn run_with(
         .as_ref()
         .map(|registry| declared_outputs(registry, &reference))
         .unwrap_or_default();
-    let (mode, adapter) = resolve_mode_and_adapter(args.mode.as_deref(), &args.adapter, &inputs)?;
+    let (mode, adapter) = resolve_mode_and_adapter(
+        args.mode.as_deref(),
+        &adapter_name(&args, &context.env),
+        &inputs,
+    )?;
     if args.env.is_some() && adapter != AdapterKind::Modal {
         return Err(usage(
             "--env selects a Modal environment; it goes with --adapter modal",
@@ -307,6 +314,15 @@ pub(crate) fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, 
 
 /// Settles mode and adapter from the flags, the old aliases and an inputs `mode`, warning about
 /// each deprecated form. No `--mode` means mock: spending money must be explicit.
+/// The adapter a run asks for: `--adapter`, else `THEORY_ADAPTER` (the environment, or
+/// theory.toml), else `local`.
+pub(crate) fn adapter_name(args: &RunArgs, env: &theory_core::EnvSnapshot) -> String {
+    args.adapter
+        .clone()
+        .or_else(|| env.get(names::ADAPTER).map(str::to_owned))
+        .unwrap_or_else(|| "local".to_owned())
+}
+
 pub(crate) fn resolve_mode_and_adapter(
     mode: Option<&str>,
     adapter: &str,

@@ -615,3 +615,41 @@ fn quiet_says_only_errors_and_verbose_says_more() {
     ]);
     assert!(!alias.stderr.contains("warning"), "{}", alias.stderr);
 }
+
+#[test]
+fn theory_toml_holds_the_settings_a_team_shares_and_the_environment_wins() {
+    let project = Project::new();
+    let write = |text: &str| std::fs::write(project.path().join("theory.toml"), text).unwrap();
+    write("[settings]\nTHEORY_ADAPTER = \"modal\"\n");
+    // The project's default adapter is Modal (not enabled here): the run says so.
+    let modal = project.run_hello(&["--json"]);
+    assert_eq!(modal.code, 1, "{}", modal.transcript());
+    assert_eq!(modal.json()["error"]["code"], "ERR_MODAL");
+    // Inputs over the project's cap are refused; the environment's value wins over the file's.
+    write("[settings]\nTHEORY_MAX_INPUTS_BYTES = 40\n");
+    let local = project.run_hello(&["--adapter", "local"]);
+    assert_eq!(local.code, 2, "{}", local.transcript());
+    assert!(local.stderr.contains("40"), "{}", local.stderr);
+    let roomy = Project::new()
+        .env("THEORY_MAX_INPUTS_BYTES", "100000")
+        .env("THEORY_PROJECT", project.path().to_str().unwrap());
+    assert_eq!(roomy.run_hello(&["--adapter", "local"]).code, 0);
+
+    for (text, message) in [
+        ("[settings]\nOPENAI_API_KEY = \"sk-x\"\n", "looks like a secret"),
+        ("[settings]\nNOT_A_SETTING = \"x\"\n", "is not one of Theory's settings"),
+        ("[setings]\nTHEORY_ADAPTER = \"local\"\n", "unknown field"),
+        ("[settings]\nTHEORY_ADAPTER = [\"local\"]\n", "must be a string"),
+        ("[settings\n", "theory.toml"),
+    ] {
+        write(text);
+        let refused = project.run(&["executions", "list"]);
+        assert_eq!(refused.code, 2, "{text}: {}", refused.transcript());
+        assert!(
+            refused.stderr.contains("theory.toml") && refused.stderr.contains(message),
+            "{text}: {}",
+            refused.stderr
+        );
+        assert!(!refused.stderr.contains("sk-x"), "a secret value was echoed");
+    }
+}

@@ -1,0 +1,84 @@
+//! `theory.toml`: the defaults a team shares in its project — the store, the ledger, the server,
+//! the adapter — as values of Theory's settings. The environment wins over them; secrets never
+//! go there (a setting whose name looks secret is refused).
+//!
+//! ```toml
+//! [settings]
+//! STORAGE_BACKEND = "s3"
+//! ARTIFACTS_BUCKET = "acme-artifacts"
+//! THEORY_SERVER = "https://theory.acme.internal"
+//! THEORY_ADAPTER = "local"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use theory_core::env::{looks_secret, names};
+use theory_core::{EnvSnapshot, Failure};
+use theory_protocol::ErrorCode;
+
+/// The project file's name, at the project's root.
+pub const PROJECT_FILE: &str = "theory.toml";
+/// The largest project file read.
+const MAX_BYTES: u64 = 256 * 1024;
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    /// Defaults of Theory's settings, by variable name.
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
+}
+
+fn invalid(file: &Path, message: impl std::fmt::Display) -> Failure {
+    Failure::with_hint(
+        ErrorCode::Usage,
+        format!("{}: {message}", file.display()),
+        "theory.toml holds [settings] NAME = \"value\" for Theory's settings (the README lists them); secrets stay in the environment",
+    )
+}
+
+/// Reads `root/theory.toml`, when there is one, and returns `env` with its settings added where
+/// the environment sets none.
+pub fn with_project_defaults(root: &Path, env: EnvSnapshot) -> Result<EnvSnapshot, Failure> {
+    let file = root.join(PROJECT_FILE);
+    if !file.exists() {
+        return Ok(env);
+    }
+    let bytes = theory_core::files::read_regular_capped(&file, MAX_BYTES)
+        .map_err(|error| invalid(&file, error))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid(&file, "it is not UTF-8 text"))?;
+    let parsed: ProjectFile =
+        toml::from_str(&text).map_err(|error| invalid(&file, error.message()))?;
+    let mut defaults = Vec::with_capacity(parsed.settings.len());
+    for (name, value) in parsed.settings {
+        if looks_secret(&name) {
+            return Err(invalid(
+                &file,
+                format!("{name} looks like a secret: keep it in the environment"),
+            ));
+        }
+        if !names::ALL.contains(&name.as_str()) {
+            return Err(invalid(&file, format!("{name} is not one of Theory's settings")));
+        }
+        let value = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Float(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            other => {
+                return Err(invalid(
+                    &file,
+                    format!(
+                        "{name} must be a string, a number or a boolean, found a {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        defaults.push((name, value));
+    }
+    Ok(env.with_defaults(defaults))
+}
