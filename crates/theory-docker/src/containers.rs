@@ -55,6 +55,8 @@ pub struct ContainerSpec {
     pub memory_bytes: Option<i64>,
     /// `linux/amd64` or `linux/arm64`, when not the host's.
     pub platform: Option<String>,
+    /// GPUs to request (`-1`: all), as a device request for the `gpu` capability.
+    pub gpus: Option<i64>,
 }
 
 /// A container Theory found.
@@ -97,6 +99,13 @@ impl Docker {
             port_bindings: Some(HashMap::from([(port_key.clone(), Some(vec![binding]))])),
             nano_cpus: spec.nano_cpus,
             memory: spec.memory_bytes,
+            device_requests: spec.gpus.map(|count| {
+                vec![bollard::models::DeviceRequest {
+                    count: Some(count),
+                    capabilities: Some(vec![vec!["gpu".to_owned()]]),
+                    ..bollard::models::DeviceRequest::default()
+                }]
+            }),
             ..HostConfig::default()
         };
         let body = ContainerCreateBody {

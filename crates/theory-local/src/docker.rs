@@ -125,8 +125,22 @@ impl DockerInstance {
                 .filter(|bytes| *bytes > 0),
             platform: (Some(launch.image.platform) != Platform::host())
                 .then(|| format!("linux/{}", launch.image.platform)),
+            gpus: runtime.gpu.as_deref().map(gpu_count),
         };
-        let id = docker.start_container(&container).await.map_err(|error| docker_error(&error))?;
+        let id = docker.start_container(&container).await.map_err(|error| {
+            let failure = docker_error(&error);
+            match &runtime.gpu {
+                Some(gpu) if no_gpu_support(&failure.message) => Failure::with_hint(
+                    ErrorCode::Docker,
+                    format!(
+                        "{} asks for a GPU ({gpu}) and this Docker Engine has none to give: {}",
+                        launch.spec.reference, failure.message
+                    ),
+                    "run it where Docker has GPUs (the NVIDIA Container Toolkit installed), on Modal (--adapter modal), or with runtime.gpu: null",
+                ),
+                _ => failure,
+            }
+        })?;
         let mut instance = DockerInstance {
             docker: docker.clone(),
             id: Some(id.clone()),
@@ -295,5 +309,42 @@ impl Drop for DockerInstance {
             }
         });
         let _ = removal.join();
+    }
+}
+
+/// The GPUs `runtime.gpu` asks for: `T4:2` is two, `any`, `A10G` or `true` one, `all` every one
+/// (`-1`). The type is Modal's to honour; Docker is asked for a count.
+fn gpu_count(gpu: &str) -> i64 {
+    if gpu.eq_ignore_ascii_case("all") {
+        return -1;
+    }
+    gpu.rsplit_once(':')
+        .and_then(|(_, count)| count.trim().parse().ok())
+        .filter(|count| *count > 0)
+        .unwrap_or(1)
+}
+
+/// Whether Docker refused a container because it has no GPU device driver.
+fn no_gpu_support(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("could not select device driver")
+        || message.contains("nvidia-container-cli")
+        || message.contains("unknown or invalid runtime name: nvidia")
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    use super::{gpu_count, no_gpu_support};
+
+    #[test]
+    fn gpu_settings_become_counts_and_a_missing_driver_is_recognised() {
+        assert_eq!(gpu_count("T4"), 1);
+        assert_eq!(gpu_count("A10G:2"), 2);
+        assert_eq!(gpu_count("all"), -1);
+        assert_eq!(gpu_count("H100:x"), 1);
+        assert!(no_gpu_support(
+            "Docker Engine refused: could not select device driver \"\" with capabilities: [[gpu]]"
+        ));
+        assert!(!no_gpu_support("No such image"));
     }
 }

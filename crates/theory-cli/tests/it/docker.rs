@@ -416,3 +416,20 @@ fn a_container_cannot_reach_a_loopback_store_so_bytes_stream_through_theory() {
     assert!(direct.stderr.contains("loopback"), "{}", direct.transcript());
     assert!(leftovers(&project).is_empty(), "containers left: {:?}", leftovers(&project));
 }
+
+#[test]
+fn a_gpu_spec_reaches_docker_as_a_device_request_and_is_refused_clearly_without_gpus() {
+    let project = docker_project();
+    project.probe_variant(PROBE, "probe-gpu.yaml", |spec| spec.replace("gpu: null", "gpu: T4"));
+    let outcome = probe(&project, &json!({}), &["--adapter-opts-json", r#"{"runtime":"docker"}"#]);
+    // This machine's engine has no GPU driver: the request reached it, and was refused by name.
+    assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+    assert_eq!(outcome.json()["error"]["code"], "ERR_DOCKER", "{}", outcome.transcript());
+    let message = outcome.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("asks for a GPU (T4) and this Docker Engine has none to give"),
+        "{message}"
+    );
+    assert!(outcome.stderr.contains("--adapter modal"), "{}", outcome.transcript());
+    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+}
