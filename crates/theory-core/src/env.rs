@@ -132,6 +132,12 @@ pub mod names {
     pub const PROCESSOR_PORT: &str = "PROCESSOR_PORT";
     /// The Modal secret with registry credentials.
     pub const REGISTRY_SECRET: &str = "REGISTRY_SECRET";
+    /// The user name for pulling pinned images from a private registry (seed 000).
+    pub const REGISTRY_USERNAME: &str = "REGISTRY_USERNAME";
+    /// Its password or token.
+    pub const REGISTRY_PASSWORD: &str = "REGISTRY_PASSWORD";
+    /// Docker's configuration folder (`docker login`'s credentials), else `~/.docker`.
+    pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
     /// `0`: a public endpoint, without proxy auth.
     pub const PROXY_AUTH: &str = "PROXY_AUTH";
 
@@ -191,6 +197,9 @@ pub mod names {
         PROCESSOR_ENTRYPOINT,
         PROCESSOR_PORT,
         REGISTRY_SECRET,
+        REGISTRY_USERNAME,
+        REGISTRY_PASSWORD,
+        DOCKER_CONFIG,
         PROXY_AUTH,
     ];
 }

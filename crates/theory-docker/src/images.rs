@@ -111,10 +111,15 @@ impl Docker {
         Ok(())
     }
 
-    /// Pulls an image (`repo@sha256:…` or `repo:tag`).
-    pub async fn pull(&self, reference: &str) -> Result<(), DockerError> {
+    /// Pulls an image (`repo@sha256:…` or `repo:tag`), with the registry's credentials when
+    /// it needs some.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<bollard::auth::DockerCredentials>,
+    ) -> Result<(), DockerError> {
         let options = CreateImageOptionsBuilder::default().from_image(reference).build();
-        let mut answers = self.api.create_image(Some(options), None, None);
+        let mut answers = self.api.create_image(Some(options), None, credentials);
         while let Some(answer) = answers.next().await {
             answer.map_err(DockerError::from_bollard)?;
         }

@@ -4,6 +4,8 @@
 //!   every failure sorted into [`DockerError`]: the engine is unreachable, an object is missing,
 //!   or the engine refused.
 //! - `images`: load a `docker save` tarball (streamed from disk), tag, push with progress, pull.
+//! - `credentials`: a private registry's credentials, from `REGISTRY_USERNAME`/`REGISTRY_PASSWORD`
+//!   or `docker login`'s configuration.
 //! - `builds`: any Dockerfile through the engine's build API, from a context tarball.
 //! - `containers`: create and start a processor container with its port on 127.0.0.1, find
 //!   Theory's containers by label, read logs, remove.
@@ -11,9 +13,11 @@
 mod builds;
 mod client;
 mod containers;
+mod credentials;
 mod images;
 
 pub use builds::EngineBuild;
 pub use client::{Docker, DockerError};
 pub use containers::{ContainerInfo, ContainerSpec, ContainerState, LABEL_PREFIX, labels};
+pub use credentials::{CredentialSources, registry_of};
 pub use images::{ImageInfo, Progress};

@@ -38,6 +38,8 @@ pub struct LocalAdapter {
     /// local runtime, refused when a run plans.
     default_runtime: Option<Result<Runtime, String>>,
     docker: std::sync::Arc<OnceCell<Result<Docker, DockerError>>>,
+    /// Where a private registry's credentials come from, for pulling pins.
+    credentials: theory_docker::CredentialSources,
 }
 
 impl LocalAdapter {
@@ -92,6 +94,14 @@ impl LocalAdapter {
             state: state.map(PathBuf::from),
             default_runtime,
             docker: std::sync::Arc::default(),
+            credentials: theory_docker::CredentialSources {
+                username: env.get(names::REGISTRY_USERNAME).map(str::to_owned),
+                password: env.get(names::REGISTRY_PASSWORD).map(str::to_owned),
+                docker_config: env
+                    .get(names::DOCKER_CONFIG)
+                    .map(PathBuf::from)
+                    .or_else(|| env.get("HOME").map(|home| PathBuf::from(home).join(".docker"))),
+            },
         }
     }
 
@@ -182,7 +192,7 @@ impl LocalAdapter {
     ) -> Result<(Docker, ImageChoice), Failure> {
         let docker = self.docker().await?;
         let platform = platform.or_else(Platform::host).unwrap_or(Platform::Amd64);
-        let choice = choose_image(&docker, spec, platform).await?;
+        let choice = choose_image(&docker, spec, platform, &self.credentials).await?;
         Ok((docker, choice))
     }
 

@@ -28,6 +28,14 @@ pub struct ImageChoice {
     pub platform: Platform,
 }
 
+/// Whether a registry refused a pull for want of (good) credentials.
+fn unauthorized(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["unauthorized", "no basic auth credentials", "authentication required", "denied"]
+        .iter()
+        .any(|mark| message.contains(mark))
+}
+
 /// Turns a Docker failure into the run's error.
 pub(crate) fn docker_error(error: &DockerError) -> Failure {
     Failure::with_hint(ErrorCode::Docker, error.to_string(), error.hint())
@@ -39,17 +47,30 @@ pub async fn choose_image(
     docker: &Docker,
     spec: &ProcessorSpec,
     platform: Platform,
+    credentials: &theory_docker::CredentialSources,
 ) -> Result<ImageChoice, Failure> {
     let reference = &spec.reference;
     if let Some(pin) = spec.image.pin_for(platform) {
         let pinned = pin.to_string();
         if docker.image(&pinned).await.map_err(|error| docker_error(&error))?.is_none() {
             tracing::info!(image = %pinned, "pulling the pinned image");
-            docker.pull(&pinned).await.map_err(|error| {
+            let login = credentials.for_image(&pinned);
+            let logged_in = login.is_some();
+            docker.pull(&pinned, login).await.map_err(|error| {
+                let registry = theory_docker::registry_of(&pinned);
+                let hint = if unauthorized(&error.to_string()) {
+                    // The seeds' troubleshooting text for "Unauthorized image pulls".
+                    format!(
+                        "Unauthorized image pulls: fix REGISTRY_AUTH in the target environment — locally, REGISTRY_USERNAME and REGISTRY_PASSWORD (or `docker login {registry}`){}",
+                        if logged_in { "; the credentials given were refused" } else { "; none were found for this registry" }
+                    )
+                } else {
+                    format!("pull it with `docker pull {pinned}`, or build and load it locally with `theory processor build --ref {reference}` and push it")
+                };
                 Failure::with_hint(
                     ErrorCode::ImageNotFound,
                     format!("the pinned image {pinned} of {reference} is not here and could not be pulled: {error}"),
-                    format!("pull it with `docker pull {pinned}`, or build and load it locally with `theory processor build --ref {reference}` and push it"),
+                    hint,
                 )
             })?;
         }

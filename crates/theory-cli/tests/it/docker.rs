@@ -433,3 +433,135 @@ fn a_gpu_spec_reaches_docker_as_a_device_request_and_is_refused_clearly_without_
     assert!(outcome.stderr.contains("--adapter modal"), "{}", outcome.transcript());
     assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
 }
+
+/// The registry of `scripts/services/registry` that needs a login, and its login.
+const PRIVATE_REGISTRY: &str = "127.0.0.1:5001";
+const PRIVATE_USER: &str = "theory-test";
+const PRIVATE_PASSWORD: &str = "theory-test-password";
+
+/// Pushes the probe's image to the private registry with `docker login` credentials kept in
+/// `config`, removes every local name of it there, and returns its pin `repo@sha256:…`.
+fn push_private_probe(config: &Path) -> String {
+    let answers = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{PRIVATE_REGISTRY}/v2/"),
+        ])
+        .output()
+        .expect("curl runs");
+    assert_eq!(
+        String::from_utf8_lossy(&answers.stdout),
+        "401",
+        "no registry with a login on {PRIVATE_REGISTRY}: scripts/services/registry start (scripts/test does)"
+    );
+    let config = config.to_str().unwrap();
+    let repository = format!("{PRIVATE_REGISTRY}/theory-test/private-probe");
+    let tag = format!("{repository}:{}", std::process::id());
+    let login = Command::new("docker")
+        .args([
+            "--config",
+            config,
+            "login",
+            "-u",
+            PRIVATE_USER,
+            "--password-stdin",
+            PRIVATE_REGISTRY,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(PRIVATE_PASSWORD.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("docker login runs");
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    assert!(docker(&["tag", "theory-local/theory/probe:1", &tag]).status.success());
+    let pushed = Command::new("docker").args(["--config", config, "push", &tag]).output().unwrap();
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    let inspected = docker(&["image", "inspect", "--format", "{{json .RepoDigests}}", &tag]);
+    let digests: Vec<String> = serde_json::from_slice(&inspected.stdout).unwrap();
+    let pin = digests.into_iter().find(|digest| digest.starts_with(&repository)).expect("a digest");
+    forget_local(&tag, &pin);
+    pin
+}
+
+/// Removes the private registry's names of the image here, so a run must pull it.
+fn forget_local(tag: &str, pin: &str) {
+    let _ = docker(&["rmi", tag]);
+    let _ = docker(&["rmi", pin]);
+    assert!(!docker(&["image", "inspect", pin]).status.success(), "{pin} is still here");
+}
+
+#[test]
+fn a_pinned_image_in_a_private_registry_is_pulled_with_credentials_and_refused_clearly_without() {
+    let project = docker_project();
+    let login = tempfile::tempdir().unwrap();
+    let pin = push_private_probe(login.path());
+    project.probe_variant("theory/probe@96", "probe96.yaml", |spec| {
+        spec.replace(
+            "image:\n  build: {context: processors/probe, dockerfile: Dockerfile, binary: theory-probe}",
+            &format!("image:\n  platforms: {{amd64: \"{pin}\"}}"),
+        )
+    });
+    let run = |project: &Project| {
+        project.run(&[
+            "run",
+            "--ref",
+            "theory/probe@96",
+            "--inputs-json",
+            "{}",
+            "--json",
+            "--no-cache",
+            "--adapter-opts-json",
+            r#"{"runtime":"docker"}"#,
+        ])
+    };
+    // The same project folder, with more variables set.
+    let with = |pairs: &[(&str, &str)]| {
+        let mut same = Project::new()
+            .env("THEORY_LOCAL_RUNTIME", "auto")
+            .env("THEORY_PROJECT", project.path().to_str().unwrap());
+        for (name, value) in pairs {
+            same = same.env(name, value);
+        }
+        same
+    };
+    // No credentials: refused, with the seeds' troubleshooting text.
+    let refused = run(&project);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert_eq!(refused.json()["error"]["code"], "ERR_IMAGE_NOT_FOUND");
+    assert!(
+        refused.stderr.contains("Unauthorized image pulls: fix REGISTRY_AUTH"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(
+        refused.stderr.contains("none were found for this registry"),
+        "{}",
+        refused.transcript()
+    );
+    // A wrong password is named as refused, and never shown.
+    let wrong = run(&with(&[
+        ("REGISTRY_USERNAME", PRIVATE_USER),
+        ("REGISTRY_PASSWORD", "not-the-password"),
+    ]));
+    assert!(wrong.stderr.contains("the credentials given were refused"), "{}", wrong.transcript());
+    assert!(
+        !wrong.stdout.contains("not-the-password") && !wrong.stderr.contains("not-the-password")
+    );
+    // REGISTRY_USERNAME and REGISTRY_PASSWORD.
+    let with_variables =
+        run(&with(&[("REGISTRY_USERNAME", PRIVATE_USER), ("REGISTRY_PASSWORD", PRIVATE_PASSWORD)]));
+    assert_eq!(with_variables.code, 0, "{}", with_variables.transcript());
+    assert_eq!(with_variables.json()["meta"]["image_digest"], pin.split_once('@').unwrap().1);
+    // The user's `docker login`.
+    forget_local(&format!("{}:none", pin.split_once('@').unwrap().0), &pin);
+    let with_login = run(&with(&[("DOCKER_CONFIG", login.path().to_str().unwrap())]));
+    assert_eq!(with_login.code, 0, "{}", with_login.transcript());
+    forget_local(&format!("{}:none", pin.split_once('@').unwrap().0), &pin);
+}
