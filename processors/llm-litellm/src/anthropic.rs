@@ -6,7 +6,7 @@ use theory_processor::{Context, ProcessorError};
 use crate::completion::Completion;
 use crate::openai::Request;
 use crate::params::ChatParams;
-use crate::parts::{Content, Part, Resolved};
+use crate::parts::{Content, Resolved};
 use crate::stream::{Flow, post_events, quote_error};
 
 /// The API version header Anthropic requires.
@@ -17,22 +17,9 @@ const DEFAULT_MAX_TOKENS: u32 = 1024;
 /// A message's content in the messages form: a string, or blocks with images as base64
 /// `image` sources.
 fn content(content: &Content) -> Value {
-    match content {
-        Content::Plain(text) => Value::from(text.as_str()),
-        Content::Parts(parts) => Value::Array(
-            parts
-                .iter()
-                .map(|part| match part {
-                    Part::Text(text) => json!({"type": "text", "text": text}),
-                    Part::Image { mime, base64 } => json!({
-                        "type": "image",
-                        "source": {"type": "base64", "media_type": mime, "data": base64},
-                    }),
-                    Part::Native(native) => native.clone(),
-                })
-                .collect(),
-        ),
-    }
+    content.to_json(|mime, base64| {
+        json!({"type": "image", "source": {"type": "base64", "media_type": mime, "data": base64}})
+    })
 }
 
 /// Streams a message, sending each piece of text as a token while it arrives.

@@ -5,7 +5,7 @@ use theory_processor::{Context, ProcessorError};
 
 use crate::completion::Completion;
 use crate::params::ChatParams;
-use crate::parts::{Content, Part, Resolved};
+use crate::parts::{Content, Resolved};
 use crate::provider::Provider;
 use crate::stream::{Flow, post_events, quote_error};
 
@@ -26,22 +26,9 @@ pub(crate) struct Request<'a> {
 /// A message's content in the chat-completions form: a string, or parts with images as
 /// `image_url` data URLs.
 fn content(content: &Content) -> Value {
-    match content {
-        Content::Plain(text) => Value::from(text.as_str()),
-        Content::Parts(parts) => Value::Array(
-            parts
-                .iter()
-                .map(|part| match part {
-                    Part::Text(text) => json!({"type": "text", "text": text}),
-                    Part::Image { mime, base64 } => json!({
-                        "type": "image_url",
-                        "image_url": {"url": format!("data:{mime};base64,{base64}")},
-                    }),
-                    Part::Native(native) => native.clone(),
-                })
-                .collect(),
-        ),
-    }
+    content.to_json(|mime, base64| {
+        json!({"type": "image_url", "image_url": {"url": format!("data:{mime};base64,{base64}")}})
+    })
 }
 
 /// Streams a chat completion, sending each piece of text as a token while it arrives.

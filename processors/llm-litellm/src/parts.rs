@@ -35,6 +35,27 @@ pub(crate) enum Content {
     Parts(Vec<Part>),
 }
 
+impl Content {
+    /// The content as a dialect writes it: a string stays one; parts become a list of
+    /// `{"type":"text"}` parts, native parts as they are, and images in the form `image` makes
+    /// from their media type and base64 bytes.
+    pub(crate) fn to_json(&self, image: impl Fn(&str, &str) -> Value) -> Value {
+        match self {
+            Content::Plain(text) => Value::from(text.as_str()),
+            Content::Parts(parts) => Value::Array(
+                parts
+                    .iter()
+                    .map(|part| match part {
+                        Part::Text(text) => serde_json::json!({"type": "text", "text": text}),
+                        Part::Image { mime, base64 } => image(mime, base64),
+                        Part::Native(native) => native.clone(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// A message with its content resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Resolved {

@@ -233,6 +233,19 @@ fn the_readme_documents_every_environment_variable() {
     assert!(missing.is_empty(), "the README does not document {missing:?}");
 }
 
+/// A real run of `llm/litellm@1` with `inputs` and `extra` flags, `--json`.
+fn real_llm(project: &Project, inputs: &Value, extra: &[&str]) -> crate::support::Outcome {
+    let inputs = inputs.to_string();
+    let args =
+        ["run", "--ref", "llm/litellm@1", "--mode", "real", "--inputs-json", &inputs, "--json"];
+    project.run(&[&args[..], extra].concat())
+}
+
+/// The inputs of a one-message chat with `model`.
+fn chat(model: &str) -> Value {
+    serde_json::json!({"messages": [{"role": "user", "content": "Hi"}], "model": model})
+}
+
 #[test]
 fn a_real_run_needs_the_key_of_the_provider_its_model_names() {
     // Nothing listens on the discard port: a run past the key check fails at the provider.
@@ -240,19 +253,7 @@ fn a_real_run_needs_the_key_of_the_provider_its_model_names() {
         .env("OPENAI_API_BASE", "http://127.0.0.1:9/v1")
         .env("ANTHROPIC_API_BASE", "http://127.0.0.1:9");
     let real = |project: &Project, model: &str| {
-        let inputs =
-            serde_json::json!({"messages": [{"role": "user", "content": "Hi"}], "model": model});
-        let inputs = inputs.to_string();
-        let outcome = project.run(&[
-            "run",
-            "--ref",
-            "llm/litellm@1",
-            "--mode",
-            "real",
-            "--inputs-json",
-            &inputs,
-            "--json",
-        ]);
+        let outcome = real_llm(project, &chat(model), &[]);
         assert_eq!(outcome.code, 1, "{}", outcome.transcript());
         let error = outcome.json()["error"].clone();
         (error["code"].as_str().unwrap().to_owned(), error["message"].as_str().unwrap().to_owned())
@@ -287,12 +288,7 @@ async fn a_real_llm_run_is_priced_by_the_row_of_the_model_it_asked_for() {
         .env("OPENAI_API_BASE", &openai_base)
         .env("ANTHROPIC_API_BASE", &stand_in.base_url);
     let cost = |model: &str| {
-        let inputs =
-            serde_json::json!({"messages": [{"role": "user", "content": "Hi"}], "model": model});
-        let inputs = inputs.to_string();
-        let args =
-            ["run", "--ref", "llm/litellm@1", "--mode", "real", "--inputs-json", &inputs, "--json"];
-        let outcome = project.run(&args);
+        let outcome = real_llm(&project, &chat(model), &[]);
         assert_eq!(outcome.code, 0, "{}", outcome.transcript());
         let id = outcome.json()["execution_id"].as_str().unwrap().to_owned();
         let shown = project.run(&["executions", "show", &id, "--json"]).json();
@@ -317,19 +313,7 @@ async fn the_memo_cache_answers_only_the_same_question() {
     };
     let project = against(&first);
     let ask = |project: &Project, inputs: &Value, extra: &[&str]| {
-        let inputs = inputs.to_string();
-        let mut args = vec![
-            "run",
-            "--ref",
-            "llm/litellm@1",
-            "--mode",
-            "real",
-            "--inputs-json",
-            &inputs,
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let outcome = project.run(&args);
+        let outcome = real_llm(project, inputs, extra);
         assert_eq!(outcome.code, 0, "{}", outcome.transcript());
         outcome.json()["meta"]["cached"] == true
     };
