@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
     propagate_version = true
 )]
 pub(crate) struct Cli {
-    /// The project folder (holding registry/ and .theory/); default: found upward from here.
+    /// The project folder (holding registry/, .theory/ or theory.toml); default: found upward
+    /// from here.
     #[arg(long, global = true, env = theory_core::env::names::PROJECT, value_name = "DIR")]
     pub(crate) project: Option<PathBuf>,
     /// Say more on stderr: -v shows Theory's debug lines, -vv every crate's, -vvv traces.

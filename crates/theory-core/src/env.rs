@@ -136,6 +136,8 @@ pub mod names {
     pub const REGISTRY_USERNAME: &str = "REGISTRY_USERNAME";
     /// Its password or token.
     pub const REGISTRY_PASSWORD: &str = "REGISTRY_PASSWORD";
+    /// The registry host those belong to (else the host of `THEORY_IMAGE_REGISTRY`).
+    pub const REGISTRY_SERVER: &str = "REGISTRY_SERVER";
     /// Docker's configuration folder (`docker login`'s credentials), else `~/.docker`.
     pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
     /// `0`: a public endpoint, without proxy auth.
@@ -199,6 +201,7 @@ pub mod names {
         REGISTRY_SECRET,
         REGISTRY_USERNAME,
         REGISTRY_PASSWORD,
+        REGISTRY_SERVER,
         DOCKER_CONFIG,
         PROXY_AUTH,
     ];

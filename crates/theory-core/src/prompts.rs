@@ -23,7 +23,7 @@ const VARS_KEY: &str = "vars";
 pub struct PromptUse {
     /// `name@N`.
     pub id: String,
-    /// `b3:` of the template's text.
+    /// `b3:` of the prompt's template and defaults ([`crate::registry::PromptEntry::hash`]).
     pub hash: String,
 }
 

@@ -1,5 +1,6 @@
-//! Credentials for a private registry: `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` when set, else
-//! the user's Docker configuration (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`:
+//! Credentials for a private registry: `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` for the one
+//! registry they belong to (`REGISTRY_SERVER`, else the host of `THEORY_IMAGE_REGISTRY`; never
+//! sent anywhere else), else the user's Docker configuration (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`:
 //! its `auths` entry for the registry, the form `docker login` writes without a credential
 //! helper).
 
@@ -28,6 +29,9 @@ pub struct CredentialSources {
     pub username: Option<String>,
     /// `REGISTRY_PASSWORD`.
     pub password: Option<String>,
+    /// The registry host the variables belong to: `REGISTRY_SERVER`, else the host of
+    /// `THEORY_IMAGE_REGISTRY`; without one they are not used.
+    pub server: Option<String>,
     /// `DOCKER_CONFIG`, else `$HOME/.docker`.
     pub docker_config: Option<PathBuf>,
 }
@@ -36,7 +40,11 @@ impl CredentialSources {
     /// The credentials for the registry of `reference`, if any source has them.
     pub fn for_image(&self, reference: &str) -> Option<DockerCredentials> {
         let registry = registry_of(reference);
-        if let (Some(username), Some(password)) = (&self.username, &self.password)
+        let theirs = self.server.as_deref().is_some_and(|server| {
+            let server = server.trim_start_matches("https://").trim_start_matches("http://");
+            server.split('/').next() == Some(registry.as_str())
+        });
+        if let (Some(username), Some(password), true) = (&self.username, &self.password, theirs)
             && !username.is_empty()
         {
             return Some(DockerCredentials {
@@ -117,12 +125,17 @@ mod tests {
         let from_variables = CredentialSources {
             username: Some("ci".into()),
             password: Some("token".into()),
+            server: Some("127.0.0.1:5001".into()),
             docker_config: Some(folder.clone()),
         };
-        assert_eq!(
-            from_variables.for_image("127.0.0.1:5001/a/b:1").unwrap().username.as_deref(),
-            Some("ci")
-        );
+        let user = |sources: &CredentialSources, image: &str| {
+            sources.for_image(image).and_then(|found| found.username)
+        };
+        assert_eq!(user(&from_variables, "127.0.0.1:5001/a/b:1").as_deref(), Some("ci"));
+        // Never to another registry.
+        assert!(from_variables.for_image("ghcr.io/a/b:1").is_none());
+        let unscoped = CredentialSources { server: None, ..from_variables };
+        assert_eq!(user(&unscoped, "127.0.0.1:5001/a/b:1").as_deref(), Some("user"));
         std::fs::remove_dir_all(folder).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! `theory.toml`: the defaults a team shares in its project — the store, the ledger, the server,
 //! the adapter — as values of Theory's settings. The environment wins over them; secrets never
-//! go there (a setting whose name looks secret is refused).
+//! go there (a setting whose name looks secret, or a URL with a password, is refused), nor do the
+//! guards of spending (`CI`, `THEORY_ALLOW_REAL_IN_CI`, `MODAL_ENABLED`).
 //!
 //! ```toml
 //! [settings]
@@ -22,6 +23,17 @@ use theory_protocol::ErrorCode;
 pub const PROJECT_FILE: &str = "theory.toml";
 /// The largest project file read.
 const MAX_BYTES: u64 = 256 * 1024;
+
+/// Settings that guard spending: a committed file must not turn them off.
+const GUARDS: &[&str] = &[names::CI, names::ALLOW_REAL_IN_CI, names::MODAL_ENABLED];
+
+/// Whether a value is a URL with a password in it (`scheme://user:password@host…`).
+fn carries_password(value: &str) -> bool {
+    value.split_once("://").is_some_and(|(_, rest)| {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    })
+}
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +75,14 @@ pub fn with_project_defaults(root: &Path, env: EnvSnapshot) -> Result<EnvSnapsho
         if !names::ALL.contains(&name.as_str()) {
             return Err(invalid(&file, format!("{name} is not one of Theory's settings")));
         }
+        if GUARDS.contains(&name.as_str()) {
+            return Err(invalid(
+                &file,
+                format!(
+                    "{name} guards spending and belongs to the machine that runs, not to a file anyone can commit"
+                ),
+            ));
+        }
         let value = match value {
             toml::Value::String(text) => text,
             toml::Value::Integer(number) => number.to_string(),
@@ -78,6 +98,14 @@ pub fn with_project_defaults(root: &Path, env: EnvSnapshot) -> Result<EnvSnapsho
                 ));
             }
         };
+        if carries_password(&value) {
+            return Err(invalid(
+                &file,
+                format!(
+                    "{name} holds a password (user:password@ in a URL): keep it in the environment"
+                ),
+            ));
+        }
         defaults.push((name, value));
     }
     Ok(env.with_defaults(defaults))

@@ -206,9 +206,14 @@ impl Ledger {
         rows.iter().map(record_of).collect()
     }
 
-    /// Returns the execution whose id is `wanted` or starts with it (any letter case): the one
-    /// run a short prefix names. Two runs sharing the prefix → [`LedgerError::AmbiguousExecution`].
+    /// Returns the execution whose id is `wanted`, or whose generated id starts with it (any
+    /// letter case): the one run a short prefix names. Two runs sharing the prefix → [`LedgerError::AmbiguousExecution`].
     pub async fn find_execution(&self, wanted: &str) -> Result<ExecutionRecord, LedgerError> {
+        // An exact id first: a client may choose ids in any case, with `.`, `_` or `-`.
+        match self.execution(wanted).await {
+            Err(LedgerError::UnknownExecution(_)) => {}
+            found => return found,
+        }
         let prefix = wanted.to_ascii_uppercase();
         if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(LedgerError::UnknownExecution(wanted.to_owned()));

@@ -97,6 +97,11 @@ impl LocalAdapter {
             credentials: theory_docker::CredentialSources {
                 username: env.get(names::REGISTRY_USERNAME).map(str::to_owned),
                 password: env.get(names::REGISTRY_PASSWORD).map(str::to_owned),
+                server: env
+                    .get(names::REGISTRY_SERVER)
+                    .or_else(|| env.get(names::IMAGE_REGISTRY))
+                    .filter(|server| !server.is_empty())
+                    .map(str::to_owned),
                 docker_config: env
                     .get(names::DOCKER_CONFIG)
                     .map(PathBuf::from)

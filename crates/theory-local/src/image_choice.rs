@@ -61,7 +61,7 @@ pub async fn choose_image(
                 let hint = if unauthorized(&error.to_string()) {
                     // The seeds' troubleshooting text for "Unauthorized image pulls".
                     format!(
-                        "Unauthorized image pulls: fix REGISTRY_AUTH in the target environment — locally, REGISTRY_USERNAME and REGISTRY_PASSWORD (or `docker login {registry}`){}",
+                        "Unauthorized image pulls: fix REGISTRY_AUTH in the target environment — locally, REGISTRY_USERNAME and REGISTRY_PASSWORD with REGISTRY_SERVER={registry} (or `docker login {registry}`){}",
                         if logged_in { "; the credentials given were refused" } else { "; none were found for this registry" }
                     )
                 } else {

@@ -165,7 +165,9 @@ impl RunBody {
         if !inputs.is_object() {
             return Err(usage("inputs must be a JSON object", r#"send "inputs": {…}"#));
         }
-        entry.check_inputs(&inputs).map_err(|violation| {
+        // The schema sees the inputs as the run will: with `$prompt`s rendered (kept as sent).
+        let (rendered, _) = theory_core::prompts::expand(inputs.clone(), registry)?;
+        entry.check_inputs(&rendered).map_err(|violation| {
             Failure::with_hint(
                 ErrorCode::InputSchema,
                 violation.to_string(),

@@ -20,13 +20,15 @@ pub(crate) async fn run(command: LocalCommand, context: Context) -> Result<ExitC
     let services = Services::new(adapter, &context.project.state());
     match command {
         LocalCommand::Start(args) => start(args, &context, &services).await,
-        LocalCommand::Run(args) => {
+        LocalCommand::Run(mut args) => {
             if args.adapter.as_deref().is_some_and(|adapter| adapter != "local") {
                 return Err(usage(
                     "theory local run always runs on the container `theory local start` started",
                     "drop --adapter; use `theory run --adapter …` to choose an adapter",
                 ));
             }
+            // Local whatever THEORY_ADAPTER (or theory.toml) names.
+            args.adapter = Some("local".to_owned());
             let adapter: Arc<dyn theory_core::Adapter> = Arc::new(services.adapter());
             let adapters =
                 std::collections::BTreeMap::from([(theory_core::AdapterKind::Local, adapter)]);

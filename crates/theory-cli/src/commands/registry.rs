@@ -137,6 +137,13 @@ fn list_prompts(registry: &Registry) {
 
 /// `registry show name@N`: a prompt's template and variables.
 fn show_prompt(registry: &Registry, id: &str, json: bool) -> ExitCode {
+    if let Some(problem) = registry.broken(id) {
+        print_error(
+            &format!("the prompt {id} is defined in a file with a problem: {problem}"),
+            Some("fix that file; `theory registry validate` lists every problem"),
+        );
+        return ExitCode::FAILURE;
+    }
     let Some(prompt) = registry.prompt(id) else {
         let known: Vec<&str> =
             registry.prompts().map(|prompt| prompt.document.id.as_str()).collect();

@@ -312,8 +312,6 @@ pub(crate) fn read_inputs(inputs: &InputsArgs, max_bytes: u64) -> Result<Value, 
     })
 }
 
-/// Settles mode and adapter from the flags, the old aliases and an inputs `mode`, warning about
-/// each deprecated form. No `--mode` means mock: spending money must be explicit.
 /// The adapter a run asks for: `--adapter`, else `THEORY_ADAPTER` (the environment, or
 /// theory.toml), else `local`.
 pub(crate) fn adapter_name(args: &RunArgs, env: &theory_core::EnvSnapshot) -> String {
@@ -323,6 +321,8 @@ pub(crate) fn adapter_name(args: &RunArgs, env: &theory_core::EnvSnapshot) -> St
         .unwrap_or_else(|| "local".to_owned())
 }
 
+/// Settles mode and adapter from the flags, the old aliases and an inputs `mode`, warning about
+/// each deprecated form. No `--mode` means mock: spending money must be explicit.
 pub(crate) fn resolve_mode_and_adapter(
     mode: Option<&str>,
     adapter: &str,

@@ -384,6 +384,32 @@ fn a_broken_spec_file_leaves_out_only_what_it_defines() {
     assert_eq!(validate.code, 1);
     assert_eq!(validate.json()["errors"].as_array().unwrap().len(), 2, "{}", validate.stdout);
 
+    // A file that is not YAML still names its ref (a comment after it is not part of it).
+    std::fs::write(folder.join("commented.yaml"), "ref: demo/commented@1  # ours\nbad: [\n")
+        .unwrap();
+    let commented =
+        project.run(&["run", "--ref", "demo/commented@1", "--inputs-json", "{}", "--json"]);
+    assert!(
+        commented.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("demo/commented@1 is defined in a file with a problem"),
+        "{}",
+        commented.transcript()
+    );
+    // A broken default policy leaves runs without retry and lease rules: nothing runs.
+    let policy = Project::new();
+    std::fs::create_dir_all(policy.path().join("registry/policies")).unwrap();
+    std::fs::write(
+        policy.path().join("registry/policies/default.yaml"),
+        "id: default@1
+retry: {max_attempts: 0}
+",
+    )
+    .unwrap();
+    let unsafe_run =
+        policy.run(&["run", "--ref", "theory/probe@1", "--inputs-json", "{}", "--json"]);
+    assert_eq!(unsafe_run.json()["error"]["code"], "ERR_REGISTRY", "{}", unsafe_run.transcript());
     // A file whose ref cannot be read could define anything: nothing runs.
     std::fs::write(folder.join("unnamed.yaml"), "[not, a, mapping\n").unwrap();
     let unsure = project.run(&["run", "--ref", "theory/probe@1", "--inputs-json", "{}", "--json"]);
@@ -625,6 +651,8 @@ fn theory_toml_holds_the_settings_a_team_shares_and_the_environment_wins() {
         ("[setings]\nTHEORY_ADAPTER = \"local\"\n", "unknown field"),
         ("[settings]\nTHEORY_ADAPTER = [\"local\"]\n", "must be a string"),
         ("[settings\n", "theory.toml"),
+        ("[settings]\nTHEORY_ALLOW_REAL_IN_CI = \"1\"\n", "guards spending"),
+        ("[settings]\nDATABASE_URL = \"postgres://u:sk-x@db/theory\"\n", "holds a password"),
     ] {
         write(text);
         let refused = project.run(&["executions", "list"]);

@@ -439,9 +439,11 @@ const PRIVATE_REGISTRY: &str = "127.0.0.1:5001";
 const PRIVATE_USER: &str = "theory-test";
 const PRIVATE_PASSWORD: &str = "theory-test-password";
 
-/// Pushes the probe's image to the private registry with `docker login` credentials kept in
-/// `config`, removes every local name of it there, and returns its pin `repo@sha256:…`.
-fn push_private_probe(config: &Path) -> String {
+/// Pushes the probe's image to a new repository `name` of the private registry with `docker
+/// login` credentials kept in `config`, removes every local name of it there, and returns its
+/// pin `repo@sha256:…`. (A new repository each time: the engine remembers a repository it once
+/// pulled with credentials.)
+fn push_private_probe(config: &Path, name: &str) -> String {
     let answers = Command::new("curl")
         .args([
             "-s",
@@ -459,7 +461,9 @@ fn push_private_probe(config: &Path) -> String {
         "no registry with a login on {PRIVATE_REGISTRY}: scripts/services/registry start (scripts/test does)"
     );
     let config = config.to_str().unwrap();
-    let repository = format!("{PRIVATE_REGISTRY}/theory-test/private-probe");
+    let unique =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let repository = format!("{PRIVATE_REGISTRY}/theory-test/{name}-{unique}");
     let tag = format!("{repository}:{}", std::process::id());
     let login = Command::new("docker")
         .args([
@@ -501,13 +505,17 @@ fn forget_local(tag: &str, pin: &str) {
 fn a_pinned_image_in_a_private_registry_is_pulled_with_credentials_and_refused_clearly_without() {
     let project = docker_project();
     let login = tempfile::tempdir().unwrap();
-    let pin = push_private_probe(login.path());
-    project.probe_variant("theory/probe@96", "probe96.yaml", |spec| {
-        spec.replace(
-            "image:\n  build: {context: processors/probe, dockerfile: Dockerfile, binary: theory-probe}",
-            &format!("image:\n  platforms: {{amd64: \"{pin}\"}}"),
-        )
-    });
+    let pin = push_private_probe(login.path(), "variables");
+    let pinned = |pin: &str| {
+        let pin = pin.to_owned();
+        move |spec: String| {
+            spec.replace(
+                "image:\n  build: {context: processors/probe, dockerfile: Dockerfile, binary: theory-probe}",
+                &format!("image:\n  platforms: {{amd64: \"{pin}\"}}"),
+            )
+        }
+    };
+    project.probe_variant("theory/probe@96", "probe96.yaml", pinned(&pin));
     let run = |project: &Project| {
         project.run(&[
             "run",
@@ -547,6 +555,7 @@ fn a_pinned_image_in_a_private_registry_is_pulled_with_credentials_and_refused_c
     );
     // A wrong password is named as refused, and never shown.
     let wrong = run(&with(&[
+        ("REGISTRY_SERVER", PRIVATE_REGISTRY),
         ("REGISTRY_USERNAME", PRIVATE_USER),
         ("REGISTRY_PASSWORD", "not-the-password"),
     ]));
@@ -555,13 +564,20 @@ fn a_pinned_image_in_a_private_registry_is_pulled_with_credentials_and_refused_c
         !wrong.stdout.contains("not-the-password") && !wrong.stderr.contains("not-the-password")
     );
     // REGISTRY_USERNAME and REGISTRY_PASSWORD.
-    let with_variables =
-        run(&with(&[("REGISTRY_USERNAME", PRIVATE_USER), ("REGISTRY_PASSWORD", PRIVATE_PASSWORD)]));
+    let with_variables = run(&with(&[
+        ("REGISTRY_SERVER", PRIVATE_REGISTRY),
+        ("REGISTRY_USERNAME", PRIVATE_USER),
+        ("REGISTRY_PASSWORD", PRIVATE_PASSWORD),
+    ]));
     assert_eq!(with_variables.code, 0, "{}", with_variables.transcript());
     assert_eq!(with_variables.json()["meta"]["image_digest"], pin.split_once('@').unwrap().1);
-    // The user's `docker login`.
     forget_local(&format!("{}:none", pin.split_once('@').unwrap().0), &pin);
+    // The user's `docker login`, for another repository.
+    let other = push_private_probe(login.path(), "docker-login");
+    project.probe_variant("theory/probe@96", "probe96.yaml", pinned(&other));
+    let without = run(&project);
+    assert!(without.stderr.contains("Unauthorized image pulls"), "{}", without.transcript());
     let with_login = run(&with(&[("DOCKER_CONFIG", login.path().to_str().unwrap())]));
     assert_eq!(with_login.code, 0, "{}", with_login.transcript());
-    forget_local(&format!("{}:none", pin.split_once('@').unwrap().0), &pin);
+    forget_local(&format!("{}:none", other.split_once('@').unwrap().0), &other);
 }

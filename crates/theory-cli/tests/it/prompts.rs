@@ -33,6 +33,11 @@ fn reply_and_receipt(project: &Project, outcome: &Outcome) -> (String, Value) {
     (reply, serde_json::from_str(&receipt.unwrap()).unwrap())
 }
 
+/// `b3:` of a value's compact JSON, its keys written in sorted order by the caller.
+fn b3_of(value: &Value) -> String {
+    format!("b3:{}", blake3::hash(value.to_string().as_bytes()).to_hex())
+}
+
 fn prompt_hash(project: &Project, id: &str) -> String {
     let shown = project.run(&["registry", "show", id, "--json"]);
     assert_eq!(shown.code, 0, "{}", shown.transcript());
@@ -50,7 +55,9 @@ fn a_prompt_is_rendered_into_the_inputs_and_named_in_the_receipt() {
         "MOCK: Summarize the following text in at most 3 sentences, in a neutral tone.\n\nThe cat sat."
     );
     let hash = prompt_hash(&project, "summarize@1");
-    assert_eq!(hash, format!("b3:{}", blake3::hash(SUMMARY.as_bytes()).to_hex()));
+    // The canonical JSON of the template and its defaults (keys sorted, compact).
+    let identity = json!({"defaults": {"max_sentences": "3", "text": null, "tone": "neutral"}, "template": SUMMARY});
+    assert_eq!(hash, b3_of(&identity));
     assert_eq!(receipt["prompts"], json!([{"id": "summarize@1", "hash": hash}]));
 
     // Numbers and booleans are variables too; other values give another inputs hash.
@@ -92,10 +99,8 @@ fn a_project_prompt_is_used_anywhere_in_the_inputs_and_replaces_a_built_in_one()
         .map(|used| used["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["greet@2", "summarize@1"]);
-    assert_eq!(
-        receipt["prompts"][1]["hash"],
-        format!("b3:{}", blake3::hash(b"Short: {text}").to_hex())
-    );
+    let identity = json!({"defaults": {"text": null}, "template": "Short: {text}"});
+    assert_eq!(receipt["prompts"][1]["hash"], b3_of(&identity));
 }
 
 #[test]
@@ -205,4 +210,26 @@ fn prompts_are_listed_and_shown() {
     assert!(unknown.stderr.contains("error: unknown prompt nope@1"), "{}", unknown.stderr);
     let valid = project.run(&["registry", "validate", "--json"]).json();
     assert_eq!(valid["prompts"], 1);
+}
+
+#[test]
+fn theory_serve_renders_prompts_before_its_schema_check() {
+    let project = Project::new();
+    let server = crate::serve::Server::start(&project, &[]);
+    let content = json!({"$prompt": "summarize@1", "vars": {"text": "Over HTTP."}});
+    let (status, run) = server.submit(
+        &json!({"ref": "llm/litellm@1", "inputs": {"messages": [{"role": "user", "content": content}]}}),
+        &[("Prefer", "wait")],
+    );
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = run["id"].as_str().unwrap();
+    let shown = project.run(&["executions", "show", id, "--json"]).json();
+    assert_eq!(shown["receipt"]["prompts"][0]["id"], "summarize@1", "{shown}");
+    let (status, refused) = server.submit(
+        &json!({"ref": "llm/litellm@1", "inputs": {"messages": [{"content": {"$prompt": "summarize@1"}}]}}),
+        &[],
+    );
+    assert_eq!((status, &refused["error"]["code"]), (422, &json!("ERR_INPUT_SCHEMA")), "{refused}");
+    assert_eq!(server.stop(), Some(0));
 }

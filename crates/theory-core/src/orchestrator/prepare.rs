@@ -105,11 +105,17 @@ impl Orchestrator {
         .render();
         progress.fingerprint = Some(fingerprint.clone());
         let inputs_hash = inputs_hash(&normalized);
-        let config: Vec<(String, Option<String>)> = spec
-            .config_env
-            .iter()
-            .map(|name| (name.to_string(), self.env.get(name.as_str()).map(str::to_owned)))
-            .collect();
+        // This run's settings reach only an instance it starts itself; one that holds its own
+        // environment (a Modal deployment, a `theory local start` container) runs with the
+        // settings it was started with, which this environment does not describe.
+        let config: Vec<(String, Option<String>)> = if plan.secrets_held {
+            Vec::new()
+        } else {
+            spec.config_env
+                .iter()
+                .map(|name| (name.to_string(), self.env.get(name.as_str()).map(str::to_owned)))
+                .collect()
+        };
         let memo_key =
             memo_key(&spec.reference, &plan.image_identity, request.mode, &inputs_hash, &config);
         Ok(Prepared {

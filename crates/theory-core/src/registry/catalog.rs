@@ -10,6 +10,9 @@ use super::prompt::PromptEntry;
 use super::spec::ProcessorSpec;
 use crate::ProcessorRef;
 
+/// The policy every run follows (`orchestrator` reads its retry and lease rules).
+const DEFAULT_POLICY: &str = "default@1";
+
 /// Predicate ids a spec may use.
 pub const KNOWN_PREDICATES: &[&str] =
     &["artifact.exists@1", "json.schema_ok@1", "budget.available@1"];
@@ -230,12 +233,18 @@ fn declared_id(source: &Source) -> Option<String> {
         return Some(id.to_owned());
     }
     let prefix = format!("{key}:");
-    source
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-        .map(|rest| rest.trim().trim_matches(['"', '\'']).to_owned())
-        .filter(|id| !id.is_empty())
+    let id =
+        source.text.lines().find_map(|line| line.strip_prefix(prefix.as_str())).map(|rest| {
+            rest.split(" #").next().unwrap_or(rest).trim().trim_matches(['"', '\'']).to_owned()
+        })?;
+    // Only an id that could name a document counts; anything else leaves the file unidentified.
+    let plausible = match source.kind {
+        DocumentKind::Processor => id.parse::<ProcessorRef>().is_ok(),
+        _ => {
+            !id.is_empty() && id.contains('@') && !id.chars().any(|c| c.is_whitespace() || c == '#')
+        }
+    };
+    plausible.then_some(id)
 }
 
 impl Registry {
@@ -281,6 +290,10 @@ impl Registry {
         for (id, error) in registry.cross_check() {
             registry.mark_broken(id, &error);
             registry.problems.push(error);
+        }
+        // Every run follows the default policy (retries, leases): without it nothing is safe.
+        if registry.broken.contains_key(DEFAULT_POLICY) {
+            registry.unidentified = true;
         }
         registry
     }

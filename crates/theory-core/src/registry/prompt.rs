@@ -19,7 +19,8 @@ enum Piece {
 pub struct PromptEntry {
     /// The document.
     pub document: PromptDocument,
-    /// `b3:` of the template's UTF-8 bytes: what a receipt records beside the id.
+    /// `b3:` of the canonical JSON (RFC 8785) of `{"template", "defaults"}` — everything that
+    /// decides the text a run gets besides its variables: what a receipt records beside the id.
     pub hash: String,
     /// Its file.
     pub origin: String,
@@ -121,7 +122,17 @@ impl PromptEntry {
         if let Some(unused) = document.vars.keys().find(|name| !used.contains(name.as_str())) {
             return Err((format!("vars.{unused}"), "the template never uses it".into()));
         }
-        let hash = format!("b3:{}", blake3::hash(document.template.as_bytes()).to_hex());
+        // The template and every default: what decides the text a run gets.
+        let defaults: serde_json::Map<String, serde_json::Value> = document
+            .vars
+            .iter()
+            .map(|(name, var)| {
+                let default = var.as_ref().and_then(|var| var.default.clone());
+                (name.clone(), default.map_or(serde_json::Value::Null, serde_json::Value::from))
+            })
+            .collect();
+        let identity = serde_json::json!({"template": document.template, "defaults": defaults});
+        let hash = crate::hashing::inputs_hash(&identity);
         Ok(PromptEntry { document, hash, origin: origin.to_owned(), builtin, pieces })
     }
 

@@ -49,8 +49,9 @@ pub struct ProcessorSpec {
     #[serde(default)]
     pub pricing: Option<PricingSpec>,
     /// Non-secret settings the processor reads from its environment (a provider's base URL,
-    /// say): their values are part of the memo key, and they reach the processor wherever it
-    /// runs.
+    /// say): they reach an instance the run starts (process or container) and their values are
+    /// part of its memo key; an instance that holds its own environment (a Modal deployment, a
+    /// `theory local start` container) keeps the settings it was started with.
     #[serde(default)]
     pub config_env: Vec<SecretName>,
     /// When a finished identical run may answer for a new one.

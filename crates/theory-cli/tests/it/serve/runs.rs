@@ -316,6 +316,14 @@ fn put_with_a_client_chosen_id_makes_the_run_once() {
     assert_eq!(status, 409);
     let listed = project.run(&["executions", "list", "--json"]).json();
     assert_eq!(listed["executions"].as_array().unwrap().len(), 2, "{listed}");
+    // An id a client chose, in any case and with `-`, is shown by its exact text.
+    let chosen = "nightly-Run_1";
+    let (status, made) =
+        server.request("PUT", &format!("/v1/runs/{chosen}"), &[("Prefer", "wait")], &other);
+    assert_eq!(status, 201, "{made}");
+    let shown = project.run(&["executions", "show", chosen, "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.transcript());
+    assert_eq!(shown.json()["execution"]["id"], chosen);
 }
 
 #[test]
