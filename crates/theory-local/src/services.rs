@@ -65,8 +65,8 @@ impl Services {
         &self.ports
     }
 
-    /// Starts the processor's container with its secrets from `env` (every required one must be
-    /// set), or reuses the one that runs from the same image. Returns the container and whether it
+    /// Starts the processor's container with its secrets from `env` (every required one, and the
+    /// key its default inputs choose, must be set), or reuses the one that runs from the same image. Returns the container and whether it
     /// was reused.
     pub async fn start(
         &self,
@@ -74,10 +74,12 @@ impl Services {
         platform: Option<Platform>,
         env: &EnvSnapshot,
     ) -> Result<(ServiceInfo, bool), Failure> {
+        // The required keys and the one the default inputs choose (`secrets.by_input`): what a
+        // container serving any run needs at the least.
         let missing: Vec<&str> = spec
             .secrets
-            .required
-            .iter()
+            .baseline()
+            .into_iter()
             .map(theory_core::registry::SecretName::as_str)
             .filter(|name| env.get(name).is_none())
             .collect();
