@@ -121,13 +121,7 @@ impl Services {
                 env.get(name.as_str()).map(|value| (name.to_string(), value.to_owned()))
             })
             .collect();
-        let config: Vec<(String, String)> = spec
-            .config_env
-            .iter()
-            .filter_map(|name| {
-                env.get(name.as_str()).map(|value| (name.to_string(), value.to_owned()))
-            })
-            .collect();
+        let config = spec.config_values(env);
         let launch = ContainerLaunch {
             spec,
             image: &image,

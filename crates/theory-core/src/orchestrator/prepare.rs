@@ -108,14 +108,7 @@ impl Orchestrator {
         // This run's settings reach only an instance it starts itself; one that holds its own
         // environment (a Modal deployment, a `theory local start` container) runs with the
         // settings it was started with, which this environment does not describe.
-        let config: Vec<(String, Option<String>)> = if plan.secrets_held {
-            Vec::new()
-        } else {
-            spec.config_env
-                .iter()
-                .map(|name| (name.to_string(), self.env.get(name.as_str()).map(str::to_owned)))
-                .collect()
-        };
+        let config = if plan.secrets_held { Vec::new() } else { spec.config_settings(&self.env) };
         let memo_key =
             memo_key(&spec.reference, &plan.image_identity, request.mode, &inputs_hash, &config);
         Ok(Prepared {
@@ -179,14 +172,8 @@ impl Orchestrator {
             Mode::Mock => Vec::new(),
         };
         // Settings the spec reads reach the processor in every mode (a container inherits none).
-        let config = spec
-            .config_env
-            .iter()
-            .filter_map(|name| {
-                self.env.get(name.as_str()).map(|value| (name.to_string(), value.to_owned()))
-            })
-            .collect();
-        Launch { mode, secrets, withheld, config }
+        // Settings the spec reads reach the processor in every mode (a container inherits none).
+        Launch { mode, secrets, withheld, config: spec.config_values(&self.env) }
     }
 
     /// TLS settings for an `https` endpoint (`None` for plain `http`).

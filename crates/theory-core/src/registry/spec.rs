@@ -59,6 +59,24 @@ pub struct ProcessorSpec {
     pub cache: CacheSpec,
 }
 
+impl ProcessorSpec {
+    /// The `config_env` settings in `env`, by name, with `None` for one that is not set.
+    pub fn config_settings(&self, env: &crate::EnvSnapshot) -> Vec<(String, Option<String>)> {
+        self.config_env
+            .iter()
+            .map(|name| (name.to_string(), env.get(name.as_str()).map(str::to_owned)))
+            .collect()
+    }
+
+    /// The `config_env` settings that `env` sets, by name: what reaches the processor.
+    pub fn config_values(&self, env: &crate::EnvSnapshot) -> Vec<(String, String)> {
+        self.config_settings(env)
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect()
+    }
+}
+
 fn any_inputs() -> Value {
     serde_json::json!({"type": "object"})
 }
