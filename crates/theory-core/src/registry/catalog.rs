@@ -220,18 +220,15 @@ pub struct Registry {
     unidentified: bool,
 }
 
-/// The id a registry file declares (`ref:` of a processor, `id:` of the rest), read as far as
-/// it can be from a file that does not load.
+/// The id a registry file declares (`ref:` of a processor, `id:` of the rest) on a top-level
+/// line, read from a file that does not load.
 fn declared_id(source: &Source) -> Option<String> {
     let key = match source.kind {
         DocumentKind::Processor => "ref",
         _ => "id",
     };
-    if let Ok(value) = serde_saphyr::from_str::<Value>(&source.text)
-        && let Some(id) = value.get(key).and_then(Value::as_str)
-    {
-        return Some(id.to_owned());
-    }
+    // Read from the top-level `key:` line, never by parsing the text again: a hostile file (a
+    // billion laughs) must cost one parse, not two.
     let prefix = format!("{key}:");
     let id =
         source.text.lines().find_map(|line| line.strip_prefix(prefix.as_str())).map(|rest| {
