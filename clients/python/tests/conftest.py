@@ -24,6 +24,8 @@ class Server:
         self.binary = Path(os.environ.get("THEORY_BIN", ROOT / "target" / "debug" / "theory"))
         self.env = {
             "PATH": os.environ.get("PATH", ""),
+            # Named, not found by walking up: a `.theory/` in a parent folder must not leak in.
+            "THEORY_PROJECT": str(project),
             "THEORY_PROCESSOR_PATH": str(self.binary.parent),
             "THEORY_LOCAL_RUNTIME": "process",
             "THEORY_LOG": "warn",
