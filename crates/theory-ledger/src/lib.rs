@@ -25,6 +25,8 @@
 //! - `frames`: the frames each run's processor sent, appended in batches
 //!   ([`Ledger::append_frames`]) and read back in order ([`Ledger::frames_after`]).
 //! - `deliveries`: every webhook delivery attempt ([`Ledger::record_delivery`]).
+//! - `deployments`: the Modal deployments a team shares ([`Ledger::deployment`],
+//!   [`Ledger::record_deployment`]).
 //! - `tokens`: the API tokens of `theory serve`, kept as hashes ([`Ledger::create_token`],
 //!   [`Ledger::token_by_secret`]).
 //! - `port`: the ledger as the orchestrator's `theory_core::ledger::RunLedger`: admission (lease,
@@ -35,6 +37,7 @@ mod audit;
 mod batch;
 mod checkpoint;
 mod deliveries;
+mod deployments;
 mod error;
 mod events;
 mod executions;
@@ -56,6 +59,7 @@ use sqlx::{AnyPool, ConnectOptions};
 
 pub use audit::{Audit, Drift};
 pub use deliveries::Delivery;
+pub use deployments::Deployment;
 pub use error::LedgerError;
 pub use events::{ChainReport, Event, EventKind, GENESIS, check_chain};
 pub use executions::{ExecutionRecord, ExecutionStart, ExecutionStatus, Finish};

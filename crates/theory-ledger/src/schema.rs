@@ -136,6 +136,23 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX webhook_deliveries_by_run ON webhook_deliveries (run_id, at_ms)",
         ],
     ),
+    (
+        7,
+        &[
+            // What `theory modal start|deploy` deployed (deployments.rs), shared by everyone
+            // using this ledger.
+            "CREATE TABLE modal_deployments (
+                env TEXT NOT NULL,
+                ref TEXT NOT NULL,
+                app_name TEXT NOT NULL,
+                url TEXT NOT NULL,
+                image_ref TEXT NOT NULL,
+                proxy_auth BIGINT NOT NULL,
+                deployed_at TEXT NOT NULL,
+                PRIMARY KEY (env, ref)
+            )",
+        ],
+    ),
 ];
 
 pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {

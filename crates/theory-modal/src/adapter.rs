@@ -53,12 +53,12 @@ impl ModalAdapter {
             .get(names::MODAL_STARTUP_S)
             .and_then(|text| text.parse().ok())
             .map_or(DEFAULT_STARTUP, Duration::from_secs);
-        ModalAdapter { env_name, book: DeploymentBook::new(state), env: env.clone(), startup }
+        ModalAdapter { env_name, book: DeploymentBook::new(state, env), env: env.clone(), startup }
     }
 
     /// The recorded deployment of `reference`, or an error saying how to make one.
-    pub fn deployment(&self, reference: &str) -> Result<Deployment, Failure> {
-        self.deployment_in(self.env_name, reference)
+    pub async fn deployment(&self, reference: &str) -> Result<Deployment, Failure> {
+        self.deployment_in(self.env_name, reference).await
     }
 
     /// The environment a run uses: its options' (the API's `env`), else the adapter's.
@@ -76,11 +76,15 @@ impl ModalAdapter {
     }
 
     /// The recorded deployment of `reference` in `env_name`, or an error saying how to make one.
-    fn deployment_in(&self, env_name: ModalEnv, reference: &str) -> Result<Deployment, Failure> {
-        let recorded = self.book.get(env_name, reference).map_err(|error| {
+    async fn deployment_in(
+        &self,
+        env_name: ModalEnv,
+        reference: &str,
+    ) -> Result<Deployment, Failure> {
+        let recorded = self.book.get(env_name, reference).await.map_err(|error| {
             modal_error(
-                format!("cannot read {}: {error}", self.book.path().display()),
-                "fix or remove the file; `theory modal start` writes it again",
+                format!("cannot read the Modal deployments in {}: {error}", self.book.place()),
+                "check the ledger with `theory ledger verify`; `theory modal start` records a deployment again",
             )
         })?;
         recorded.ok_or_else(|| {
@@ -171,7 +175,7 @@ impl Adapter for ModalAdapter {
         _mode: Mode,
     ) -> Result<Plan, Failure> {
         let environment = self.environment_of(options)?;
-        let deployment = self.deployment_in(environment, spec.reference.as_str())?;
+        let deployment = self.deployment_in(environment, spec.reference.as_str()).await?;
         let image = deployed_image(spec, &deployment)?;
         self.headers(&deployment)?;
         Ok(Plan {
@@ -193,15 +197,18 @@ impl Adapter for ModalAdapter {
         _launch: &Launch,
     ) -> Result<Box<dyn Instance>, Failure> {
         // The deployment planned: the one of some environment at the planned endpoint.
-        let planned =
-            [ModalEnv::Dev, ModalEnv::Staging, ModalEnv::Main].into_iter().find_map(|env_name| {
-                self.deployment_in(env_name, spec.reference.as_str())
-                    .ok()
-                    .filter(|deployment| deployment.url == plan.target)
-            });
+        let mut planned = None;
+        for env_name in [ModalEnv::Dev, ModalEnv::Staging, ModalEnv::Main] {
+            if let Ok(deployment) = self.deployment_in(env_name, spec.reference.as_str()).await
+                && deployment.url == plan.target
+            {
+                planned = Some(deployment);
+                break;
+            }
+        }
         let deployment = match planned {
             Some(deployment) => deployment,
-            None => self.deployment(spec.reference.as_str())?,
+            None => self.deployment(spec.reference.as_str()).await?,
         };
         let headers = self.headers(&deployment)?;
         let http = self.http()?;

@@ -7,7 +7,7 @@
 //!   `secret list|create`), and the credential check.
 //! - `naming`: environments (`dev|staging|main`) and app names (`{branch}-{user}-{ref_slug}` in
 //!   dev, `{ref_slug}` elsewhere).
-//! - `deployments`: `.theory/modal_deployments.json`, what was deployed where.
+//! - `deployments`: what was deployed where, kept in the ledger the team shares.
 //! - `adapter`: [`ModalAdapter`], core's `Adapter` over a recorded deployment (WSS, proxy auth).
 
 mod adapter;

@@ -82,17 +82,17 @@ fn spec_of<'a>(
 }
 
 /// The app name of a target: the recorded deployment's, else the naming rules'.
-fn target_app(
+async fn target_app(
     context: &Context,
     env: ModalEnv,
     reference: &ProcessorRef,
 ) -> Result<(String, Option<Deployment>), Failure> {
-    let book = DeploymentBook::new(&context.project.state());
-    let recorded = book.get(env, reference.as_str()).map_err(|error| {
+    let book = DeploymentBook::new(&context.project.state(), &context.env);
+    let recorded = book.get(env, reference.as_str()).await.map_err(|error| {
         Failure::with_hint(
             ErrorCode::Modal,
-            format!("cannot read {}: {error}", book.path().display()),
-            "fix or remove the file",
+            format!("cannot read the Modal deployments in {}: {error}", book.place()),
+            "check the ledger with `theory ledger verify`",
         )
     })?;
     if let Some(deployment) = recorded {
@@ -135,12 +135,12 @@ async fn deploy_and_record(
         proxy_auth: params.proxy_auth,
         deployed_at: theory_core::time::now_rfc3339(),
     };
-    let book = DeploymentBook::new(&context.project.state());
-    book.record(&deployment).map_err(|error| {
+    let book = DeploymentBook::new(&context.project.state(), &context.env);
+    book.record(&deployment).await.map_err(|error| {
         Failure::with_hint(
             ErrorCode::Modal,
-            format!("deployed, but cannot record it in {}: {error}", book.path().display()),
-            "check that .theory/ is writable",
+            format!("deployed, but cannot record it in {}: {error}", book.place()),
+            "check the ledger (DATABASE_URL, or that .theory/ is writable), then `theory modal start` again",
         )
     })?;
     Ok(deployment)
@@ -295,9 +295,11 @@ async fn stop(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, Fail
     let reference = parse_ref(&args.reference)?;
     let done = async {
         let cli = modal_cli(context)?;
-        let (app, _) = target_app(context, env, &reference)?;
+        let (app, _) = target_app(context, env, &reference).await?;
         cli.stop(env, &app).await?;
-        let _ = DeploymentBook::new(&context.project.state()).forget(env, reference.as_str());
+        let _ = DeploymentBook::new(&context.project.state(), &context.env)
+            .forget(env, reference.as_str())
+            .await;
         Ok::<_, Failure>(app)
     };
     match done.await {
@@ -319,7 +321,7 @@ async fn status(args: ModalTargetArgs, context: &Context) -> Result<ExitCode, Fa
     let reference = parse_ref(&args.reference)?;
     let found = async {
         let cli = modal_cli(context)?;
-        let (app, deployment) = target_app(context, env, &reference)?;
+        let (app, deployment) = target_app(context, env, &reference).await?;
         let apps = cli.apps(env).await?;
         let row = apps.into_iter().find(|row| {
             ["Description", "description", "Name", "name"]
@@ -360,7 +362,7 @@ async fn logs(args: ModalLogsArgs, context: &Context) -> Result<ExitCode, Failur
     let reference = parse_ref(&args.target.reference)?;
     let printed = async {
         let cli = modal_cli(context)?;
-        let (app, _) = target_app(context, env, &reference)?;
+        let (app, _) = target_app(context, env, &reference).await?;
         cli.logs(env, &app, args.follow, args.tail, |line| {
             let line = context.redactor.redact(line);
             if json {
@@ -398,7 +400,7 @@ async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitC
     };
     let adapter = ModalAdapter::new(env, &context.project.state(), &context.env);
     let checked = async {
-        let deployment = adapter.deployment(spec.reference.as_str())?;
+        let deployment = adapter.deployment(spec.reference.as_str()).await?;
         let deployed = adapter.deployed_digest(&deployment).await?;
         Ok::<_, Failure>((deployment, deployed))
     };

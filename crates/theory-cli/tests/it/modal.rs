@@ -169,15 +169,15 @@ fn sync_secrets_creates_and_updates_by_name_and_never_shows_a_value() {
     assert!(commands[1].ends_with(" ALPHA_KEY --env main"), "{commands:?}");
     assert!(commands[2].contains(" --force BETA_KEY"), "{commands:?}");
     // The temporary files holding the values are gone.
-    let leftovers = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            commands.iter().any(|command| command.contains(&name))
-        })
-        .count();
-    assert_eq!(leftovers, 0);
+    let files: Vec<&str> = commands
+        .iter()
+        .flat_map(|command| command.split_whitespace())
+        .filter(|word| word.starts_with('/'))
+        .collect();
+    assert_eq!(files.len(), 2, "{commands:?}");
+    for file in files {
+        assert!(!std::path::Path::new(file).exists(), "{file} is left behind");
+    }
 }
 
 #[test]
@@ -295,4 +295,27 @@ fn a_failing_cli_is_quoted() {
         "{}",
         outcome.stderr
     );
+}
+
+#[test]
+fn a_deployment_is_seen_by_everyone_on_the_same_ledger() {
+    let url = crate::support::postgres_database("modal_shared");
+    let (alice, _standin) = project();
+    let alice = alice.env("DATABASE_URL", &url);
+    assert_eq!(start(&alice, "staging").code, 0);
+    assert!(!alice.path().join(".theory/modal_deployments.json").exists());
+
+    // A teammate's checkout (or CI) with the same DATABASE_URL finds it.
+    let (bob, _standin) = project();
+    let status = bob
+        .env("DATABASE_URL", &url)
+        .run(&["modal", "status", "--ref", REF, "--env", "staging", "--json"]);
+    assert_eq!(status.code, 0, "{}", status.transcript());
+    let deployment = &status.json()["deployment"];
+    assert_eq!(deployment["url"], URL);
+    assert_eq!(deployment["image_ref"], pin());
+    // Without the shared ledger, nothing is deployed.
+    let (carol, _standin) = project();
+    let alone = carol.run(&["modal", "status", "--ref", REF, "--env", "staging", "--json"]);
+    assert_eq!(alone.json()["deployment"], Value::Null, "{}", alone.transcript());
 }
