@@ -66,10 +66,49 @@ pub(crate) enum Command {
     /// Deploy to Modal and run there, with Modal's own `modal` CLI.
     #[command(subcommand)]
     Modal(crate::modal_args::ModalCommand),
+    /// Continuous integration: write GitHub Actions workflows that test, build, pin and deploy.
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     Completions(CompletionsArgs),
     /// Print the manual page (roff; `theory man | man -l -`).
     Man,
+}
+
+/// `theory ci …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CiCommand {
+    /// Write `.github/workflows/theory-ci.yml` and `theory-deploy.yml`: the seeds' order of
+    /// operations (tests → build and pin every platform → a pull request with the digests →
+    /// Modal deploy to dev → a mock run → promotion by hand), with theory commands.
+    Init(CiInitArgs),
+}
+
+/// `theory ci init`.
+#[derive(Debug, Args)]
+pub(crate) struct CiInitArgs {
+    /// A processor the workflows test, build and deploy (repeatable); default: every processor
+    /// in the project's registry/processors/.
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) refs: Vec<String>,
+    /// Where the images are pushed; default `ghcr.io/<owner>/<repository>` of the GitHub repository.
+    #[arg(long, value_name = "REGISTRY")]
+    pub(crate) registry: Option<String>,
+    /// The platforms built, each on a runner of its own (default linux/amd64,linux/arm64).
+    #[arg(long, value_name = "LIST")]
+    pub(crate) platforms: Option<String>,
+    /// The command that installs theory on a runner; default: `cargo install` of this version.
+    #[arg(long, value_name = "COMMAND")]
+    pub(crate) install: Option<String>,
+    /// The folder written (default `.github/workflows` of the project).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// Replace workflow files that exist.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `theory artifacts …`.
@@ -351,6 +390,9 @@ pub(crate) struct PushArgs {
     /// Where to push: a registry and path such as ghcr.io/org/repo or 127.0.0.1:5000/theory.
     #[arg(long, env = theory_core::env::names::IMAGE_REGISTRY, value_name = "REGISTRY")]
     pub(crate) registry: Option<String>,
+    /// Also pin each pushed digest in the processor's spec file (`theory processor pin`).
+    #[arg(long)]
+    pub(crate) pin: bool,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -359,14 +401,18 @@ pub(crate) struct PushArgs {
 #[derive(Debug, Args)]
 pub(crate) struct PinArgs {
     /// The processor, `namespace/name@version`.
-    #[arg(long = "ref", value_name = "REF")]
-    pub(crate) reference: String,
+    #[arg(long = "ref", value_name = "REF", required_unless_present = "pushed")]
+    pub(crate) reference: Option<String>,
     /// The platform the digest is for: amd64 or arm64.
-    #[arg(long)]
-    pub(crate) platform: String,
+    #[arg(long, required_unless_present = "pushed")]
+    pub(crate) platform: Option<String>,
     /// The pinned image, `repo@sha256:<64 hex>`.
-    #[arg(long, value_name = "REPO@DIGEST")]
-    pub(crate) oci: String,
+    #[arg(long, value_name = "REPO@DIGEST", required_unless_present = "pushed")]
+    pub(crate) oci: Option<String>,
+    /// Pin every image a `theory processor push --json` report lists (what CI passes between
+    /// the job that pushes each platform and the one that pins).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["reference", "platform", "oci"])]
+    pub(crate) pushed: Option<std::path::PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -505,6 +551,10 @@ pub(crate) struct RunArgs {
     /// Stream tokens, events and logs to stderr as they arrive.
     #[arg(long)]
     pub(crate) stream: bool,
+    /// Build the image for this machine first (`theory processor build`) and run that build,
+    /// not the pin, in the docker runtime: the seeds' local fallback (and what CI tests).
+    #[arg(long)]
+    pub(crate) build: bool,
     /// Whether a finished identical run may answer.
     #[command(flatten)]
     pub(crate) cache: CacheFlags,

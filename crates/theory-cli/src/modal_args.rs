@@ -44,9 +44,9 @@ pub(crate) struct ModalTargetArgs {
 pub(crate) struct ModalStartArgs {
     #[command(flatten)]
     pub(crate) target: ModalTargetArgs,
-    /// The image to deploy, pinned by digest: `repo@sha256:…`.
+    /// The image to deploy, pinned by digest: `repo@sha256:…`; by default the spec's amd64 pin.
     #[arg(long, value_name = "REPO@SHA256")]
-    pub(crate) oci: String,
+    pub(crate) oci: Option<String>,
     /// A Modal secret with `REGISTRY_USERNAME` and `REGISTRY_PASSWORD`, for a private registry.
     #[arg(long, value_name = "NAME")]
     pub(crate) registry_secret: Option<String>,

@@ -23,6 +23,10 @@ pub struct AdapterOptions {
     /// command line has `--env`).
     #[serde(skip)]
     pub modal_environment: Option<String>,
+    /// Runs the newest local build (`theory processor build`) instead of the pin: `theory run
+    /// --build`, the seeds' local fallback. Not an `--adapter-opts-json` key.
+    #[serde(skip)]
+    pub local_build: bool,
 }
 
 impl AdapterOptions {

@@ -189,15 +189,17 @@ impl LocalAdapter {
         })
     }
 
-    /// Chooses the image and checks Docker, without starting anything.
+    /// Chooses the image (the pin, else — or when `local_build` asks — the newest local build)
+    /// and checks Docker, without starting anything.
     pub async fn image_for(
         &self,
         spec: &ProcessorSpec,
         platform: Option<Platform>,
+        local_build: bool,
     ) -> Result<(Docker, ImageChoice), Failure> {
         let docker = self.docker().await?;
         let platform = platform.or_else(Platform::host).unwrap_or(Platform::Amd64);
-        let choice = choose_image(&docker, spec, platform, &self.credentials).await?;
+        let choice = choose_image(&docker, spec, platform, &self.credentials, local_build).await?;
         Ok((docker, choice))
     }
 
@@ -206,7 +208,7 @@ impl LocalAdapter {
         spec: &ProcessorSpec,
         options: &AdapterOptions,
     ) -> Result<Plan, Failure> {
-        let (docker, choice) = self.image_for(spec, options.platform).await?;
+        let (docker, choice) = self.image_for(spec, options.platform, options.local_build).await?;
         reap_orphans(&docker).await;
         Ok(Plan {
             runtime: Runtime::Docker,

@@ -42,15 +42,16 @@ pub(crate) fn docker_error(error: &DockerError) -> Failure {
 }
 
 /// Picks the image for `platform` (the host's unless overridden): the pin when there is one —
-/// pulled when it is not here yet — else the newest local build.
+/// pulled when it is not here yet — else (or when `local_build` asks) the newest local build.
 pub async fn choose_image(
     docker: &Docker,
     spec: &ProcessorSpec,
     platform: Platform,
     credentials: &theory_docker::CredentialSources,
+    local_build: bool,
 ) -> Result<ImageChoice, Failure> {
     let reference = &spec.reference;
-    if let Some(pin) = spec.image.pin_for(platform) {
+    if let Some(pin) = spec.image.pin_for(platform).filter(|_| !local_build) {
         let pinned = pin.to_string();
         if docker.image(&pinned).await.map_err(|error| docker_error(&error))?.is_none() {
             tracing::info!(image = %pinned, "pulling the pinned image");

@@ -94,7 +94,7 @@ impl Services {
                 format!("export {}=… and start again", missing.join("=… ")),
             ));
         }
-        let (docker, image) = self.adapter.image_for(spec, platform).await?;
+        let (docker, image) = self.adapter.image_for(spec, platform, false).await?;
         if let Some(existing) = self.find(&docker, &spec.reference).await? {
             let same_image = existing.labels.get(labels::IMAGE) == Some(&image.identity);
             let healthy = match existing.host_port {
@@ -287,7 +287,7 @@ impl Adapter for ServiceAdapter {
             Ok::<_, Failure>((container, endpoint, info))
         };
         let (image, running) =
-            tokio::join!(self.services.adapter.image_for(spec, options.platform), running);
+            tokio::join!(self.services.adapter.image_for(spec, options.platform, false), running);
         let ((_, image), (container, endpoint, info)) = (image?, running?);
         let started_from = container.labels.get(labels::IMAGE).cloned().unwrap_or_default();
         if started_from != image.identity {

@@ -27,6 +27,12 @@ pub(crate) async fn run(command: LocalCommand, context: Context) -> Result<ExitC
                     "drop --adapter; use `theory run --adapter …` to choose an adapter",
                 ));
             }
+            if args.build {
+                return Err(usage(
+                    "theory local run never builds: it runs on the container `theory local start` started",
+                    "build first with `theory processor build`, then `theory local start` and `theory local run`",
+                ));
+            }
             // Local whatever THEORY_ADAPTER (or theory.toml) names.
             args.adapter = Some("local".to_owned());
             let adapter: Arc<dyn theory_core::Adapter> = Arc::new(services.adapter());

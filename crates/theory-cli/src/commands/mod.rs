@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub(crate) mod artifacts;
+pub(crate) mod ci;
 pub(crate) mod executions;
 pub(crate) mod ledger;
 pub(crate) mod local;
@@ -156,6 +157,7 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
         crate::args::Command::Ledger(command) => ledger::run(command, context).await,
         crate::args::Command::Verify(args) => verify::run(args, context).await,
         crate::args::Command::Artifacts(command) => artifacts::run(command, context).await,
+        crate::args::Command::Ci(crate::args::CiCommand::Init(args)) => ci::init(&args, &context),
         crate::args::Command::Serve(args) => serve::run(args, context).await,
         crate::args::Command::Token(command) => token::run(command, context).await,
         crate::args::Command::Modal(command) => modal::run(command, context).await,

@@ -164,14 +164,34 @@ fn report_deployment(json: bool, deployment: &Deployment, secrets: &[String]) ->
     ExitCode::SUCCESS
 }
 
+/// The image `--oci` names, else the spec's amd64 pin (what Modal runs).
+fn oci_or_pin(
+    flag: Option<&str>,
+    spec: &ProcessorSpec,
+    purpose: &str,
+) -> Result<ImagePin, Failure> {
+    match flag {
+        Some(text) => parse_pin(text, "--oci"),
+        None => spec.image.pin_for(Platform::Amd64).cloned().ok_or_else(|| {
+            usage(
+                format!("{} has no amd64 pin {purpose}", spec.reference),
+                format!(
+                    "pin one (`theory processor push --ref {}` then `theory processor pin`), or pass --oci repo@sha256:…",
+                    spec.reference
+                ),
+            )
+        }),
+    }
+}
+
 async fn start(args: ModalStartArgs, context: &Context) -> Result<ExitCode, Failure> {
     let json = args.target.json;
     let env = parse_env(&args.target.env)?;
-    let oci = parse_pin(&args.oci, "--oci")?;
     let spec = match spec_of(context, &args.target.reference)? {
         Ok(spec) => spec,
         Err(code) => return Ok(code),
     };
+    let oci = oci_or_pin(args.oci.as_deref(), spec, "to deploy")?;
     let prepared = (|| {
         let name = app_name(
             env,
@@ -386,18 +406,7 @@ async fn verify_digest(args: ModalVerifyArgs, context: &Context) -> Result<ExitC
         Ok(spec) => spec,
         Err(code) => return Ok(code),
     };
-    let expected = match &args.oci {
-        Some(text) => parse_pin(text, "--oci")?,
-        None => match spec.image.pin_for(Platform::Amd64) {
-            Some(pin) => pin.clone(),
-            None => {
-                return Err(usage(
-                    format!("{} has no amd64 pin to compare with", spec.reference),
-                    "pass the expected image with --oci repo@sha256:…",
-                ));
-            }
-        },
-    };
+    let expected = oci_or_pin(args.oci.as_deref(), spec, "to compare with")?;
     let adapter = ModalAdapter::new(env, &context.project.state(), &context.env);
     let checked = async {
         let deployment = adapter.deployment(spec.reference.as_str()).await?;

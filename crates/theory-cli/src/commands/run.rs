@@ -63,7 +63,10 @@ pub(crate) async fn run_with(
             "drop --env, or run with --adapter modal",
         ));
     }
-    let options = check_flags(&args)?;
+    let mut options = check_flags(&args)?;
+    if args.build {
+        build_first(&reference, adapter, &mut options, &context).await?;
+    }
     let plan = plan_key(&args)?;
     let attachments = args
         .attach
@@ -215,6 +218,30 @@ pub(crate) fn check_flags(args: &RunArgs) -> Result<AdapterOptions, Failure> {
     }
     super::save::check_targets(args.save_dir.as_deref(), args.save_first.as_deref())?;
     Ok(options)
+}
+
+/// `--build`: builds the image for this machine and has the run use it, not the pin.
+async fn build_first(
+    reference: &ProcessorRef,
+    adapter: AdapterKind,
+    options: &mut AdapterOptions,
+    context: &Context,
+) -> Result<(), Failure> {
+    if adapter != AdapterKind::Local {
+        return Err(usage(
+            "--build runs a local build; it goes with --adapter local",
+            "drop --build, or run with --adapter local",
+        ));
+    }
+    if options.runtime == Some(theory_core::Runtime::Process) {
+        return Err(usage(
+            "--build makes an image, which runs in the docker runtime, not the process runtime",
+            "drop --build, or the process runtime",
+        ));
+    }
+    options.runtime = Some(theory_core::Runtime::Docker);
+    options.local_build = true;
+    super::processor::build_for_this_machine(reference, context).await
 }
 
 /// Parses `--plan`.

@@ -26,6 +26,30 @@ pub(crate) async fn run(command: ProcessorCommand, context: Context) -> Result<E
     }
 }
 
+/// Builds `reference`'s image for this machine (`theory run --build`), progress on stderr.
+pub(crate) async fn build_for_this_machine(
+    reference: &theory_core::ProcessorRef,
+    context: &Context,
+) -> Result<(), Failure> {
+    let registry = context.registry.as_ref().map_err(|errors| {
+        usage(
+            format!("the registry has problems: {}", errors.first().map(ToString::to_string).unwrap_or_default()),
+            "fix them (`theory registry validate` lists them) before --build",
+        )
+    })?;
+    let entry = super::processor_entry(registry, reference.as_str())?;
+    let args = crate::args::BuildArgs {
+        reference: reference.to_string(),
+        platforms: None,
+        runtime: Some("docker".to_owned()),
+        json: false,
+    };
+    for report in build::build_for_docker(&args, entry, context).await? {
+        eprintln!("built {} {} for this run", report.tag, report.image_id);
+    }
+    Ok(())
+}
+
 /// Parses `--platforms`; the default is this machine's platform.
 fn platforms(list: Option<&str>) -> Result<Vec<BuildPlatform>, Failure> {
     let Some(list) = list else {

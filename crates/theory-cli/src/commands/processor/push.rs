@@ -53,7 +53,11 @@ pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, 
         let docker = Docker::connect().await.map_err(docker_failure)?;
         let mut reports = Vec::new();
         for platform in platforms {
-            reports.push(push_one(&docker, reference, platform, target).await?);
+            let report = push_one(&docker, reference, platform, target).await?;
+            if args.pin {
+                pin_pushed(entry, &report, context)?;
+            }
+            reports.push(report);
         }
         Ok::<_, Failure>(reports)
     };
@@ -64,6 +68,10 @@ pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, 
             } else {
                 for report in &reports {
                     out(&report.oci);
+                    if args.pin {
+                        eprintln!("pinned {} {} in {}", report.reference, report.platform, entry.origin);
+                        continue;
+                    }
                     eprintln!(
                         "hint: pin it with `theory processor pin --ref {} --platform {} --oci {}`",
                         report.reference,
@@ -76,6 +84,26 @@ pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, 
         }
         Err(error) => Ok(error.report(args.json)),
     }
+}
+
+/// `--pin`: records a pushed digest in the spec file.
+fn pin_pushed(
+    entry: &theory_core::registry::ProcessorEntry,
+    report: &PushReport,
+    context: &Context,
+) -> Result<(), Failure> {
+    let platform: theory_core::registry::Platform =
+        report.platform.trim_start_matches("linux/").parse().map_err(|error| {
+            Failure::with_hint(ErrorCode::Registry, format!("{error}"), "report this as a bug")
+        })?;
+    let pin: theory_core::ImagePin = report.oci.parse().map_err(|error| {
+        Failure::with_hint(
+            ErrorCode::Docker,
+            format!("the registry's digest {} is not a pin: {error}", report.oci),
+            "pin it by hand with `theory processor pin`",
+        )
+    })?;
+    super::pin::write_pin(entry, platform, &pin, context)
 }
 
 async fn push_one(
