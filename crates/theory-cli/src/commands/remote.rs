@@ -127,12 +127,6 @@ pub(crate) async fn run(
         &inputs,
     )?;
     super::run::check_flags(&args)?;
-    if args.build {
-        return Err(usage(
-            "--build builds on this machine; a server runs the images it has",
-            "drop --build (or --server / THEORY_SERVER to run here)",
-        ));
-    }
     let plan = super::run::plan_key(&args)?;
     let attached = args
         .attach

@@ -26,6 +26,12 @@ pub(crate) async fn run(args: RunArgs, context: Context) -> Result<ExitCode, Fai
     // `--server`, else THEORY_SERVER (the environment, or theory.toml).
     let server = args.server.clone().or_else(|| context.env.get(names::SERVER).map(str::to_owned));
     if let Some(server) = server {
+        if args.build {
+            return Err(usage(
+                "--build builds on this machine; a server runs the images it has",
+                "drop --build (or --server / THEORY_SERVER to run here)",
+            ));
+        }
         return super::remote::run(&server, args, context).await;
     }
     let adapters =

@@ -3,6 +3,7 @@
 mod attachments;
 mod behaviour;
 mod canary;
+mod ci;
 mod docker;
 mod hostile_inputs;
 mod integrity;

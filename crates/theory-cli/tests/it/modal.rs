@@ -319,3 +319,17 @@ fn a_deployment_is_seen_by_everyone_on_the_same_ledger() {
     let alone = carol.run(&["modal", "status", "--ref", REF, "--env", "staging", "--json"]);
     assert_eq!(alone.json()["deployment"], Value::Null, "{}", alone.transcript());
 }
+
+#[test]
+fn start_without_oci_deploys_the_specs_amd64_pin_and_says_when_there_is_none() {
+    let (project, standin) = project();
+    let outcome = project.run(&["modal", "start", "--ref", REF, "--env", "main", "--json"]);
+    assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+    assert_eq!(outcome.json()["deployment"]["image_ref"], pin());
+    assert_eq!(standin.calls()[0]["env"]["IMAGE_REF"], pin());
+
+    let unpinned = Project::new().env("MODAL_ENABLED", "true");
+    let refused = unpinned.run(&["modal", "start", "--ref", "theory/probe@1", "--env", "main"]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    assert!(refused.stderr.contains("has no amd64 pin to deploy"), "{}", refused.transcript());
+}

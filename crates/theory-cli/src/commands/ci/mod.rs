@@ -5,6 +5,7 @@
 //! when the pins change; promotion to staging or main by hand).
 
 use std::collections::BTreeSet;
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,7 +36,10 @@ pub(crate) fn init(args: &CiInitArgs, context: &Context) -> Result<ExitCode, Fai
         args.dir.clone().unwrap_or_else(|| context.project.root.join(".github").join("workflows"));
     let values = Values {
         refs: entries.iter().map(|entry| entry.spec.reference.to_string()).collect(),
-        registry: args.registry.clone().unwrap_or_else(|| "ghcr.io/${{ github.repository }}".into()),
+        registry: args
+            .registry
+            .clone()
+            .unwrap_or_else(|| "ghcr.io/${{ github.repository }}".into()),
         install: args.install.clone().unwrap_or_else(default_install),
         platforms,
         secrets: entries
@@ -44,8 +48,10 @@ pub(crate) fn init(args: &CiInitArgs, context: &Context) -> Result<ExitCode, Fai
             .map(ToString::to_string)
             .collect(),
     };
-    let files =
-        [("theory-ci.yml", values.render(CI_TEMPLATE)), ("theory-deploy.yml", values.render(DEPLOY_TEMPLATE))];
+    let files = [
+        ("theory-ci.yml", values.render(CI_TEMPLATE)),
+        ("theory-deploy.yml", values.render(DEPLOY_TEMPLATE)),
+    ];
     if !args.force
         && let Some((name, _)) = files.iter().find(|(name, _)| folder.join(name).exists())
     {
@@ -68,7 +74,10 @@ pub(crate) fn init(args: &CiInitArgs, context: &Context) -> Result<ExitCode, Fai
         }
         eprintln!(
             "the workflows read these repository secrets: MODAL_TOKEN_ID, MODAL_TOKEN_SECRET, MODAL_PROXY_TOKEN_ID, MODAL_PROXY_TOKEN_SECRET, THEORY_DATABASE_URL{}",
-            values.secrets.iter().map(|name| format!(", {name}")).collect::<String>()
+            values.secrets.iter().fold(String::new(), |mut list, name| {
+                let _ = write!(list, ", {name}");
+                list
+            })
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -85,28 +94,28 @@ struct Values {
 
 impl Values {
     fn render(&self, template: &str) -> String {
-        let matrix: String = self
-            .platforms
-            .iter()
-            .map(|arch| {
-                let runner = if *arch == "arm64" { "ubuntu-24.04-arm" } else { "ubuntu-24.04" };
-                format!(
-                    "          - platform: linux/{arch}\n            arch: {arch}\n            runner: {runner}\n"
-                )
-            })
-            .collect();
+        let mut matrix = String::new();
+        for arch in &self.platforms {
+            let runner = if *arch == "arm64" { "ubuntu-24.04-arm" } else { "ubuntu-24.04" };
+            let _ = write!(
+                matrix,
+                "          - platform: linux/{arch}\n            arch: {arch}\n            runner: {runner}\n"
+            );
+        }
         let secrets = if self.secrets.is_empty() {
             String::new()
         } else {
-            let lines: String = self
-                .secrets
-                .iter()
-                .map(|name| format!("          {name}: ${{{{ secrets.{name} }}}}\n"))
-                .collect();
-            format!("        env:\n{lines}")
+            let mut lines = String::from("        env:\n");
+            for name in &self.secrets {
+                let _ = writeln!(lines, "          {name}: ${{{{ secrets.{name} }}}}");
+            }
+            lines
         };
         template
-            .replace("@@VERSION@@", concat!(env!("CARGO_PKG_VERSION"), ", commit ", env!("THEORY_COMMIT")))
+            .replace(
+                "@@VERSION@@",
+                concat!(env!("CARGO_PKG_VERSION"), ", commit ", env!("THEORY_COMMIT")),
+            )
             .replace("@@REFS@@", &self.refs.join(" "))
             .replace("@@REGISTRY@@", &self.registry)
             .replace("@@INSTALL@@", &self.install)

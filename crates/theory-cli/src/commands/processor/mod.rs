@@ -33,7 +33,10 @@ pub(crate) async fn build_for_this_machine(
 ) -> Result<(), Failure> {
     let registry = context.registry.as_ref().map_err(|errors| {
         usage(
-            format!("the registry has problems: {}", errors.first().map(ToString::to_string).unwrap_or_default()),
+            format!(
+                "the registry has problems: {}",
+                errors.first().map(ToString::to_string).unwrap_or_default()
+            ),
             "fix them (`theory registry validate` lists them) before --build",
         )
     })?;

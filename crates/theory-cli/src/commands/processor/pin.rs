@@ -93,13 +93,14 @@ fn read_pushed(file: &std::path::Path) -> Result<Vec<Wanted>, Failure> {
         .map(|push| {
             let field = |name: &str| {
                 push[name].as_str().map(str::to_owned).ok_or_else(|| {
-                    usage(
-                        format!("--pushed: a push in {} has no {name:?}", file.display()),
-                        hint,
-                    )
+                    usage(format!("--pushed: a push in {} has no {name:?}", file.display()), hint)
                 })
             };
-            Ok(Wanted { reference: field("ref")?, platform: field("platform")?, oci: field("oci")? })
+            Ok(Wanted {
+                reference: field("ref")?,
+                platform: field("platform")?,
+                oci: field("oci")?,
+            })
         })
         .collect()
 }
@@ -116,7 +117,10 @@ pub(super) fn write_pin(
     if entry.builtin {
         return Err(Failure::with_hint(
             ErrorCode::Registry,
-            format!("{reference} is built into theory ({}), so there is no file to pin it in", entry.origin),
+            format!(
+                "{reference} is built into theory ({}), so there is no file to pin it in",
+                entry.origin
+            ),
             "copy its spec into registry/processors/ of your project; the project's file replaces the built-in one",
         ));
     }

@@ -69,7 +69,10 @@ pub(super) async fn run(args: &PushArgs, context: &Context) -> Result<ExitCode, 
                 for report in &reports {
                     out(&report.oci);
                     if args.pin {
-                        eprintln!("pinned {} {} in {}", report.reference, report.platform, entry.origin);
+                        eprintln!(
+                            "pinned {} {} in {}",
+                            report.reference, report.platform, entry.origin
+                        );
                         continue;
                     }
                     eprintln!(
@@ -93,8 +96,8 @@ fn pin_pushed(
     context: &Context,
 ) -> Result<(), Failure> {
     let platform: theory_core::registry::Platform =
-        report.platform.trim_start_matches("linux/").parse().map_err(|error| {
-            Failure::with_hint(ErrorCode::Registry, format!("{error}"), "report this as a bug")
+        report.platform.trim_start_matches("linux/").parse().map_err(|error: String| {
+            Failure::with_hint(ErrorCode::Registry, error, "report this as a bug")
         })?;
     let pin: theory_core::ImagePin = report.oci.parse().map_err(|error| {
         Failure::with_hint(
