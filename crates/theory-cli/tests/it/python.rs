@@ -389,12 +389,16 @@ async fn the_python_probe_in_its_container_passes_the_whole_suite() {
     )
     .with_probe_runs();
     target.pid = pid.parse().ok();
-    // The container reaches the suite's stand-in object store through its bridge's gateway.
+    // The container reaches the suite's stand-in object store through its network's gateway
+    // (the container's own: some engines leave the bridge's IPAM gateway unset).
     let gateway = Command::new("docker")
-        .args(["network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"])
+        .args(["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}"])
+        .arg(container["container"].as_str().expect("a container name"))
         .output()
-        .expect("docker network inspect");
-    target.host_address = Some(String::from_utf8_lossy(&gateway.stdout).trim().to_owned());
+        .expect("docker inspect");
+    let gateway = String::from_utf8_lossy(&gateway.stdout).trim().to_owned();
+    assert!(!gateway.is_empty(), "the container has no gateway");
+    target.host_address = Some(gateway);
     target.cancel_grace = std::time::Duration::from_millis(1500);
     let report = theory_conformance::run_suite(&target).await;
     eprintln!("{report}");
