@@ -112,12 +112,7 @@ fn read_yaml(file: &Path) -> Value {
 
 #[test]
 fn ci_init_writes_workflows_actionlint_accepts_whose_steps_run_here() {
-    let mut project = Project::new();
-    for name in ["HOME", "PIP_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"] {
-        if let Ok(value) = std::env::var(name) {
-            project = project.env(name, &value);
-        }
-    }
+    let project = Project::new().with_pip_settings();
     // Nothing to test yet: said, and nothing written.
     let empty = project.run(&["ci", "init"]);
     assert_eq!(empty.code, 2, "{}", empty.transcript());

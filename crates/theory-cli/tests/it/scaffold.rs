@@ -159,12 +159,7 @@ async fn a_rust_processor_scaffolded_in_an_empty_folder_builds_with_the_embedded
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_processor_scaffolded_in_an_empty_folder_prepares_runs_conforms_and_builds() {
-    let mut project = Project::new();
-    for name in ["HOME", "PIP_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"] {
-        if let Ok(value) = std::env::var(name) {
-            project = project.env(name, &value);
-        }
-    }
+    let project = Project::new().with_pip_settings();
     let created = project.run(&["scaffold", "--ref", "py/hello@1", "--lang", "python", "--json"]);
     assert_eq!(created.code, 0, "{}", created.transcript());
     let mut files: Vec<String> = created.json()["files"]

@@ -66,6 +66,17 @@ impl Project {
         self.env.iter().map(|(name, value)| (name.as_str(), value.as_str()))
     }
 
+    /// Passes on the home folder and pip's index and cache settings, when this machine has them
+    /// (what preparing a Python processor's environment reads).
+    pub(crate) fn with_pip_settings(mut self) -> Project {
+        for name in ["HOME", "PIP_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"] {
+            if let Ok(value) = std::env::var(name) {
+                self = self.env(name, &value);
+            }
+        }
+        self
+    }
+
     /// Sets an environment variable for every later invocation.
     pub(crate) fn env(mut self, name: &str, value: &str) -> Project {
         self.env.push((name.to_owned(), value.to_owned()));
