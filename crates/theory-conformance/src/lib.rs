@@ -13,6 +13,8 @@
 //!   chat APIs (and misbehaving on request), for `llm/litellm@1`.
 //! - `replicate`: [`replicate::ReplicateStandIn`], a local server speaking Replicate's
 //!   predictions API, for processors that use the official `replicate` client.
+//! - `tls`: [`tls::tls_acceptor`], a throwaway CA and a 127.0.0.1 certificate for `https`
+//!   stand-ins.
 //! - `suite`: [`run_suite`] runs every check against a [`Target`] and returns a [`Report`].
 //!
 //! # Example
@@ -36,6 +38,7 @@ mod report;
 pub mod sink;
 mod suite;
 mod target;
+pub mod tls;
 
 pub use report::{Outcome, Report};
 pub use suite::run_suite;

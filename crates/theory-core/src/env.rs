@@ -75,6 +75,30 @@ pub mod names {
     pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
     /// `s3`: another S3-compatible server's URL.
     pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+    /// `s3`: the session token of temporary keys.
+    pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+    /// `s3`: the profile of the shared credentials file (default `default`).
+    pub const AWS_PROFILE: &str = "AWS_PROFILE";
+    /// `s3`: the shared credentials file (default `~/.aws/credentials`).
+    pub const AWS_SHARED_CREDENTIALS_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
+    /// `s3`: web identity: the file holding the token.
+    pub const AWS_WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+    /// `s3`: web identity: the role to assume.
+    pub const AWS_ROLE_ARN: &str = "AWS_ROLE_ARN";
+    /// `s3`: web identity: the session's name.
+    pub const AWS_ROLE_SESSION_NAME: &str = "AWS_ROLE_SESSION_NAME";
+    /// `s3`: web identity: the STS endpoint (default `https://sts.{region}.amazonaws.com`).
+    pub const AWS_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
+    /// `s3`: container credentials, relative to 169.254.170.2 (ECS).
+    pub const AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: &str =
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
+    /// `s3`: container credentials at a full URL (EKS pod identity, …).
+    pub const AWS_CONTAINER_CREDENTIALS_FULL_URI: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+    /// `s3`: the file holding the container credentials' authorization token.
+    pub const AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: &str =
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
+    /// `s3`: the instance metadata service (default `http://169.254.169.254`).
+    pub const AWS_EC2_METADATA_SERVICE_ENDPOINT: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT";
     /// The bucket (default `theory-artifacts`).
     pub const ARTIFACTS_BUCKET: &str = "ARTIFACTS_BUCKET";
     /// The region (default `us-east-1`).
@@ -174,6 +198,17 @@ pub mod names {
         AWS_ACCESS_KEY_ID,
         AWS_SECRET_ACCESS_KEY,
         AWS_ENDPOINT_URL,
+        AWS_SESSION_TOKEN,
+        AWS_PROFILE,
+        AWS_SHARED_CREDENTIALS_FILE,
+        AWS_WEB_IDENTITY_TOKEN_FILE,
+        AWS_ROLE_ARN,
+        AWS_ROLE_SESSION_NAME,
+        AWS_ENDPOINT_URL_STS,
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,
+        AWS_CONTAINER_CREDENTIALS_FULL_URI,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT,
         ARTIFACTS_BUCKET,
         ARTIFACTS_REGION,
         DATABASE_URL,

@@ -10,8 +10,9 @@ mod fs;
 mod s3;
 mod s3_complete;
 mod s3_config;
+mod s3_credentials;
 mod s3_upload;
 
 pub use fs::FsStore;
 pub use s3::S3Store;
-pub use s3_config::{ConfigError, DEFAULT_MINIO_BUCKET, S3Config};
+pub use s3_config::{ConfigError, DEFAULT_MINIO_BUCKET, S3Config, S3Credentials};

@@ -77,19 +77,22 @@ impl S3Store {
     pub fn new(config: S3Config) -> Result<S3Store, StoreError> {
         // TLS for HTTPS endpoints: the ring provider, unless the process installed one already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&config.bucket)
-            .with_region(&config.region)
-            .with_access_key_id(&config.access_key_id)
-            .with_secret_access_key(&config.secret_access_key);
+        let mut builder = config.credentials.apply(
+            AmazonS3Builder::new().with_bucket_name(&config.bucket).with_region(&config.region),
+        );
+        let roots = extra_roots(&config)?;
+        let mut options = ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
+        if let Some(pem) = &roots {
+            for root in object_store::Certificate::from_pem_bundle(pem).map_err(roots_failure)? {
+                options = options.with_root_certificate(root);
+            }
+        }
         // A lost server fails a command within about half a minute, not object_store's three.
-        builder = builder
-            .with_client_options(ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT))
-            .with_retry(RetryConfig {
-                max_retries: 5,
-                retry_timeout: RETRY_TIMEOUT,
-                ..RetryConfig::default()
-            });
+        builder = builder.with_client_options(options).with_retry(RetryConfig {
+            max_retries: 5,
+            retry_timeout: RETRY_TIMEOUT,
+            ..RetryConfig::default()
+        });
         if let Some(endpoint) = &config.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
@@ -97,7 +100,13 @@ impl S3Store {
                 .with_virtual_hosted_style_request(false);
         }
         let store = builder.build().map_err(|error| StoreError::Backend(error.to_string()))?;
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder();
+        if let Some(pem) = &roots {
+            for root in reqwest::Certificate::from_pem_bundle(pem).map_err(roots_failure)? {
+                client = client.add_root_certificate(root);
+            }
+        }
+        let client = client
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(RETRY_TIMEOUT)
             .build()
@@ -127,6 +136,10 @@ impl S3Store {
     /// Makes one request to prove the endpoint, the keys and the bucket work; the error names the
     /// variable to fix, never a value.
     pub async fn check(&self) -> Result<(), StoreError> {
+        // Asked first, so a provider that gives none is named as such.
+        if let Err(error) = self.store.credentials().get_credential().await {
+            return Err(StoreError::Backend(self.config.no_credentials(&error)));
+        }
         let probe = ObjectPath::from(".theory-check");
         match self.store.head(&probe).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -335,4 +348,20 @@ impl ObjectWriter for S3Writer {
             upload.abort().await;
         }
     }
+}
+
+/// The PEM text of `SSL_CERT_FILE`, when it is set.
+fn extra_roots(config: &S3Config) -> Result<Option<Vec<u8>>, StoreError> {
+    config
+        .extra_roots
+        .as_ref()
+        .map(|file| {
+            std::fs::read(file)
+                .map_err(|error| StoreError::Backend(format!("SSL_CERT_FILE={file}: {error}")))
+        })
+        .transpose()
+}
+
+fn roots_failure(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("SSL_CERT_FILE holds no usable certificate: {error}"))
 }

@@ -61,6 +61,7 @@ fn body(parts: &[PartId]) -> String {
 pub(crate) async fn complete_if_absent(
     client: &reqwest::Client,
     config: &S3Config,
+    credential: &AwsCredential,
     key: &ObjectPath,
     upload_id: &str,
     parts: &[PartId],
@@ -73,12 +74,7 @@ pub(crate) async fn complete_if_absent(
         .uri(url.as_str())
         .body(HttpRequestBody::from(body.clone()))
         .map_err(|error| error.to_string())?;
-    let credential = AwsCredential {
-        key_id: config.access_key_id.clone(),
-        secret_key: config.secret_access_key.clone(),
-        token: None,
-    };
-    AwsAuthorizer::new(&credential, "s3", &config.region)
+    AwsAuthorizer::new(credential, "s3", &config.region)
         .try_authorize(&mut request, None)
         .map_err(|error| error.to_string())?;
     let response = client

@@ -4,6 +4,8 @@
 use theory_core::EnvSnapshot;
 use theory_core::env::names;
 
+pub use crate::s3_credentials::S3Credentials;
+
 /// What the S3-compatible store is built from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Config {
@@ -11,10 +13,11 @@ pub struct S3Config {
     pub kind: &'static str,
     /// `http(s)://host:port` for MinIO and other S3-compatible servers; `None` for AWS.
     pub endpoint: Option<String>,
-    /// The access key id.
-    pub access_key_id: String,
-    /// The secret key.
-    pub secret_access_key: String,
+    /// Where the keys come from.
+    pub credentials: S3Credentials,
+    /// Extra trusted certificates (PEM), from `SSL_CERT_FILE`: a private CA, for the store
+    /// and the credential endpoints.
+    pub extra_roots: Option<String>,
     /// The bucket.
     pub bucket: String,
     /// The region.
@@ -26,8 +29,6 @@ pub struct S3Config {
 #[derive(Clone, PartialEq, Eq)]
 struct Names {
     endpoint: &'static str,
-    access: &'static str,
-    secret: &'static str,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -60,6 +61,10 @@ fn required(env: &EnvSnapshot, variable: &'static str) -> Result<String, ConfigE
     }
 }
 
+fn extra_roots(env: &EnvSnapshot) -> Option<String> {
+    env.get(names::SSL_CERT_FILE).filter(|file| !file.is_empty()).map(str::to_owned)
+}
+
 /// The default bucket for MinIO when `ARTIFACTS_BUCKET` is unset.
 pub const DEFAULT_MINIO_BUCKET: &str = "theory-artifacts";
 
@@ -69,8 +74,9 @@ impl S3Config {
     /// - `minio`: `MINIO_STORAGE_ENDPOINT` (`host:port`), `MINIO_STORAGE_ACCESS_KEY`,
     ///   `MINIO_STORAGE_SECRET_KEY`, `MINIO_STORAGE_USE_HTTPS` (`true`/`false`, default false),
     ///   `ARTIFACTS_BUCKET` (default `theory-artifacts`), `ARTIFACTS_REGION` (default `us-east-1`).
-    /// - `s3`: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `ARTIFACTS_BUCKET`, `ARTIFACTS_REGION`,
-    ///   and `AWS_ENDPOINT_URL` for an S3-compatible server other than AWS.
+    /// - `s3`: `ARTIFACTS_BUCKET`, `ARTIFACTS_REGION`, `AWS_ENDPOINT_URL` for an S3-compatible
+    ///   server other than AWS, and credentials as [`S3Credentials`] finds them (keys, a
+    ///   profile, web identity, container or instance credentials).
     pub fn from_env(backend: &str, env: &EnvSnapshot) -> Result<S3Config, ConfigError> {
         let config = match backend {
             "minio" => {
@@ -98,8 +104,11 @@ impl S3Config {
                 S3Config {
                     kind: "minio",
                     endpoint: Some(format!("{}://{host}", if https { "https" } else { "http" })),
-                    access_key_id: required(env, names::MINIO_STORAGE_ACCESS_KEY)?,
-                    secret_access_key: required(env, names::MINIO_STORAGE_SECRET_KEY)?,
+                    extra_roots: extra_roots(env),
+                    credentials: S3Credentials::minio(
+                        required(env, names::MINIO_STORAGE_ACCESS_KEY)?,
+                        required(env, names::MINIO_STORAGE_SECRET_KEY)?,
+                    ),
                     bucket: env
                         .get(names::ARTIFACTS_BUCKET)
                         .filter(|bucket| !bucket.is_empty())
@@ -110,11 +119,7 @@ impl S3Config {
                         .filter(|region| !region.is_empty())
                         .unwrap_or("us-east-1")
                         .to_owned(),
-                    names: Names {
-                        endpoint: names::MINIO_STORAGE_ENDPOINT,
-                        access: names::MINIO_STORAGE_ACCESS_KEY,
-                        secret: names::MINIO_STORAGE_SECRET_KEY,
-                    },
+                    names: Names { endpoint: names::MINIO_STORAGE_ENDPOINT },
                 }
             }
             "s3" => {
@@ -133,15 +138,11 @@ impl S3Config {
                 S3Config {
                     kind: "s3",
                     endpoint,
-                    access_key_id: required(env, names::AWS_ACCESS_KEY_ID)?,
-                    secret_access_key: required(env, names::AWS_SECRET_ACCESS_KEY)?,
+                    credentials: S3Credentials::from_aws_env(env)?,
+                    extra_roots: extra_roots(env),
                     bucket: required(env, names::ARTIFACTS_BUCKET)?,
                     region: required(env, names::ARTIFACTS_REGION)?,
-                    names: Names {
-                        endpoint: names::AWS_ENDPOINT_URL,
-                        access: names::AWS_ACCESS_KEY_ID,
-                        secret: names::AWS_SECRET_ACCESS_KEY,
-                    },
+                    names: Names { endpoint: names::AWS_ENDPOINT_URL },
                 }
             }
             other => {
@@ -153,6 +154,15 @@ impl S3Config {
         };
         check_bucket(&config.bucket)?;
         Ok(config)
+    }
+
+    /// Says that asking for credentials failed, and how to give some.
+    pub(crate) fn no_credentials(&self, error: &object_store::Error) -> String {
+        format!(
+            "the {} store has no credentials: {} gave none ({error}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary keys), or AWS_PROFILE, or web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)",
+            self.kind,
+            self.credentials.source()
+        )
     }
 
     /// Says which setting a failed request points at.
@@ -168,8 +178,9 @@ impl S3Config {
             || lower.contains("invalidaccesskeyid")
         {
             format!(
-                "the {} store refused the credentials in {} / {}: {text}",
-                self.kind, self.names.access, self.names.secret
+                "the {} store refused the credentials from {}: {text}",
+                self.kind,
+                self.credentials.source()
             )
         } else if lower.contains("nosuchbucket") {
             format!(

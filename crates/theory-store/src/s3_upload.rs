@@ -224,7 +224,15 @@ impl Upload {
         }
         let parts: Vec<PartId> = std::mem::take(&mut self.parts).into_iter().flatten().collect();
         let Completer { config, client } = self.completer.clone();
-        match complete_if_absent(&client, &config, &self.key, &self.id, &parts).await {
+        // The store's own credentials (temporary ones are renewed by their provider).
+        let credential = match self.store.credentials().get_credential().await {
+            Ok(credential) => credential,
+            Err(error) => {
+                self.abort().await;
+                return Err(backend(&error));
+            }
+        };
+        match complete_if_absent(&client, &config, &credential, &self.key, &self.id, &parts).await {
             Ok(Completion::Created) => {
                 self.journal.set(&self.id, None);
                 self.id.clear();

@@ -276,29 +276,7 @@ impl Drop for Endpoint {
 
 /// A CA and a certificate it signed for 127.0.0.1, as an acceptor and the CA's PEM.
 pub(crate) fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // A name of its own: with rcgen's default name on both, OpenSSL (Python's ssl) takes the
-    // leaf, whose issuer then equals its subject, for a self-signed certificate.
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Theory test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
+    theory_conformance::tls::tls_acceptor()
 }
 
 async fn proxy(

@@ -4,4 +4,5 @@
 mod conformance;
 mod filesystem;
 mod s3;
+mod s3_credentials;
 mod s3_interrupted;
