@@ -413,6 +413,9 @@ pub(crate) struct PinArgs {
     /// the job that pushes each platform and the one that pins).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["reference", "platform", "oci"])]
     pub(crate) pushed: Option<std::path::PathBuf>,
+    /// Ask the registry first: the manifest must be there and be an image of that platform.
+    #[arg(long)]
+    pub(crate) verify_digest: bool,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -96,10 +96,11 @@ impl Docker {
         &self,
         repo: &str,
         tag: &str,
+        credentials: Option<bollard::auth::DockerCredentials>,
         mut progress: impl FnMut(&Progress),
     ) -> Result<(), DockerError> {
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut answers = self.api.push_image(repo, Some(options), None);
+        let mut answers = self.api.push_image(repo, Some(options), credentials);
         while let Some(answer) = answers.try_next().await.map_err(DockerError::from_bollard)? {
             let detail = answer.progress_detail.unwrap_or_default();
             progress(&Progress {

@@ -94,19 +94,7 @@ impl LocalAdapter {
             state: state.map(PathBuf::from),
             default_runtime,
             docker: std::sync::Arc::default(),
-            credentials: theory_docker::CredentialSources {
-                username: env.get(names::REGISTRY_USERNAME).map(str::to_owned),
-                password: env.get(names::REGISTRY_PASSWORD).map(str::to_owned),
-                server: env
-                    .get(names::REGISTRY_SERVER)
-                    .or_else(|| env.get(names::IMAGE_REGISTRY))
-                    .filter(|server| !server.is_empty())
-                    .map(str::to_owned),
-                docker_config: env
-                    .get(names::DOCKER_CONFIG)
-                    .map(PathBuf::from)
-                    .or_else(|| env.get("HOME").map(|home| PathBuf::from(home).join(".docker"))),
-            },
+            credentials: registry_credentials(env),
         }
     }
 
@@ -310,4 +298,23 @@ fn run_container_name(spec: &ProcessorSpec) -> String {
         spec.reference.slug().replace('_', "-"),
         crate::random::random_hex(6)
     )
+}
+
+/// Where a registry's credentials come from: `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` (for
+/// `REGISTRY_SERVER`, else the host of `THEORY_IMAGE_REGISTRY`), else `docker login`'s
+/// configuration (`DOCKER_CONFIG`, else `~/.docker`).
+pub fn registry_credentials(env: &EnvSnapshot) -> theory_docker::CredentialSources {
+    theory_docker::CredentialSources {
+        username: env.get(names::REGISTRY_USERNAME).map(str::to_owned),
+        password: env.get(names::REGISTRY_PASSWORD).map(str::to_owned),
+        server: env
+            .get(names::REGISTRY_SERVER)
+            .or_else(|| env.get(names::IMAGE_REGISTRY))
+            .filter(|server| !server.is_empty())
+            .map(str::to_owned),
+        docker_config: env
+            .get(names::DOCKER_CONFIG)
+            .map(PathBuf::from)
+            .or_else(|| env.get("HOME").map(|home| PathBuf::from(home).join(".docker"))),
+    }
 }

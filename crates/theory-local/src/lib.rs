@@ -29,7 +29,7 @@ mod random;
 mod reaper;
 mod services;
 
-pub use adapter::LocalAdapter;
+pub use adapter::{LocalAdapter, registry_credentials};
 pub use docker::{
     CONTAINER_PORT, ContainerKind, ContainerLaunch, DockerInstance, check_identity,
     container_log_tail,

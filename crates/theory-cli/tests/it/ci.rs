@@ -6,19 +6,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Project, binaries};
 
-/// What a step needs GitHub for (a checkout, installing theory, artifacts moving between
-/// runners — here every job shares one folder —, a pull request); everything else runs.
-const GITHUB_ONLY: &[&str] = &[
-    "Check out",
-    "Install theory",
-    "Keep the digests for the pin job",
-    "Collect the digests",
-    "Open a pull request with the new digests",
-];
+/// What a step needs GitHub for (a checkout, installing theory, a pull request); everything
+/// else runs.
+const GITHUB_ONLY: &[&str] =
+    &["Check out", "Install theory", "Open a pull request with the new digests"];
 
 /// The `${{ … }}` values a local run stands in for.
 fn expression(text: &str) -> String {
@@ -57,6 +52,8 @@ fn run_job(project: &Project, workflow: &Value, job: &str) -> Vec<String> {
     assert!(job_node.is_object(), "no job {job}");
     let mut env = env_of(workflow);
     env.extend(env_of(job_node));
+    // This machine builds linux/amd64 only (the arm64 leg runs on an arm64 runner).
+    env.insert("THEORY_PLATFORMS".to_owned(), "linux/amd64".to_owned());
     let mut ran = Vec::new();
     for step in job_node["steps"].as_array().expect("steps") {
         let name = step["name"].as_str().expect("every step is named");
@@ -137,15 +134,12 @@ fn ci_init_writes_workflows_actionlint_accepts_whose_steps_run_here() {
     let tested = run_job(&project, &ci_yaml, "test");
     assert_eq!(tested.len(), 3, "{tested:?}");
     run_job(&project, &ci_yaml, "build-and-push");
-    let pushed = project.path().join("pushed/ci-hello-1-amd64.json");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&pushed).expect("the push report")).unwrap();
-    let oci = report["pushes"][0]["oci"].as_str().expect("a pin").to_owned();
-    assert!(oci.starts_with(&format!("{repository}/ci/hello@sha256:")), "{oci}");
     run_job(&project, &ci_yaml, "pin");
     let spec =
         std::fs::read_to_string(project.path().join("registry/processors/ci-hello.yaml")).unwrap();
-    assert!(spec.contains(&format!("amd64: \"{oci}\"")), "{spec}");
+    let prefix = format!("amd64: \"{repository}/ci/hello@sha256:");
+    let start = spec.find(&prefix).unwrap_or_else(|| panic!("no amd64 pin:\n{spec}")) + 8;
+    let oci = spec[start..].split('"').next().unwrap().to_owned();
     local_fallback_and_push_pin(project, &repository, &oci);
 }
 
@@ -212,17 +206,26 @@ fn local_fallback_and_push_pin(project: Project, repository: &str, oci: &str) {
         "ci/hello@1",
         "--registry",
         &elsewhere,
+        "--platforms",
+        "linux/amd64",
         "--pin",
+        "--json",
     ]);
     assert_eq!(repinned.code, 0, "{}", repinned.transcript());
+    let again = repinned.json()["pushes"][0]["oci"].as_str().unwrap().to_owned();
     let spec =
         std::fs::read_to_string(project.path().join("registry/processors/ci-hello.yaml")).unwrap();
-    assert!(spec.contains(&format!("amd64: \"{}\"", repinned.stdout.trim())), "{spec}");
-    assert!(
-        repinned.stdout.starts_with(&format!("{elsewhere}/ci/hello@sha256:")),
-        "{}",
-        repinned.stdout
-    );
+    assert!(spec.contains(&format!("amd64: \"{again}\"")), "{spec}");
+    assert!(again.starts_with(&format!("{elsewhere}/ci/hello@sha256:")), "{again}");
+    // `pin --pushed` pins what a push report lists (back to the first repository here).
+    let first = project.path().join("first.json");
+    let listed = json!({"pushes": [{"ref": "ci/hello@1", "platform": "linux/amd64", "oci": oci}]});
+    std::fs::write(&first, listed.to_string()).unwrap();
+    let pinned_back = project.run(&["processor", "pin", "--pushed", first.to_str().unwrap()]);
+    assert_eq!(pinned_back.code, 0, "{}", pinned_back.transcript());
+    let spec =
+        std::fs::read_to_string(project.path().join("registry/processors/ci-hello.yaml")).unwrap();
+    assert!(spec.contains(&format!("amd64: \"{oci}\"")), "{spec}");
     let process = project.run(&[
         "run",
         "--ref",

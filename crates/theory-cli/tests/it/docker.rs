@@ -247,6 +247,8 @@ fn push_then_pin_then_run_from_the_pin() {
         PROBE,
         "--registry",
         "127.0.0.1:5000/theory-test",
+        "--platforms",
+        "linux/amd64",
         "--json",
     ]);
     assert_eq!(pushed.code, 0, "{}", pushed.transcript());
@@ -580,4 +582,223 @@ fn a_pinned_image_in_a_private_registry_is_pulled_with_credentials_and_refused_c
     let with_login = run(&with(&[("DOCKER_CONFIG", login.path().to_str().unwrap())]));
     assert_eq!(with_login.code, 0, "{}", with_login.transcript());
     forget_local(&format!("{}:none", other.split_once('@').unwrap().0), &other);
+}
+
+/// What another machine's `theory processor push --platforms linux/arm64` leaves in the local
+/// registry: an arm64 image (one empty layer) tagged `tag`, put through the registry's API.
+fn put_arm64_image(path: &str, tag: &str) -> String {
+    use sha2::Digest as _;
+    let base = "http://127.0.0.1:5000";
+    let digest = |bytes: &[u8]| format!("sha256:{:x}", sha2::Sha256::digest(bytes));
+    // reqwest is built without a TLS provider of its own; plain HTTP here, but it asks.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let upload = |bytes: Vec<u8>| {
+            let client = client.clone();
+            async move {
+                let started = client
+                    .post(format!("{base}/v2/{path}/blobs/uploads/"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(started.status(), 202);
+                let location = started.headers()["location"].to_str().unwrap().to_owned();
+                let location =
+                    if location.starts_with('/') { format!("{base}{location}") } else { location };
+                let separator = if location.contains('?') { '&' } else { '?' };
+                let put = client
+                    .put(format!("{location}{separator}digest={}", digest(&bytes)))
+                    .header("content-type", "application/octet-stream")
+                    .body(bytes.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(put.status(), 201, "{:?}", put.text().await);
+                (digest(&bytes), bytes.len())
+            }
+        };
+        let layer = vec![0_u8; 1024];
+        let (layer_digest, layer_size) = upload(layer).await;
+        let config = serde_json::to_vec(&json!({
+            "architecture": "arm64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        }))
+        .unwrap();
+        let (config_digest, config_size) = upload(config).await;
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+        }))
+        .unwrap();
+        let put = client
+            .put(format!("{base}/v2/{path}/manifests/{tag}"))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201, "{:?}", put.text().await);
+        digest(&manifest)
+    })
+}
+
+#[test]
+fn push_publishes_one_index_of_every_platform_and_pin_asks_the_registry() {
+    let project = docker_project();
+    project.probe_variant(PROBE, "probe.yaml", |spec| spec);
+    let path = format!("theory-index-{}/theory/probe", std::process::id());
+    let repository = format!("127.0.0.1:5000/{path}");
+    let registry = format!("127.0.0.1:5000/theory-index-{}", std::process::id());
+
+    // The seeds' platforms by default: arm64 is neither built here nor in the registry.
+    let refused = project.run(&["processor", "push", "--ref", PROBE, "--registry", &registry]);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert!(
+        refused.stderr.contains("linux/arm64 of theory/probe@1 is neither built on this machine"),
+        "{}",
+        refused.transcript()
+    );
+
+    // Once another machine pushed arm64, one index lists both.
+    let arm64 = put_arm64_image(&path, "1-arm64");
+    let pushed = project.run(&[
+        "processor",
+        "push",
+        "--ref",
+        PROBE,
+        "--registry",
+        &registry,
+        "--pin",
+        "--json",
+    ]);
+    assert_eq!(pushed.code, 0, "{}", pushed.transcript());
+    let report = pushed.json();
+    let platforms = report["pushes"].as_array().unwrap();
+    assert_eq!(platforms[0]["source"], "pushed");
+    assert_eq!(
+        (platforms[1]["source"].as_str(), platforms[1]["digest"].as_str()),
+        (Some("registry"), Some(arm64.as_str()))
+    );
+    assert_eq!(report["index"]["platforms"], json!(["linux/amd64", "linux/arm64"]));
+    let index: Value =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(
+            async {
+                reqwest::Client::new()
+                    .get(format!("http://127.0.0.1:5000/v2/{path}/manifests/1"))
+                    .header("accept", "application/vnd.oci.image.index.v1+json")
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap()
+            },
+        );
+    let listed: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["platform"]["architecture"].as_str().unwrap().to_owned(),
+                entry["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let amd64 = platforms[0]["digest"].as_str().unwrap().to_owned();
+    assert_eq!(listed, [("amd64".to_owned(), amd64.clone()), ("arm64".to_owned(), arm64.clone())]);
+    let spec =
+        std::fs::read_to_string(project.path().join("registry/processors/probe.yaml")).unwrap();
+    for digest in [&amd64, &arm64] {
+        assert!(spec.contains(&format!("{repository}@{digest}")), "{spec}");
+    }
+
+    // pin --verify-digest asks the registry before writing anything.
+    let pin = |platform: &str, digest: &str| {
+        project.run(&[
+            "processor",
+            "pin",
+            "--ref",
+            PROBE,
+            "--platform",
+            platform,
+            "--oci",
+            &format!("{repository}@{digest}"),
+            "--verify-digest",
+            "--json",
+        ])
+    };
+    assert_eq!(pin("amd64", &amd64).code, 0);
+    let index_digest =
+        report["index"]["oci"].as_str().unwrap().split_once('@').unwrap().1.to_owned();
+    let missing = format!("sha256:{}", "0".repeat(64));
+    for (platform, digest, code) in [
+        ("amd64", arm64.as_str(), "ERR_REGISTRY_MISMATCH"),
+        ("amd64", index_digest.as_str(), "ERR_REGISTRY_MISMATCH"),
+        ("arm64", missing.as_str(), "ERR_IMAGE_NOT_FOUND"),
+    ] {
+        let outcome = pin(platform, digest);
+        assert_eq!(outcome.code, 1, "{}", outcome.transcript());
+        assert_eq!(outcome.json()["error"]["code"], code, "{}", outcome.transcript());
+    }
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("registry/processors/probe.yaml")).unwrap(),
+        spec
+    );
+}
+
+#[test]
+fn push_to_a_registry_with_a_login_uses_the_registry_credentials() {
+    let project = docker_project();
+    project.probe_variant(PROBE, "probe.yaml", |spec| spec);
+    let unique =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let registry = format!("{PRIVATE_REGISTRY}/theory-push-{unique}");
+    let args = [
+        "processor",
+        "push",
+        "--ref",
+        PROBE,
+        "--registry",
+        &registry,
+        "--platforms",
+        "linux/amd64",
+        "--json",
+    ];
+    // An empty Docker configuration: no `docker login` to fall back on.
+    let empty = tempfile::tempdir().unwrap();
+    let anonymous = project.env("DOCKER_CONFIG", empty.path().to_str().unwrap());
+    let refused = anonymous.run(&args);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert!(refused.stderr.contains("REGISTRY_USERNAME"), "{}", refused.transcript());
+    let logged_in = anonymous
+        .env("REGISTRY_USERNAME", PRIVATE_USER)
+        .env("REGISTRY_PASSWORD", PRIVATE_PASSWORD)
+        .env("REGISTRY_SERVER", PRIVATE_REGISTRY);
+    let pushed = logged_in.run(&args);
+    assert_eq!(pushed.code, 0, "{}", pushed.transcript());
+    let oci = pushed.json()["pushes"][0]["oci"].as_str().unwrap().to_owned();
+    assert!(
+        pushed.json()["index"]["oci"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{registry}/theory/probe@sha256:"))
+    );
+    // The registry API (Basic login) answers the digest check too.
+    let verified = logged_in.run(&[
+        "processor",
+        "pin",
+        "--ref",
+        PROBE,
+        "--platform",
+        "amd64",
+        "--oci",
+        &oci,
+        "--verify-digest",
+    ]);
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
 }

@@ -120,6 +120,15 @@ impl Values {
             .replace("@@REGISTRY@@", &self.registry)
             .replace("@@INSTALL@@", &self.install)
             .replace("@@MATRIX@@\n", &matrix)
+            .replace(
+                "@@PLATFORMS@@",
+                &self
+                    .platforms
+                    .iter()
+                    .map(|arch| format!("linux/{arch}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .replace("        env:\n@@SECRETS@@\n", &secrets)
     }
 }

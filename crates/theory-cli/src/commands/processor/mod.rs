@@ -22,7 +22,7 @@ pub(crate) async fn run(command: ProcessorCommand, context: Context) -> Result<E
     match command {
         ProcessorCommand::Build(args) => build::run(&args, &context).await,
         ProcessorCommand::Push(args) => push::run(&args, &context).await,
-        ProcessorCommand::Pin(args) => pin::run(&args, &context),
+        ProcessorCommand::Pin(args) => pin::run(&args, &context).await,
     }
 }
 

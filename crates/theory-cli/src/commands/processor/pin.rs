@@ -22,7 +22,7 @@ struct Wanted {
     oci: String,
 }
 
-pub(super) fn run(args: &PinArgs, context: &Context) -> Result<ExitCode, Failure> {
+pub(super) async fn run(args: &PinArgs, context: &Context) -> Result<ExitCode, Failure> {
     let registry = match &context.registry {
         Ok(registry) => registry,
         Err(errors) => return Ok(crate::commands::registry_failure(errors, args.json)),
@@ -49,6 +49,11 @@ pub(super) fn run(args: &PinArgs, context: &Context) -> Result<ExitCode, Failure
                 "a pin looks like ghcr.io/org/repo@sha256:<64 hex digits>",
             )
         })?;
+        if args.verify_digest
+            && let Err(error) = verify_digest(&pin, platform, context).await
+        {
+            return Ok(error.report(args.json));
+        }
         if let Err(error) = write_pin(entry, platform, &pin, context) {
             return Ok(error.report(args.json));
         }
@@ -74,6 +79,55 @@ pub(super) fn run(args: &PinArgs, context: &Context) -> Result<ExitCode, Failure
         print_json(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--verify-digest`: the registry has the manifest, and it is an image of `platform` (not an
+/// index, not another platform's).
+async fn verify_digest(
+    pin: &ImagePin,
+    platform: Platform,
+    context: &Context,
+) -> Result<(), Failure> {
+    let target = super::push::Target::of(pin.repository().to_owned());
+    let login = super::push::login_for(context, &target);
+    let api = super::push::registry_api(context, &target, login.as_ref())?;
+    let digest = pin.digest().to_string();
+    let found = api
+        .manifest(&target.path, &digest)
+        .await
+        .map_err(|error| super::push::registry_failure(&error, &target))?;
+    let Some((descriptor, manifest)) = found else {
+        return Err(Failure::with_hint(
+            ErrorCode::ImageNotFound,
+            format!("the registry has no manifest {pin}"),
+            "pin what `theory processor push` printed; nothing was written",
+        ));
+    };
+    if manifest["manifests"].is_array() {
+        return Err(Failure::with_hint(
+            ErrorCode::RegistryMismatch,
+            format!(
+                "{pin} is an image index ({}), not one platform's image",
+                descriptor.media_type
+            ),
+            "pin each platform's manifest digest (`theory processor push` prints them); nothing was written",
+        ));
+    }
+    let (os, architecture) = api
+        .platform_of(&target.path, &manifest)
+        .await
+        .map_err(|error| super::push::registry_failure(&error, &target))?;
+    if os != "linux" || architecture != platform.as_str() {
+        return Err(Failure::with_hint(
+            ErrorCode::RegistryMismatch,
+            format!("{pin} is an image for {os}/{architecture}, not linux/{platform}"),
+            format!(
+                "pin it as --platform {architecture}, or pin the linux/{platform} image; nothing was written"
+            ),
+        ));
+    }
+    eprintln!("the registry has {pin}: a linux/{architecture} image");
+    Ok(())
 }
 
 /// The pins of a `theory processor push --json` report.
