@@ -356,7 +356,7 @@ pub(crate) struct VerifyArgs {
 pub(crate) enum ProcessorCommand {
     /// Compile the processor statically and load its FROM-scratch image into Docker.
     Build(BuildArgs),
-    /// Push the built image to a registry and print its digest.
+    /// Push the built images and one image index of every platform; print each platform's pin.
     Push(PushArgs),
     /// Record a pinned digest for a platform in the processor's spec file.
     Pin(PinArgs),
@@ -384,7 +384,8 @@ pub(crate) struct PushArgs {
     /// The processor, `namespace/name@version`.
     #[arg(long = "ref", value_name = "REF")]
     pub(crate) reference: String,
-    /// Comma-separated platforms to push; default: this machine's.
+    /// The platforms of the image index, comma-separated (default linux/amd64,linux/arm64): those
+    /// built here are pushed, the others must be in the registry already.
     #[arg(long, value_name = "LIST")]
     pub(crate) platforms: Option<String>,
     /// Where to push: a registry and path such as ghcr.io/org/repo or 127.0.0.1:5000/theory.
@@ -409,8 +410,8 @@ pub(crate) struct PinArgs {
     /// The pinned image, `repo@sha256:<64 hex>`.
     #[arg(long, value_name = "REPO@DIGEST", required_unless_present = "pushed")]
     pub(crate) oci: Option<String>,
-    /// Pin every image a `theory processor push --json` report lists (what CI passes between
-    /// the job that pushes each platform and the one that pins).
+    /// Pin every image a `theory processor push --json` report lists (a report carried from
+    /// the machine that pushed).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["reference", "platform", "oci"])]
     pub(crate) pushed: Option<std::path::PathBuf>,
     /// Ask the registry first: the manifest must be there and be an image of that platform.

@@ -176,7 +176,7 @@ fn oci_or_pin(
             usage(
                 format!("{} has no amd64 pin {purpose}", spec.reference),
                 format!(
-                    "pin one (`theory processor push --ref {}` then `theory processor pin`), or pass --oci repo@sha256:…",
+                    "pin one (`theory processor push --ref {} --pin`), or pass --oci repo@sha256:…",
                     spec.reference
                 ),
             )
