@@ -99,6 +99,32 @@ pub(crate) fn broken_processor(reference: &ProcessorRef, problem: &RegistryError
     )
 }
 
+/// The secret names whose values the redactor hides (beside every name that looks secret):
+/// `theory run` needs those of the processor it runs, and parses no other spec for them;
+/// commands that print nothing of a processor need none; every other command takes every
+/// processor's.
+fn declared_secrets(command: &crate::args::Command, registry: &Registry) -> Vec<String> {
+    use crate::args::Command;
+    let secrets_of = |entry: &ProcessorEntry| -> Vec<String> {
+        entry.spec.secrets.all().map(ToString::to_string).collect()
+    };
+    match command {
+        Command::Run(args) => args
+            .reference
+            .parse::<ProcessorRef>()
+            .ok()
+            .and_then(|reference| registry.processor(&reference))
+            .map(secrets_of)
+            .unwrap_or_default(),
+        Command::Plan(_)
+        | Command::Executions(_)
+        | Command::Ledger(_)
+        | Command::Verify(_)
+        | Command::Artifacts(_) => Vec::new(),
+        _ => registry.processors().flat_map(secrets_of).collect(),
+    }
+}
+
 /// Builds the context (project, environment, registry, redactor, logging) and runs the command.
 pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_core::Failure> {
     let project = Project::locate(cli.project.as_deref())?;
@@ -118,12 +144,7 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
     );
     let declared: Vec<String> = registry
         .as_ref()
-        .map(|registry| {
-            registry
-                .processors()
-                .flat_map(|entry| entry.spec.secrets.all().map(ToString::to_string))
-                .collect()
-        })
+        .map(|registry| declared_secrets(&cli.command, registry))
         .unwrap_or_default();
     let redactor = Redactor::from_env(&env, declared.iter().map(String::as_str));
     let json_logs = env
@@ -139,7 +160,9 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
     if let Ok(registry) = &registry
         && !validating
     {
-        for problem in registry.problems() {
+        // Only what is known without parsing more than the command uses; `registry validate`
+        // checks every file.
+        for problem in registry.known_problems() {
             crate::print::print_warning(&format!(
                 "{problem} (left out: `theory registry validate` lists every problem)"
             ));

@@ -152,6 +152,11 @@ impl Orchestrator {
             let started = Instant::now();
             let mut progress = Progress::default();
             let outcome = self.outcome(&execution_id, &request, &mut progress, started).await;
+            tracing::debug!(
+                files = self.registry.files(),
+                parsed = self.registry.files_parsed(),
+                "registry files parsed for this run"
+            );
             if let Some(ledger) = &self.ledger {
                 let closing = Closing {
                     execution_id: &execution_id,

@@ -1,9 +1,12 @@
 //! The loaded registry: processors by ref, schemas, policies and prompts by id, inputs validators compiled.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
+use super::checks::{build_policy, build_processor, build_prompt, build_schema};
 use super::documents::{PolicyDocument, PromptDocument, SchemaDocument};
 use super::load::{DocumentKind, RegistryError, Source, parse};
 use super::prompt::PromptEntry;
@@ -26,7 +29,7 @@ pub struct ProcessorEntry {
     pub origin: String,
     /// Whether it is built into the binary.
     pub builtin: bool,
-    validator: jsonschema::Validator,
+    pub(super) validator: jsonschema::Validator,
 }
 
 /// The first way inputs break a processor's schema.
@@ -68,167 +71,62 @@ pub struct SchemaEntry {
     pub builtin: bool,
 }
 
-/// A policy with where it came from.
+/// One registry file, parsed and checked the first time something asks for a document it
+/// defines: a command pays for the documents it uses, not for every file of the registry.
 #[derive(Debug)]
-struct PolicyEntry {
-    document: PolicyDocument,
-    origin: String,
-    builtin: bool,
+struct Slot<T> {
+    source: Source,
+    /// Its place in the load order, for reporting problems in file order.
+    order: usize,
+    /// The id its top-level `ref:`/`id:` line declares; the parsed document must agree.
+    id: String,
+    loaded: OnceLock<Result<T, RegistryError>>,
+    /// For processors: its references to other documents, checked after it loads.
+    references: OnceLock<Result<(), RegistryError>>,
 }
 
-/// Where a loaded document came from, for the rule that decides between two with one id.
-trait Placed {
-    fn placed(&self) -> (&str, bool);
-}
-
-impl Placed for ProcessorEntry {
-    fn placed(&self) -> (&str, bool) {
-        (&self.origin, self.builtin)
-    }
-}
-
-impl Placed for SchemaEntry {
-    fn placed(&self) -> (&str, bool) {
-        (&self.origin, self.builtin)
+impl<T> Slot<T> {
+    fn new(source: Source, order: usize, id: String) -> Slot<T> {
+        Slot { source, order, id, loaded: OnceLock::new(), references: OnceLock::new() }
     }
 }
 
-impl Placed for PromptEntry {
-    fn placed(&self) -> (&str, bool) {
-        (&self.origin, self.builtin)
-    }
-}
-
-impl Placed for PolicyEntry {
-    fn placed(&self) -> (&str, bool) {
-        (&self.origin, self.builtin)
-    }
-}
-
-/// Adds a document under its id: a project file replaces a built-in one with the same id, a
-/// built-in one never replaces a project file, and two files of the same side are refused.
-fn place<K: Ord + std::fmt::Display, V: Placed>(
-    map: &mut BTreeMap<K, V>,
-    id: K,
-    entry: V,
-) -> Result<(), RegistryError> {
-    if let Some(existing) = map.get(&id) {
-        let ((origin, builtin), (existing_origin, existing_builtin)) =
-            (entry.placed(), existing.placed());
-        match (existing_builtin, builtin) {
-            (true, false) => {}
-            (false, true) => return Ok(()),
-            _ => {
-                return Err(RegistryError::new(
-                    origin,
-                    None,
-                    format!("{id} is also defined in {existing_origin}"),
-                ));
-            }
-        }
-    }
-    map.insert(id, entry);
-    Ok(())
-}
-
-/// The most attempts a retry policy may allow: a run never loops for long on a typo.
-pub const MAX_RETRY_ATTEMPTS: u32 = 100;
-/// The longest pause a retry policy may ask for between attempts (10 minutes).
-pub const MAX_BACKOFF_MS: u64 = 10 * 60 * 1000;
-/// The longest a path lease may live without its run closing (7 days).
-pub const MAX_LEASE_TTL_S: u64 = 7 * 24 * 3600;
-
-/// Checks a policy's numbers against their bounds; the error names the key.
-fn check_policy(document: &PolicyDocument) -> Result<(), (&'static str, String)> {
-    let attempts = document.retry.max_attempts;
-    if !(1..=MAX_RETRY_ATTEMPTS).contains(&attempts) {
-        return Err((
-            "retry.max_attempts",
-            format!("must be between 1 and {MAX_RETRY_ATTEMPTS}, found {attempts}"),
-        ));
-    }
-    if document.retry.backoff_ms.len() > MAX_RETRY_ATTEMPTS as usize {
-        return Err((
-            "retry.backoff_ms",
-            format!(
-                "lists at most {MAX_RETRY_ATTEMPTS} pauses, found {}",
-                document.retry.backoff_ms.len()
-            ),
-        ));
-    }
-    if let Some(long) = document.retry.backoff_ms.iter().find(|pause| **pause > MAX_BACKOFF_MS) {
-        return Err((
-            "retry.backoff_ms",
-            format!("a pause is at most {MAX_BACKOFF_MS} ms (10 minutes), found {long}"),
-        ));
-    }
-    let ttl = document.leases.default_ttl_s;
-    if !(1..=MAX_LEASE_TTL_S).contains(&ttl) {
-        return Err((
-            "leases.default_ttl_s",
-            format!("must be between 1 and {MAX_LEASE_TTL_S} s (7 days), found {ttl}"),
-        ));
-    }
-    Ok(())
-}
-
-/// A provider file: a relative path inside the context, ending in `.py`.
-fn check_python_file(path: &str) -> Result<(), String> {
-    let inside = !path.starts_with('/')
-        && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
-        && !path.chars().any(theory_protocol::is_refused_path_char);
-    let python = std::path::Path::new(path).extension().is_some_and(|extension| extension == "py");
-    if inside && python {
-        Ok(())
-    } else {
-        Err(format!(
-            "{path:?} is not a provider file inside the build context (a relative path ending in .py, no . or .. parts)"
-        ))
-    }
-}
-
-/// Checks that the binary a spec names is a plain file name: the process runtime looks it up
-/// beside `theory` and must never follow a path out of there.
-fn check_binary_name(name: &str) -> Result<(), String> {
-    let plain = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains('/')
-        && !name.chars().any(theory_protocol::is_refused_path_char);
-    if plain {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a plain file name (no /, no . or .., no control characters): the binary is looked up beside theory"
-        ))
-    }
-}
-
-/// Everything in `registry/` (and built in), validated.
+/// Everything in `registry/` (and built in), validated as it is used.
+///
+/// Loading reads every file and indexes it by the id its top-level `ref:`/`id:` line declares;
+/// a document is parsed and checked (schema compiled, references resolved) the first time it is
+/// asked for, once. [`Registry::problems`], [`Registry::processors`] and the other listings
+/// check every file.
 #[derive(Debug, Default)]
 pub struct Registry {
-    processors: BTreeMap<ProcessorRef, ProcessorEntry>,
-    schemas: BTreeMap<String, SchemaEntry>,
-    policies: BTreeMap<String, PolicyEntry>,
-    prompts: BTreeMap<String, PromptEntry>,
-    /// Every problem found while loading; a partial load keeps every other document.
-    problems: Vec<RegistryError>,
-    /// The ids (refs and `name@N`) a file with a problem defines, with its first problem: no
-    /// other file answers for them (a built-in document, say).
+    processors: BTreeMap<ProcessorRef, Slot<ProcessorEntry>>,
+    schemas: BTreeMap<String, Slot<SchemaEntry>>,
+    policies: BTreeMap<String, Slot<PolicyDocument>>,
+    prompts: BTreeMap<String, Slot<PromptEntry>>,
+    /// Problems found while indexing (a file whose id cannot be read, two files with one id),
+    /// with their place in the load order.
+    indexing_problems: Vec<(usize, RegistryError)>,
+    /// The ids two files of one side define, with the problem: no file answers for them.
     broken: BTreeMap<String, RegistryError>,
     /// Whether a file with a problem has no id that could be read: then nothing is safe to use.
     unidentified: bool,
+    /// Every problem, once every file has been checked.
+    all_problems: OnceLock<Vec<RegistryError>>,
+    /// How many files have been parsed.
+    parsed: AtomicUsize,
+    /// How many files were indexed.
+    files: usize,
 }
 
 /// The id a registry file declares (`ref:` of a processor, `id:` of the rest) on a top-level
-/// line, read from a file that does not load.
+/// line, read without parsing the file.
 fn declared_id(source: &Source) -> Option<String> {
     let key = match source.kind {
         DocumentKind::Processor => "ref",
         _ => "id",
     };
-    // Read from the top-level `key:` line, never by parsing the text again: a hostile file (a
-    // billion laughs) must cost one parse, not two.
+    // Read from the top-level `key:` line, never by parsing the text: a hostile file (a billion
+    // laughs) must cost one parse at most, and only when it is used.
     let prefix = format!("{key}:");
     let id =
         source.text.lines().find_map(|line| line.strip_prefix(prefix.as_str())).map(|rest| {
@@ -244,241 +142,350 @@ fn declared_id(source: &Source) -> Option<String> {
     plausible.then_some(id)
 }
 
+/// Adds a file under its id: a project file replaces a built-in one with the same id, a
+/// built-in one never replaces a project file, and two files of the same side are a problem
+/// (returned) that leaves the id to neither.
+fn place<K: Ord + Clone, T>(
+    map: &mut BTreeMap<K, Slot<T>>,
+    key: K,
+    slot: Slot<T>,
+) -> Result<(), RegistryError> {
+    if let Some(existing) = map.get(&key) {
+        match (existing.source.builtin, slot.source.builtin) {
+            (true, false) => {}
+            (false, true) => return Ok(()),
+            _ => {
+                let problem = RegistryError::new(
+                    &slot.source.origin,
+                    None,
+                    format!("{} is also defined in {}", slot.id, existing.source.origin),
+                );
+                map.remove(&key);
+                return Err(problem);
+            }
+        }
+    }
+    map.insert(key, slot);
+    Ok(())
+}
+
+/// A parsed document's id against the one its file's top-level line declares.
+fn check_declared(source: &Source, declared: &str, parsed: &str) -> Result<(), RegistryError> {
+    if declared == parsed {
+        Ok(())
+    } else {
+        Err(RegistryError::new(
+            &source.origin,
+            None,
+            format!("its top-level line declares {declared} but the document defines {parsed}"),
+        ))
+    }
+}
+
 impl Registry {
     /// Loads and checks every source; reports every problem found, not only the first.
     pub fn load(sources: Vec<Source>) -> Result<Registry, Vec<RegistryError>> {
         let registry = Registry::load_partial(sources);
-        if registry.problems.is_empty() { Ok(registry) } else { Err(registry.problems) }
+        if registry.problems().is_empty() {
+            Ok(registry)
+        } else {
+            Err(registry.problems().to_vec())
+        }
     }
 
-    /// Loads every source that is valid and keeps the problems of the rest
-    /// ([`Registry::problems`]): a broken file leaves out the documents it defines — and their
-    /// ids answer [`Registry::broken`] with its problem, never another file's document — and
-    /// nothing else.
+    /// Indexes every source by the id it declares, to be parsed when used: a broken file leaves
+    /// out the documents it defines — and their ids answer [`Registry::broken`] with its
+    /// problem, never another file's document — and nothing else. A file whose id cannot be
+    /// read without parsing is parsed now (to learn it); when even that fails, nothing is safe
+    /// ([`Registry::has_unidentified_problems`]).
     pub fn load_partial(sources: Vec<Source>) -> Registry {
-        let mut registry = Registry::default();
-        for source in sources {
-            let id = declared_id(&source);
-            let loaded = match id.as_deref().and_then(|id| registry.broken.get(id)) {
-                Some(earlier) => Err(RegistryError::new(
-                    &source.origin,
-                    None,
-                    format!(
-                        "{} is also defined in {}, which has a problem",
-                        id.as_deref().unwrap_or_default(),
-                        earlier.origin
-                    ),
-                )),
-                None => match source.kind {
-                    DocumentKind::Processor => registry.add_processor(&source),
-                    DocumentKind::Schema => registry.add_schema(&source),
-                    DocumentKind::Policy => registry.add_policy(&source),
-                    DocumentKind::Prompt => registry.add_prompt(&source),
+        let mut registry = Registry { files: sources.len(), ..Registry::default() };
+        for (order, source) in sources.into_iter().enumerate() {
+            let id = match declared_id(&source) {
+                Some(id) => id,
+                None => match registry.id_by_parsing(&source) {
+                    Ok(id) => id,
+                    Err(problem) => {
+                        registry.unidentified = true;
+                        registry.indexing_problems.push((order, problem));
+                        continue;
+                    }
                 },
             };
-            if let Err(error) = loaded {
-                match id {
-                    Some(id) => registry.mark_broken(id, &error),
-                    None => registry.unidentified = true,
-                }
-                registry.problems.push(error);
+            if let Some(earlier) = registry.broken.get(&id) {
+                let problem = RegistryError::new(
+                    &source.origin,
+                    None,
+                    format!("{id} is also defined in {}, which has a problem", earlier.origin),
+                );
+                registry.indexing_problems.push((order, problem));
+                continue;
             }
-        }
-        for (id, error) in registry.cross_check() {
-            registry.mark_broken(id, &error);
-            registry.problems.push(error);
-        }
-        // Every run follows the default policy (retries, leases): without it nothing is safe.
-        if registry.broken.contains_key(DEFAULT_POLICY) {
-            registry.unidentified = true;
+            let placed = match source.kind {
+                DocumentKind::Processor => match id.parse::<ProcessorRef>() {
+                    Ok(reference) => place(
+                        &mut registry.processors,
+                        reference,
+                        Slot::new(source, order, id.clone()),
+                    ),
+                    Err(error) => {
+                        Err(RegistryError::new(&source.origin, Some("ref"), error.to_string()))
+                    }
+                },
+                DocumentKind::Schema => {
+                    place(&mut registry.schemas, id.clone(), Slot::new(source, order, id.clone()))
+                }
+                DocumentKind::Policy => {
+                    place(&mut registry.policies, id.clone(), Slot::new(source, order, id.clone()))
+                }
+                DocumentKind::Prompt => {
+                    place(&mut registry.prompts, id.clone(), Slot::new(source, order, id.clone()))
+                }
+            };
+            if let Err(problem) = placed {
+                registry.broken.insert(id, problem.clone());
+                registry.indexing_problems.push((order, problem));
+            }
         }
         registry
     }
 
-    /// Leaves out every document with `id`: a file that defines it has a problem.
-    fn mark_broken(&mut self, id: String, error: &RegistryError) {
-        self.processors.retain(|reference, _| reference.as_str() != id);
-        self.schemas.remove(&id);
-        self.policies.remove(&id);
-        self.prompts.remove(&id);
-        self.broken.entry(id).or_insert_with(|| error.clone());
+    /// The id of a file whose top-level line does not declare one, by parsing it.
+    fn id_by_parsing(&self, source: &Source) -> Result<String, RegistryError> {
+        self.parsed.fetch_add(1, Ordering::Relaxed);
+        Ok(match source.kind {
+            DocumentKind::Processor => parse::<ProcessorSpec>(source)?.reference.to_string(),
+            DocumentKind::Schema => parse::<SchemaDocument>(source)?.id,
+            DocumentKind::Policy => parse::<PolicyDocument>(source)?.id,
+            DocumentKind::Prompt => parse::<PromptDocument>(source)?.id,
+        })
     }
 
-    /// Every problem found while loading, in file order.
+    /// Every problem found while loading, in file order: checks every file not checked yet.
     pub fn problems(&self) -> &[RegistryError] {
-        &self.problems
-    }
-
-    /// The problem of the file that defines `id` (a ref or `name@N`), when it has one.
-    pub fn broken(&self, id: &str) -> Option<&RegistryError> {
-        self.broken.get(id)
-    }
-
-    /// Whether a file with a problem declares no id that could be read: nothing can be known
-    /// to be unaffected by it.
-    pub fn has_unidentified_problems(&self) -> bool {
-        self.unidentified
-    }
-
-    fn add_processor(&mut self, source: &Source) -> Result<(), RegistryError> {
-        let spec: ProcessorSpec = parse(source)?;
-        let validator = jsonschema::validator_for(&spec.inputs).map_err(|error| {
-            RegistryError::new(
-                &source.origin,
-                Some("inputs"),
-                format!("not a valid JSON Schema: {error}"),
-            )
-        })?;
-        for (stage, uses) in
-            [("admission", &spec.predicates.admission), ("success", &spec.predicates.success)]
-        {
-            if let Some(unknown) =
-                uses.iter().find(|used| !KNOWN_PREDICATES.contains(&used.id.as_str()))
-            {
-                let key = format!("predicates.{stage}");
-                let message = format!(
-                    "unknown predicate {:?}; known: {}",
-                    unknown.id,
-                    KNOWN_PREDICATES.join(", ")
-                );
-                return Err(RegistryError::new(&source.origin, Some(&key), message));
+        self.all_problems.get_or_init(|| {
+            let mut found: Vec<(usize, RegistryError)> = self.indexing_problems.clone();
+            let mut references = Vec::new();
+            for slot in self.processors.values() {
+                match self.processor_of(slot) {
+                    Err(problem) if slot.references.get().is_some_and(Result::is_err) => {
+                        references.push((slot.order, problem.clone()));
+                    }
+                    Err(problem) => found.push((slot.order, problem.clone())),
+                    Ok(_) => {}
+                }
             }
+            for slot in self.schemas.values() {
+                if let Err(problem) = self.schema_of(slot) {
+                    found.push((slot.order, problem.clone()));
+                }
+            }
+            for slot in self.policies.values() {
+                if let Err(problem) = self.policy_of(slot) {
+                    found.push((slot.order, problem.clone()));
+                }
+            }
+            for slot in self.prompts.values() {
+                if let Err(problem) = self.prompt_of(slot) {
+                    found.push((slot.order, problem.clone()));
+                }
+            }
+            found.sort_by_key(|(order, _)| *order);
+            // Problems between documents come after the problems of each file.
+            references.sort_by_key(|(order, _)| *order);
+            found.into_iter().chain(references).map(|(_, problem)| problem).collect()
+        })
+    }
+
+    /// The problems known without checking any more files: those found while indexing, and
+    /// those of the documents used so far.
+    pub fn known_problems(&self) -> Vec<RegistryError> {
+        if let Some(all) = self.all_problems.get() {
+            return all.clone();
         }
-        if let Some(build) = &spec.image.build
-            && let Err(message) = check_binary_name(build.binary_name())
-        {
-            return Err(RegistryError::new(&source.origin, Some("image.build.binary"), message));
+        let mut found = self.indexing_problems.clone();
+        let loaded = |loaded: Option<&RegistryError>, order| loaded.cloned().map(|p| (order, p));
+        found.extend(self.processors.values().filter_map(|slot| {
+            let problem = match (slot.loaded.get(), slot.references.get()) {
+                (Some(Err(problem)), _) | (_, Some(Err(problem))) => Some(problem),
+                _ => None,
+            };
+            loaded(problem, slot.order)
+        }));
+        found.extend(self.schemas.values().filter_map(|slot| {
+            loaded(slot.loaded.get().and_then(|result| result.as_ref().err()), slot.order)
+        }));
+        found.extend(self.policies.values().filter_map(|slot| {
+            loaded(slot.loaded.get().and_then(|result| result.as_ref().err()), slot.order)
+        }));
+        found.extend(self.prompts.values().filter_map(|slot| {
+            loaded(slot.loaded.get().and_then(|result| result.as_ref().err()), slot.order)
+        }));
+        found.sort_by_key(|(order, _)| *order);
+        found.into_iter().map(|(_, problem)| problem).collect()
+    }
+
+    /// The problem of the file that defines `id` (a ref or `name@N`), when it has one; checks
+    /// that file if it has not been.
+    pub fn broken(&self, id: &str) -> Option<&RegistryError> {
+        if let Some(problem) = self.broken.get(id) {
+            return Some(problem);
         }
-        if let Some(Err(message)) = spec
-            .image
-            .build
+        if let Some(slot) = id.parse::<ProcessorRef>().ok().and_then(|r| self.processors.get(&r)) {
+            return self.processor_of(slot).err();
+        }
+        if let Some(slot) = self.schemas.get(id) {
+            return self.schema_of(slot).err();
+        }
+        if let Some(slot) = self.policies.get(id) {
+            return self.policy_of(slot).err();
+        }
+        self.prompts.get(id).and_then(|slot| self.prompt_of(slot).err())
+    }
+
+    /// Whether a file with a problem declares no id that could be read, or the default policy
+    /// every run follows has a problem: nothing can be known to be unaffected by it.
+    pub fn has_unidentified_problems(&self) -> bool {
+        self.unidentified || self.broken(DEFAULT_POLICY).is_some()
+    }
+
+    /// How many registry files were read.
+    pub fn files(&self) -> usize {
+        self.files
+    }
+
+    /// How many registry files have been parsed so far: a command parses what it uses.
+    pub fn files_parsed(&self) -> usize {
+        self.parsed.load(Ordering::Relaxed)
+    }
+
+    fn processor_of<'a>(
+        &self,
+        slot: &'a Slot<ProcessorEntry>,
+    ) -> Result<&'a ProcessorEntry, &'a RegistryError> {
+        let entry = slot
+            .loaded
+            .get_or_init(|| {
+                self.parsed.fetch_add(1, Ordering::Relaxed);
+                let entry = build_processor(&slot.source)?;
+                check_declared(&slot.source, &slot.id, entry.spec.reference.as_str())?;
+                Ok(entry)
+            })
+            .as_ref()?;
+        slot.references.get_or_init(|| self.check_references(entry)).as_ref()?;
+        Ok(entry)
+    }
+
+    fn schema_of<'a>(
+        &self,
+        slot: &'a Slot<SchemaEntry>,
+    ) -> Result<&'a SchemaEntry, &'a RegistryError> {
+        slot.loaded
+            .get_or_init(|| {
+                self.parsed.fetch_add(1, Ordering::Relaxed);
+                let entry = build_schema(&slot.source)?;
+                check_declared(&slot.source, &slot.id, &entry.document.id)?;
+                Ok(entry)
+            })
             .as_ref()
-            .and_then(|build| build.python.as_deref())
-            .map(check_python_file)
+    }
+
+    fn policy_of<'a>(
+        &self,
+        slot: &'a Slot<PolicyDocument>,
+    ) -> Result<&'a PolicyDocument, &'a RegistryError> {
+        slot.loaded
+            .get_or_init(|| {
+                self.parsed.fetch_add(1, Ordering::Relaxed);
+                let document = build_policy(&slot.source)?;
+                check_declared(&slot.source, &slot.id, &document.id)?;
+                Ok(document)
+            })
+            .as_ref()
+    }
+
+    fn prompt_of<'a>(
+        &self,
+        slot: &'a Slot<PromptEntry>,
+    ) -> Result<&'a PromptEntry, &'a RegistryError> {
+        slot.loaded
+            .get_or_init(|| {
+                self.parsed.fetch_add(1, Ordering::Relaxed);
+                let entry = build_prompt(&slot.source)?;
+                check_declared(&slot.source, &slot.id, &entry.document.id)?;
+                Ok(entry)
+            })
+            .as_ref()
+    }
+
+    /// Checks a processor's references to other documents: `json.schema_ok@1` must name a
+    /// schema of the registry that loads.
+    fn check_references(&self, entry: &ProcessorEntry) -> Result<(), RegistryError> {
+        for used in
+            entry.spec.predicates.success.iter().filter(|used| used.id == "json.schema_ok@1")
         {
-            return Err(RegistryError::new(&source.origin, Some("image.build.python"), message));
-        }
-        check_config_env(&spec)
-            .map_err(|message| RegistryError::new(&source.origin, Some("config_env"), message))?;
-        if let Some(condition) =
-            spec.cache.real_when.iter().find(|condition| !condition.pointer.starts_with('/'))
-        {
-            return Err(RegistryError::new(
-                &source.origin,
-                Some("cache.real_when"),
-                format!("{:?} is not a JSON pointer (such as /params/seed)", condition.pointer),
-            ));
-        }
-        if let Some(pricing) = &spec.pricing {
-            check_pricing(pricing).map_err(|(key, message)| {
-                RegistryError::new(&source.origin, Some(&key), message)
-            })?;
-        }
-        let entry = ProcessorEntry {
-            spec,
-            origin: source.origin.clone(),
-            builtin: source.builtin,
-            validator,
-        };
-        place(&mut self.processors, entry.spec.reference.clone(), entry)
-    }
-
-    fn add_schema(&mut self, source: &Source) -> Result<(), RegistryError> {
-        let document: SchemaDocument = parse(source)?;
-        let validator = jsonschema::validator_for(&document.schema).map_err(|error| {
-            RegistryError::new(
-                &source.origin,
-                Some("schema"),
-                format!("not a valid JSON Schema: {error}"),
-            )
-        })?;
-        let entry = SchemaEntry {
-            origin: source.origin.clone(),
-            builtin: source.builtin,
-            document,
-            validator,
-        };
-        place(&mut self.schemas, entry.document.id.clone(), entry)
-    }
-
-    fn add_policy(&mut self, source: &Source) -> Result<(), RegistryError> {
-        let document: PolicyDocument = parse(source)?;
-        check_policy(&document)
-            .map_err(|(key, message)| RegistryError::new(&source.origin, Some(key), message))?;
-        let entry =
-            PolicyEntry { origin: source.origin.clone(), builtin: source.builtin, document };
-        place(&mut self.policies, entry.document.id.clone(), entry)
-    }
-
-    fn add_prompt(&mut self, source: &Source) -> Result<(), RegistryError> {
-        let document: PromptDocument = parse(source)?;
-        let entry = PromptEntry::new(document, &source.origin, source.builtin)
-            .map_err(|(key, message)| RegistryError::new(&source.origin, Some(&key), message))?;
-        place(&mut self.prompts, entry.document.id.clone(), entry)
-    }
-
-    /// Checks references between documents: `json.schema_ok@1` must name a known schema.
-    /// Returns each problem with the ref of the processor it breaks.
-    fn cross_check(&self) -> Vec<(String, RegistryError)> {
-        let mut errors = Vec::new();
-        for entry in self.processors.values() {
-            for used in
-                entry.spec.predicates.success.iter().filter(|used| used.id == "json.schema_ok@1")
-            {
-                match used.args.get("schema").and_then(Value::as_str) {
-                    Some(id) if self.schemas.contains_key(id) => {}
-                    other => errors.push((entry.spec.reference.to_string(), RegistryError::new(
+            match used.args.get("schema").and_then(Value::as_str) {
+                Some(id) if self.schema(id).is_some() => {}
+                other => {
+                    return Err(RegistryError::new(
                         &entry.origin,
                         Some("predicates.success"),
-                        format!("json.schema_ok@1 needs args.schema naming a schema of registry/schemas, found {other:?}"),
-                    ))),
+                        format!(
+                            "json.schema_ok@1 needs args.schema naming a schema of registry/schemas, found {other:?}"
+                        ),
+                    ));
                 }
             }
         }
-        errors
+        Ok(())
     }
 
-    /// Returns a processor by ref.
+    /// Returns a processor by ref (parsed and checked on first use); `None` when it is unknown
+    /// or its file has a problem ([`Registry::broken`] says which).
     pub fn processor(&self, reference: &ProcessorRef) -> Option<&ProcessorEntry> {
-        self.processors.get(reference)
+        if self.broken.contains_key(reference.as_str()) {
+            return None;
+        }
+        self.processors.get(reference).and_then(|slot| self.processor_of(slot).ok())
     }
 
-    /// Returns every processor, sorted by ref.
+    /// Returns every processor that loads, sorted by ref (checks every processor file).
     pub fn processors(&self) -> impl Iterator<Item = &ProcessorEntry> {
-        self.processors.values()
+        self.processors.values().filter_map(|slot| self.processor_of(slot).ok())
     }
 
     /// Returns a schema by id.
     pub fn schema(&self, id: &str) -> Option<&SchemaEntry> {
-        self.schemas.get(id)
+        self.schemas.get(id).and_then(|slot| self.schema_of(slot).ok())
     }
 
-    /// Returns every schema, sorted by id.
+    /// Returns every schema that loads, sorted by id.
     pub fn schemas(&self) -> impl Iterator<Item = &SchemaEntry> {
-        self.schemas.values()
+        self.schemas.values().filter_map(|slot| self.schema_of(slot).ok())
     }
 
     /// Returns a policy by id.
     pub fn policy(&self, id: &str) -> Option<&PolicyDocument> {
-        self.policies.get(id).map(|entry| &entry.document)
+        self.policies.get(id).and_then(|slot| self.policy_of(slot).ok())
     }
 
-    /// Returns every policy, sorted by id.
+    /// Returns every policy that loads, sorted by id.
     pub fn policies(&self) -> impl Iterator<Item = &PolicyDocument> {
-        self.policies.values().map(|entry| &entry.document)
+        self.policies.values().filter_map(|slot| self.policy_of(slot).ok())
     }
 
     /// Returns a prompt by id (`name@N`).
     pub fn prompt(&self, id: &str) -> Option<&PromptEntry> {
-        self.prompts.get(id)
+        self.prompts.get(id).and_then(|slot| self.prompt_of(slot).ok())
     }
 
-    /// Returns every prompt, sorted by id.
+    /// Returns every prompt that loads, sorted by id.
     pub fn prompts(&self) -> impl Iterator<Item = &PromptEntry> {
-        self.prompts.values()
+        self.prompts.values().filter_map(|slot| self.prompt_of(slot).ok())
     }
 
-    /// Returns the refs closest to `wanted` (edit distance ≤ 3, or a shared name), best first.
+    /// Returns the refs closest to `wanted` (edit distance ≤ 3, or a shared name), best first,
+    /// among the refs the registry's files declare.
     pub fn near_matches(&self, wanted: &str) -> Vec<&ProcessorRef> {
         let mut scored: Vec<(usize, &ProcessorRef)> = self
             .processors
@@ -508,55 +515,6 @@ fn edit_distance(left: &str, right: &str) -> usize {
         previous = current;
     }
     previous[right.len()]
-}
-
-/// `config_env` names settings, never secrets: a name the spec lists as a secret, or one that
-/// looks like a secret, would put a secret's value in the memo key.
-fn check_config_env(spec: &ProcessorSpec) -> Result<(), String> {
-    for name in &spec.config_env {
-        if spec.secrets.all().any(|secret| secret == name) {
-            return Err(format!(
-                "{name} is a secret of this spec; config_env is for settings that are not"
-            ));
-        }
-        if crate::env::looks_secret(name.as_str()) {
-            return Err(format!(
-                "{name} looks like a secret; config_env is for settings that are not (list it under secrets)"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Prices must be finite and non-negative, and every estimated key priced.
-fn check_pricing(pricing: &crate::registry::PricingSpec) -> Result<(), (String, String)> {
-    if let Some((key, price)) =
-        pricing.usd_micro_per.iter().find(|(_, price)| !price.is_finite() || **price < 0.0)
-    {
-        return Err((
-            format!("pricing.usd_micro_per.{key}"),
-            format!("must be a finite number of micro-USD ≥ 0, found {price}"),
-        ));
-    }
-    for (model, prices) in &pricing.models {
-        if let Some((key, price)) =
-            prices.iter().find(|(_, price)| !price.is_finite() || **price < 0.0)
-        {
-            return Err((
-                format!("pricing.models.{model}.{key}"),
-                format!("must be a finite number of micro-USD ≥ 0, found {price}"),
-            ));
-        }
-    }
-    if let Some(key) =
-        pricing.estimate_usage.keys().find(|key| !pricing.usd_micro_per.contains_key(*key))
-    {
-        return Err((
-            format!("pricing.estimate_usage.{key}"),
-            format!("{key} has no price in pricing.usd_micro_per"),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,20 +5,21 @@
 //! - `documents`: [`SchemaDocument`], [`PolicyDocument`], [`PromptDocument`].
 //! - `prompt`: [`PromptEntry`], a prompt template checked and parsed.
 //! - `load`: [`Source`], [`sources_from_dir`], [`RegistryError`].
-//! - `catalog`: [`Registry`], with compiled inputs validators and near-match suggestions.
+//! - `catalog`: [`Registry`], files indexed by id and each parsed when first used, with
+//!   near-match suggestions.
+//! - `checks`: each kind of document parsed and checked on its own (schemas compiled).
 //! - `describe`: a processor as JSON ([`ProcessorEntry::summary`], [`ProcessorEntry::document`]).
 
 mod catalog;
+mod checks;
 mod describe;
 mod documents;
 mod load;
 mod prompt;
 mod spec;
 
-pub use catalog::{
-    InputsViolation, KNOWN_PREDICATES, MAX_BACKOFF_MS, MAX_LEASE_TTL_S, MAX_RETRY_ATTEMPTS,
-    ProcessorEntry, Registry, SchemaEntry,
-};
+pub use catalog::{InputsViolation, KNOWN_PREDICATES, ProcessorEntry, Registry, SchemaEntry};
+pub use checks::{MAX_BACKOFF_MS, MAX_LEASE_TTL_S, MAX_RETRY_ATTEMPTS};
 pub use documents::{
     BudgetPolicy, LeasePolicy, PolicyDocument, PromptDocument, PromptVar, RetryPolicy,
     SchemaDocument,

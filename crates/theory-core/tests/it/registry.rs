@@ -223,3 +223,67 @@ fn config_env_names_settings_never_secrets_and_cache_conditions_are_pointers() {
     assert!(!reuses(serde_json::json!({"seed": null})));
     assert!(!reuses(serde_json::json!({})));
 }
+
+#[test]
+fn a_lookup_parses_only_the_files_it_needs_and_validate_parses_all() {
+    // 500 specs, one of them broken, and the default policy: finding one processor parses its
+    // file and nothing else; the listings and `problems` parse every file, once.
+    let mut sources: Vec<Source> = (0..500)
+        .map(|n| Source {
+            origin: format!("registry/processors/p{n}.yaml"),
+            kind: DocumentKind::Processor,
+            text: format!(
+                "ref: acme/p{n}@1\nsecrets: {{required: [KEY_{n}]}}\ninputs: {{type: object}}\n{}",
+                if n == 7 { "predicates: {admission: [{id: nope@1}]}\n" } else { "" }
+            ),
+            builtin: false,
+        })
+        .collect();
+    sources.push(Source {
+        origin: "registry/policies/default.yaml".into(),
+        kind: DocumentKind::Policy,
+        text: "id: default@1\n".into(),
+        builtin: false,
+    });
+    let registry = Registry::load_partial(sources);
+    assert_eq!((registry.files(), registry.files_parsed()), (501, 0));
+    let wanted = "acme/p250@1".parse().unwrap();
+    let entry = registry.processor(&wanted).expect("found");
+    assert_eq!(entry.spec.reference, wanted);
+    assert!(registry.policy("default@1").is_some());
+    assert!(!registry.has_unidentified_problems());
+    assert_eq!(registry.files_parsed(), 2, "the spec used and the default policy");
+    assert!(registry.known_problems().is_empty(), "the broken file is not read yet");
+    // Asking again parses nothing again.
+    registry.processor(&wanted).unwrap();
+    assert_eq!(registry.files_parsed(), 2);
+
+    // The broken spec answers for its ref with its own problem, found when asked for.
+    let broken = registry.broken("acme/p7@1").expect("its problem");
+    assert_eq!(broken.origin, "registry/processors/p7.yaml");
+    assert!(registry.processor(&"acme/p7@1".parse().unwrap()).is_none());
+    assert_eq!(registry.files_parsed(), 3);
+
+    assert_eq!(registry.problems().len(), 1, "validate finds the one broken file");
+    assert_eq!(registry.processors().count(), 499);
+    assert_eq!(registry.files_parsed(), 501, "every file parsed once");
+}
+
+#[test]
+fn a_file_whose_line_and_document_disagree_is_a_problem() {
+    // A quoted description that runs over a line starting `ref:` is not the document's ref: the
+    // file is indexed by the line and refused when parsed, naming both.
+    let text = "description: \"one\nref: x/y@1\"\nref: a/b@1\n";
+    let sources = vec![Source {
+        origin: "registry/processors/x.yaml".into(),
+        kind: DocumentKind::Processor,
+        text: text.into(),
+        builtin: false,
+    }];
+    let problems = Registry::load(sources).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].message.contains("x/y@1") && problems[0].message.contains("a/b@1"),
+        "{problems:?}"
+    );
+}

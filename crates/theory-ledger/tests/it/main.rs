@@ -4,5 +4,6 @@
 mod batches;
 mod concurrency;
 mod port;
+mod query_plans;
 mod story;
 mod support;

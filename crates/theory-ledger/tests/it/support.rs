@@ -15,7 +15,8 @@ fn admin_url() -> String {
 /// A ledger and what keeps it alive.
 pub(crate) struct Fresh {
     pub(crate) ledger: Ledger,
-    url: String,
+    /// The database's URL.
+    pub(crate) url: String,
     _folder: Option<tempfile::TempDir>,
 }
 
