@@ -16,11 +16,17 @@ pub const MAX_SPEC_BYTES: u64 = 4 * 1024 * 1024;
 /// Opens `path` for reading if it is a regular file (a symbolic link is followed); refuses
 /// anything else with [`io::ErrorKind::InvalidInput`], without blocking.
 pub fn open_regular(path: &Path) -> io::Result<File> {
+    open_regular_sized(path).map(|(file, _)| file)
+}
+
+/// [`open_regular`], with the file's size when it was opened.
+fn open_regular_sized(path: &Path) -> io::Result<(File, u64)> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits() | nix::fcntl::OFlag::O_NOCTTY.bits())
         .open(path)?;
-    let kind = file.metadata()?.file_type();
+    let metadata = file.metadata()?;
+    let kind = metadata.file_type();
     if !kind.is_file() {
         let what = if kind.is_dir() {
             "a folder"
@@ -36,7 +42,7 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
             format!("it is {what}, not a regular file"),
         ));
     }
-    Ok(file)
+    Ok((file, metadata.len()))
 }
 
 /// Whether others on this machine may read the file (its mode has the world-read bit).
@@ -47,7 +53,24 @@ pub fn world_readable(file: &File) -> io::Result<bool> {
 /// Reads a whole regular file of at most `max_bytes`; a larger one is refused with
 /// [`io::ErrorKind::FileTooLarge`] after reading no more than `max_bytes + 1` bytes.
 pub fn read_regular_capped(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
-    read_capped(open_regular(path)?, max_bytes)
+    // The size it has now sizes the buffer: one read for the bytes, one to see the end.
+    let (file, size) = open_regular_sized(path)?;
+    if size > max_bytes {
+        return Err(too_large(max_bytes));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(max_bytes));
+    }
+    Ok(bytes)
+}
+
+fn too_large(max_bytes: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        format!("it is larger than the limit of {max_bytes} bytes"),
+    )
 }
 
 /// Reads `reader` to its end, refusing more than `max_bytes` ([`io::ErrorKind::FileTooLarge`]).
@@ -55,10 +78,7 @@ pub fn read_capped(reader: impl Read, max_bytes: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     reader.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max_bytes {
-        return Err(io::Error::new(
-            io::ErrorKind::FileTooLarge,
-            format!("it is larger than the limit of {max_bytes} bytes"),
-        ));
+        return Err(too_large(max_bytes));
     }
     Ok(bytes)
 }

@@ -33,12 +33,18 @@ pub(crate) async fn serve<P: Processor>(shared: Arc<Shared<P>>, mut socket: WebS
     let run = shared.runs.attach(&open.execution_id);
     let (mut sink, mut stream) = socket.split();
     let (answers, answered) = tokio::sync::mpsc::channel(ANSWERS_QUEUED);
+    let role = open.role;
     let mut writer = pin!(write_frames(&run, &mut sink, answered, shared.config.file_wait));
     let mut reader = pin!(read_frames(&shared, &run, open, &mut stream, &answers));
     tokio::select! {
-        () = &mut writer => {
+        delivered = &mut writer => {
             // Our close frame is out; let the peer's reply arrive so the close is clean.
-            let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
+            let replied = tokio::time::timeout(CLOSE_LINGER, &mut reader).await.is_ok();
+            if delivered && replied && role == Role::Client {
+                // The client answered the close after the whole log: it has every output, and
+                // replay keeps the frames, not large outputs' bytes.
+                run.release_bytes();
+            }
         }
         () = &mut reader => {}
     }
@@ -93,19 +99,20 @@ async fn read_run_open(socket: &mut WebSocket, wait: Duration) -> Option<RunOpen
 }
 
 /// Sends the `Ack`, then every entry of the run's log from the first (replay) as it grows, then
-/// closes with 1000 after `RunResult`; answers to this connection's own control ops go out as
-/// they come, on this connection only.
+/// closes with 1000 after `RunResult` (then returns `true`: the whole log went out); answers to
+/// this connection's own control ops go out as they come, on this connection only.
 async fn write_frames<S>(
     run: &Run,
     sink: &mut S,
     mut answers: tokio::sync::mpsc::Receiver<Utf8Bytes>,
     start_wait: Duration,
-) where
+) -> bool
+where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
     let ack = Frame::Ack(Ack { execution_id: run.execution_id.clone() });
     if sink.send(Message::Text(ack.to_json(Some(now_ms())).into())).await.is_err() {
-        return;
+        return false;
     }
     let mut version = run.subscribe();
     let mut cursor = 0;
@@ -119,12 +126,20 @@ async fn write_frames<S>(
         // is one write to the socket, not one each).
         let sent = entries.len();
         for entry in entries {
-            if feed_entry(sink, entry).await.is_err() {
-                return;
+            match feed_entry(sink, entry).await {
+                Ok(()) => {}
+                Err(SendError::Socket) => return false,
+                Err(SendError::Read) => {
+                    // Replay of an output whose bytes went (the run was delivered), or a file
+                    // that changed under us: never a short or long body, and say why.
+                    let reason = "an output's bytes are no longer kept for replay";
+                    close(sink, close_code::INTERNAL_ERROR, reason).await;
+                    return false;
+                }
             }
         }
         if sent > 0 && sink.flush().await.is_err() {
-            return;
+            return false;
         }
         cursor += sent;
         if finished {
@@ -133,27 +148,27 @@ async fn write_frames<S>(
             // answer).
             while let Ok(answer) = answers.try_recv() {
                 if sink.send(Message::Text(answer)).await.is_err() {
-                    return;
+                    return false;
                 }
             }
             close(sink, close_code::NORMAL, "run finished").await;
-            return;
+            return true;
         }
         let wait = if run.is_claimed() || cursor > 0 { None } else { Some(claim_deadline) };
         tokio::select! {
             changed = changed_within(&mut version, wait) => match changed {
                 Some(true) => {}
-                Some(false) => return,
+                Some(false) => return false,
                 None if run.is_claimed() => {}
                 None => {
                     close(sink, close_code::POLICY_VIOLATION, "no client started this execution_id")
                         .await;
-                    return;
+                    return false;
                 }
             },
             Some(answer) = answers.recv() => {
                 if sink.send(Message::Text(answer)).await.is_err() {
-                    return;
+                    return false;
                 }
             }
         }

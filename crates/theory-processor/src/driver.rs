@@ -143,9 +143,16 @@ async fn execute<P: Processor>(
     }
     if let Some(plan) = &payload.put_urls {
         let attempts = shared.config.upload_attempts;
-        let uploaded =
-            upload::carry_out(&shared.http, plan, &prepared, write_prefix, attempts, &cancel)
-                .await?;
+        let uploaded = upload::carry_out(
+            &shared.http,
+            &shared.upload_slots,
+            plan,
+            &prepared,
+            write_prefix,
+            attempts,
+            &cancel,
+        )
+        .await?;
         return Ok((uploaded.entries, uploaded.skipped));
     }
     outputs::emit(run, &prepared);

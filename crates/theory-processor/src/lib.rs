@@ -62,6 +62,6 @@ pub use context::{Context, InputFile};
 pub use identity::Identity;
 pub use inputs::Inputs;
 pub use processor::Processor;
-pub use result::{OutputBody, OutputItem, ProcessorError, ProcessorResult};
+pub use result::{OutputBody, OutputFile, OutputItem, ProcessorError, ProcessorResult};
 pub use server::{ServeError, main, router, serve, serve_on};
 pub use theory_protocol as protocol;

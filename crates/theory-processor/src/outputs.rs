@@ -60,6 +60,20 @@ pub(crate) async fn prepare(items: Vec<OutputItem>) -> Result<Vec<PreparedOutput
                 })?;
                 (cid, size_bytes, Body::File(Arc::new(path)))
             }
+            OutputBody::HashedFile { path, cid, size_bytes } => {
+                // Hashed as it was written; a file changed since is caught by its size here and
+                // by the orchestrator's hash of every byte it receives.
+                let found = tokio::fs::metadata(&path).await.map(|metadata| metadata.len());
+                if found.as_ref().ok() != Some(&size_bytes) {
+                    return Err(ProcessorError::runtime(format!(
+                        "output file for {:?} changed after it was written ({size_bytes} bytes hashed, {} now)",
+                        item.relpath,
+                        found
+                            .map_or_else(|error| error.to_string(), |size| format!("{size} bytes"))
+                    )));
+                }
+                (cid, size_bytes, Body::File(Arc::new(path)))
+            }
         };
         prepared.push(PreparedOutput {
             relpath: item.relpath,
@@ -116,7 +130,7 @@ pub(crate) fn chunks(body: &Body) -> impl Stream<Item = std::io::Result<Bytes>> 
             let starts = (0..bytes.len()).step_by(CHUNK_BYTES);
             let slices = starts
                 .map(move |start| Ok(bytes.slice(start..(start + CHUNK_BYTES).min(bytes.len()))));
-            futures_util::stream::iter(slices).left_stream()
+            futures_util::stream::iter(slices).left_stream().left_stream()
         }
         Body::File(path) => {
             let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
@@ -126,7 +140,12 @@ pub(crate) fn chunks(body: &Body) -> impl Stream<Item = std::io::Result<Bytes>> 
                 receiver.recv().await.map(|chunk| (chunk, receiver))
             })
             .right_stream()
+            .left_stream()
         }
+        Body::Released => futures_util::stream::iter([Err(std::io::Error::other(
+            "the bytes of this output are no longer kept: its run was delivered",
+        ))])
+        .right_stream(),
     }
 }
 

@@ -29,7 +29,14 @@ pub(crate) enum Entry {
 pub(crate) enum Body {
     Bytes(Bytes),
     File(Arc<PathBuf>),
+    /// No longer kept: the run's whole log reached its client, and only its frames (the header
+    /// with the CID) stay for replay.
+    Released,
 }
+
+/// Outputs up to this size keep their bytes for replay after the run was delivered; larger
+/// ones (and every file) keep their header alone.
+const KEPT_FOR_REPLAY_BYTES: u64 = 64 * 1024;
 
 struct Log {
     entries: Vec<Entry>,
@@ -162,6 +169,28 @@ impl Run {
 
     fn finished_at(&self) -> Option<Instant> {
         lock(&self.log).finished_at
+    }
+
+    /// The run's whole log reached a client (through `RunResult`): its large outputs' bytes and
+    /// its scratch folder are let go; frames and CIDs stay for replay, and a replay that needs
+    /// the bytes of a released output is refused clearly.
+    pub(crate) fn release_bytes(&self) {
+        {
+            let mut log = lock(&self.log);
+            if log.finished_at.is_none() {
+                return;
+            }
+            for entry in &mut log.entries {
+                if let Entry::Output { body, size_bytes, .. } = entry
+                    && (*size_bytes > KEPT_FOR_REPLAY_BYTES || matches!(body, Body::File(_)))
+                {
+                    *body = Body::Released;
+                }
+            }
+        }
+        // Dropping the folder removes it; a connection still streaming a file reads on from the
+        // descriptor it holds.
+        lock(&self.scratch).take();
     }
 
     /// Returns the run's scratch folder, creating it on first use; it is removed with the run.

@@ -32,6 +32,8 @@ pub(crate) struct Shared<P> {
     pub(crate) runs: Runs,
     pub(crate) tasks: TaskTracker,
     pub(crate) http: reqwest::Client,
+    /// At most a few uploads at once per host (`put_urls`), whatever the number of runs.
+    pub(crate) upload_slots: crate::upload::HostSlots,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -73,7 +75,8 @@ fn build<P: Processor>(
         identity,
         config,
         tasks: TaskTracker::new(),
-        http: crate::http::client()?,
+        http: crate::upload::transfer_client()?,
+        upload_slots: crate::upload::HostSlots::default(),
     });
     let router = Router::new()
         .route("/healthz", get(healthz))

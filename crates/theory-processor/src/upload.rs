@@ -1,10 +1,12 @@
 //! Carrying out a `put_urls` plan: PUT each planned output, then the index, last.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, IF_NONE_MATCH};
 use theory_protocol::{ErrorCode, OutputEntry, OutputsIndex};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::ProcessorError;
@@ -20,9 +22,56 @@ pub(crate) struct Uploaded {
     pub(crate) skipped: Vec<String>,
 }
 
+/// Uploads to one host at once, at most; more wait their turn. The host (an object store)
+/// sees a bounded number of connections from this processor however many runs upload.
+const UPLOADS_PER_HOST: usize = 8;
+/// Idle connections are closed this soon, and at most this many kept per host.
+const IDLE_CONNECTION: Duration = Duration::from_secs(2);
+
+/// The client for uploads and input downloads: idle connections closed within seconds, a few
+/// kept per host.
+pub(crate) fn transfer_client() -> Result<reqwest::Client, reqwest::Error> {
+    crate::http::client_builder()
+        .pool_idle_timeout(IDLE_CONNECTION)
+        .pool_max_idle_per_host(UPLOADS_PER_HOST)
+        .build()
+}
+
+/// A bound on the uploads in flight to each host.
+#[derive(Default)]
+pub(crate) struct HostSlots {
+    hosts: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostSlots {
+    /// Waits for a free upload slot to the host of `url`.
+    async fn take(&self, url: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let host = reqwest::Url::parse(url).ok().map(|url| {
+            format!(
+                "{}://{}:{}",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.port_or_known_default().unwrap_or(0)
+            )
+        })?;
+        let slots = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Hosts nobody uploads to any more are forgotten.
+            hosts.retain(|_, slots| {
+                Arc::strong_count(slots) > 1 || slots.available_permits() < UPLOADS_PER_HOST
+            });
+            Arc::clone(
+                hosts.entry(host).or_insert_with(|| Arc::new(Semaphore::new(UPLOADS_PER_HOST))),
+            )
+        };
+        slots.acquire_owned().await.ok()
+    }
+}
+
 /// Uploads every output that has a URL under `outputs/<rel>`, in path order, then the index.
 pub(crate) async fn carry_out(
     client: &reqwest::Client,
+    slots: &HostSlots,
     put_urls: &BTreeMap<String, String>,
     prepared: &[PreparedOutput],
     write_prefix: &str,
@@ -39,6 +88,7 @@ pub(crate) async fn carry_out(
             skipped.push(output.relpath.clone());
             continue;
         };
+        let _slot = slots.take(url).await;
         put(client, url, &output.body, output.size_bytes, &output.mime, attempts)
             .await
             .map_err(|reason| upload_error(&output.relpath, &reason))?;
@@ -47,6 +97,7 @@ pub(crate) async fn carry_out(
     if let Some(url) = put_urls.get(INDEX_KEY) {
         let index = OutputsIndex::new(entries.clone()).to_canonical_json();
         let size_bytes = index.len() as u64;
+        let _slot = slots.take(url).await;
         put(client, url, &Body::Bytes(index.into()), size_bytes, "application/json", attempts)
             .await
             .map_err(|reason| upload_error(INDEX_KEY, &reason))?;
@@ -103,6 +154,6 @@ async fn put(
 fn request_body(body: &Body) -> reqwest::Body {
     match body {
         Body::Bytes(bytes) => reqwest::Body::from(bytes.clone()),
-        Body::File(_) => reqwest::Body::wrap_stream(outputs::chunks(body)),
+        Body::File(_) | Body::Released => reqwest::Body::wrap_stream(outputs::chunks(body)),
     }
 }

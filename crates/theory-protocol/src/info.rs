@@ -29,4 +29,8 @@ pub mod close_code {
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// The `RunOpen` broke policy: unknown role, empty or unsafe `execution_id`.
     pub const POLICY_VIOLATION: u16 = 1008;
+    /// **(ext)** The server cannot go on with this connection: a replay needs the bytes of an
+    /// output it no longer keeps (its run was delivered to its client), or a file changed
+    /// under it.
+    pub const INTERNAL_ERROR: u16 = 1011;
 }

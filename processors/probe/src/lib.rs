@@ -12,6 +12,8 @@
 //! | `sleep_ms` | sleeps that long before finishing, stopping early when cancelled |
 //! | `ignore_cancel` | with `sleep_ms`, sleeps without watching for cancellation |
 //! | `relpath` | adds an output at this relative path, valid or not |
+//! | `output_count` | adds that many small outputs, `many/00000.txt` on (at most 100,000) |
+//! | `ballast` | any value, ignored (for measuring large inputs) |
 //! | `panic` | panics in the handler |
 //! | `fail` | `{"code": "ERR_…", "message": "…"}`: fails with that code |
 //! | `require_secret` | in `real` mode, reads this secret (`ERR_MISSING_SECRET` when unset) |
@@ -28,7 +30,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use theory_processor::protocol::ErrorCode;
-use theory_processor::{Context, Identity, Inputs, OutputItem, ProcessorError, ProcessorResult};
+use theory_processor::{
+    Context, Identity, Inputs, OutputFile, OutputItem, ProcessorError, ProcessorResult,
+};
 
 /// The ref this processor answers to.
 pub const REF: &str = "theory/probe@1";
@@ -57,6 +61,10 @@ struct Params {
     stamp_tokens: bool,
     #[serde(default)]
     relpath: Option<String>,
+    #[serde(default)]
+    output_count: Option<u32>,
+    #[serde(default, rename = "ballast")]
+    _ballast: serde::de::IgnoredAny,
     #[serde(default)]
     panic: bool,
     #[serde(default)]
@@ -124,11 +132,20 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
     let mut outputs = vec![OutputItem::text("echo.txt", text.clone())];
     if let Some(size_bytes) = params.size_bytes {
         let path = context.scratch_dir()?.join("blob.bin");
-        let writer = path.clone();
-        tokio::task::spawn_blocking(move || write_pattern(&writer, size_bytes, &text))
+        let blob = tokio::task::spawn_blocking(move || write_pattern(path, size_bytes, &text))
             .await
             .map_err(|error| ProcessorError::runtime(error.to_string()))??;
-        outputs.push(OutputItem::file("blob.bin", "application/octet-stream", path));
+        outputs.push(blob);
+    }
+    if let Some(count) = params.output_count {
+        if count > MAX_OUTPUT_COUNT {
+            let message = format!("output_count is at most {MAX_OUTPUT_COUNT}, found {count}");
+            return Err(ProcessorError::new(ErrorCode::InputSchema, message));
+        }
+        outputs.extend(
+            (0..count)
+                .map(|index| OutputItem::text(format!("many/{index:05}.txt"), index.to_string())),
+        );
     }
     if let Some(relpath) = params.relpath {
         outputs.push(OutputItem::text(relpath, "extra"));
@@ -148,12 +165,20 @@ pub async fn run(inputs: Inputs, context: Context) -> Result<ProcessorResult, Pr
     })
 }
 
-/// Writes `size_bytes` of a pattern seeded by `seed`, 1 MiB at a time.
-fn write_pattern(path: &std::path::Path, size_bytes: u64, seed: &str) -> std::io::Result<()> {
+/// The most small outputs `output_count` asks for.
+const MAX_OUTPUT_COUNT: u32 = 100_000;
+
+/// Writes `size_bytes` of a pattern seeded by `seed`, 1 MiB at a time, hashing as it writes;
+/// returns it as the `blob.bin` output.
+fn write_pattern(
+    path: std::path::PathBuf,
+    size_bytes: u64,
+    seed: &str,
+) -> std::io::Result<OutputItem> {
     let mut state = seed.bytes().fold(0x9E37_79B9_7F4A_7C15_u64, |state, byte| {
         (state ^ u64::from(byte)).wrapping_mul(0x100_0000_01B3)
     });
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut file = OutputFile::create(path)?;
     let mut block = vec![0u8; 1024 * 1024];
     let mut left = size_bytes;
     while left > 0 {
@@ -168,5 +193,5 @@ fn write_pattern(path: &std::path::Path, size_bytes: u64, seed: &str) -> std::io
         file.write_all(&block[..take])?;
         left -= take as u64;
     }
-    file.flush()
+    file.finish("blob.bin", "application/octet-stream")
 }

@@ -79,7 +79,7 @@ pub(crate) fn parse<T: DeserializeOwned>(source: &Source) -> Result<T, RegistryE
 /// `root/prompts`,
 /// in a stable order.
 pub fn sources_from_dir(root: &Path) -> std::io::Result<Vec<Source>> {
-    let mut sources = Vec::new();
+    let mut listed = Vec::new();
     for (folder, kind) in [
         ("processors", DocumentKind::Processor),
         ("schemas", DocumentKind::Schema),
@@ -89,12 +89,15 @@ pub fn sources_from_dir(root: &Path) -> std::io::Result<Vec<Source>> {
         let mut files = Vec::new();
         collect_yaml(&root.join(folder), &mut files)?;
         files.sort();
-        for file in files {
-            let text = read_spec(&file)?;
-            sources.push(Source { origin: file.display().to_string(), kind, text, builtin: false });
-        }
+        listed.extend(files.into_iter().map(|file| (file, kind)));
     }
-    Ok(sources)
+    listed
+        .into_iter()
+        .map(|(file, kind)| {
+            let text = read_spec(&file)?;
+            Ok(Source { origin: file.display().to_string(), kind, text, builtin: false })
+        })
+        .collect()
 }
 
 /// Reads one registry file: a regular file of at most [`MAX_SPEC_BYTES`] of UTF-8 (a FIFO or
@@ -116,8 +119,12 @@ fn collect_yaml(folder: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> 
         Err(error) => return Err(error),
     };
     for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        // The kind from the folder listing (no `stat` per file); a link is followed.
+        let kind = entry.file_type()?;
+        let folder = kind.is_dir() || (kind.is_symlink() && path.is_dir());
+        if folder {
             collect_yaml(&path, files)?;
         } else if path
             .extension()

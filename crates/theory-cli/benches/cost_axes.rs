@@ -1,0 +1,285 @@
+//! What a `theory` command costs as the things that should not matter grow (issue 18): one
+//! line per axis, with its figure and its goal. `THEORY_BENCH_BASELINE=/path/to/an/older/theory`
+//! measures that binary too, beside this one, in the same run (its processor binaries must sit
+//! beside it). Run with `scripts/bench`, which builds the release binaries first.
+//!
+//! Axes here (the processor's own — WebSocket runs, upload connections, replay files — are in
+//! `processors/probe/benches/processor_axes.rs`):
+//! - registry size: `theory run` with 1, 50 and 500 specs in `registry/`;
+//! - ledger size: `theory executions list` at 10, 1,000 and 5,000 rows;
+//! - outputs per run: 100 and 3,000 small outputs;
+//! - one 1 GiB output end to end, with the peak RSS of the process tree;
+//! - inputs of 10 MB: time and peak RSS;
+//! - the whole CLI mock run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod tree_memory;
+
+/// One axis: its figure and goal for a binary.
+type Axis = fn(&Binary) -> Result<String, String>;
+
+/// A `theory` binary under test, and its name in the report.
+struct Binary {
+    name: &'static str,
+    path: PathBuf,
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Bytes in a MiB.
+const MIB: f64 = 1_048_576.0;
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Runs `theory` in `project` with `args`; returns the time it took, its stdout, and the
+/// peak RSS of its process tree (theory and the processor it started) when `watch_memory`.
+fn theory(binary: &Binary, project: &Path, args: &[&str]) -> Result<Duration, String> {
+    run_theory(binary, project, args, false).map(|(time, _)| time)
+}
+
+fn run_theory(
+    binary: &Binary,
+    project: &Path,
+    args: &[&str],
+    watch_memory: bool,
+) -> Result<(Duration, u64), String> {
+    let started = Instant::now();
+    let mut child = Command::new(&binary.path)
+        .args(args)
+        .current_dir(project)
+        .env("THEORY_PROJECT", project)
+        .env("THEORY_LOG", "warn")
+        .env("THEORY_LOCAL_RUNTIME", "process")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("theory starts");
+    let watcher = watch_memory.then(|| tree_memory::Watcher::start(child.id()));
+    let output = {
+        use std::io::Read as _;
+        let mut stdout = Vec::new();
+        child.stdout.take().expect("stdout").read_to_end(&mut stdout).expect("stdout read");
+        let mut stderr = String::new();
+        child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr read");
+        let status = child.wait().expect("theory ends");
+        if !status.success() {
+            let said = String::from_utf8_lossy(&stdout);
+            let error = stderr.lines().find(|line| line.starts_with("error")).unwrap_or(&said);
+            return Err(format!("{} {}: {error}", binary.name, args.join(" ")));
+        }
+        stdout
+    };
+    let elapsed = started.elapsed();
+    drop(output);
+    Ok((elapsed, watcher.map_or(0, tree_memory::Watcher::stop)))
+}
+
+/// A project folder with `extra_specs` processor specs beside the built-in ones.
+fn project(extra_specs: usize) -> tempfile::TempDir {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let processors = folder.path().join("registry/processors");
+    std::fs::create_dir_all(&processors).expect("registry folder");
+    for index in 0..extra_specs {
+        let spec = format!(
+            "# A spec the run does not use.\nref: bench/spec{index}@1\nname: Spec {index}\n\
+             description: one of many specs in a large registry\n\
+             image:\n  build: {{context: processors/probe, dockerfile: Dockerfile, binary: theory-probe}}\n\
+             runtime: {{cpu: 1, memory_gb: 1, timeout_s: 60}}\n\
+             secrets: {{required: [], optional: [BENCH_SECRET_{index}]}}\n\
+             inputs:\n  type: object\n  required: [text]\n  properties:\n    text: {{type: string, maxLength: 1000}}\n    n: {{type: integer, minimum: 0}}\n\
+             outputs:\n  - {{path: out.txt, mime: text/plain}}\n"
+        );
+        std::fs::write(processors.join(format!("spec{index:04}.yaml")), spec).expect("spec");
+    }
+    folder
+}
+
+const PROBE_RUN: &[&str] =
+    &["run", "--ref", "theory/probe@1", "--mode", "mock", "--json", "--no-cache"];
+
+fn probe_run(binary: &Binary, project: &Path, inputs: &str) -> Result<Duration, String> {
+    let mut args = PROBE_RUN.to_vec();
+    args.extend(["--inputs-json", inputs]);
+    theory(binary, project, &args)
+}
+
+fn median_of(
+    runs: usize,
+    mut one: impl FnMut() -> Result<Duration, String>,
+) -> Result<Duration, String> {
+    one()?;
+    Ok(median((0..runs).map(|_| one()).collect::<Result<_, _>>()?))
+}
+
+/// `theory run` of one processor with 1, 50 and 500 specs in the registry.
+fn registry_axis(binary: &Binary) -> Result<String, String> {
+    let figures: Vec<Duration> = [1, 50, 500]
+        .iter()
+        .map(|&specs| {
+            let folder = project(specs);
+            median_of(15, || probe_run(binary, folder.path(), "{}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(format!(
+        "registry size: theory run with 1 / 50 / 500 specs: {:.1} / {:.1} / {:.1} ms (+{:.1} ms at 500) | goal: ≤ 2 ms added at 500 specs",
+        ms(figures[0]),
+        ms(figures[1]),
+        ms(figures[2]),
+        ms(figures[2].saturating_sub(figures[0]))
+    ))
+}
+
+/// Fills the ledger `theory` made in `project` with `rows` finished executions, directly.
+fn fill_ledger(project: &Path, rows: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let url = format!("sqlite://{}", project.join(".theory/theory.db").display());
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("ledger");
+        let mut transaction = connection.begin().await.unwrap();
+        for row in 0..i64::try_from(rows).expect("rows") {
+            let id = format!("BENCH{row:08}");
+            sqlx::query(
+                "INSERT INTO executions (id, processor_ref, adapter, runtime, mode, status, memo_key,
+                 write_prefix, started_at_ms, finished_at_ms, duration_ms, owner, envelope)
+                 VALUES ($1, 'theory/probe@1', 'local', 'process', 'mock', $2, $3, $4, $5, $6, 3, 'bench:1', '{}')",
+            )
+            .bind(&id)
+            .bind(if row % 7 == 0 { "error" } else { "success" })
+            .bind(format!("memo-{row}"))
+            .bind(format!("/artifacts/outputs/{id}/"))
+            .bind(1_700_000_000_000_i64 + row)
+            .bind(1_700_000_000_003_i64 + row)
+            .execute(&mut *transaction)
+            .await
+            .expect("row");
+        }
+        transaction.commit().await.unwrap();
+    });
+}
+
+/// `theory executions list` at 10, 1,000 and 5,000 rows.
+fn ledger_axis(binary: &Binary) -> Result<String, String> {
+    let figures: Vec<Duration> = [10, 1_000, 5_000]
+        .iter()
+        .map(|&rows| {
+            let folder = project(0);
+            // The binary under test creates its own ledger, with its own schema.
+            theory(binary, folder.path(), &["executions", "list", "--json"])?;
+            fill_ledger(folder.path(), rows);
+            median_of(15, || theory(binary, folder.path(), &["executions", "list", "--json"]))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(format!(
+        "ledger size: executions list at 10 / 1,000 / 5,000 rows: {:.1} / {:.1} / {:.1} ms | goal: flat in ledger size",
+        ms(figures[0]),
+        ms(figures[1]),
+        ms(figures[2])
+    ))
+}
+
+/// A run with 100 and with 3,000 small outputs: the cost of each one more.
+fn outputs_axis(binary: &Binary) -> Result<String, String> {
+    let folder = project(0);
+    let time = |count: usize| {
+        let inputs = format!(r#"{{"params":{{"output_count":{count}}}}}"#);
+        median_of(5, || probe_run(binary, folder.path(), &inputs))
+    };
+    let (few, many) = (time(100)?, time(3_000)?);
+    Ok(format!(
+        "outputs per run: 100 / 3,000 small outputs: {:.1} / {:.1} ms, {:.3} ms per output | goal: ≤ 0.05 ms per output",
+        ms(few),
+        ms(many),
+        ms(many.saturating_sub(few)) / 2_900.0
+    ))
+}
+
+/// One 1 GiB output end to end, and the peak RSS of theory with its processor.
+fn big_output_axis(binary: &Binary) -> Result<String, String> {
+    const SIZE: u64 = 1 << 30;
+    let folder = project(0);
+    let inputs = format!(r#"{{"params":{{"size_bytes":{SIZE}}}}}"#);
+    let mut args = PROBE_RUN.to_vec();
+    args.extend(["--inputs-json", &inputs]);
+    let mut samples: Vec<(Duration, u64)> =
+        (0..3).map(|_| run_theory(binary, folder.path(), &args, true)).collect::<Result<_, _>>()?;
+    samples.sort();
+    let (time, peak) = samples[1];
+    Ok(format!(
+        "one 1 GiB output end to end: {:.2} s, {:.0} MiB/s, peak RSS of the tree {:.1} MiB | goal: ≥ 1 GiB/s, ≤ 64 MiB",
+        time.as_secs_f64(),
+        SIZE as f64 / MIB / time.as_secs_f64(),
+        peak as f64 / MIB
+    ))
+}
+
+/// Inputs of 10 MB (a string the probe ignores).
+fn big_inputs_axis(binary: &Binary) -> Result<String, String> {
+    const SIZE: usize = 10_000_000;
+    let folder = project(0);
+    let inputs = format!(r#"{{"params":{{"ballast":"{}"}}}}"#, "x".repeat(SIZE));
+    let file = folder.path().join("inputs.json");
+    std::fs::write(&file, inputs).expect("inputs file");
+    let file = file.display().to_string();
+    let mut args = PROBE_RUN.to_vec();
+    args.extend(["--inputs-file", &file]);
+    let baseline = median_of(5, || probe_run(binary, folder.path(), "{}"))?;
+    let mut samples: Vec<(Duration, u64)> =
+        (0..5).map(|_| run_theory(binary, folder.path(), &args, true)).collect::<Result<_, _>>()?;
+    samples.sort();
+    let (time, peak) = samples[2];
+    let added = ms(time.saturating_sub(baseline)) / 10.0;
+    Ok(format!(
+        "inputs of 10 MB: {:.0} ms ({added:.1} ms/MB over a run without), peak RSS of the tree {:.1} MiB ({:.1} × the input) | goal: ≤ 5 ms/MB, ≤ 2 × the input",
+        ms(time),
+        peak as f64 / MIB,
+        peak as f64 / SIZE as f64
+    ))
+}
+
+/// The whole CLI mock run of the probe.
+fn cli_axis(binary: &Binary) -> Result<String, String> {
+    let folder = project(0);
+    let time = median_of(30, || probe_run(binary, folder.path(), "{}"))?;
+    Ok(format!("whole CLI mock run: {:.1} ms median | goal: ≤ 15 ms median", ms(time)))
+}
+
+fn main() {
+    let mut binaries =
+        vec![Binary { name: "this build", path: PathBuf::from(env!("CARGO_BIN_EXE_theory")) }];
+    if let Some(baseline) = std::env::var_os("THEORY_BENCH_BASELINE") {
+        binaries.push(Binary { name: "baseline", path: PathBuf::from(baseline) });
+    }
+    let folder = binaries[0].path.parent().expect("a folder").to_path_buf();
+    assert!(
+        folder.join("theory-probe").is_file(),
+        "{} is missing: run scripts/bench (it builds the release binaries)",
+        folder.join("theory-probe").display()
+    );
+    let axes: [(&str, Axis); 6] = [
+        ("registry", registry_axis),
+        ("ledger", ledger_axis),
+        ("outputs", outputs_axis),
+        ("big output", big_output_axis),
+        ("big inputs", big_inputs_axis),
+        ("cli", cli_axis),
+    ];
+    let only = std::env::var("THEORY_BENCH_AXES").ok();
+    for (name, axis) in axes {
+        if only.as_deref().is_some_and(|only| !only.split(',').any(|wanted| wanted == name)) {
+            continue;
+        }
+        for binary in &binaries {
+            let line = axis(binary).unwrap_or_else(|failure| format!("{name}: n/a ({failure})"));
+            eprintln!("[{}] {line}", binary.name);
+        }
+    }
+}
