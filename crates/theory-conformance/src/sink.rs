@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
@@ -44,6 +44,11 @@ struct SinkState {
     /// Every path created, whatever its size.
     created: std::collections::HashSet<String>,
     fail_with: Option<StatusCode>,
+    /// The peer address of every connection a PUT came on.
+    peers: std::collections::HashSet<std::net::SocketAddr>,
+    /// PUTs being received now, and the most at once so far.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The running sink; stopped when dropped.
@@ -86,7 +91,8 @@ impl UploadSink {
         let port = listener.local_addr()?.port();
         let base_url = format!("http://{host}:{port}");
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let _ = axum::serve(listener, service).await;
         });
         Ok(UploadSink { base_url, state, server })
     }
@@ -106,6 +112,16 @@ impl UploadSink {
         self.lock().uploads.clone()
     }
 
+    /// How many connections PUTs came on so far (each has its own peer address).
+    pub fn connections_seen(&self) -> usize {
+        self.lock().peers.len()
+    }
+
+    /// The most PUTs that were being received at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -117,12 +133,36 @@ impl Drop for UploadSink {
     }
 }
 
+/// Counts a PUT in flight while it lives.
+struct InFlight(Arc<Mutex<SinkState>>);
+
+impl InFlight {
+    fn start(state: &Arc<Mutex<SinkState>>, peer: std::net::SocketAddr) -> InFlight {
+        if let Ok(mut state) = state.lock() {
+            state.peers.insert(peer);
+            state.in_flight += 1;
+            state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        }
+        InFlight(Arc::clone(state))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.in_flight -= 1;
+        }
+    }
+}
+
 async fn receive(
     State(state): State<Arc<Mutex<SinkState>>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let _in_flight = InFlight::start(&state, peer);
     let fail_with = state.lock().map(|state| state.fail_with).unwrap_or_default();
     let mut hasher = CidHasher::new();
     let mut kept = Vec::new();
