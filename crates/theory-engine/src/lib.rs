@@ -37,14 +37,14 @@ pub use project_file::{PROJECT_FILE, with_project_defaults};
 pub fn orchestrator(
     store: Arc<dyn ArtifactStore>,
     ledger: theory_ledger::Ledger,
-    registry: Registry,
+    registry: impl Into<Arc<Registry>>,
     adapters: adapters::Adapters,
     env: EnvSnapshot,
     redactor: Redactor,
 ) -> Orchestrator {
     let ledger: Arc<dyn theory_core::ledger::RunLedger> = Arc::new(ledger);
     Orchestrator {
-        registry: Arc::new(registry),
+        registry: registry.into(),
         store,
         adapters,
         memo: MemoCache::from_ledger(Arc::clone(&ledger)),

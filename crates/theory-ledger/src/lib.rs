@@ -221,6 +221,7 @@ impl Ledger {
             })?;
         if let Some(file) = existing_file {
             check_is_ledger(&pool, file).await?;
+            connection_returned().await;
         }
         let mut ledger = Ledger {
             pool,
@@ -231,6 +232,7 @@ impl Ledger {
             checkpoints: std::sync::Arc::default(),
         };
         schema::migrate(&ledger).await?;
+        connection_returned().await;
         ledger.batcher = Some(batch::start(ledger.clone()));
         Ok(ledger)
     }
@@ -348,6 +350,14 @@ fn check_header(file: &Path) -> Result<(), LedgerError> {
         ));
     }
     Ok(())
+}
+
+/// Lets the connection a statement just used go back to the pool before the next statement
+/// asks for one: sqlx returns it from a task of its own, and on a one-thread runtime that task
+/// runs only when this one yields — else every statement in a row opens a connection of its
+/// own (each a few hundred microseconds on SQLite, a round trip or more on PostgreSQL).
+pub(crate) async fn connection_returned() {
+    tokio::task::yield_now().await;
 }
 
 /// Refuses an existing SQLite file that holds no Theory ledger (another program's database):

@@ -183,6 +183,7 @@ pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {
     )
     .execute(ledger.pool())
     .await?;
+    crate::connection_returned().await;
     // One read of the version on an up-to-date ledger (every command opens one).
     let mut applied = schema_version(ledger).await?;
     for (version, statements) in MIGRATIONS {

@@ -113,7 +113,7 @@ fn declared_secrets(command: &crate::args::Command, registry: &Registry) -> Vec<
             .reference
             .parse::<ProcessorRef>()
             .ok()
-            .and_then(|reference| registry.processor(&reference))
+            .and_then(|reference| registry.processor_spec(&reference))
             .map(secrets_of)
             .unwrap_or_default(),
         Command::Plan(_)

@@ -84,12 +84,21 @@ pub(crate) async fn run_with(
         usage(format!("--transfer: {error}"), "use --transfer auto, direct or stream")
     })?;
 
-    let store = context.project.store(&context.env).await?;
-    let ledger = context.project.ledger(&context.env).await?;
     let registry = match context.registry {
-        Ok(registry) => registry,
+        Ok(registry) => Arc::new(registry),
         Err(errors) => return Ok(super::registry_failure(&errors, args.json)),
     };
+    // The spec's inputs schema compiles on another thread while the store and the ledger open
+    // (the first compile of a process costs about 2 ms).
+    let compiling = {
+        let (registry, reference) = (Arc::clone(&registry), reference.clone());
+        tokio::task::spawn_blocking(move || {
+            registry.processor(&reference);
+        })
+    };
+    let store = context.project.store(&context.env).await?;
+    let ledger = context.project.ledger(&context.env).await?;
+    let _ = compiling.await;
     let orchestrator = theory_engine::orchestrator(
         Arc::clone(&store),
         ledger,

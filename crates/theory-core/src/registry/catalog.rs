@@ -29,7 +29,8 @@ pub struct ProcessorEntry {
     pub origin: String,
     /// Whether it is built into the binary.
     pub builtin: bool,
-    pub(super) validator: jsonschema::Validator,
+    /// Compiled when the processor is first asked for whole ([`Registry::processor`]).
+    pub(super) validator: OnceLock<jsonschema::Validator>,
 }
 
 /// The first way inputs break a processor's schema.
@@ -47,7 +48,20 @@ pub struct InputsViolation {
 impl ProcessorEntry {
     /// Checks inputs (as the user wrote them) against the spec's schema.
     pub fn check_inputs(&self, inputs: &Value) -> Result<(), InputsViolation> {
-        match self.validator.iter_errors(inputs).next() {
+        let violation = |pointer: String, message: String| InputsViolation {
+            reference: self.spec.reference.to_string(),
+            pointer,
+            message,
+        };
+        // Compiled already for an entry [`Registry::processor`] returned.
+        if self.validator.get().is_none() {
+            super::checks::compile_inputs(self)
+                .map_err(|problem| violation(String::new(), problem.message))?;
+        }
+        let Some(validator) = self.validator.get() else {
+            return Err(violation(String::new(), "its inputs schema did not compile".into()));
+        };
+        match validator.iter_errors(inputs).next() {
             None => Ok(()),
             Some(error) => Err(InputsViolation {
                 reference: self.spec.reference.to_string(),
@@ -83,11 +97,20 @@ struct Slot<T> {
     loaded: OnceLock<Result<T, RegistryError>>,
     /// For processors: its references to other documents, checked after it loads.
     references: OnceLock<Result<(), RegistryError>>,
+    /// For processors: its inputs schema, compiled after it loads.
+    compiled: OnceLock<Result<(), RegistryError>>,
 }
 
 impl<T> Slot<T> {
     fn new(source: Source, order: usize, id: String) -> Slot<T> {
-        Slot { source, order, id, loaded: OnceLock::new(), references: OnceLock::new() }
+        Slot {
+            source,
+            order,
+            id,
+            loaded: OnceLock::new(),
+            references: OnceLock::new(),
+            compiled: OnceLock::new(),
+        }
     }
 }
 
@@ -268,7 +291,10 @@ impl Registry {
             let mut references = Vec::new();
             for slot in self.processors.values() {
                 match self.processor_of(slot) {
-                    Err(problem) if slot.references.get().is_some_and(Result::is_err) => {
+                    Err(problem)
+                        if slot.references.get().is_some_and(Result::is_err)
+                            && slot.compiled.get().is_none() =>
+                    {
                         references.push((slot.order, problem.clone()));
                     }
                     Err(problem) => found.push((slot.order, problem.clone())),
@@ -306,8 +332,10 @@ impl Registry {
         let mut found = self.indexing_problems.clone();
         let loaded = |loaded: Option<&RegistryError>, order| loaded.cloned().map(|p| (order, p));
         found.extend(self.processors.values().filter_map(|slot| {
-            let problem = match (slot.loaded.get(), slot.references.get()) {
-                (Some(Err(problem)), _) | (_, Some(Err(problem))) => Some(problem),
+            let problem = match (slot.loaded.get(), slot.references.get(), slot.compiled.get()) {
+                (Some(Err(problem)), _, _)
+                | (_, Some(Err(problem)), _)
+                | (_, _, Some(Err(problem))) => Some(problem),
                 _ => None,
             };
             loaded(problem, slot.order)
@@ -363,17 +391,25 @@ impl Registry {
         &self,
         slot: &'a Slot<ProcessorEntry>,
     ) -> Result<&'a ProcessorEntry, &'a RegistryError> {
-        let entry = slot
-            .loaded
+        let entry = self.spec_of(slot)?;
+        slot.references.get_or_init(|| self.check_references(entry)).as_ref()?;
+        slot.compiled.get_or_init(|| super::checks::compile_inputs(entry)).as_ref()?;
+        Ok(entry)
+    }
+
+    /// A processor's spec parsed and checked, its inputs schema not compiled yet.
+    fn spec_of<'a>(
+        &self,
+        slot: &'a Slot<ProcessorEntry>,
+    ) -> Result<&'a ProcessorEntry, &'a RegistryError> {
+        slot.loaded
             .get_or_init(|| {
                 self.parsed.fetch_add(1, Ordering::Relaxed);
                 let entry = build_processor(&slot.source)?;
                 check_declared(&slot.source, &slot.id, entry.spec.reference.as_str())?;
                 Ok(entry)
             })
-            .as_ref()?;
-        slot.references.get_or_init(|| self.check_references(entry)).as_ref()?;
-        Ok(entry)
+            .as_ref()
     }
 
     fn schema_of<'a>(
@@ -447,6 +483,16 @@ impl Registry {
             return None;
         }
         self.processors.get(reference).and_then(|slot| self.processor_of(slot).ok())
+    }
+
+    /// Returns a processor's spec, parsed and checked but with its inputs schema not compiled
+    /// yet (reading its secrets, say, costs no schema compile); `None` as
+    /// [`Registry::processor`] would give, or when only compiling its schema would tell.
+    pub fn processor_spec(&self, reference: &ProcessorRef) -> Option<&ProcessorEntry> {
+        if self.broken.contains_key(reference.as_str()) {
+            return None;
+        }
+        self.processors.get(reference).and_then(|slot| self.spec_of(slot).ok())
     }
 
     /// Returns every processor that loads, sorted by ref (checks every processor file).
