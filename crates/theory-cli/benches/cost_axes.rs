@@ -99,6 +99,8 @@ fn project(extra_specs: usize) -> tempfile::TempDir {
         );
         std::fs::write(processors.join(format!("spec{index:04}.yaml")), spec).expect("spec");
     }
+    // As a registry is between edits: its files settled (theory indexes them after a second).
+    std::thread::sleep(Duration::from_millis(1_100));
     folder
 }
 

@@ -22,6 +22,7 @@
 pub mod adapters;
 mod project;
 mod project_file;
+mod registry_index;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use theory_core::Failure;
 use theory_protocol::ErrorCode;
 
-use theory_core::registry::{DocumentKind, Registry, RegistryError, Source, sources_from_dir};
+use theory_core::registry::{Document, DocumentKind, Registry, RegistryError, Source, list_dir};
 use theory_core::{ArtifactStore, EnvSnapshot};
 use theory_store::{FsStore, S3Config, S3Store};
 
@@ -75,7 +75,7 @@ impl Project {
     /// files have problems ([`Registry::problems`]); fails only when the `registry/` folder
     /// cannot be read.
     pub fn registry_partial(&self) -> Result<Registry, Vec<RegistryError>> {
-        let mut sources: Vec<Source> = BUILTIN
+        let sources: Vec<Source> = BUILTIN
             .iter()
             .map(|(folder, relative, text)| Source {
                 origin: format!("builtin:{relative}"),
@@ -84,24 +84,25 @@ impl Project {
                 builtin: true,
             })
             .collect();
-        match sources_from_dir(&self.root.join("registry")) {
-            Ok(project) => sources.extend(project.into_iter().map(|mut source| {
-                // Name files as the user sees them in the project: registry/processors/x.yaml.
-                if let Ok(relative) = std::path::Path::new(&source.origin).strip_prefix(&self.root)
-                {
-                    source.origin = relative.display().to_string();
-                }
-                source
-            })),
-            Err(error) => {
-                return Err(vec![RegistryError {
-                    origin: self.root.join("registry").display().to_string(),
-                    key: None,
-                    message: error.to_string(),
-                }]);
+        // Name files as the user sees them in the project: registry/processors/x.yaml.
+        let origin_of =
+            |path: &Path| path.strip_prefix(&self.root).unwrap_or(path).display().to_string();
+        let index_file = self.state().join("cache").join("registry-index.json");
+        let project = list_dir(&self.root.join("registry"))
+            .and_then(|listed| crate::registry_index::documents(listed, &index_file, origin_of));
+        match project {
+            Ok(project) => {
+                let mut documents: Vec<Document> =
+                    sources.into_iter().map(Document::Text).collect();
+                documents.extend(project);
+                Ok(Registry::load_documents(documents))
             }
+            Err(error) => Err(vec![RegistryError {
+                origin: self.root.join("registry").display().to_string(),
+                key: None,
+                message: error.to_string(),
+            }]),
         }
-        Ok(Registry::load_partial(sources))
     }
 
     /// Builds the artifact store `STORAGE_BACKEND` names (default `local`: `.theory/artifacts/`;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::checks::{build_policy, build_processor, build_prompt, build_schema};
 use super::documents::{PolicyDocument, PromptDocument, SchemaDocument};
-use super::load::{DocumentKind, RegistryError, Source, parse};
+use super::load::{Document, DocumentKind, RegistryError, Source, parse};
 use super::prompt::PromptEntry;
 use super::spec::ProcessorSpec;
 use crate::ProcessorRef;
@@ -89,7 +89,10 @@ pub struct SchemaEntry {
 /// defines: a command pays for the documents it uses, not for every file of the registry.
 #[derive(Debug)]
 struct Slot<T> {
+    /// Where it came from; its text is empty until read when it is on disk (`file`).
     source: Source,
+    /// The file to read its text from when it is parsed, when its id came from an index.
+    file: Option<std::path::PathBuf>,
     /// Its place in the load order, for reporting problems in file order.
     order: usize,
     /// The id its top-level `ref:`/`id:` line declares; the parsed document must agree.
@@ -102,15 +105,29 @@ struct Slot<T> {
 }
 
 impl<T> Slot<T> {
-    fn new(source: Source, order: usize, id: String) -> Slot<T> {
+    fn on_disk(
+        source: Source,
+        file: Option<std::path::PathBuf>,
+        order: usize,
+        id: String,
+    ) -> Slot<T> {
         Slot {
             source,
+            file,
             order,
             id,
             loaded: OnceLock::new(),
             references: OnceLock::new(),
             compiled: OnceLock::new(),
         }
+    }
+
+    /// The document with its text: read from its file now when it has one.
+    fn text(&self) -> Result<std::borrow::Cow<'_, Source>, RegistryError> {
+        let Some(file) = &self.file else { return Ok(std::borrow::Cow::Borrowed(&self.source)) };
+        let text = super::load::read_spec(file)
+            .map_err(|error| RegistryError::new(&self.source.origin, None, error.to_string()))?;
+        Ok(std::borrow::Cow::Owned(Source { text, ..self.source.clone() }))
     }
 }
 
@@ -142,8 +159,8 @@ pub struct Registry {
 }
 
 /// The id a registry file declares (`ref:` of a processor, `id:` of the rest) on a top-level
-/// line, read without parsing the file.
-fn declared_id(source: &Source) -> Option<String> {
+/// line, read without parsing the file; `None` when no such line names a plausible id.
+pub fn declared_id(source: &Source) -> Option<String> {
     let key = match source.kind {
         DocumentKind::Processor => "ref",
         _ => "id",
@@ -222,9 +239,27 @@ impl Registry {
     /// read without parsing is parsed now (to learn it); when even that fails, nothing is safe
     /// ([`Registry::has_unidentified_problems`]).
     pub fn load_partial(sources: Vec<Source>) -> Registry {
-        let mut registry = Registry { files: sources.len(), ..Registry::default() };
-        for (order, source) in sources.into_iter().enumerate() {
-            let id = match declared_id(&source) {
+        Registry::load_documents(sources.into_iter().map(Document::Text).collect())
+    }
+
+    /// [`Registry::load_partial`] of documents in memory and files on disk whose ids an index
+    /// remembers (read when they are used, and checked to define that id).
+    pub fn load_documents(documents: Vec<Document>) -> Registry {
+        let mut registry = Registry { files: documents.len(), ..Registry::default() };
+        for (order, document) in documents.into_iter().enumerate() {
+            let (source, file, known) = match document {
+                Document::Text(source) => (source, None, None),
+                Document::File(file) => {
+                    let source = Source {
+                        origin: file.origin,
+                        kind: file.kind,
+                        text: String::new(),
+                        builtin: false,
+                    };
+                    (source, Some(file.path), Some(file.id))
+                }
+            };
+            let id = match known.or_else(|| declared_id(&source)) {
                 Some(id) => id,
                 None => match registry.id_by_parsing(&source) {
                     Ok(id) => id,
@@ -249,21 +284,27 @@ impl Registry {
                     Ok(reference) => place(
                         &mut registry.processors,
                         reference,
-                        Slot::new(source, order, id.clone()),
+                        Slot::on_disk(source, file, order, id.clone()),
                     ),
                     Err(error) => {
                         Err(RegistryError::new(&source.origin, Some("ref"), error.to_string()))
                     }
                 },
-                DocumentKind::Schema => {
-                    place(&mut registry.schemas, id.clone(), Slot::new(source, order, id.clone()))
-                }
-                DocumentKind::Policy => {
-                    place(&mut registry.policies, id.clone(), Slot::new(source, order, id.clone()))
-                }
-                DocumentKind::Prompt => {
-                    place(&mut registry.prompts, id.clone(), Slot::new(source, order, id.clone()))
-                }
+                DocumentKind::Schema => place(
+                    &mut registry.schemas,
+                    id.clone(),
+                    Slot::on_disk(source, file, order, id.clone()),
+                ),
+                DocumentKind::Policy => place(
+                    &mut registry.policies,
+                    id.clone(),
+                    Slot::on_disk(source, file, order, id.clone()),
+                ),
+                DocumentKind::Prompt => place(
+                    &mut registry.prompts,
+                    id.clone(),
+                    Slot::on_disk(source, file, order, id.clone()),
+                ),
             };
             if let Err(problem) = placed {
                 registry.broken.insert(id, problem.clone());
@@ -405,7 +446,7 @@ impl Registry {
         slot.loaded
             .get_or_init(|| {
                 self.parsed.fetch_add(1, Ordering::Relaxed);
-                let entry = build_processor(&slot.source)?;
+                let entry = build_processor(&*slot.text()?)?;
                 check_declared(&slot.source, &slot.id, entry.spec.reference.as_str())?;
                 Ok(entry)
             })
@@ -419,7 +460,7 @@ impl Registry {
         slot.loaded
             .get_or_init(|| {
                 self.parsed.fetch_add(1, Ordering::Relaxed);
-                let entry = build_schema(&slot.source)?;
+                let entry = build_schema(&*slot.text()?)?;
                 check_declared(&slot.source, &slot.id, &entry.document.id)?;
                 Ok(entry)
             })
@@ -433,7 +474,7 @@ impl Registry {
         slot.loaded
             .get_or_init(|| {
                 self.parsed.fetch_add(1, Ordering::Relaxed);
-                let document = build_policy(&slot.source)?;
+                let document = build_policy(&*slot.text()?)?;
                 check_declared(&slot.source, &slot.id, &document.id)?;
                 Ok(document)
             })
@@ -447,7 +488,7 @@ impl Registry {
         slot.loaded
             .get_or_init(|| {
                 self.parsed.fetch_add(1, Ordering::Relaxed);
-                let entry = build_prompt(&slot.source)?;
+                let entry = build_prompt(&*slot.text()?)?;
                 check_declared(&slot.source, &slot.id, &entry.document.id)?;
                 Ok(entry)
             })

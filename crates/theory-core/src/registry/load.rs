@@ -34,6 +34,41 @@ pub struct Source {
     pub builtin: bool,
 }
 
+/// A registry file on disk whose id is known without reading it (from an index of the
+/// registry), read when a command uses it.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    /// The file.
+    pub path: PathBuf,
+    /// How problems name it (`registry/processors/x.yaml`).
+    pub origin: String,
+    /// The kind of document.
+    pub kind: DocumentKind,
+    /// The id it declared when it was indexed.
+    pub id: String,
+}
+
+/// One registry document to load: its text, or a file whose id is known.
+#[derive(Debug, Clone)]
+pub enum Document {
+    /// Text in memory (built in, or read).
+    Text(Source),
+    /// A file read when it is used.
+    File(FileSource),
+}
+
+impl DocumentKind {
+    /// The folder of `registry/` that holds this kind.
+    pub fn folder(self) -> &'static str {
+        match self {
+            DocumentKind::Processor => "processors",
+            DocumentKind::Schema => "schemas",
+            DocumentKind::Policy => "policies",
+            DocumentKind::Prompt => "prompts",
+        }
+    }
+}
+
 /// A problem in one registry file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}: {}{message}", key.as_ref().map(|key| format!("key {key}: ")).unwrap_or_default())]
@@ -79,6 +114,18 @@ pub(crate) fn parse<T: DeserializeOwned>(source: &Source) -> Result<T, RegistryE
 /// `root/prompts`,
 /// in a stable order.
 pub fn sources_from_dir(root: &Path) -> std::io::Result<Vec<Source>> {
+    list_dir(root)?
+        .into_iter()
+        .map(|(file, kind)| {
+            let text = read_spec(&file)?;
+            Ok(Source { origin: file.display().to_string(), kind, text, builtin: false })
+        })
+        .collect()
+}
+
+/// Every `*.yaml`/`*.yml` file under `root`'s four folders with its kind, in the order
+/// [`sources_from_dir`] reads them, without reading any.
+pub fn list_dir(root: &Path) -> std::io::Result<Vec<(PathBuf, DocumentKind)>> {
     let mut listed = Vec::new();
     for (folder, kind) in [
         ("processors", DocumentKind::Processor),
@@ -91,18 +138,12 @@ pub fn sources_from_dir(root: &Path) -> std::io::Result<Vec<Source>> {
         files.sort();
         listed.extend(files.into_iter().map(|file| (file, kind)));
     }
-    listed
-        .into_iter()
-        .map(|(file, kind)| {
-            let text = read_spec(&file)?;
-            Ok(Source { origin: file.display().to_string(), kind, text, builtin: false })
-        })
-        .collect()
+    Ok(listed)
 }
 
 /// Reads one registry file: a regular file of at most [`MAX_SPEC_BYTES`] of UTF-8 (a FIFO or
 /// a device named `x.yaml` is refused at once, never waited on); the error names the file.
-fn read_spec(file: &Path) -> std::io::Result<String> {
+pub fn read_spec(file: &Path) -> std::io::Result<String> {
     let named = |error: std::io::Error| {
         std::io::Error::new(error.kind(), format!("{}: {error}", file.display()))
     };

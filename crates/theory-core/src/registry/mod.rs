@@ -18,13 +18,18 @@ mod load;
 mod prompt;
 mod spec;
 
-pub use catalog::{InputsViolation, KNOWN_PREDICATES, ProcessorEntry, Registry, SchemaEntry};
+pub use catalog::{
+    InputsViolation, KNOWN_PREDICATES, ProcessorEntry, Registry, SchemaEntry, declared_id,
+};
 pub use checks::{MAX_BACKOFF_MS, MAX_LEASE_TTL_S, MAX_RETRY_ATTEMPTS};
 pub use documents::{
     BudgetPolicy, LeasePolicy, PolicyDocument, PromptDocument, PromptVar, RetryPolicy,
     SchemaDocument,
 };
-pub use load::{DocumentKind, RegistryError, Source, sources_from_dir};
+pub use load::{
+    Document, DocumentKind, FileSource, RegistryError, Source, list_dir, read_spec,
+    sources_from_dir,
+};
 pub use prompt::PromptEntry;
 pub use spec::{
     AdapterSpec, BuildSpec, CacheSpec, ImageSpec, InputCondition, ModalSpec, OutputSpec,
