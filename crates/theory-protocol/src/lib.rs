@@ -33,7 +33,10 @@
 //!    - The server answers [`Ack`] `{"execution_id":"E1"}`.
 //!    - A `client` on a run that has not started starts it. Another connection with the same
 //!      `execution_id` attaches to the same run; **(ext)** it first receives every frame already
-//!      emitted (replay), so a reconnecting client misses nothing.
+//!      emitted (replay), so a reconnecting client misses nothing. Once the run's client has
+//!      its whole log, a processor may stop keeping the bytes of large outputs: a replay that
+//!      needs them ends after that output's header with close
+//!      [`close_code::INTERNAL_ERROR`] (1011) and a reason, never with short bytes.
 //!    - `{execution_id}` and `{{execution_id}}` in `write_prefix` are expanded and a missing
 //!      trailing `/` is added ([`expand_write_prefix`]).
 //! 2. **(ext)** [`FileHeader`]: for each `payload.files` entry without `get_url`, right after
