@@ -352,12 +352,16 @@ fn a_broken_spec_file_leaves_out_only_what_it_defines() {
         .unwrap();
     // A broken copy of a built-in processor: the built-in one must not answer in its place.
     std::fs::write(folder.join("litellm.yaml"), "ref: llm/litellm@1\nsurprise: 1\n").unwrap();
+    // A run parses the spec it uses, not the broken one beside it: nothing to warn about.
     let probe = project.run(&["run", "--ref", "theory/probe@1", "--inputs-json", "{}", "--json"]);
     assert_eq!(probe.code, 0, "{}", probe.transcript());
+    assert!(!probe.stderr.contains("bad.yaml"), "{}", probe.stderr);
+    // A command that reads every spec warns of it.
+    let listed = project.run(&["registry", "list"]);
     assert!(
-        probe.stderr.contains("warning: registry/processors/bad.yaml: key runtime.memroy_gb"),
+        listed.stderr.contains("warning: registry/processors/bad.yaml: key runtime.memroy_gb"),
         "{}",
-        probe.stderr
+        listed.stderr
     );
     for reference in ["demo/bad@1", "llm/litellm@1"] {
         let refused = project.run(&["run", "--ref", reference, "--inputs-json", HELLO, "--json"]);
