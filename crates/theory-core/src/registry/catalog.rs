@@ -438,61 +438,51 @@ impl Registry {
         Ok(entry)
     }
 
+    /// A document of `slot`, parsed and built the first time it is asked for (then counted in
+    /// [`Registry::files_parsed`]); it must define the id its file was indexed by.
+    fn loaded<'a, T>(
+        &self,
+        slot: &'a Slot<T>,
+        build: fn(&Source) -> Result<T, RegistryError>,
+        id_of: fn(&T) -> &str,
+    ) -> Result<&'a T, &'a RegistryError> {
+        slot.loaded
+            .get_or_init(|| {
+                self.parsed.fetch_add(1, Ordering::Relaxed);
+                let document = build(&*slot.text()?)?;
+                check_declared(&slot.source, &slot.id, id_of(&document))?;
+                Ok(document)
+            })
+            .as_ref()
+    }
+
     /// A processor's spec parsed and checked, its inputs schema not compiled yet.
     fn spec_of<'a>(
         &self,
         slot: &'a Slot<ProcessorEntry>,
     ) -> Result<&'a ProcessorEntry, &'a RegistryError> {
-        slot.loaded
-            .get_or_init(|| {
-                self.parsed.fetch_add(1, Ordering::Relaxed);
-                let entry = build_processor(&*slot.text()?)?;
-                check_declared(&slot.source, &slot.id, entry.spec.reference.as_str())?;
-                Ok(entry)
-            })
-            .as_ref()
+        self.loaded(slot, build_processor, |entry| entry.spec.reference.as_str())
     }
 
     fn schema_of<'a>(
         &self,
         slot: &'a Slot<SchemaEntry>,
     ) -> Result<&'a SchemaEntry, &'a RegistryError> {
-        slot.loaded
-            .get_or_init(|| {
-                self.parsed.fetch_add(1, Ordering::Relaxed);
-                let entry = build_schema(&*slot.text()?)?;
-                check_declared(&slot.source, &slot.id, &entry.document.id)?;
-                Ok(entry)
-            })
-            .as_ref()
+        self.loaded(slot, build_schema, |entry| &entry.document.id)
     }
 
     fn policy_of<'a>(
         &self,
         slot: &'a Slot<PolicyDocument>,
     ) -> Result<&'a PolicyDocument, &'a RegistryError> {
-        slot.loaded
-            .get_or_init(|| {
-                self.parsed.fetch_add(1, Ordering::Relaxed);
-                let document = build_policy(&*slot.text()?)?;
-                check_declared(&slot.source, &slot.id, &document.id)?;
-                Ok(document)
-            })
-            .as_ref()
+        self.loaded(slot, build_policy, |document| &document.id)
     }
 
     fn prompt_of<'a>(
         &self,
         slot: &'a Slot<PromptEntry>,
     ) -> Result<&'a PromptEntry, &'a RegistryError> {
-        slot.loaded
-            .get_or_init(|| {
-                self.parsed.fetch_add(1, Ordering::Relaxed);
-                let entry = build_prompt(&*slot.text()?)?;
-                check_declared(&slot.source, &slot.id, &entry.document.id)?;
-                Ok(entry)
-            })
-            .as_ref()
+        self.loaded(slot, build_prompt, |entry| &entry.document.id)
     }
 
     /// Checks a processor's references to other documents: `json.schema_ok@1` must name a
