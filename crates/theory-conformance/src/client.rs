@@ -101,7 +101,7 @@ pub fn client_open(
         payload: Some(RunPayload {
             execution_id: Some(execution_id.clone()),
             mode,
-            inputs,
+            inputs: inputs.into(),
             write_prefix: write_prefix.map(str::to_owned),
             put_urls: None,
             files: std::collections::BTreeMap::new(),

@@ -10,9 +10,15 @@ pub const HASH_SCHEMA: &str = "jcs-blake3-v1";
 
 /// Returns `b3:` + BLAKE3 of the RFC 8785 (JCS) canonical JSON of `inputs`.
 pub fn inputs_hash(inputs: &Value) -> String {
-    // Canonicalizing a `Value` cannot fail: it holds no non-finite numbers.
-    let canonical = serde_json_canonicalizer::to_vec(inputs).unwrap_or_default();
-    format!("b3:{}", blake3::hash(&canonical).to_hex())
+    // Canonicalized straight into the hash, through a buffer (the canonical text of megabytes
+    // of inputs is never held); a `Value` holds no non-finite numbers, so this cannot fail.
+    let mut hasher = blake3::Hasher::new();
+    {
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut hasher);
+        let _ = crate::canonical::write_canonical(inputs, &mut buffered);
+        let _ = std::io::Write::flush(&mut buffered);
+    }
+    format!("b3:{}", hasher.finalize().to_hex())
 }
 
 /// Returns the memo key: BLAKE3 over the processor ref, the identity of the image that runs, the

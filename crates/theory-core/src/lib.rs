@@ -26,6 +26,7 @@
 
 pub mod attachments;
 pub mod cancel;
+mod canonical;
 pub mod collision;
 mod digest;
 pub mod env;

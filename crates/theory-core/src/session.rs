@@ -4,7 +4,7 @@
 //! processor announced.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -17,6 +17,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::{ArtifactStore, Failure, ObjectWriter, WorldPath, WritePrefix};
 
+mod send;
+
 /// What a session runs.
 #[derive(Clone, Copy)]
 pub struct SessionRequest<'a> {
@@ -26,8 +28,8 @@ pub struct SessionRequest<'a> {
     pub execution_id: &'a ExecutionId,
     /// `mock` or `real`.
     pub mode: Mode,
-    /// Normalized inputs.
-    pub inputs: &'a Value,
+    /// Normalized inputs (shared with the `RunOpen` frame, not copied into it).
+    pub inputs: &'a Arc<Value>,
     /// Where outputs go.
     pub write_prefix: &'a WritePrefix,
     /// Input files by world path; those without a `get_url` are sent from the store as `File`
@@ -134,14 +136,13 @@ async fn open(request: &SessionRequest<'_>, store: &dyn ArtifactStore) -> Result
         payload: Some(RunPayload {
             execution_id: Some(request.execution_id.clone()),
             mode: request.mode,
-            inputs: request.inputs.clone(),
+            inputs: Arc::clone(request.inputs),
             write_prefix: Some(request.write_prefix.to_string()),
             put_urls: request.put_urls.cloned(),
             files: request.files.clone(),
         }),
     });
-    socket
-        .send(Message::Text(open.to_json(None).into()))
+    send::send_frame(&mut socket, open)
         .await
         .map_err(|error| connection(format!("cannot send RunOpen: {error}")))?;
     for (path, spec) in request.files.iter().filter(|(_, spec)| spec.get_url.is_none()) {

@@ -31,7 +31,7 @@ impl<T> Drop for AbortOnDrop<T> {
 pub(crate) async fn drive<P: Processor>(
     shared: Arc<Shared<P>>,
     run: Arc<Run>,
-    payload: RunPayload,
+    mut payload: RunPayload,
     received: Result<BTreeMap<String, InputFile>, ProcessorError>,
 ) {
     let span = tracing::info_span!(
@@ -53,9 +53,12 @@ pub(crate) async fn drive<P: Processor>(
             processor_info: Some(shared.identity.processor_info.clone()),
             ..Meta::default()
         };
+        // The handler gets the inputs themselves, not a copy (they may be megabytes).
+        let inputs = Arc::unwrap_or_clone(std::mem::take(&mut payload.inputs));
         let outcome = match received {
             Ok(received) => {
-                execute(&shared, &run, &payload, received, &write_prefix, &mut meta).await
+                let sent = Sent { payload: &payload, inputs, files: received };
+                execute(&shared, &run, sent, &write_prefix, &mut meta).await
             }
             Err(error) => Err(error),
         };
@@ -99,19 +102,27 @@ pub(crate) async fn drive<P: Processor>(
 
 type Delivered = (Vec<theory_protocol::OutputEntry>, Vec<String>);
 
+/// What the client sent: the `RunOpen` payload, its inputs taken out of it, and the files
+/// that came on the connection.
+struct Sent<'a> {
+    payload: &'a RunPayload,
+    inputs: Value,
+    files: BTreeMap<String, InputFile>,
+}
+
 async fn execute<P: Processor>(
     shared: &Arc<Shared<P>>,
     run: &Arc<Run>,
-    payload: &RunPayload,
-    mut files: BTreeMap<String, InputFile>,
+    sent: Sent<'_>,
     write_prefix: &str,
     meta: &mut Meta,
 ) -> Result<Delivered, ProcessorError> {
+    let Sent { payload, inputs, mut files } = sent;
     let cancel = run.cancel_token().clone();
     if cancel.is_cancelled() {
         return Err(ProcessorError::cancelled());
     }
-    let normalized = normalize_inputs(payload.inputs.clone())
+    let normalized = normalize_inputs(inputs)
         .map_err(|error| ProcessorError::invalid_inputs(error.to_string()))?;
     for (world_path, spec) in &payload.files {
         if let Some(url) = spec.get_url.as_deref() {

@@ -5,6 +5,10 @@ use serde_json::{Map, Value};
 
 use crate::ProcessorError;
 
+/// `params` when the inputs have none.
+static EMPTY_PARAMS: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::Object(Map::new()));
+
 /// Normalized `v1` inputs: `{"schema":"v1","params":{…},"files"?:{…}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inputs {
@@ -29,8 +33,10 @@ impl Inputs {
     }
 
     /// Deserializes `params` into the processor's own type; a mismatch is `ERR_INPUT_SCHEMA`.
+    /// Decoded from the inputs in place: nothing is copied but what `T` keeps.
     pub fn params_as<T: DeserializeOwned>(&self) -> Result<T, ProcessorError> {
-        T::deserialize(Value::Object(self.params().clone()))
+        let params = self.value.get("params").filter(|params| params.is_object());
+        T::deserialize(params.unwrap_or(&EMPTY_PARAMS))
             .map_err(|error| ProcessorError::invalid_inputs(format!("inputs.params: {error}")))
     }
 

@@ -227,21 +227,34 @@ impl Frame {
 
     /// Encodes the frame as compact JSON, with the timestamp `t` (epoch ms) when given.
     pub fn to_json(&self, t: Option<u64>) -> String {
-        fn encode<T: Serialize>(kind: &'static str, content: &T, t: Option<u64>) -> String {
-            // Serializing plain data structs to a String cannot fail.
-            serde_json::to_string(&WireOut { kind, content, t }).unwrap_or_default()
+        let mut text = Vec::new();
+        // Writing plain data structs to a `Vec` cannot fail, and JSON is UTF-8.
+        let _ = self.write_json(t, &mut text);
+        String::from_utf8(text).unwrap_or_default()
+    }
+
+    /// Writes the frame as compact JSON to `out` as it is encoded (the text of a frame carrying
+    /// megabytes of inputs need not be held whole); the same text as [`Frame::to_json`].
+    pub fn write_json(&self, t: Option<u64>, out: impl std::io::Write) -> std::io::Result<()> {
+        fn encode<T: Serialize>(
+            kind: &'static str,
+            content: &T,
+            t: Option<u64>,
+            out: impl std::io::Write,
+        ) -> std::io::Result<()> {
+            serde_json::to_writer(out, &WireOut { kind, content, t }).map_err(std::io::Error::from)
         }
         let kind = self.kind();
         match self {
-            Frame::RunOpen(content) => encode(kind, content, t),
-            Frame::Ack(content) => encode(kind, content, t),
-            Frame::Event(content) => encode(kind, content, t),
-            Frame::Token(content) => encode(kind, content, t),
-            Frame::Log(content) => encode(kind, content, t),
-            Frame::Output(content) => encode(kind, content, t),
-            Frame::File(content) => encode(kind, content, t),
-            Frame::Control(content) => encode(kind, content, t),
-            Frame::RunResult(content) => encode(kind, content, t),
+            Frame::RunOpen(content) => encode(kind, content, t, out),
+            Frame::Ack(content) => encode(kind, content, t, out),
+            Frame::Event(content) => encode(kind, content, t, out),
+            Frame::Token(content) => encode(kind, content, t, out),
+            Frame::Log(content) => encode(kind, content, t, out),
+            Frame::Output(content) => encode(kind, content, t, out),
+            Frame::File(content) => encode(kind, content, t, out),
+            Frame::Control(content) => encode(kind, content, t, out),
+            Frame::RunResult(content) => encode(kind, content, t, out),
         }
     }
 

@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::{Cid, ExecutionId, Mode, close_code};
 
@@ -73,9 +75,10 @@ pub struct RunPayload {
     /// `mock` or `real`; `mock` when absent.
     #[serde(default)]
     pub mode: Mode,
-    /// The processor's inputs, normalized or not (the processor normalizes them again).
+    /// The processor's inputs, normalized or not (the processor normalizes them again). Shared,
+    /// so a sender that keeps its inputs does not copy them to send them.
     #[serde(default = "empty_object")]
-    pub inputs: Value,
+    pub inputs: Arc<Value>,
     /// The world-path prefix outputs are written under; `{execution_id}` and
     /// `{{execution_id}}` are expanded and a missing trailing `/` is added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,8 +93,57 @@ pub struct RunPayload {
     pub files: BTreeMap<String, FileSpec>,
 }
 
-fn empty_object() -> Value {
-    Value::Object(serde_json::Map::new())
+/// A first frame as it nearly always comes: decoded in one pass.
+#[derive(Deserialize)]
+struct TypedFirstFrame<'a> {
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    content: RunOpen,
+}
+
+/// The envelope of a first frame, its parts left undecoded (to say what is wrong with it).
+#[derive(Default, Deserialize)]
+struct FirstFrame<'a> {
+    #[serde(default, borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+}
+
+/// What the handshake checks in `RunOpen` content before decoding it.
+#[derive(Default, Deserialize)]
+struct FirstFrameHead<'a> {
+    #[serde(default, borrow)]
+    role: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    execution_id: Option<&'a RawValue>,
+}
+
+/// Why `RunOpen` content that does not decode is refused: a bad role or execution id is a
+/// policy violation; anything else is malformed.
+fn refusal_of(content: &RawValue, error: &serde_json::Error) -> HandshakeError {
+    let head: FirstFrameHead<'_> = serde_json::from_str(content.get()).unwrap_or_default();
+    let role = head.role.and_then(borrowed_str).unwrap_or_default();
+    if let Err(reason) = role.parse::<Role>() {
+        return HandshakeError::Policy(reason);
+    }
+    let execution_id = head.execution_id.and_then(borrowed_str).unwrap_or_default();
+    if execution_id.is_empty() {
+        return HandshakeError::Policy("execution_id is empty".into());
+    }
+    if let Err(reason) = execution_id.parse::<ExecutionId>() {
+        return HandshakeError::Policy(reason.to_string());
+    }
+    HandshakeError::Malformed(format!("RunOpen content: {error}"))
+}
+
+/// The string a raw JSON value holds, if it is one.
+fn borrowed_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+fn empty_object() -> Arc<Value> {
+    Arc::new(Value::Object(serde_json::Map::new()))
 }
 
 /// **(ext)** One input file the processor needs before its handler starts.
@@ -136,33 +188,41 @@ impl RunOpen {
     /// `RunOpen` in shape but names a bad role is a policy violation (1008), not a protocol error.
     pub fn parse_first_frame(text: &str) -> Result<RunOpen, HandshakeError> {
         let malformed = |why: &str| HandshakeError::Malformed(why.to_owned());
-        let frame: Value =
-            serde_json::from_str(text).map_err(|_| malformed("first frame is not JSON"))?;
-        let kind = frame.get("kind").and_then(Value::as_str);
-        if kind != Some("RunOpen") {
+        // Decoded in one pass, straight into the frame: the payload's inputs may be megabytes,
+        // each pass over them costs, and they are never held twice. The finer checks below, on
+        // borrowed slices of the text, run only to say what is wrong with a frame that does not.
+        if let Ok(typed) = serde_json::from_str::<TypedFirstFrame<'_>>(text)
+            && typed.kind == "RunOpen"
+        {
+            return typed.content.checked();
+        }
+        let Ok(wire) = serde_json::from_str::<FirstFrame<'_>>(text) else {
+            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => malformed("first frame must be a RunOpen"),
+                Err(_) => malformed("first frame is not JSON"),
+            });
+        };
+        if wire.kind.and_then(borrowed_str).as_deref() != Some("RunOpen") {
             return Err(malformed("first frame must be a RunOpen"));
         }
-        let Some(content) = frame.get("content").filter(|content| content.is_object()) else {
+        let Some(content) = wire.content.filter(|content| content.get().starts_with('{')) else {
             return Err(malformed("RunOpen content must be an object"));
         };
-        let role = content.get("role").and_then(Value::as_str).unwrap_or_default();
-        role.parse::<Role>().map_err(HandshakeError::Policy)?;
-        let execution_id = content.get("execution_id").and_then(Value::as_str).unwrap_or_default();
-        if execution_id.is_empty() {
-            return Err(HandshakeError::Policy("execution_id is empty".into()));
+        match serde_json::from_str::<RunOpen>(content.get()) {
+            Ok(open) => open.checked(),
+            Err(error) => Err(refusal_of(content, &error)),
         }
-        execution_id
-            .parse::<ExecutionId>()
-            .map_err(|error| HandshakeError::Policy(error.to_string()))?;
-        let open = RunOpen::deserialize(content)
-            .map_err(|error| HandshakeError::Malformed(format!("RunOpen content: {error}")))?;
-        if let Some(inner) = open.payload.as_ref().and_then(|payload| payload.execution_id.as_ref())
-            && *inner != open.execution_id
+    }
+
+    /// The rule decoding alone does not apply: a payload's `execution_id` is the frame's.
+    fn checked(self) -> Result<RunOpen, HandshakeError> {
+        if let Some(inner) = self.payload.as_ref().and_then(|payload| payload.execution_id.as_ref())
+            && *inner != self.execution_id
         {
             return Err(HandshakeError::Policy(
                 "payload.execution_id differs from execution_id".into(),
             ));
         }
-        Ok(open)
+        Ok(self)
     }
 }

@@ -144,8 +144,9 @@ pub(crate) fn declared_outputs(
     registry: &theory_core::registry::Registry,
     reference: &ProcessorRef,
 ) -> Vec<String> {
+    // The spec alone: its inputs schema compiles on another thread, later (see `run_with`).
     registry
-        .processor(reference)
+        .processor_spec(reference)
         .map(|entry| entry.spec.outputs.files.iter().map(|output| output.path.clone()).collect())
         .unwrap_or_default()
 }

@@ -46,6 +46,7 @@ impl Orchestrator {
     pub(super) async fn prepare<'a>(
         &'a self,
         request: &RunRequest,
+        inputs: Value,
         progress: &mut Progress,
     ) -> Result<Prepared<'a>, Failure> {
         tracing::debug!("preparing");
@@ -63,7 +64,7 @@ impl Orchestrator {
                 "run with --mode mock, or set THEORY_ALLOW_REAL_IN_CI=1 to spend money on purpose",
             ));
         }
-        let (inputs, prompts) = crate::prompts::expand(request.inputs.clone(), &self.registry)?;
+        let (inputs, prompts) = crate::prompts::expand(inputs, &self.registry)?;
         let mut attached = attachments::resolve(&request.attachments, &inputs).await?;
         let inputs = attachments::rewrite(inputs, &attached)?;
         let stored = attachments::stored_references(&inputs, &attached, &*self.store).await?;
@@ -74,9 +75,11 @@ impl Orchestrator {
                 spec.reference
             ))
         })?;
-        let normalized = normalize_inputs(inputs)
-            .map_err(|error| Failure::new(ErrorCode::InputSchema, error.to_string()))?
-            .value;
+        let normalized = Arc::new(
+            normalize_inputs(inputs)
+                .map_err(|error| Failure::new(ErrorCode::InputSchema, error.to_string()))?
+                .value,
+        );
         let adapter = self.adapters.get(&request.adapter).ok_or_else(|| {
             Failure::new(
                 ErrorCode::Adapter,
@@ -198,7 +201,7 @@ pub(super) struct Prepared<'a> {
     pub(super) plan: Plan,
     pub(super) transfer: Transfer,
     pub(super) attached: Vec<ResolvedAttachment>,
-    pub(super) normalized: Value,
+    pub(super) normalized: Arc<Value>,
     pub(super) fingerprint: String,
     pub(super) inputs_hash: String,
     pub(super) memo_key: String,

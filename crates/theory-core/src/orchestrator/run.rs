@@ -67,7 +67,7 @@ pub struct RunRequest {
     /// The write prefix template (`{execution_id}` allowed); the default is
     /// `/artifacts/outputs/{ref_slug}/{execution_id}/`.
     pub write_prefix: Option<String>,
-    /// The inputs as the user wrote them.
+    /// The inputs as the user wrote them (the run takes them: `Value::Null` after it starts).
     pub inputs: Value,
     /// `--adapter-opts-json`.
     pub options: AdapterOptions,
@@ -140,7 +140,7 @@ impl Orchestrator {
 
     /// Runs one request under an execution id given beforehand (the server's, assigned when the
     /// run was queued).
-    pub async fn run_as(&self, execution_id: ExecutionId, request: RunRequest) -> RunOutcome {
+    pub async fn run_as(&self, execution_id: ExecutionId, mut request: RunRequest) -> RunOutcome {
         let span = tracing::info_span!(
             "execution",
             execution_id = %execution_id,
@@ -151,7 +151,10 @@ impl Orchestrator {
         async {
             let started = Instant::now();
             let mut progress = Progress::default();
-            let outcome = self.outcome(&execution_id, &request, &mut progress, started).await;
+            // Taken, not copied: inputs may be megabytes, and the run needs one copy of them.
+            let inputs = std::mem::take(&mut request.inputs);
+            let outcome =
+                self.outcome(&execution_id, &request, inputs, &mut progress, started).await;
             tracing::debug!(
                 files = self.registry.files(),
                 parsed = self.registry.files_parsed(),
@@ -183,10 +186,11 @@ impl Orchestrator {
         &self,
         execution_id: &ExecutionId,
         request: &RunRequest,
+        inputs: Value,
         progress: &mut Progress,
         started: Instant,
     ) -> RunOutcome {
-        match self.execute(execution_id, request, progress, started).await {
+        match self.execute(execution_id, request, inputs, progress, started).await {
             Ok(envelope) => RunOutcome { envelope, hint: None },
             Err(failure) => {
                 let message = self.redactor.redact(&failure.message);
@@ -223,6 +227,7 @@ impl Orchestrator {
         &self,
         execution_id: &ExecutionId,
         request: &RunRequest,
+        inputs: Value,
         progress: &mut Progress,
         started: Instant,
     ) -> Result<Envelope, Failure> {
@@ -237,7 +242,7 @@ impl Orchestrator {
             inputs_hash,
             memo_key,
             prompts,
-        } = self.prepare(request, progress).await?;
+        } = self.prepare(request, inputs, progress).await?;
         let spec = &entry.spec;
         let reusable =
             request.mode == Mode::Mock || request.reuse_real || spec.cache.reuses_real(&normalized);

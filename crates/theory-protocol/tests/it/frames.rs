@@ -31,7 +31,8 @@ fn run_open() -> Frame {
         payload: Some(RunPayload {
             execution_id: Some(id("E1")),
             mode: Mode::Mock,
-            inputs: json!({"schema": "v1", "params": {"messages": [{"role": "user", "content": "Hello"}]}}),
+            inputs: json!({"schema": "v1", "params": {"messages": [{"role": "user", "content": "Hello"}]}})
+                .into(),
             write_prefix: Some("/artifacts/outputs/llm_litellm/{execution_id}/".into()),
             put_urls: Some(BTreeMap::from([
                 ("outputs/text/response.txt".into(), "https://s3.example/put/response".into()),
