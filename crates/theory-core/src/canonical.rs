@@ -4,12 +4,13 @@
 //! canonical text of megabytes of inputs would be held whole, and copied once more per level of
 //! nesting. A `Value` is already a tree: its members can be put in JCS order (by UTF-16 code
 //! units) by sorting references, and written straight out. Numbers — the formatting JCS takes
-//! from ECMAScript — are still written by `serde_json_canonicalizer`; strings by `serde_json`,
-//! whose escaping is JCS's. A property test checks the text against that crate, byte for byte.
+//! from ECMAScript — are still written by `serde_json_canonicalizer`; strings as JSON escapes
+//! them, which is JCS's escaping. A property test checks the text against that crate, byte for byte.
 
 use std::io::{self, Write};
 
 use serde_json::Value;
+use theory_protocol::json_text::write_string;
 
 /// Writes the canonical form of `value` to `out`, holding no more than one scalar of it.
 pub(crate) fn write_canonical(value: &Value, out: &mut impl Write) -> io::Result<()> {
@@ -38,32 +39,10 @@ pub(crate) fn write_canonical(value: &Value, out: &mut impl Write) -> io::Result
             }
             out.write_all(b"}")
         }
+        // JCS escapes strings as ECMAScript's `JSON.stringify` does, which is what JSON does.
         Value::String(text) => write_string(text, out),
         scalar => serde_json_canonicalizer::to_writer(scalar, out).map_err(io::Error::other),
     }
-}
-
-/// JCS escapes a string as ECMAScript's `JSON.stringify` does, which is what `serde_json`
-/// does: `"` and `\`, control characters as `\b`, `\t`, `\n`, `\f`, `\r` or `\u00xx`,
-/// nothing else.
-fn write_string(text: &str, out: &mut impl Write) -> io::Result<()> {
-    if needs_escapes(text) {
-        return serde_json::to_writer(out, text).map_err(io::Error::other);
-    }
-    // Most text, megabytes of it in large inputs, needs none: written as it is.
-    out.write_all(b"\"")?;
-    out.write_all(text.as_bytes())?;
-    out.write_all(b"\"")
-}
-
-/// Whether JSON escapes anything in `text`; checked 64 bytes at a time, without branches
-/// inside a block, so the compiler can use vector instructions.
-fn needs_escapes(text: &str) -> bool {
-    text.as_bytes().chunks(64).any(|block| {
-        block
-            .iter()
-            .fold(false, |found, &byte| found | (byte < 0x20) | (byte == b'"') | (byte == b'\\'))
-    })
 }
 
 #[cfg(test)]

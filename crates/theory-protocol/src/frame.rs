@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::{Cid, Envelope, ExecutionId, RunOpen};
+use crate::{Cid, Envelope, ExecutionId, RunOpen, RunPayload};
 
 /// One text frame of `theory.run.v1`, by kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +191,37 @@ pub enum FrameError {
     },
 }
 
+/// Writes a `RunOpen` frame: serde writes the frame with its inputs left out (`null`), and the
+/// inputs — possibly megabytes — are written in their place by [`json_text::write_value`], which
+/// copies strings that need no escapes instead of escaping them a byte at a time. The text is
+/// the same as serde's for the whole frame. The first `"inputs":null` in the frame is the
+/// payload's field: only the frame's kind, role and ids come before it, and a string holding
+/// those bytes would have its quotes escaped.
+fn write_run_open(
+    content: &RunOpen,
+    t: Option<u64>,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
+    const FIELD: &[u8] = b"\"inputs\":null";
+    let Some(payload) = &content.payload else {
+        return serde_json::to_writer(out, &WireOut { kind: "RunOpen", content, t })
+            .map_err(std::io::Error::from);
+    };
+    let without_inputs = RunOpen {
+        payload: Some(RunPayload { inputs: std::sync::Arc::new(Value::Null), ..payload.clone() }),
+        ..content.clone()
+    };
+    let frame = serde_json::to_vec(&WireOut { kind: "RunOpen", content: &without_inputs, t })?;
+    let Some(at) = frame.windows(FIELD.len()).position(|window| window == FIELD) else {
+        return serde_json::to_writer(out, &WireOut { kind: "RunOpen", content, t })
+            .map_err(std::io::Error::from);
+    };
+    let value_at = at + FIELD.len() - b"null".len();
+    out.write_all(&frame[..value_at])?;
+    crate::json_text::write_value(&payload.inputs, &mut out)?;
+    out.write_all(&frame[at + FIELD.len()..])
+}
+
 #[derive(Serialize)]
 struct WireOut<'a, T> {
     kind: &'static str,
@@ -246,7 +277,7 @@ impl Frame {
         }
         let kind = self.kind();
         match self {
-            Frame::RunOpen(content) => encode(kind, content, t, out),
+            Frame::RunOpen(content) => write_run_open(content, t, out),
             Frame::Ack(content) => encode(kind, content, t, out),
             Frame::Event(content) => encode(kind, content, t, out),
             Frame::Token(content) => encode(kind, content, t, out),
@@ -283,5 +314,53 @@ impl Frame {
             other => return Err(FrameError::UnknownKind(other.to_owned())),
         };
         Ok((frame, wire.t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::{Frame, WireOut};
+    use crate::{FileSpec, Mode, Role, RunOpen, RunPayload};
+
+    #[test]
+    fn a_run_open_is_written_as_serde_writes_it() {
+        let id: crate::ExecutionId = "01J0000000000000000000000X".parse().unwrap();
+        let inputs = json!({"params": {"inputs": null, "text": "x".repeat(3000), "q": "a\"b\n"}});
+        let open = RunOpen {
+            role: Role::Client,
+            execution_id: id.clone(),
+            payload: Some(RunPayload {
+                execution_id: Some(id),
+                mode: Mode::Mock,
+                inputs: inputs.into(),
+                write_prefix: Some("/artifacts/\"inputs\":null/".into()),
+                put_urls: Some(BTreeMap::from([(
+                    "inputs".into(),
+                    "https://x/\"inputs\":null".into(),
+                )])),
+                files: BTreeMap::from([(
+                    "/artifacts/inputs/x.bin".into(),
+                    FileSpec {
+                        cid: crate::Cid::of(b"x"),
+                        size_bytes: 1,
+                        mime: "a/b".into(),
+                        get_url: None,
+                    },
+                )]),
+            }),
+        };
+        for t in [None, Some(7)] {
+            let expected =
+                serde_json::to_string(&WireOut { kind: "RunOpen", content: &open, t }).unwrap();
+            assert_eq!(Frame::RunOpen(open.clone()).to_json(t), expected);
+        }
+        let attach = RunOpen { payload: None, ..open };
+        let expected =
+            serde_json::to_string(&WireOut { kind: "RunOpen", content: &attach, t: None }).unwrap();
+        assert_eq!(Frame::RunOpen(attach).to_json(None), expected);
     }
 }

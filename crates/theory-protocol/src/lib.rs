@@ -102,6 +102,7 @@ mod execution_id;
 mod frame;
 mod info;
 mod inputs;
+pub mod json_text;
 mod mode;
 mod paths;
 mod run_open;
