@@ -9,7 +9,7 @@
 //! - ledger size: `theory executions list` at 10, 1,000 and 5,000 rows;
 //! - outputs per run: 100 and 3,000 small outputs;
 //! - one 1 GiB output end to end, with the peak RSS of the process tree;
-//! - inputs of 10 MB: time and peak RSS;
+//! - inputs of 10 MB: the time they add, and the memory theory and the processor each hold;
 //! - the whole CLI mock run.
 
 use std::path::{Path, PathBuf};
@@ -223,7 +223,8 @@ fn big_output_axis(binary: &Binary) -> Result<String, String> {
     ))
 }
 
-/// Inputs of 10 MB (a string the probe ignores).
+/// Inputs of 10 MB (a string the probe ignores): the time they add, and the memory each
+/// process holds for them beyond a run without them.
 fn big_inputs_axis(binary: &Binary) -> Result<String, String> {
     const SIZE: usize = 10_000_000;
     let folder = project(0);
@@ -234,17 +235,43 @@ fn big_inputs_axis(binary: &Binary) -> Result<String, String> {
     let mut args = PROBE_RUN.to_vec();
     args.extend(["--inputs-file", &file]);
     let baseline = median_of(5, || probe_run(binary, folder.path(), "{}"))?;
-    let mut samples: Vec<(Duration, u64)> =
-        (0..5).map(|_| run_theory(binary, folder.path(), &args, true)).collect::<Result<_, _>>()?;
-    samples.sort();
-    let (time, peak) = samples[2];
-    let added = ms(time.saturating_sub(baseline)) / 10.0;
+    let time = median_of(5, || theory(binary, folder.path(), &args))?;
+    let mut small_args = PROBE_RUN.to_vec();
+    small_args.extend(["--inputs-json", "{}"]);
+    let small = process_peaks(binary, folder.path(), &small_args)?;
+    let large = process_peaks(binary, folder.path(), &args)?;
+    let added = |large: u64, small: u64| large.saturating_sub(small) as f64 / SIZE as f64;
     Ok(format!(
-        "inputs of 10 MB: {:.0} ms ({added:.1} ms/MB over a run without), peak RSS of the tree {:.1} MiB ({:.1} × the input) | goal: ≤ 5 ms/MB, ≤ 2 × the input",
+        "inputs of 10 MB: {:.0} ms ({:.1} ms/MB over a run without), memory added per byte of inputs: theory {:.2} ×, processor {:.2} × | goal: ≤ 5 ms/MB, ≤ 2 × the input",
         ms(time),
-        peak as f64 / MIB,
-        peak as f64 / SIZE as f64
+        ms(time.saturating_sub(baseline)) / 10.0,
+        added(large.own, small.own),
+        added(large.children, small.children),
     ))
+}
+
+/// The peak memory of `theory` and of the processor it started, each on its own.
+fn process_peaks(
+    binary: &Binary,
+    project: &Path,
+    args: &[&str],
+) -> Result<theory_conformance::process::Peaks, String> {
+    let mut child = Command::new(&binary.path)
+        .args(args)
+        .current_dir(project)
+        .env("THEORY_PROJECT", project)
+        .env("THEORY_LOG", "warn")
+        .env("THEORY_LOCAL_RUNTIME", "process")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("theory starts");
+    let (status, peaks) = theory_conformance::process::wait_with_peaks(&mut child)
+        .map_err(|error| format!("{}: {error}", binary.name))?;
+    if !status.success() {
+        return Err(format!("{} {}: failed", binary.name, args.join(" ")));
+    }
+    Ok(peaks)
 }
 
 /// The whole CLI mock run of the probe.

@@ -157,3 +157,49 @@ pub fn process_stats(pid: u32) -> std::io::Result<ProcessStats> {
         peak_rss_bytes: field("VmHWM:") * 1024,
     })
 }
+
+/// The peak resident memory of a process and of the processes it started, each on its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peaks {
+    /// The process's own peak, in bytes.
+    pub own: u64,
+    /// The largest peak among its children, in bytes.
+    pub children: u64,
+}
+
+/// Waits for `child` to end, reading its and its children's peak resident memory (`VmHWM`)
+/// every millisecond meanwhile: a peak only grows, so any reading after it is the peak (a
+/// process that reached its peak in its last millisecond may be read short).
+pub fn wait_with_peaks(
+    child: &mut std::process::Child,
+) -> std::io::Result<(std::process::ExitStatus, Peaks)> {
+    let mut peaks = Peaks::default();
+    loop {
+        if let Ok(stats) = process_stats(child.id()) {
+            peaks.own = peaks.own.max(stats.peak_rss_bytes);
+        }
+        for pid in children(child.id()) {
+            if let Ok(stats) = process_stats(pid) {
+                peaks.children = peaks.children.max(stats.peak_rss_bytes);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, peaks));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The children of `pid`, whichever of its threads started them.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace().filter_map(|pid| pid.parse().ok()).collect::<Vec<u32>>()
+        })
+        .collect()
+}

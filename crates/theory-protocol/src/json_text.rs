@@ -52,9 +52,10 @@ pub fn write_string(text: &str, out: &mut impl Write) -> io::Result<()> {
 /// a block, so the compiler can use vector instructions.
 fn needs_escapes(text: &str) -> bool {
     text.as_bytes().chunks(64).any(|block| {
-        block
-            .iter()
-            .fold(false, |found, &byte| found | (byte < 0x20) | (byte == b'"') | (byte == b'\\'))
+        let found = block.iter().fold(0_u8, |found, &byte| {
+            found | u8::from(byte < 0x20) | u8::from(byte == b'"') | u8::from(byte == b'\\')
+        });
+        found != 0
     })
 }
 

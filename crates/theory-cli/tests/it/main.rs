@@ -9,6 +9,7 @@ mod hostile_inputs;
 mod integrity;
 mod interrupts;
 mod ledger;
+mod memory;
 mod modal;
 mod modal_run;
 mod modal_support;

@@ -103,7 +103,12 @@ impl Project {
         self.invoke(args, stdin, None)
     }
 
-    fn invoke(&self, args: &[&str], stdin: Option<&str>, unset: Option<&str>) -> Outcome {
+    /// The command `invoke` runs, with the project's environment; output not captured.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        self.command_without(args, None)
+    }
+
+    fn command_without(&self, args: &[&str], unset: Option<&str>) -> Command {
         let mut command = Command::new(binary());
         // A clean environment: no CI, no keys, no colours, quiet logs unless a test asks.
         command
@@ -117,15 +122,21 @@ impl Project {
             .env("THEORY_LOCAL_RUNTIME", "process")
             .env("NO_COLOR", "1")
             .current_dir(self.path())
-            .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(args);
         for (name, value) in &self.env {
             if Some(name.as_str()) != unset {
                 command.env(name, value);
             }
         }
+        command
+    }
+
+    fn invoke(&self, args: &[&str], stdin: Option<&str>, unset: Option<&str>) -> Outcome {
+        let mut command = self.command_without(args, unset);
+        command
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("theory starts");
         if let Some(text) = stdin {
             child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
