@@ -55,7 +55,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions};
 
 pub use audit::{Audit, Drift};
 pub use deliveries::Delivery;
@@ -219,9 +219,12 @@ impl Ledger {
                 },
                 None => LedgerError::Open(error.to_string()),
             })?;
+        // The checks at open run on one connection held throughout: a connection goes back to
+        // the pool only after a ping from a task of its own, so statements in a row on the pool
+        // would each open a connection.
+        let mut connection = pool.acquire().await?;
         if let Some(file) = existing_file {
-            check_is_ledger(&pool, file).await?;
-            connection_returned().await;
+            check_is_ledger(&mut connection, file).await?;
         }
         let mut ledger = Ledger {
             pool,
@@ -231,8 +234,9 @@ impl Ledger {
             closed: std::sync::Arc::default(),
             checkpoints: std::sync::Arc::default(),
         };
-        schema::migrate(&ledger).await?;
-        connection_returned().await;
+        schema::migrate(&ledger, &mut connection).await?;
+        drop(connection);
+        connection_returned(&ledger.pool).await;
         ledger.batcher = Some(batch::start(ledger.clone()));
         Ok(ledger)
     }
@@ -352,24 +356,30 @@ fn check_header(file: &Path) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// Lets the connection a statement just used go back to the pool before the next statement
-/// asks for one: sqlx returns it from a task of its own, and on a one-thread runtime that task
-/// runs only when this one yields — else every statement in a row opens a connection of its
-/// own (each a few hundred microseconds on SQLite, a round trip or more on PostgreSQL).
-pub(crate) async fn connection_returned() {
-    tokio::task::yield_now().await;
+/// Lets the connection just dropped go back to the pool before the next statement asks for
+/// one: sqlx pings it and returns it from a task of its own, which on a one-thread runtime runs
+/// only while this one yields — else the next statement opens a connection of its own (a few
+/// hundred microseconds on SQLite, a round trip or more on PostgreSQL). Yields until the pool
+/// holds an idle connection, or a few hundred times at most.
+pub(crate) async fn connection_returned(pool: &AnyPool) {
+    for _ in 0..500 {
+        if pool.num_idle() > 0 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Refuses an existing SQLite file that holds no Theory ledger (another program's database):
 /// the migrations would otherwise start a new ledger in it.
-async fn check_is_ledger(pool: &AnyPool, file: &Path) -> Result<(), LedgerError> {
+async fn check_is_ledger(connection: &mut AnyConnection, file: &Path) -> Result<(), LedgerError> {
     use sqlx::Row;
     let unreadable =
         |reason: String| LedgerError::Unreadable { file: file.display().to_string(), reason };
     let row = sqlx::query(
         "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('theory_migrations', 'events')",
     )
-    .fetch_one(pool)
+    .fetch_one(connection)
     .await
     .map_err(|error| unreadable(sqlite_reason(&error)))?;
     let tables: i64 = row.try_get("n").map_err(|error| unreadable(sqlite_reason(&error)))?;

@@ -177,15 +177,21 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
 ];
 
-pub(crate) async fn migrate(ledger: &Ledger) -> Result<(), LedgerError> {
+/// Applies the migrations `ledger` lacks; `connection` (one of its pool's) reads what it has.
+pub(crate) async fn migrate(
+    ledger: &Ledger,
+    connection: &mut sqlx::AnyConnection,
+) -> Result<(), LedgerError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS theory_migrations (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
     )
-    .execute(ledger.pool())
+    .execute(&mut *connection)
     .await?;
-    crate::connection_returned().await;
     // One read of the version on an up-to-date ledger (every command opens one).
-    let mut applied = schema_version(ledger).await?;
+    let row = sqlx::query("SELECT MAX(version) AS version FROM theory_migrations")
+        .fetch_one(&mut *connection)
+        .await?;
+    let mut applied = row.try_get::<Option<i64>, _>("version")?.unwrap_or(0);
     for (version, statements) in MIGRATIONS {
         if applied >= *version {
             continue;
