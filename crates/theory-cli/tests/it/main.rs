@@ -5,6 +5,7 @@ mod behaviour;
 mod canary;
 mod ci;
 mod docker;
+mod files_per_output;
 mod hostile_inputs;
 mod integrity;
 mod interrupts;
