@@ -19,7 +19,9 @@
 //!
 //! Text frames are JSON objects `{"kind": K, "content": {...}, "t": <epoch ms, optional>}`
 //! ([`Frame::to_json`], [`Frame::from_json`]). Binary frames carry the bytes of an output or an
-//! input file right after its header frame.
+//! input file right after its header frame. A text frame may come as one WebSocket message in
+//! several fragments (RFC 6455 §5.4): the orchestrator sends a `RunOpen` whose inputs are over
+//! 1 MiB that way, and a server reassembles it as any WebSocket server does.
 //!
 //! ## Client → server
 //!
