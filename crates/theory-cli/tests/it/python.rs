@@ -165,6 +165,33 @@ fn a_mock_run_of_the_python_processor_returns_the_seeds_body_with_no_network_and
     assert_eq!(envelope["meta"]["image_digest"], launcher_hash.as_str());
 }
 
+#[test]
+fn the_python_processor_takes_inputs_sent_in_several_websocket_fragments() {
+    // 3 MB of inputs: `theory` sends the `RunOpen` as one message in 1 MiB fragments. The text
+    // is three-byte characters behind 0, 1 or 2 letters, so in one of the runs a fragment ends
+    // inside a character.
+    let project = python_project();
+    for padding in 0..3 {
+        let prompt = format!("{}{}", "a".repeat(padding), "€".repeat(1_000_000));
+        let inputs = json!({"schema": "v1", "params": {"prompt": prompt}});
+        let file = project.path().join("inputs.json");
+        std::fs::write(&file, inputs.to_string()).expect("write the inputs");
+        let outcome = project.run(&[
+            "run",
+            "--ref",
+            "replicate/generic@1",
+            "--mode",
+            "mock",
+            "--no-cache",
+            "--inputs-file",
+            "inputs.json",
+            "--json",
+        ]);
+        assert_eq!(outcome.code, 0, "{}", outcome.transcript());
+        assert_eq!(outcome.json()["status"], "success");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_run_keeps_every_file_the_prediction_made_as_an_output() {
     let https = HttpsStandIn::start().await;
