@@ -52,12 +52,7 @@ fn run_theory(
     watch_memory: bool,
 ) -> Result<(Duration, u64), String> {
     let started = Instant::now();
-    let mut child = Command::new(&binary.path)
-        .args(args)
-        .current_dir(project)
-        .env("THEORY_PROJECT", project)
-        .env("THEORY_LOG", "warn")
-        .env("THEORY_LOCAL_RUNTIME", "process")
+    let mut child = theory_command(binary, project, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -80,6 +75,18 @@ fn run_theory(
     let elapsed = started.elapsed();
     drop(output);
     Ok((elapsed, watcher.map_or(0, tree_memory::Watcher::stop)))
+}
+
+/// `theory args` in `project`, quiet, on the host's process runtime.
+fn theory_command(binary: &Binary, project: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(&binary.path);
+    command
+        .args(args)
+        .current_dir(project)
+        .env("THEORY_PROJECT", project)
+        .env("THEORY_LOG", "warn")
+        .env("THEORY_LOCAL_RUNTIME", "process");
+    command
 }
 
 /// A project folder with `extra_specs` processor specs beside the built-in ones.
@@ -256,12 +263,7 @@ fn process_peaks(
     project: &Path,
     args: &[&str],
 ) -> Result<theory_conformance::process::Peaks, String> {
-    let mut child = Command::new(&binary.path)
-        .args(args)
-        .current_dir(project)
-        .env("THEORY_PROJECT", project)
-        .env("THEORY_LOG", "warn")
-        .env("THEORY_LOCAL_RUNTIME", "process")
+    let mut child = theory_command(binary, project, args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

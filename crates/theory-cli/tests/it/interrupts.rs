@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use theory_conformance::process::children;
 
 use crate::support::{Project, binaries, binary};
 
@@ -26,18 +27,6 @@ fn sleeping_run(project: &Project) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("theory starts")
-}
-
-/// The children of a process (every thread's list).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace().filter_map(|pid| pid.parse().ok()).collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 /// Whether a process is gone (no entry, or a zombie nobody reaped yet).
