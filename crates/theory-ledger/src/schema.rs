@@ -188,17 +188,14 @@ pub(crate) async fn migrate(
     .execute(&mut *connection)
     .await?;
     // One read of the version on an up-to-date ledger (every command opens one).
-    let row = sqlx::query("SELECT MAX(version) AS version FROM theory_migrations")
-        .fetch_one(&mut *connection)
-        .await?;
-    let mut applied = row.try_get::<Option<i64>, _>("version")?.unwrap_or(0);
+    let mut applied = schema_version(&mut *connection).await?;
     for (version, statements) in MIGRATIONS {
         if applied >= *version {
             continue;
         }
         if let Err(error) = apply(ledger, *version, statements).await {
             // Another process applying the same step at the same moment wins; then it is here.
-            if schema_version(ledger).await? < *version {
+            if schema_version(ledger.pool()).await? < *version {
                 return Err(error);
             }
         }
@@ -222,9 +219,11 @@ async fn apply(ledger: &Ledger, version: i64, statements: &[&str]) -> Result<(),
 }
 
 /// Returns the newest applied migration.
-pub(crate) async fn schema_version(ledger: &Ledger) -> Result<i64, LedgerError> {
+pub(crate) async fn schema_version<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+) -> Result<i64, LedgerError> {
     let row = sqlx::query("SELECT MAX(version) AS version FROM theory_migrations")
-        .fetch_one(ledger.pool())
+        .fetch_one(executor)
         .await?;
     Ok(row.try_get::<Option<i64>, _>("version")?.unwrap_or(0))
 }
