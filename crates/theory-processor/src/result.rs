@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use theory_protocol::{Cid, CidHasher, ErrorCode};
+use theory_protocol::{Cid, ErrorCode};
 
 /// The result of one successful run, as the seeds' `ProcessorResult`.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +39,7 @@ pub enum OutputBody {
     /// Large outputs, written to a file (for example under [`crate::Context::scratch_dir`]) and
     /// streamed from there in chunks, never loaded whole; read once to hash them.
     File(PathBuf),
-    /// A file written through an [`OutputFile`], hashed as it was written: streamed without
+    /// A file written through an [`crate::OutputFile`], hashed as it was written: streamed without
     /// being read an extra time (its size is checked again before it is sent).
     HashedFile {
         /// The file.
@@ -49,84 +49,6 @@ pub enum OutputBody {
         /// Its size.
         size_bytes: u64,
     },
-}
-
-/// A large output written to a file and hashed as it is written, so it is read once (to be
-/// sent) instead of twice. Write it as any [`std::io::Write`], then [`OutputFile::finish`].
-///
-/// ```no_run
-/// # fn example(context: &theory_processor::Context) -> std::io::Result<theory_processor::OutputItem> {
-/// use std::io::Write as _;
-/// let mut file = theory_processor::OutputFile::create(context.scratch_dir()?.join("big.bin"))?;
-/// file.write_all(b"...")?;
-/// file.finish("big.bin", "application/octet-stream")
-/// # }
-/// ```
-pub struct OutputFile {
-    path: PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
-    hasher: CidHasher,
-}
-
-impl OutputFile {
-    /// Creates (or truncates) the file at `path`.
-    pub fn create(path: impl Into<PathBuf>) -> std::io::Result<OutputFile> {
-        let path = path.into();
-        let file = std::fs::File::create(&path)?;
-        Ok(OutputFile {
-            path,
-            file: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: CidHasher::new(),
-        })
-    }
-
-    /// Flushes the file and returns it as an output at `relpath`, with the CID of every byte
-    /// written.
-    pub fn finish(
-        mut self,
-        relpath: impl Into<String>,
-        mime: impl Into<String>,
-    ) -> std::io::Result<OutputItem> {
-        use std::io::Write as _;
-        self.file.flush()?;
-        Ok(OutputItem {
-            relpath: relpath.into(),
-            body: OutputBody::HashedFile {
-                path: self.path,
-                cid: self.hasher.finalize(),
-                size_bytes: self.hasher.size_bytes(),
-            },
-            mime: mime.into(),
-        })
-    }
-}
-
-impl std::fmt::Debug for OutputFile {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("OutputFile")
-            .field("path", &self.path)
-            .field("size_bytes", &self.hasher.size_bytes())
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::io::Write for OutputFile {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let written = self.file.write(bytes)?;
-        self.hasher.update(&bytes[..written]);
-        Ok(written)
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes)?;
-        self.hasher.update(bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
 }
 
 impl OutputItem {
