@@ -30,15 +30,14 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(metadata: &std::fs::Metadata) -> Stamp {
-        use std::os::unix::fs::MetadataExt as _;
+    fn of(stat: &nix::sys::stat::FileStat) -> Stamp {
         let ns = |seconds: i64, nanos: i64| i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
         Stamp {
-            len: metadata.len(),
-            mtime_ns: ns(metadata.mtime(), metadata.mtime_nsec()),
-            ctime_ns: ns(metadata.ctime(), metadata.ctime_nsec()),
-            ino: metadata.ino(),
-            dev: metadata.dev(),
+            len: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime_ns: ns(stat.st_mtime, stat.st_mtime_nsec),
+            ctime_ns: ns(stat.st_ctime, stat.st_ctime_nsec),
+            ino: stat.st_ino,
+            dev: stat.st_dev,
         }
     }
 
@@ -74,21 +73,33 @@ pub(crate) fn documents(
     index_file: &Path,
     origin_of: impl Fn(&Path) -> String,
 ) -> std::io::Result<Vec<Document>> {
-    let known: HashMap<String, Entry> =
+    let mut known: HashMap<String, Entry> =
         read_index(index_file).into_iter().map(|entry| (entry.origin.clone(), entry)).collect();
     let now = SystemTime::now();
     let mut documents = Vec::with_capacity(listed.len());
     let mut entries = Vec::with_capacity(listed.len());
+    // Whether the index would hold anything else than it does: an entry gone stale, or one
+    // added (a file read again that is still settling, and was not indexed, changes nothing).
+    let mut changed = false;
+    let mut folder = Folder::default();
     for (path, kind) in listed {
         let origin = origin_of(&path);
-        let stamp = std::fs::metadata(&path).ok().map(|metadata| Stamp::of(&metadata));
-        let remembered = known
-            .get(&origin)
-            .filter(|entry| Some(entry.stamp) == stamp && entry.folder == kind.folder());
-        if let Some(entry) = remembered {
-            documents.push(Document::File(FileSource { path, origin, kind, id: entry.id.clone() }));
-            entries.push(entry.clone());
-            continue;
+        let stamp = folder.stamp(&path);
+        // Taken out of the index (each origin is listed once), not copied.
+        let remembered = known.remove(&origin);
+        match remembered {
+            None => {}
+            Some(entry) if Some(entry.stamp) == stamp && entry.folder == kind.folder() => {
+                documents.push(Document::File(FileSource {
+                    path,
+                    origin,
+                    kind,
+                    id: entry.id.clone(),
+                }));
+                entries.push(entry);
+                continue;
+            }
+            Some(_stale) => changed = true,
         }
         let text = read_spec(&path)?;
         let source = Source { origin: origin.clone(), kind, text, builtin: false };
@@ -96,21 +107,39 @@ pub(crate) fn documents(
             (stamp.filter(|stamp| stamp.settled(now)), declared_id(&source))
         {
             entries.push(Entry { origin, folder: kind.folder().to_owned(), stamp, id });
+            changed = true;
         }
         documents.push(Document::Text(source));
     }
     // Rewritten only when what it would hold differs (a file still settling is read each
-    // time until it is indexed, without rewriting the index each time).
-    let same = entries.len() == known.len()
-        && entries.iter().all(|entry| {
-            known.get(&entry.origin).is_some_and(|old| {
-                (old.stamp, &old.id, &old.folder) == (entry.stamp, &entry.id, &entry.folder)
-            })
-        });
-    if !same {
+    // time until it is indexed, without rewriting the index each time); what is left in
+    // `known` are files gone.
+    if changed || !known.is_empty() {
         write_index(index_file, entries);
     }
     Ok(documents)
+}
+
+/// The folder of the files being stamped, held open: each file is `stat`ed by its name in it
+/// (`fstatat`, following links as `stat` does), not by walking its whole path again.
+#[derive(Default)]
+struct Folder {
+    path: PathBuf,
+    opened: Option<std::fs::File>,
+}
+
+impl Folder {
+    /// The stamp of `file`, or none when it cannot be `stat`ed.
+    fn stamp(&mut self, file: &Path) -> Option<Stamp> {
+        let (parent, name) = (file.parent()?, file.file_name()?);
+        if self.path != parent || self.opened.is_none() {
+            self.path = parent.to_path_buf();
+            self.opened = std::fs::File::open(parent).ok();
+        }
+        let stat =
+            nix::sys::stat::fstatat(self.opened.as_ref()?, name, nix::fcntl::AtFlags::empty());
+        stat.ok().map(|stat| Stamp::of(&stat))
+    }
 }
 
 fn read_index(index_file: &Path) -> Vec<Entry> {

@@ -97,7 +97,8 @@ struct Slot<T> {
     order: usize,
     /// The id its top-level `ref:`/`id:` line declares; the parsed document must agree.
     id: String,
-    loaded: OnceLock<Result<T, RegistryError>>,
+    /// Boxed: a slot is in a map with one per registry file, most of them never loaded.
+    loaded: OnceLock<Result<Box<T>, RegistryError>>,
     /// For processors: its references to other documents, checked after it loads.
     references: OnceLock<Result<(), RegistryError>>,
     /// For processors: its inputs schema, compiled after it loads.
@@ -451,9 +452,10 @@ impl Registry {
                 self.parsed.fetch_add(1, Ordering::Relaxed);
                 let document = build(&*slot.text()?)?;
                 check_declared(&slot.source, &slot.id, id_of(&document))?;
-                Ok(document)
+                Ok(Box::new(document))
             })
             .as_ref()
+            .map(|document| &**document)
     }
 
     /// A processor's spec parsed and checked, its inputs schema not compiled yet.
