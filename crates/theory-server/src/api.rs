@@ -289,6 +289,12 @@ pub(crate) fn run_object(
         "created_at": time(queued.map(|queued| queued.created_at_ms).or(record.map(|record| record.started_at_ms))),
         "started_at": time(record.map(|record| record.started_at_ms)),
         "completed_at": time(record.and_then(|record| record.finished_at_ms)),
+        "plan": queued.and_then(|queued| queued.plan_key.clone()).or_else(|| record.and_then(|record| record.plan_key.clone())),
+        "runtime": record.and_then(|record| record.runtime.clone()),
+        "attempts": record.map(|record| record.attempts),
+        "duration_ms": record.and_then(|record| record.duration_ms),
+        "cost_usd_micro": record.and_then(|record| record.cost_usd_micro),
+        "cached": record.and_then(|record| record.envelope.as_ref()).and_then(|envelope| envelope.pointer("/meta/cached")).and_then(Value::as_bool),
         "envelope": record.and_then(|record| record.envelope.clone()),
         "urls": {
             "get": format!("/v1/runs/{id}"),

@@ -14,6 +14,8 @@
 //! - `routes`: `/healthz`, `/readyz`, `/v1/runs` (submit, list), `/v1/runs/{id}`,
 //!   `/v1/runs/{id}/cancel`.
 //! - `catalog`: `/v1/processors`, `/v1/plans`, `/v1/runs/{id}/receipt`.
+//! - `integrity`: `/v1/runs/{id}/verify` and `/v1/ledger/verify`, `theory verify`'s answers.
+//! - `ui`: the dashboard at `/` (`ui/`: a page, a script and a style sheet in the binary).
 //! - `events`: the frames of runs running here, in memory and batched into the ledger.
 //! - `stream`: `/v1/runs/{id}/events`, as Server-Sent Events or over a WebSocket.
 //! - `metrics`: `/metrics`, Prometheus' text format.
@@ -29,11 +31,13 @@ mod auth;
 mod catalog;
 mod errors;
 mod events;
+mod integrity;
 mod metrics;
 mod openapi;
 mod routes;
 mod state;
 mod stream;
+mod ui;
 mod uploads;
 mod webhooks;
 mod worker;

@@ -99,6 +99,51 @@ fn inputs_name(reference: &str) -> String {
     format!("Inputs.{}", reference.replace(['/', '@'], "."))
 }
 
+/// What `/v1/runs/{id}/verify` and `/v1/ledger/verify` answer.
+fn verification_schemas() -> Map<String, Value> {
+    serde_json::from_value(json!({
+        "RunVerification": {
+            "type": "object", "required": ["ok", "execution_id", "outputs_checked", "bytes_checked", "problems"],
+            "properties": {"ok": {"type": "boolean"}, "execution_id": {"type": "string"},
+                           "outputs_checked": {"type": "integer"}, "bytes_checked": {"type": "integer"},
+                           "problems": {"type": "array", "items": {"type": "string"}}}
+        },
+        "LedgerVerification": {
+            "type": "object", "required": ["ok", "entries", "first_broken", "file_problem"],
+            "properties": {"ok": {"type": "boolean"}, "entries": {"type": "integer"},
+                           "first_broken": {"type": ["object", "null"], "properties": {"seq": {"type": "integer"}, "problem": {"type": "string"}}},
+                           "file_problem": {"type": ["string", "null"]}}
+        }
+    }))
+    .expect("an object")
+}
+
+/// A run as the API describes it.
+fn run_schema(timestamp: &Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "status", "ref", "mode", "adapter", "created_at", "started_at", "completed_at", "envelope", "urls"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"enum": ["queued", "starting", "running", "succeeded", "failed", "cancelled"]},
+            "ref": {"type": ["string", "null"]},
+            "mode": {"type": "string"},
+            "adapter": {"type": "string"},
+            "created_at": timestamp, "started_at": timestamp, "completed_at": timestamp,
+            "plan": {"type": ["string", "null"], "description": "The plan the run is charged to."},
+            "runtime": {"type": ["string", "null"], "description": "process, docker or modal, once started."},
+            "attempts": {"type": ["integer", "null"]},
+            "duration_ms": {"type": ["integer", "null"]},
+            "cost_usd_micro": {"type": ["integer", "null"], "description": "What the run cost, once it ended."},
+            "cached": {"type": ["boolean", "null"], "description": "Whether the outputs came from the memo cache."},
+            "envelope": {"type": ["object", "null"], "description": "The canonical envelope, once the run ended."},
+            "urls": {"type": "object", "required": ["get", "cancel", "events", "receipt"],
+                     "properties": {"get": {"type": "string"}, "cancel": {"type": "string"},
+                                    "events": {"type": "string"}, "receipt": {"type": "string"}}}
+        }
+    })
+}
+
 fn schemas(state: &State) -> Map<String, Value> {
     let timestamp = json!({"type": ["string", "null"], "format": "date-time"});
     let mut schemas: Map<String, Value> = serde_json::from_value(json!({
@@ -128,22 +173,6 @@ fn schemas(state: &State) -> Map<String, Value> {
                 "adapter_opts": {"type": "object"},
                 "webhook": {"type": "string", "format": "uri"},
                 "webhook_events_filter": {"type": "array", "items": {"enum": ["start", "output", "logs", "completed"]}}
-            }
-        },
-        "Run": {
-            "type": "object",
-            "required": ["id", "status", "ref", "mode", "adapter", "created_at", "started_at", "completed_at", "envelope", "urls"],
-            "properties": {
-                "id": {"type": "string"},
-                "status": {"enum": ["queued", "starting", "running", "succeeded", "failed", "cancelled"]},
-                "ref": {"type": ["string", "null"]},
-                "mode": {"type": "string"},
-                "adapter": {"type": "string"},
-                "created_at": timestamp, "started_at": timestamp, "completed_at": timestamp,
-                "envelope": {"type": ["object", "null"], "description": "The canonical envelope, once the run ended."},
-                "urls": {"type": "object", "required": ["get", "cancel", "events", "receipt"],
-                         "properties": {"get": {"type": "string"}, "cancel": {"type": "string"},
-                                        "events": {"type": "string"}, "receipt": {"type": "string"}}}
             }
         },
         "RunList": {
@@ -193,6 +222,8 @@ fn schemas(state: &State) -> Map<String, Value> {
     for entry in state.orchestrator.registry.processors() {
         schemas.insert(inputs_name(entry.spec.reference.as_str()), entry.spec.inputs.clone());
     }
+    schemas.insert("Run".into(), run_schema(&timestamp));
+    schemas.extend(verification_schemas());
     schemas
 }
 
@@ -257,6 +288,10 @@ pub(crate) fn document(state: &State) -> Value {
                 "responses": with(errors(&[401, 403, 404, 503]), "200", answer("The attempts.", "DeliveryList"))}},
             "/v1/runs/{id}/receipt": {"get": {"summary": "The run's receipt.", "parameters": [id_parameter()],
                 "responses": with(errors(&[401, 403, 404, 503]), "200", answer("determinism.json.", "Receipt"))}},
+            "/v1/runs/{id}/verify": {"get": {"summary": "theory verify for one run: its outputs re-hashed in the store, its index and receipts checked.", "parameters": [id_parameter()],
+                "responses": with(errors(&[401, 403, 404, 503]), "200", answer("What was checked and what did not hold.", "RunVerification"))}},
+            "/v1/ledger/verify": {"get": {"summary": "The ledger's event chain and database file checked; the first entry that does not hold.",
+                "responses": with(errors(&[401, 403, 503]), "200", answer("The chain's verdict.", "LedgerVerification"))}},
             "/v1/runs/{id}/events": {"get": {
                 "summary": "The run's frames as Server-Sent Events (or over a WebSocket on upgrade), then `end` with the run.",
                 "parameters": [id_parameter(),

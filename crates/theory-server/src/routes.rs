@@ -28,6 +28,9 @@ const MAX_WAIT_S: u64 = 60;
 /// The router of one front end.
 pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
+        .route("/", get(crate::ui::index))
+        .route("/ui/app.js", get(crate::ui::script))
+        .route("/ui/app.css", get(crate::ui::style))
         .route("/healthz", get(|| async { axum::Json(json!({"ok": true})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(crate::metrics::metrics))
@@ -38,6 +41,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1/runs/{id}/events", get(crate::stream::events))
         .route("/v1/runs/{id}/webhooks", get(crate::catalog::deliveries))
         .route("/v1/runs/{id}/receipt", get(crate::catalog::receipt))
+        .route("/v1/runs/{id}/verify", get(crate::integrity::run))
+        .route("/v1/ledger/verify", get(crate::integrity::ledger))
         .route(
             "/v1/uploads",
             post(crate::uploads::upload).layer(axum::extract::DefaultBodyLimit::max(

@@ -2,6 +2,7 @@
 //! project of its own and speaks plain HTTP/1.1 to it.
 
 mod artifacts;
+mod dashboard;
 mod events;
 mod front_ends;
 mod hostile;

@@ -1,0 +1,82 @@
+//! `GET /v1/runs/{id}/verify` and `GET /v1/ledger/verify`: `theory verify`'s answer for one run
+//! (every output re-hashed against its CID, the index and the receipts against the record) and
+//! `theory ledger verify`'s for the event chain — what the dashboard shows beside a receipt and
+//! above the plans.
+
+use std::sync::Arc;
+
+use axum::extract::State as Shared;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use theory_core::verify::{Claims, check_run};
+use theory_ledger::Scope;
+use theory_protocol::{Envelope, ExecutionId};
+
+use crate::auth::Caller;
+use crate::errors::{ApiError, ApiPath};
+use crate::state::State;
+
+/// `GET /v1/runs/{id}/verify`: re-hashes the run's outputs in the store and checks its index and
+/// receipts; `ok` and the problems found, one sentence each.
+pub(crate) async fn run(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    caller.needs(Scope::RunsRead)?;
+    let object = crate::routes::current(&state, &caller, &id).await?;
+    let record = match state.ledger.execution(&id).await {
+        Ok(record) => Some(record),
+        Err(theory_ledger::LedgerError::UnknownExecution(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let envelope = object
+        .get("envelope")
+        .cloned()
+        .and_then(|envelope| serde_json::from_value::<Envelope>(envelope).ok());
+    let Some(Envelope::Success(success)) = envelope else {
+        return Ok(axum::Json(json!({
+            "ok": false, "execution_id": id, "outputs_checked": 0, "bytes_checked": 0,
+            "problems": ["the run has not succeeded: it has no outputs to verify"],
+        }))
+        .into_response());
+    };
+    let claims = Claims {
+        outputs: Some(success.outputs.clone()),
+        index_path: Some(success.index_path.clone()),
+        write_prefix: record.map(|record| record.write_prefix),
+    };
+    let execution_id: ExecutionId = id.parse().map_err(|error| {
+        theory_core::Failure::new(theory_protocol::ErrorCode::Usage, format!("run id: {error}"))
+    })?;
+    let check = check_run(&*state.orchestrator.store, &execution_id, &claims).await;
+    Ok(axum::Json(json!({
+        "ok": check.ok(),
+        "execution_id": check.execution_id,
+        "outputs_checked": check.outputs_checked,
+        "bytes_checked": check.bytes_checked,
+        "problems": check.drifts,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/ledger/verify`: walks the event chain and checks the database file; names the first
+/// entry that does not hold. Only positions and reasons: no entry's content.
+pub(crate) async fn ledger(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.needs(Scope::RunsRead)?;
+    let chain = state.ledger.verify().await?;
+    let file = state.ledger.file_problems().await?;
+    let first_broken = chain.first_bad_seq.map(|seq| {
+        json!({"seq": seq, "problem": chain.reason.clone().unwrap_or_else(|| "it does not hold".into())})
+    });
+    Ok(axum::Json(json!({
+        "ok": first_broken.is_none() && file.is_none(),
+        "entries": chain.entries,
+        "first_broken": first_broken,
+        "file_problem": file,
+    }))
+    .into_response())
+}
