@@ -9,6 +9,7 @@
 //   THEORY_UI_TOKEN        a token bound to the plan THEORY_UI_PLAN
 //   THEORY_UI_PLAN         that plan's key
 //   THEORY_UI_OTHER_RUN    a run another tenant made (must stay invisible)
+//   THEORY_UI_RETRIED_RUN  a run of the token's whose processor crashes (it is tried again)
 //   THEORY_UI_SCREENSHOTS  optional: a folder for a PNG of each page
 const path = require("node:path");
 const fs = require("node:fs");
@@ -24,6 +25,7 @@ const base = need("THEORY_UI_URL");
 const token = need("THEORY_UI_TOKEN");
 const plan = need("THEORY_UI_PLAN");
 const otherRun = need("THEORY_UI_OTHER_RUN");
+const retriedRun = need("THEORY_UI_RETRIED_RUN");
 const shots = process.env.THEORY_UI_SCREENSHOTS;
 
 function check(what, holds, detail = "") {
@@ -131,6 +133,13 @@ async function main() {
     check(`the plan's bar moved (spent ${before} → ${after} µ$)`, after === before + 250000);
     check("the ledger's chain verifies on the plans page", (await page.getAttribute("[data-ledger]", "data-ledger")) === "ok");
     await shot(page, "plans");
+
+    // A run tried again: its page says which attempt failed and why.
+    await page.goto(`${base}/#/runs/${retriedRun}`);
+    const failedAttempt = "li[data-kind='execution.attempt_failed']";
+    await page.waitForSelector(failedAttempt, { timeout: 15000 });
+    const why = await page.textContent(failedAttempt);
+    check("a retried run's timeline says which attempt failed and why", why.includes("attempt 1 failed") && why.includes("ERR_") && why.includes("tried again"), why);
 
     // Another tenant's run: not listed, and not shown when asked for by id.
     await page.goto(`${base}/#/runs`);

@@ -80,3 +80,27 @@ pub(crate) async fn ledger(
     }))
     .into_response())
 }
+
+/// `GET /v1/runs/{id}/ledger`: the run's entries in the ledger, in order — started, each failed
+/// attempt with its code and message (why it was tried again), the plan's reservation and
+/// settlement, finished — each with its position and hash, as `theory ledger verify` checks
+/// them.
+pub(crate) async fn run_entries(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    caller.needs(Scope::RunsRead)?;
+    crate::routes::current(&state, &caller, &id).await?;
+    let entries: Vec<_> = state
+        .ledger
+        .events(Some(&id))
+        .await?
+        .into_iter()
+        .map(|event| {
+            json!({"seq": event.seq, "kind": event.kind, "at_ms": event.at_ms,
+                   "body": event.body, "hash": event.this_hash})
+        })
+        .collect();
+    Ok(axum::Json(json!({"entries": entries})).into_response())
+}

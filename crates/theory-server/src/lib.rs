@@ -14,7 +14,7 @@
 //! - `routes`: `/healthz`, `/readyz`, `/v1/runs` (submit, list), `/v1/runs/{id}`,
 //!   `/v1/runs/{id}/cancel`.
 //! - `catalog`: `/v1/processors`, `/v1/plans`, `/v1/runs/{id}/receipt`.
-//! - `integrity`: `/v1/runs/{id}/verify` and `/v1/ledger/verify`, `theory verify`'s answers.
+//! - `integrity`: `/v1/runs/{id}/verify`, `/v1/runs/{id}/ledger` and `/v1/ledger/verify`.
 //! - `ui`: the dashboard at `/` (`ui/`: a page, a script and a style sheet in the binary).
 //! - `events`: the frames of runs running here, in memory and batched into the ledger.
 //! - `stream`: `/v1/runs/{id}/events`, as Server-Sent Events or over a WebSocket.

@@ -108,6 +108,13 @@ fn verification_schemas() -> Map<String, Value> {
                            "outputs_checked": {"type": "integer"}, "bytes_checked": {"type": "integer"},
                            "problems": {"type": "array", "items": {"type": "string"}}}
         },
+        "RunLedger": {
+            "type": "object", "required": ["entries"],
+            "properties": {"entries": {"type": "array", "items": {
+                "type": "object", "required": ["seq", "kind", "at_ms", "body", "hash"],
+                "properties": {"seq": {"type": "integer"}, "kind": {"type": "string"}, "at_ms": {"type": "integer"},
+                               "body": {}, "hash": {"type": "string"}}}}}
+        },
         "LedgerVerification": {
             "type": "object", "required": ["ok", "entries", "first_broken", "file_problem"],
             "properties": {"ok": {"type": "boolean"}, "entries": {"type": "integer"},
@@ -228,12 +235,25 @@ fn schemas(state: &State) -> Map<String, Value> {
 }
 
 /// The document.
+/// The paths of `integrity.rs`: a run's and the ledger's checks.
+fn integrity_paths() -> Map<String, Value> {
+    serde_json::from_value(json!({
+            "/v1/runs/{id}/verify": {"get": {"summary": "theory verify for one run: its outputs re-hashed in the store, its index and receipts checked.", "parameters": [id_parameter()],
+                "responses": with(errors(&[401, 403, 404, 503]), "200", answer("What was checked and what did not hold.", "RunVerification"))}},
+            "/v1/runs/{id}/ledger": {"get": {"summary": "The run's entries in the ledger, in order: started, failed attempts (why it was tried again), the plan's charge, finished.", "parameters": [id_parameter()],
+                "responses": with(errors(&[401, 403, 404, 503]), "200", answer("The entries.", "RunLedger"))}},
+            "/v1/ledger/verify": {"get": {"summary": "The ledger's event chain and database file checked; the first entry that does not hold.",
+                "responses": with(errors(&[401, 403, 503]), "200", answer("The chain's verdict.", "LedgerVerification"))}}
+    }))
+    .expect("an object")
+}
+
 pub(crate) fn document(state: &State) -> Value {
     let run = json!({"201": answer("The run, queued (or ended, with Prefer: wait).", "Run"),
                      "200": answer("The run an earlier request with this Idempotency-Key made.", "Run")});
     let mut create = errors(&[400, 401, 403, 404, 409, 413, 422, 429, 503]);
     create.extend(run.as_object().cloned().unwrap_or_default());
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Theory",
@@ -288,10 +308,6 @@ pub(crate) fn document(state: &State) -> Value {
                 "responses": with(errors(&[401, 403, 404, 503]), "200", answer("The attempts.", "DeliveryList"))}},
             "/v1/runs/{id}/receipt": {"get": {"summary": "The run's receipt.", "parameters": [id_parameter()],
                 "responses": with(errors(&[401, 403, 404, 503]), "200", answer("determinism.json.", "Receipt"))}},
-            "/v1/runs/{id}/verify": {"get": {"summary": "theory verify for one run: its outputs re-hashed in the store, its index and receipts checked.", "parameters": [id_parameter()],
-                "responses": with(errors(&[401, 403, 404, 503]), "200", answer("What was checked and what did not hold.", "RunVerification"))}},
-            "/v1/ledger/verify": {"get": {"summary": "The ledger's event chain and database file checked; the first entry that does not hold.",
-                "responses": with(errors(&[401, 403, 503]), "200", answer("The chain's verdict.", "LedgerVerification"))}},
             "/v1/runs/{id}/events": {"get": {
                 "summary": "The run's frames as Server-Sent Events (or over a WebSocket on upgrade), then `end` with the run.",
                 "parameters": [id_parameter(),
@@ -328,7 +344,11 @@ pub(crate) fn document(state: &State) -> Value {
                 "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": with(errors(&[401, 404, 503]), "200", answer("The plan.", "Plan"))}},
         },
-    })
+    });
+    if let Some(paths) = document["paths"].as_object_mut() {
+        paths.extend(integrity_paths());
+    }
+    document
 }
 
 /// `GET /v1/openapi.json`.

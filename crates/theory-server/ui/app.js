@@ -244,6 +244,7 @@ async function runPage(id) {
   const events = h("ul", { class: "muted" });
   const outputs = h("div");
   const receipt = h("div");
+  const ledger = h("ol", { class: "ledger", "aria-label": "Ledger entries" });
   const cancelArea = h("div", { class: "row" });
   show(h("h1", {}, "Run ", h("span", { class: "mono" }, id), " ", status),
     h("div", { class: "card" },
@@ -252,7 +253,8 @@ async function runPage(id) {
         h("dt", {}, "Mode"), h("dd", {}, run.mode),
         h("dt", {}, "Adapter / runtime"), h("dd", {}, `${run.adapter} / ${run.runtime ?? "—"}`),
         h("dt", {}, "Plan"), h("dd", {}, run.plan ?? "—")),
-      h("h2", {}, "Timeline"), timeline, events, cancelArea),
+      h("h2", {}, "Timeline"), timeline, events, cancelArea,
+      h("h2", {}, "In the ledger"), ledger),
     h("h2", {}, "Tokens"), tokens,
     h("h2", {}, "Logs"), logs,
     h("h2", {}, "Outputs"), outputs,
@@ -265,13 +267,25 @@ async function runPage(id) {
     fill(cancelArea, LIVE.has(current.status)
       ? h("button", { class: "danger", type: "button", onclick: (event) => cancelRun(id, event.target) }, "Cancel this run") : "");
   };
+  const drawLedger = async () => {
+    try {
+      const { entries } = await api(`/v1/runs/${encodeURIComponent(id)}/ledger`);
+      fill(ledger, entries.map((entry) => h("li", { "data-kind": entry.kind },
+        h("span", { class: "mono" }, `#${entry.seq} `), ledgerLine(entry),
+        h("span", { class: "muted" }, ` · ${new Date(entry.at_ms).toLocaleTimeString()}`))));
+    } catch (error) {
+      fill(ledger, h("li", { class: "error" }, error.message));
+    }
+  };
   const finish = (current) => {
     fill(status, badge(current.status));
     drawTimeline(current);
     drawOutputs(current, outputs);
     drawReceipt(current, receipt);
+    drawLedger();
   };
   drawTimeline(run);
+  drawLedger();
   // A finished run's stream replays its frames and ends at once.
   const stop = follow(id, (kind, frame) => {
     const content = frame.content ?? frame;
@@ -280,11 +294,25 @@ async function runPage(id) {
     else if (kind === "Event") {
       const detail = Object.entries(content).filter(([name]) => name !== "phase").map(([name, value]) => `${name}=${JSON.stringify(value)}`).join(" ");
       events.append(h("li", {}, `${content.phase}${detail ? ` (${detail})` : ""}`));
+      drawLedger();
       if (content.phase === "started") fill(status, badge("running"));
     }
   }, finish);
   leaving.push(stop);
   if (!LIVE.has(run.status)) finish(run);
+}
+
+/** One ledger entry of a run in words: a failed attempt says why the run was tried again. */
+function ledgerLine(entry) {
+  const body = entry.body ?? {};
+  switch (entry.kind) {
+    case "execution.started": return "started";
+    case "execution.attempt_failed": return `attempt ${body.attempt} failed (${body.code}: ${body.message}); tried again`;
+    case "plan.reserved": return `reserved ${dollars(body.amount_usd_micro)} on plan ${body.plan ?? ""}`;
+    case "plan.settled": return `charged ${dollars(body.charged_usd_micro)} to plan ${body.plan ?? ""}`;
+    case "execution.finished": return `finished: ${body.status ?? ""}${body.error_code ? ` (${body.error_code})` : ""}`;
+    default: return entry.kind;
+  }
 }
 
 function drawOutputs(run, into) {

@@ -34,6 +34,14 @@ fn the_dashboard_works_in_a_real_browser_and_shows_a_tenant_only_its_own() {
     );
     assert_eq!((status, bobs["status"].as_str()), (201, Some("succeeded")), "{bobs}");
 
+    // A run whose processor crashes each time: tried again after a second (the default policy).
+    let (status, crashing) = server.submit(
+        &json!({"ref": "theory/probe@1", "inputs": {"crash": true}}),
+        &[("Authorization", &format!("Bearer {alice}"))],
+    );
+    assert_eq!(status, 201, "{crashing}");
+    let crashing = crashing["id"].as_str().expect("an id").to_owned();
+
     let mut words = command.split_whitespace();
     let mut driver = Command::new(words.next().expect("a command"));
     driver
@@ -41,7 +49,8 @@ fn the_dashboard_works_in_a_real_browser_and_shows_a_tenant_only_its_own() {
         .env("THEORY_UI_URL", format!("http://{}", server.address))
         .env("THEORY_UI_TOKEN", &alice)
         .env("THEORY_UI_PLAN", "team-a")
-        .env("THEORY_UI_OTHER_RUN", bobs["id"].as_str().expect("an id"));
+        .env("THEORY_UI_OTHER_RUN", bobs["id"].as_str().expect("an id"))
+        .env("THEORY_UI_RETRIED_RUN", &crashing);
     let finished = driver.output().expect("the browser driver runs");
     let said = format!(
         "{}{}",
@@ -50,7 +59,17 @@ fn the_dashboard_works_in_a_real_browser_and_shows_a_tenant_only_its_own() {
     );
     assert!(finished.status.success(), "the dashboard failed in the browser:\n{said}");
     // Every check ran and said so (a driver that stopped early without failing would not).
-    assert_eq!(said.lines().filter(|line| line.starts_with("ok: ")).count(), 18, "{said}");
+    assert_eq!(said.lines().filter(|line| line.starts_with("ok: ")).count(), 19, "{said}");
+    // The crashing run ends (its attempts spent) before the server is stopped.
+    let auth = format!("Bearer {alice}");
+    let (status, ended) = server.request(
+        "GET",
+        &format!("/v1/runs/{crashing}"),
+        &[("Authorization", &auth), ("Prefer", "wait=30")],
+        "",
+    );
+    assert_eq!((status, ended["status"].as_str()), (200, Some("failed")), "{ended}");
+    assert_eq!(ended["attempts"], 3, "{ended}");
 }
 
 #[test]
