@@ -56,6 +56,9 @@ async function submit(page, { text, sleepMs, real = false, raw }) {
   return page.url().split("/").pop();
 }
 
+/** A 1×1 PNG. */
+const DOT_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+
 /** What the page shows, for a failure's message. */
 let shown = async () => "";
 
@@ -68,15 +71,21 @@ async function main() {
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     // Anything asked of another host is recorded and refused: the page must need none.
+    const origin = new URL(base).origin;
     await context.route("**/*", (route) => {
       const url = route.request().url();
-      if (url.startsWith(base) || url.startsWith("blob:") || url.startsWith("data:")) return route.continue();
+      if (url.startsWith("blob:") || url.startsWith("data:") || new URL(url).origin === origin) return route.continue();
       elsewhere.push(url);
       return route.abort();
     });
     const page = await context.newPage();
     const errors = [];
     page.on("pageerror", (error) => errors.push(error.message));
+    // A load the page's Content-Security-Policy refused never reaches the route above: the
+    // browser says so on the console.
+    page.on("console", (message) => {
+      if (message.type() === "error" && /Content Security Policy/i.test(message.text())) elsewhere.push(message.text());
+    });
     shown = async () => `${page.url()}\n${(await page.textContent("main").catch(() => "")).slice(0, 2000)}\nscript errors: ${errors.join("; ") || "none"}`;
 
     // Sign in: the server asks for a token.
@@ -110,6 +119,21 @@ async function main() {
     check("the receipt shows memo_key and inputs_hash with what they mean", receiptFields.includes("memo_key") && receiptFields.includes("inputs_hash"), receiptFields.join(","));
     await shot(page, "run");
 
+    // A file field: image/thumbnail@1's image, uploaded and attached from the form; its output
+    // (a PNG) shows inline.
+    await page.goto(`${base}/#/new?ref=image/thumbnail@1`);
+    await page.waitForSelector("#in-image[type=file]");
+    await page.setInputFiles("#in-image", { name: "dot.png", mimeType: "image/png", buffer: Buffer.from(DOT_PNG, "base64") });
+    await page.click("button[type=submit]");
+    await page.waitForURL(/#\/runs\/[0-9A-Z]{26}$/);
+    await page.waitForFunction(() => document.querySelector("h1 .badge")?.textContent === "succeeded", null, { timeout: 15000 });
+    await page.click("button[aria-label^='Preview '][aria-label$='/thumbnail.png']");
+    await page.waitForFunction(() => { const image = document.querySelector(".output img"); return image?.complete && image.naturalWidth > 0; });
+    await page.click("button[aria-label^='Preview '][aria-label$='/dimensions.json']");
+    await page.waitForFunction(() => [...document.querySelectorAll(".output pre")].some((pre) => pre.textContent.includes("b3:")));
+    check("a file field is uploaded and attached, and an image output shows inline", true);
+    await shot(page, "run-image");
+
     // Cancel a live run from the list.
     const live = await submit(page, { text: "wait", sleepMs: 60000 });
     await page.goto(`${base}/#/runs`);
@@ -131,7 +155,7 @@ async function main() {
     await page.waitForFunction(([selector, was]) => Number(document.querySelector(selector)?.dataset.spent) > was, [bar, before], { timeout: 10000 });
     const after = Number(await page.getAttribute(bar, "data-spent"));
     check(`the plan's bar moved (spent ${before} → ${after} µ$)`, after === before + 250000);
-    check("the ledger's chain verifies on the plans page", (await page.getAttribute("[data-ledger]", "data-ledger")) === "ok");
+    check("the ledger's check is the operator's, not shown to a tenant's token", (await page.getAttribute("[data-ledger]", "data-ledger")) === "operators-only");
     await shot(page, "plans");
 
     // A run tried again: its page says which attempt failed and why.
@@ -148,7 +172,11 @@ async function main() {
     await page.goto(`${base}/#/runs/${otherRun}`);
     await page.waitForSelector("[role=alert]");
     const refused = await page.textContent("[role=alert]");
-    check("another tenant's run is not shown by its id", refused.includes("error:") && !refused.includes("succeeded"), refused);
+    check("another tenant's run is not shown by its id", refused.includes(`there is no run ${otherRun}`), refused);
+    const answers = await page.evaluate(async ([run, secret]) => Promise.all(
+      ["", "/events", "/ledger", "/verify", "/receipt"].map((tail) => fetch(`/v1/runs/${run}${tail}`, { headers: { authorization: `Bearer ${secret}` } }).then((answer) => answer.status))),
+    [otherRun, token]);
+    check(`nor through any of its routes (${answers.join(", ")})`, answers.every((status) => status === 404));
 
     // The processors page: the registry, secrets named only.
     await page.goto(`${base}/#/processors`);

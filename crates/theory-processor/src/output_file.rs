@@ -161,6 +161,21 @@ impl Writer {
     }
 }
 
+impl Drop for OutputFile {
+    /// Dropped without [`OutputFile::finish`] (a handler that gave up): what was written still
+    /// reaches the file, as a `BufWriter`'s would, and the writer thread is gone before the
+    /// drop returns. Errors are the dropper's to ignore.
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+        if let Some(mut writer) = self.writer.take() {
+            drop(writer.blocks);
+            if let Some(thread) = writer.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for OutputFile {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
@@ -263,6 +278,17 @@ mod tests {
         let item = file.finish("out.bin", "application/octet-stream").expect("finish");
         let OutputBody::HashedFile { cid, .. } = item.body else { panic!("not a hashed file") };
         assert_eq!(cid, Cid::of(&[bytes.clone(), bytes].concat()));
+    }
+
+    #[test]
+    fn an_output_file_dropped_unfinished_still_holds_every_byte_written() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("out.bin");
+        let bytes = pattern(3 * BLOCK_BYTES + 77);
+        let mut file = OutputFile::create(&path).expect("create");
+        file.write_all(&bytes).expect("write");
+        drop(file);
+        assert!(std::fs::read(&path).expect("read back") == bytes, "bytes lost on drop");
     }
 
     #[test]

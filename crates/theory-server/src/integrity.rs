@@ -61,12 +61,14 @@ pub(crate) async fn run(
 }
 
 /// `GET /v1/ledger/verify`: walks the event chain and checks the database file; names the first
-/// entry that does not hold. Only positions and reasons: no entry's content.
+/// entry that does not hold. Only positions and reasons: no entry's content. The operator's
+/// (`plans:admin`): it reads every tenant's entries and the whole database file, so a tenant's
+/// token may neither learn how busy the others are nor make the server do it at will.
 pub(crate) async fn ledger(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    caller.needs(Scope::RunsRead)?;
+    caller.needs(Scope::PlansAdmin)?;
     let chain = state.ledger.verify().await?;
     let file = state.ledger.file_problems().await?;
     let first_broken = chain.first_bad_seq.map(|seq| {

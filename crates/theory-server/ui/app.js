@@ -6,7 +6,32 @@ const TOKEN_KEY = "theory.token";
 const LIVE = new Set(["queued", "starting", "running"]);
 const PAGE_SIZE = 50;
 const main = document.getElementById("main");
-let leaving = []; // what the current page stops when another one opens
+/**
+ * The page on screen (or being drawn): what it shows and what it stops when another opens. A
+ * page still loading when the user moved on draws nothing and starts nothing.
+ */
+class View {
+  constructor() {
+    this.alive = true;
+    this.stops = [];
+  }
+
+  show(...nodes) {
+    if (this.alive) fill(main, ...nodes);
+  }
+
+  /** Registers what to stop when the page closes (at once if it has already). */
+  on(stop) {
+    if (this.alive) this.stops.push(stop);
+    else stop();
+  }
+
+  close() {
+    this.alive = false;
+    for (const stop of this.stops.splice(0)) stop();
+  }
+}
+let view = null;
 
 // ---- small helpers -------------------------------------------------------------------------
 
@@ -73,6 +98,8 @@ function headers(extra = {}) {
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: headers(options.headers) });
   if (response.status === 401) {
+    // Whatever the page had running stops: the sign-in form stays as the user types.
+    view?.close();
     signIn("This server asks for an API token.");
     throw new ApiError(401, "sign in to see this", "paste a token made with `theory token create`");
   }
@@ -85,40 +112,61 @@ async function api(path, options = {}) {
   return body;
 }
 
-/** Follows a run's Server-Sent Events (fetch, so the token goes in a header). */
+/**
+ * Follows a run's Server-Sent Events (fetch, so the token goes in a header) until `end`; a
+ * stream cut short (a restart, a proxy) is picked up again after the last frame seen.
+ */
 function follow(id, onFrame, onEnd) {
   const controller = new AbortController();
-  (async () => {
-    const response = await fetch(`/v1/runs/${encodeURIComponent(id)}/events`, {
+  let after = 0;
+  let ended = false;
+  const once = async () => {
+    const response = await fetch(`/v1/runs/${encodeURIComponent(id)}/events?after=${after}`, {
       headers: headers({ accept: "text/event-stream" }),
       signal: controller.signal,
     });
-    if (!response.ok || !response.body) return;
+    if (!response.ok || !response.body) throw new ApiError(response.status, `the run's events answered ${response.status}`);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) return;
       buffer += value;
       let cut;
       while ((cut = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, cut);
         buffer = buffer.slice(cut + 2);
         let event = "message";
+        let seq = null;
         const data = [];
         for (const line of block.split("\n")) {
           if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("id:")) seq = Number(line.slice(3).trim());
           else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
         }
         if (!data.length) continue;
         const payload = JSON.parse(data.join("\n"));
-        if (event === "end") onEnd(payload);
-        else onFrame(event, payload);
+        if (event === "end") {
+          ended = true;
+          onEnd(payload);
+          return;
+        }
+        if (seq !== null) after = seq;
+        onFrame(event, payload);
       }
     }
-  })().catch((error) => {
-    if (error.name !== "AbortError") console.warn("event stream", error);
-  });
+  };
+  (async () => {
+    while (!ended && !controller.signal.aborted) {
+      try {
+        await once();
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        if (error.status === 404 || error.status === 401) return;
+      }
+      if (!ended) await new Promise((resume) => setTimeout(resume, 1000));
+    }
+  })();
   return () => controller.abort();
 }
 
@@ -154,7 +202,7 @@ function renderWho() {
 
 // ---- runs ----------------------------------------------------------------------------------
 
-async function runsPage(params) {
+async function runsPage(params, page) {
   const filters = { status: params.get("status") ?? "", ref: params.get("ref") ?? "", plan: params.get("plan") ?? "" };
   const cursor = params.get("cursor");
   const [processors, plans] = await Promise.all([
@@ -182,7 +230,7 @@ async function runsPage(params) {
     h("thead", {}, h("tr", {}, ["Status", "Run", "Processor", "Mode", "Adapter", "Runtime", "Plan", "Cost", "Duration", "Cached", "Age", ""]
       .map((title, index) => h("th", { scope: "col", class: index === 1 || index === 4 || index === 5 ? "hide-narrow" : null }, title)))),
     body));
-  show(h("h1", {}, "Runs"), form, table, pager);
+  page.show(h("h1", {}, "Runs"), form, table, pager);
 
   const refresh = async () => {
     const query = new URLSearchParams({ limit: PAGE_SIZE });
@@ -199,7 +247,7 @@ async function runsPage(params) {
   // Live: the first page is looked at again every two seconds while it is open.
   if (!cursor) {
     const timer = setInterval(() => refresh().catch(() => {}), 2000);
-    leaving.push(() => clearInterval(timer));
+    page.on(() => clearInterval(timer));
   }
 }
 
@@ -235,7 +283,7 @@ async function cancelRun(id, button) {
 
 // ---- one run -------------------------------------------------------------------------------
 
-async function runPage(id) {
+async function runPage(id, page) {
   const run = await api(`/v1/runs/${encodeURIComponent(id)}`);
   const status = h("span", {}, badge(run.status));
   const timeline = h("ul", { class: "timeline", "aria-label": "Timeline" });
@@ -246,13 +294,19 @@ async function runPage(id) {
   const receipt = h("div");
   const ledger = h("ol", { class: "ledger", "aria-label": "Ledger entries" });
   const cancelArea = h("div", { class: "row" });
-  show(h("h1", {}, "Run ", h("span", { class: "mono" }, id), " ", status),
+  const facts = h("dl", { class: "fields" });
+  const drawFacts = (current) => fill(facts,
+    h("dt", {}, "Processor"), h("dd", {}, current.ref ?? "—"),
+    h("dt", {}, "Mode"), h("dd", {}, current.mode),
+    h("dt", {}, "Adapter / runtime"), h("dd", {}, `${current.adapter} / ${current.runtime ?? "—"}`),
+    h("dt", {}, "Plan"), h("dd", {}, current.plan ?? "—"),
+    h("dt", {}, "Cost"), h("dd", {}, dollars(current.cost_usd_micro)),
+    h("dt", {}, "Duration"), h("dd", {}, duration(current.duration_ms)),
+    h("dt", {}, "Cached"), h("dd", {}, current.cached ? "yes: outputs of an earlier run with the same memo key" : current.cached === false ? "no" : "—"));
+  drawFacts(run);
+  page.show(h("h1", {}, "Run ", h("span", { class: "mono" }, id), " ", status),
     h("div", { class: "card" },
-      h("dl", { class: "fields" },
-        h("dt", {}, "Processor"), h("dd", {}, run.ref ?? "—"),
-        h("dt", {}, "Mode"), h("dd", {}, run.mode),
-        h("dt", {}, "Adapter / runtime"), h("dd", {}, `${run.adapter} / ${run.runtime ?? "—"}`),
-        h("dt", {}, "Plan"), h("dd", {}, run.plan ?? "—")),
+      facts,
       h("h2", {}, "Timeline"), timeline, events, cancelArea,
       h("h2", {}, "In the ledger"), ledger),
     h("h2", {}, "Tokens"), tokens,
@@ -277,7 +331,11 @@ async function runPage(id) {
       fill(ledger, h("li", { class: "error" }, error.message));
     }
   };
+  let finished = false;
   const finish = (current) => {
+    if (finished) return;
+    finished = true;
+    drawFacts(current);
     fill(status, badge(current.status));
     drawTimeline(current);
     drawOutputs(current, outputs);
@@ -298,7 +356,7 @@ async function runPage(id) {
       if (content.phase === "started") fill(status, badge("running"));
     }
   }, finish);
-  leaving.push(stop);
+  page.on(stop);
   if (!LIVE.has(run.status)) finish(run);
 }
 
@@ -330,7 +388,7 @@ function drawOutputs(run, into) {
     const card = h("div", { class: "card output" },
       h("div", { class: "row" }, h("strong", {}, output.path),
         h("span", { class: "muted" }, `${output.mime} · ${bytes(output.size_bytes)}`),
-        h("button", { class: "secondary", type: "button", onclick: () => download(output) }, "Download"),
+        h("button", { class: "secondary", type: "button", "aria-label": `Download ${output.path}`, onclick: () => download(output).catch((error) => fill(preview, failure(error))) }, "Download"),
         h("button", { class: "secondary", type: "button", "aria-label": `Preview ${output.path}`, onclick: () => previewOutput(output, preview) }, "Preview")),
       h("div", { class: "mono muted" }, output.cid), preview);
     return card;
@@ -409,9 +467,9 @@ async function drawReceipt(run, into) {
 
 // ---- new run -------------------------------------------------------------------------------
 
-async function newRunPage(params) {
+async function newRunPage(params, page) {
   const processors = (await api("/v1/processors")).processors;
-  if (!processors.length) { show(h("h1", {}, "New run"), h("p", {}, "The registry has no processor.")); return; }
+  if (!processors.length) { page.show(h("h1", {}, "New run"), h("p", {}, "The registry has no processor.")); return; }
   const chosen = params.get("ref") ?? processors[0].ref;
   const processor = await api(`/v1/processors/${chosen}`);
   const picker = h("select", { id: "ref", onchange: (event) => { location.hash = `#/new?ref=${encodeURIComponent(event.target.value)}`; } },
@@ -419,7 +477,9 @@ async function newRunPage(params) {
   const schema = processor.inputs ?? {};
   const fields = schemaFields(schema);
   const raw = h("textarea", { id: "raw", "aria-label": "Inputs as JSON", hidden: true }, JSON.stringify(example(schema), null, 2));
-  const useRaw = h("input", { type: "checkbox", id: "use-raw", onchange: () => { raw.hidden = !useRaw.checked; fields.element.hidden = useRaw.checked; } });
+  // The fields sit in a fieldset disabled in raw mode, so their `required` does not block it.
+  const fieldset = h("fieldset", { class: "plain" }, h("legend", { class: "muted" }, "Fields from the inputs schema"), fields.element);
+  const useRaw = h("input", { type: "checkbox", id: "use-raw", onchange: () => { raw.hidden = !useRaw.checked; fieldset.hidden = useRaw.checked; fieldset.disabled = useRaw.checked; } });
   const real = h("input", { type: "checkbox", id: "real", name: "real" });
   const attachField = h("input", { id: "attach-field", placeholder: "input name, e.g. image" });
   const attachFile = h("input", { id: "attach-file", type: "file" });
@@ -430,13 +490,12 @@ async function newRunPage(params) {
       event.preventDefault();
       fill(problems, );
       try {
-        const inputs = useRaw.checked ? JSON.parse(raw.value || "{}") : fields.value();
+        const inputs = useRaw.checked ? JSON.parse(raw.value || "{}") : await fields.value();
         if (attachFile.files.length) {
           const file = attachFile.files[0];
           const name = attachField.value.trim();
           if (!name) throw new ApiError(400, "name the input the file goes in", "the field above the file picker");
-          const reference = await api(`/v1/uploads?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file, headers: { "content-type": file.type || "application/octet-stream" } });
-          inputs[name] = reference;
+          inputs[name] = await upload(file);
         }
         const request = { ref: chosen, inputs, mode: real.checked ? "real" : "mock" };
         if (plan.value.trim()) request.plan = plan.value.trim();
@@ -449,27 +508,76 @@ async function newRunPage(params) {
   },
   h("label", { for: "ref" }, "Processor", picker),
   processor.description ? h("p", { class: "muted" }, processor.description) : null,
-  h("h2", {}, "Inputs"), fields.element,
+  h("h2", {}, "Inputs"), fieldset,
   h("label", { class: "inline", for: "use-raw" }, useRaw, "Write the inputs as raw JSON"), raw,
   h("h2", {}, "Attachment"),
   h("div", { class: "row" }, h("label", { for: "attach-field" }, "Input that gets the file", attachField), h("label", { for: "attach-file" }, "File", attachFile)),
   h("div", { class: "row" }, h("label", { for: "plan" }, "Plan", plan)),
   h("div", { class: "real" }, h("label", { class: "inline", for: "real" }, real, h("strong", {}, "Run for real"), "— calls the provider, may need a secret and cost money. Unchecked, the run is a mock: no network, no cost.")),
   h("div", { class: "row" }, h("button", { type: "submit" }, "Start run")), problems);
-  show(h("h1", {}, "New run"), form);
+  page.show(h("h1", {}, "New run"), form);
 }
 
-/** Form controls for an object schema's properties; `value()` reads them back as inputs. */
+/** The schema a local `$ref` (`#/$defs/…`) points at, or `{}`. */
+function target(root, reference) {
+  if (!reference?.startsWith("#/")) return {};
+  return reference.slice(2).split("/").reduce((node, key) => node?.[key], root) ?? {};
+}
+
+/** A property's schema with its own `$ref` followed (one level: a field, not a form). */
+function resolve(root, schema) {
+  if (!schema?.$ref) return schema ?? {};
+  return { ...target(root, schema.$ref), ...Object.fromEntries(Object.entries(schema).filter(([key]) => key !== "$ref")) };
+}
+
+/**
+ * The fields an object schema asks for: its own properties and required, and those of its
+ * `$ref`, `allOf` and `else` (the short form a spec may allow beside `{"schema","params"}`),
+ * each merged in, not one over another. Fixed values (`const`) are left out: the form does not
+ * ask for what has one answer. A `$ref` followed once only (a schema may refer to itself).
+ */
+function fieldsOf(root, schema = root, seen = new Set()) {
+  const properties = {};
+  const required = [];
+  const merge = (part) => {
+    for (const [name, property] of Object.entries(part.properties)) properties[name] ??= property;
+    required.push(...part.required);
+  };
+  for (const [name, property] of Object.entries(schema.properties ?? {})) {
+    const resolved = resolve(root, property);
+    if (resolved.const === undefined) properties[name] = resolved;
+  }
+  required.push(...(schema.required ?? []));
+  if (schema.$ref && !seen.has(schema.$ref)) {
+    seen.add(schema.$ref);
+    merge(fieldsOf(root, target(root, schema.$ref), seen));
+  }
+  for (const part of [...(schema.allOf ?? []), ...(schema.else ? [schema.else] : [])]) merge(fieldsOf(root, part, seen));
+  return { properties, required };
+}
+
+/** Whether a property takes a stored file: `{"$artifact","cid","mime"}`. */
+const isArtifact = (property) => (property.required ?? []).includes("$artifact") || property.properties?.$artifact !== undefined;
+
+/** Uploads a file (`POST /v1/uploads`); returns the reference to put in the inputs. */
+const upload = (file) => api(`/v1/uploads?name=${encodeURIComponent(file.name)}`, {
+  method: "POST", body: file, headers: { "content-type": file.type || "application/octet-stream" },
+});
+
+/** Form controls for an object schema's fields; `value()` reads them back as inputs. */
 function schemaFields(schema) {
-  const properties = schema.properties ?? {};
-  const required = new Set(schema.required ?? []);
+  const { properties, required: requiredList } = fieldsOf(schema);
+  const required = new Set(requiredList);
   const readers = [];
   const element = h("div", {}, Object.entries(properties).map(([name, property]) => {
     const id = `in-${name}`;
     const type = Array.isArray(property.type) ? property.type.find((t) => t !== "null") : property.type;
     let control;
     let read;
-    if (property.enum) {
+    if (isArtifact(property)) {
+      control = h("input", { id, name, type: "file", required: required.has(name) });
+      read = async () => (control.files.length ? upload(control.files[0]) : undefined);
+    } else if (property.enum) {
       control = h("select", { id, name }, required.has(name) ? null : h("option", { value: "" }, "—"), property.enum.map((option) => h("option", { value: JSON.stringify(option), selected: option === property.default }, String(option))));
       read = () => (control.value === "" ? undefined : JSON.parse(control.value));
     } else if (type === "boolean") {
@@ -490,12 +598,15 @@ function schemaFields(schema) {
     readers.push([name, read]);
     return h("div", { class: "field" },
       h("label", { for: id, class: type === "boolean" ? "inline" : null }, `${name}${required.has(name) ? " *" : ""}`, control),
-      h("div", { class: "help", id: `${id}-help` }, [property.description, describe(property)].filter(Boolean).join(" · ")));
+      h("div", { class: "help", id: `${id}-help` }, [property.description, isArtifact(property) ? "a file, uploaded and attached" : describe(property)].filter(Boolean).join(" · ")));
   }));
   if (!Object.keys(properties).length) element.append(h("p", { class: "muted" }, "This processor declares no input fields; use raw JSON if it takes any."));
   return {
     element,
-    value: () => Object.fromEntries(readers.map(([name, read]) => [name, read()]).filter(([, value]) => value !== undefined)),
+    value: async () => {
+      const values = await Promise.all(readers.map(async ([name, read]) => [name, await read()]));
+      return Object.fromEntries(values.filter(([, value]) => value !== undefined));
+    },
   };
 }
 
@@ -513,14 +624,23 @@ function describe(property) {
   return words.join(", ");
 }
 
-/** An example value for a schema: defaults, examples, then something of the right type. */
-function example(schema) {
+/** Example inputs for a processor's schema: each required field (or, with none, the first). */
+function example(root) {
+  const { properties, required } = fieldsOf(root);
+  const names = Object.keys(properties);
+  const chosen = names.filter((name) => required.includes(name));
+  return Object.fromEntries((chosen.length ? chosen : names.slice(0, 1)).map((name) => [name, exampleValue(properties[name])]));
+}
+
+/** An example value for one field: its examples, default or first option, else one of its type. */
+function exampleValue(schema) {
   if (schema.examples?.length) return schema.examples[0];
   if (schema.default !== undefined) return schema.default;
   if (schema.enum) return schema.enum[0];
+  if (isArtifact(schema)) return { $artifact: "/artifacts/inputs/b3:…/photo.png", cid: "b3:…", mime: "image/png" };
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
   switch (type) {
-    case "object": return Object.fromEntries(Object.entries(schema.properties ?? {}).filter(([name]) => (schema.required ?? []).includes(name)).map(([name, property]) => [name, example(property)]));
+    case "object": return {};
     case "array": return [];
     case "string": return schema.minLength ? "x".repeat(schema.minLength) : "hello";
     case "integer": case "number": return schema.minimum ?? 1;
@@ -531,14 +651,16 @@ function example(schema) {
 
 // ---- processors ----------------------------------------------------------------------------
 
-async function processorsPage() {
+async function processorsPage(page) {
   const listed = (await api("/v1/processors")).processors;
   const documents = await Promise.all(listed.map((entry) => api(`/v1/processors/${entry.ref}`).catch(() => entry)));
-  show(h("h1", {}, "Processors"), ...documents.map((processor) => {
+  page.show(h("h1", {}, "Processors"), ...documents.map((processor) => {
     const schema = processor.inputs ?? {};
-    const required = new Set(schema.required ?? []);
-    const rows = Object.entries(schema.properties ?? {}).map(([name, property]) => h("tr", {},
-      h("td", { class: "mono" }, name), h("td", {}, required.has(name) ? "yes" : "no"), h("td", {}, describe(property)), h("td", {}, property.description ?? "")));
+    const fields = fieldsOf(schema);
+    const required = new Set(fields.required);
+    const rows = Object.entries(fields.properties).map(([name, property]) => h("tr", {},
+      h("td", { class: "mono" }, name), h("td", {}, required.has(name) ? "yes" : "no"),
+      h("td", {}, isArtifact(property) ? "a file (uploaded: {$artifact, cid, mime})" : describe(property)), h("td", {}, property.description ?? "")));
     const secrets = [...(processor.secrets_required ?? []).map((name) => `${name} (required for real runs)`), ...(processor.secrets_optional ?? []).map((name) => `${name} (optional)`)];
     return h("section", { class: "card", "aria-label": processor.ref },
       h("h2", {}, processor.ref, " ", h("a", { href: `#/new?ref=${encodeURIComponent(processor.ref)}` }, "Run it")),
@@ -555,15 +677,18 @@ async function processorsPage() {
 
 // ---- plans ---------------------------------------------------------------------------------
 
-async function plansPage() {
+async function plansPage(page) {
   const [plans, audit] = await Promise.all([
     api("/v1/plans").then((body) => body.plans),
     api("/v1/ledger/verify").catch((error) => ({ error })),
   ]);
-  const verdict = audit.error ? h("p", { class: "error" }, `ledger check: ${audit.error.message}`)
+  const verdict = audit.error?.status === 403 ? h("p", { class: "muted", "data-ledger": "operators-only" }, "The ledger's check is shown to operators (a plans:admin token).")
+    : audit.error ? h("p", { class: "error" }, `ledger check: ${audit.error.message}`)
     : audit.ok ? h("p", { "data-ledger": "ok" }, `✓ the ledger's chain verifies (${audit.entries} entries)`)
-      : h("p", { class: "error", "data-ledger": "broken" }, `✗ the ledger's chain breaks at entry ${audit.first_broken?.seq}: ${audit.first_broken?.problem}`);
-  show(h("h1", {}, "Plans"), h("div", { class: "card" }, verdict),
+      : h("p", { class: "error", "data-ledger": "broken" }, audit.first_broken
+        ? `✗ the ledger's chain breaks at entry ${audit.first_broken.seq}: ${audit.first_broken.problem}`
+        : `✗ the ledger's database file is damaged: ${audit.file_problem}`);
+  page.show(h("h1", {}, "Plans"), h("div", { class: "card" }, verdict),
     plans.length ? plans.map(planCard) : h("p", { class: "muted" }, "No plans. Make one with `theory plan create KEY --budget-usd N` or POST /v1/plans."));
   const timer = setInterval(async () => {
     try {
@@ -571,7 +696,7 @@ async function plansPage() {
       for (const plan of fresh) document.querySelector(`[data-plan="${CSS.escape(plan.key)}"]`)?.replaceWith(planCard(plan));
     } catch { /* shown on the next load */ }
   }, 2000);
-  leaving.push(() => clearInterval(timer));
+  page.on(() => clearInterval(timer));
 }
 
 function planCard(plan) {
@@ -591,8 +716,8 @@ function planCard(plan) {
 // ---- routing -------------------------------------------------------------------------------
 
 async function route() {
-  for (const stop of leaving) stop();
-  leaving = [];
+  view?.close();
+  const page = (view = new View());
   const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(query);
   const parts = path.split("/").filter(Boolean);
@@ -603,15 +728,15 @@ async function route() {
   }
   try {
     if (section === "sign-in") signIn("Paste an API token.");
-    else if (section === "runs" && parts[1]) await runPage(decodeURIComponent(parts[1]));
-    else if (section === "runs") await runsPage(params);
-    else if (section === "new") await newRunPage(params);
-    else if (section === "processors") await processorsPage();
-    else if (section === "plans") await plansPage();
-    else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/runs" }, "See the runs")));
+    else if (section === "runs" && parts[1]) await runPage(decodeURIComponent(parts[1]), page);
+    else if (section === "runs") await runsPage(params, page);
+    else if (section === "new") await newRunPage(params, page);
+    else if (section === "processors") await processorsPage(page);
+    else if (section === "plans") await plansPage(page);
+    else page.show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/runs" }, "See the runs")));
     document.title = `Theory · ${section}`;
   } catch (error) {
-    if (error.status !== 401) show(failure(error));
+    if (error.status !== 401) page.show(failure(error));
   }
 }
 

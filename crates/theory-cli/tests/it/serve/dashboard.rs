@@ -59,7 +59,7 @@ fn the_dashboard_works_in_a_real_browser_and_shows_a_tenant_only_its_own() {
     );
     assert!(finished.status.success(), "the dashboard failed in the browser:\n{said}");
     // Every check ran and said so (a driver that stopped early without failing would not).
-    assert_eq!(said.lines().filter(|line| line.starts_with("ok: ")).count(), 19, "{said}");
+    assert_eq!(said.lines().filter(|line| line.starts_with("ok: ")).count(), 21, "{said}");
     // The crashing run ends (its attempts spent) before the server is stopped.
     let auth = format!("Bearer {alice}");
     let (status, ended) = server.request(
@@ -119,4 +119,19 @@ fn a_run_and_the_ledger_verify_through_the_api() {
     let (_, verified) = server.request("GET", &format!("/v1/runs/{id}/verify"), &[], "");
     assert_eq!(verified["ok"], false, "{verified}");
     assert!(verified["problems"].to_string().contains("echo.txt"), "{verified}");
+
+    // An entry of the ledger rewritten behind its back: the chain names it first broken.
+    let database = project.path().join(".theory/theory.db");
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        use sqlx::Connection as _;
+        let url = format!("sqlite://{}", database.display());
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("the ledger");
+        sqlx::query("UPDATE events SET body = '{\"rewritten\":true}' WHERE seq = 2")
+            .execute(&mut connection)
+            .await
+            .expect("rewritten");
+    });
+    let (_, ledger) = server.request("GET", "/v1/ledger/verify", &[], "");
+    assert_eq!(ledger["ok"], false, "{ledger}");
+    assert_eq!(ledger["first_broken"]["seq"], 2, "{ledger}");
 }
