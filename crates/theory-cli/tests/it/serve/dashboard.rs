@@ -6,16 +6,8 @@ use std::process::Command;
 
 use serde_json::json;
 
-use super::Server;
+use super::{Server, token};
 use crate::support::Project;
-
-fn token(project: &Project, args: &[&str]) -> String {
-    let mut all = vec!["token", "create", "--json"];
-    all.extend_from_slice(args);
-    let made = project.run(&all);
-    assert_eq!(made.code, 0, "{}", made.transcript());
-    made.json()["secret"].as_str().expect("a secret").to_owned()
-}
 
 #[test]
 fn the_dashboard_works_in_a_real_browser_and_shows_a_tenant_only_its_own() {

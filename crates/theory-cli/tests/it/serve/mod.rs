@@ -21,6 +21,15 @@ use serde_json::Value;
 
 use crate::support::{Project, binaries, binary};
 
+/// Makes an API token with `theory token create` and returns its secret.
+pub(crate) fn token(project: &Project, args: &[&str]) -> String {
+    let mut all = vec!["token", "create", "--json"];
+    all.extend_from_slice(args);
+    let made = project.run(&all);
+    assert_eq!(made.code, 0, "{}", made.transcript());
+    made.json()["secret"].as_str().expect("a secret").to_owned()
+}
+
 /// A running `theory serve` in a project of its own.
 pub(crate) struct Server {
     child: Child,

@@ -4,17 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::Server;
+use super::{Server, token};
 use crate::support::Project;
-
-/// Makes a token and returns its secret.
-fn token(project: &Project, args: &[&str]) -> String {
-    let mut all = vec!["token", "create", "--json"];
-    all.extend_from_slice(args);
-    let made = project.run(&all);
-    assert_eq!(made.code, 0, "{}", made.transcript());
-    made.json()["secret"].as_str().expect("a secret").to_owned()
-}
 
 fn bearer(secret: &str) -> String {
     format!("Bearer {secret}")
