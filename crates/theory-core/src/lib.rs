@@ -14,7 +14,8 @@
 //! - [`session`]: the orchestrator's side of `theory.run.v1`, shared by every adapter.
 //! - [`orchestrator`]: [`Orchestrator::run`] — mode and CI guard, inputs schema, plan, memo cache,
 //!   secrets, start, session, index, receipts, envelope.
-//! - [`hashing`], [`Fingerprint`], [`Receipt`]: what makes runs reproducible and provable.
+//! - [`hashing`], [`Fingerprint`], [`Receipt`]: what makes runs reproducible and provable;
+//!   [`attestation`]: a receipt and its outputs as a signed in-toto statement (DSSE, Ed25519).
 //! - [`env`](mod@env): the environment snapshot and the secret [`Redactor`].
 //!
 //! # Data flow
@@ -25,6 +26,7 @@
 //! — outputs stream into the store while hashed — and writes the index and receipts.
 
 pub mod attachments;
+pub mod attestation;
 pub mod cancel;
 mod canonical;
 pub mod collision;
