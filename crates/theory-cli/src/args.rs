@@ -63,6 +63,9 @@ pub(crate) enum Command {
     /// API tokens for `theory serve`: who may call it, and which plan their runs are charged to.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The Ed25519 key that signs runs' attestations: make one, or print its public half.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Deploy to Modal and run there, with Modal's own `modal` CLI.
     #[command(subcommand)]
     Modal(crate::modal_args::ModalCommand),
@@ -175,6 +178,26 @@ pub(crate) enum PlanCommand {
     Show(PlanShowArgs),
     /// List the plans.
     List(JsonArgs),
+}
+
+/// `theory keys …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Make the project's signing key (`.theory/keys/signing.pem`, owner-only) and its public
+    /// half beside it.
+    Generate(KeysGenerateArgs),
+    /// Print the signing key's public half (PEM) and its id, to give to whoever verifies.
+    Show(JsonArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysGenerateArgs {
+    /// Replace the project's key (runs it signed then verify only with its old public key).
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `theory token …`.

@@ -50,6 +50,9 @@ pub mod names {
     pub const WEBHOOK_SECRET: &str = "THEORY_WEBHOOK_SECRET";
     /// Seconds between webhook delivery attempts, comma-separated (default `1,5,30,120`).
     pub const WEBHOOK_RETRY_S: &str = "THEORY_WEBHOOK_RETRY_S";
+    /// The Ed25519 key that signs runs' attestations: PEM (PKCS #8), or the path of a PEM file;
+    /// else `.theory/keys/signing.pem` (`theory keys generate`).
+    pub const SIGNING_KEY: &str = "THEORY_SIGNING_KEY";
     /// A PEM file of extra CA certificates for `https` endpoints.
     pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
     /// The registry `theory processor push` pushes to when `--registry` is not given.
@@ -187,6 +190,7 @@ pub mod names {
         TOKEN,
         WEBHOOK_SECRET,
         WEBHOOK_RETRY_S,
+        SIGNING_KEY,
         SSL_CERT_FILE,
         IMAGE_REGISTRY,
         SDK_PATH,

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod adapters;
+mod keys;
 mod project;
 mod project_file;
 mod registry_index;
@@ -30,6 +31,7 @@ use theory_core::orchestrator::MemoCache;
 use theory_core::registry::Registry;
 use theory_core::{ArtifactStore, EnvSnapshot, Orchestrator, Redactor};
 
+pub use keys::KeySource;
 pub use project::Project;
 pub use project_file::{PROJECT_FILE, with_project_defaults};
 

@@ -3,6 +3,7 @@
 pub(crate) mod artifacts;
 pub(crate) mod ci;
 pub(crate) mod executions;
+pub(crate) mod keys;
 pub(crate) mod ledger;
 pub(crate) mod local;
 pub(crate) mod modal;
@@ -120,7 +121,8 @@ fn declared_secrets(command: &crate::args::Command, registry: &Registry) -> Vec<
         | Command::Executions(_)
         | Command::Ledger(_)
         | Command::Verify(_)
-        | Command::Artifacts(_) => Vec::new(),
+        | Command::Artifacts(_)
+        | Command::Keys(_) => Vec::new(),
         _ => registry.processors().flat_map(secrets_of).collect(),
     }
 }
@@ -183,6 +185,7 @@ pub(crate) async fn dispatch(cli: crate::args::Cli) -> Result<ExitCode, theory_c
         crate::args::Command::Ci(crate::args::CiCommand::Init(args)) => ci::init(&args, &context),
         crate::args::Command::Serve(args) => serve::run(args, context).await,
         crate::args::Command::Token(command) => token::run(command, context).await,
+        crate::args::Command::Keys(command) => Ok(keys::run(&command, &context)),
         crate::args::Command::Modal(command) => modal::run(command, context).await,
         // Answered in `main` before any context is built.
         crate::args::Command::Completions(_) | crate::args::Command::Man => {

@@ -9,6 +9,7 @@ mod files_per_output;
 mod hostile_inputs;
 mod integrity;
 mod interrupts;
+mod keys;
 mod ledger;
 mod memory;
 mod modal;
