@@ -65,7 +65,7 @@ pub use ports::{
     Adapter, ArtifactStore, ByteStream, Instance, Launch, ObjectWriter, Plan, StoreError,
 };
 pub use processor_ref::{ProcessorRef, ProcessorRefError};
-pub use receipt::Receipt;
+pub use receipt::{AttestationNote, Receipt};
 pub use theory_protocol::{Cid, ExecutionId, Mode};
 pub use world_path::{
     FACETS, MAX_PATH_CHARS, MAX_SEGMENT_CHARS, RESERVED_FACETS, WorldPath, WorldPathError,

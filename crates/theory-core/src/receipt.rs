@@ -61,6 +61,21 @@ pub struct Receipt {
     /// absent when there were none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<PromptUse>,
+    /// Whether the run's attestation is signed, and by which key: `{"signed": false}` when the
+    /// project has no signing key (said, never silent). Absent from receipts made before
+    /// attestations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationNote>,
+}
+
+/// A receipt's word on its run's attestation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationNote {
+    /// Whether `attestation.json` was signed and stored.
+    pub signed: bool,
+    /// The signing key's id, when signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl Receipt {

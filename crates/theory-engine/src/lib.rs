@@ -55,5 +55,6 @@ pub fn orchestrator(
         redactor,
         ledger: Some(ledger),
         warm: None,
+        signer: None,
     }
 }

@@ -48,6 +48,7 @@ fn orchestrator(state: &Path, adapter: Arc<dyn Adapter>, env: EnvSnapshot) -> Or
         redactor: Redactor::from_env(&env, std::iter::empty()),
         ledger: None,
         warm: None,
+        signer: None,
         env,
     }
 }

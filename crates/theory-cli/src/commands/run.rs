@@ -99,7 +99,8 @@ pub(crate) async fn run_with(
     let store = context.project.store(&context.env).await?;
     let ledger = context.project.ledger(&context.env).await?;
     let _ = compiling.await;
-    let orchestrator = theory_engine::orchestrator(
+    let signer = context.project.signing_key(&context.env)?.map(|(key, _)| Arc::new(key));
+    let mut orchestrator = theory_engine::orchestrator(
         Arc::clone(&store),
         ledger,
         registry,
@@ -107,6 +108,7 @@ pub(crate) async fn run_with(
         context.env,
         context.redactor.clone(),
     );
+    orchestrator.signer = signer;
     let observer: Option<Arc<dyn FrameObserver>> = args.stream.then(|| {
         Arc::new(StreamPrinter { redactor: context.redactor.clone() }) as Arc<dyn FrameObserver>
     });

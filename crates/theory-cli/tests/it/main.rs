@@ -1,6 +1,7 @@
 //! The `theory` binary, end to end: snapshots of what users see, and the behaviours behind them.
 
 mod attachments;
+mod attestations;
 mod behaviour;
 mod canary;
 mod ci;

@@ -132,18 +132,28 @@ impl Orchestrator {
             transfer: transfer.as_str().to_owned(),
             ledger_position,
             prompts,
+            attestation: Some(crate::AttestationNote {
+                signed: self.signer.is_some(),
+                key_id: self.signer.as_ref().map(|key| key.public().key_id().to_owned()),
+            }),
         };
         let receipt_json = Bytes::from(receipt.to_canonical_json());
-        // The index last among the outputs, then the receipts: an index only for a complete run.
-        self.write_records(
-            execution_id,
-            [
-                (&index_path, Bytes::from(index)),
-                (&receipt_path, receipt_json.clone()),
-                (&prefix_receipt, receipt_json),
-            ],
-        )
-        .await?;
+        let mut records = vec![
+            (index_path.clone(), Bytes::from(index)),
+            (receipt_path, receipt_json.clone()),
+            (prefix_receipt, receipt_json),
+        ];
+        if let Some(signer) = &self.signer {
+            // Beside the receipt, never an output: the statement of these outputs and this
+            // receipt, signed.
+            let statement = crate::attestation::Statement::of(&receipt, &outputs);
+            let envelope = signer.sign(&statement);
+            let path = parse_path(&format!("{execution_folder}/attestation.json"))?;
+            records.push((path, Bytes::from(envelope.to_canonical_json())));
+        }
+        // The index last among the outputs, then the receipts and the attestation: an index only
+        // for a complete run.
+        self.write_records(execution_id, &records).await?;
         let meta = Meta {
             processor_ref: Some(request.reference.to_string()),
             adapter: Some(request.adapter.to_string()),
@@ -170,11 +180,11 @@ impl Orchestrator {
     pub(super) async fn write_records(
         &self,
         execution_id: &ExecutionId,
-        records: [(&WorldPath, Bytes); 3],
+        records: &[(WorldPath, Bytes)],
     ) -> Result<(), Failure> {
         let mut written = Vec::with_capacity(records.len());
         for (path, bytes) in records {
-            match self.store.put_bytes(path, JSON, bytes).await {
+            match self.store.put_bytes(path, JSON, bytes.clone()).await {
                 Ok(()) => written.push(path.clone()),
                 Err(error) => {
                     // Any failure but a collision may have stored the object all the same.

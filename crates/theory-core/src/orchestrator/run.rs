@@ -54,6 +54,9 @@ pub struct Orchestrator {
     /// Started instances kept for the next run (`theory serve`); `None` stops each instance
     /// when its run ends.
     pub warm: Option<Arc<super::warm::WarmPool>>,
+    /// Signs each successful run's attestation (`attestation.json` beside its receipt); `None`
+    /// leaves runs unsigned, and their receipts say so.
+    pub signer: Option<Arc<crate::attestation::SigningKey>>,
 }
 
 /// What to run.

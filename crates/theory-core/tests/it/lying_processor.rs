@@ -165,6 +165,7 @@ async fn lies_fail_the_run_and_leave_nothing() {
             redactor: Redactor::default(),
             ledger: None,
             warm: None,
+            signer: None,
         };
         let outcome = orchestrator.run(request("theory/probe@1", Mode::Mock, json!({}))).await;
         assert_eq!(

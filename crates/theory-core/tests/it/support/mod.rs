@@ -53,6 +53,7 @@ pub(crate) fn harness(env: &[(&str, &str)]) -> Harness {
         redactor: Redactor::from_env(&env, ["SECRETIVE_KEY"]),
         ledger: None,
         warm: None,
+        signer: None,
         env,
     };
     Harness { orchestrator, store, counters, _memo: memo }

@@ -1,0 +1,84 @@
+//! Every successful run leaves an attestation beside its receipt when the project has a signing
+//! key: an in-toto statement of its outputs and receipt in a DSSE envelope, signed with
+//! Ed25519; without a key the run is unsigned and its receipt says so.
+
+use serde_json::Value;
+use theory_core::attestation::{Envelope, PublicKey};
+
+use crate::support::Project;
+
+fn record(project: &Project, id: &str, name: &str) -> Option<String> {
+    std::fs::read_to_string(
+        project.path().join(format!(".theory/artifacts/artifacts/execution/{id}/{name}")),
+    )
+    .ok()
+}
+
+fn run_probe(project: &Project, text: &str) -> Value {
+    let inputs = format!(r#"{{"text":"{text}"}}"#);
+    let ran = project.run(&[
+        "run",
+        "--ref",
+        "theory/probe@1",
+        "--mode",
+        "mock",
+        "--json",
+        "--inputs-json",
+        &inputs,
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.transcript());
+    ran.json()
+}
+
+#[test]
+fn without_a_key_a_run_is_unsigned_and_its_receipt_says_so() {
+    let project = Project::new();
+    let envelope = run_probe(&project, "unsigned");
+    let id = envelope["execution_id"].as_str().unwrap();
+    let receipt: Value =
+        serde_json::from_str(&record(&project, id, "determinism.json").unwrap()).unwrap();
+    assert_eq!(receipt["attestation"], serde_json::json!({"signed": false}), "{receipt}");
+    assert!(record(&project, id, "attestation.json").is_none());
+}
+
+#[test]
+fn a_signed_run_s_attestation_verifies_with_the_public_key_and_names_its_outputs_and_receipt() {
+    let project = Project::new();
+    let made = project.run(&["keys", "generate", "--json"]);
+    assert_eq!(made.code, 0, "{}", made.transcript());
+    let public = PublicKey::from_pem(made.json()["public_key_pem"].as_str().unwrap()).unwrap();
+    let envelope = run_probe(&project, "signed");
+    let id = envelope["execution_id"].as_str().unwrap();
+
+    let stored: Envelope =
+        serde_json::from_str(&record(&project, id, "attestation.json").expect("an attestation"))
+            .unwrap();
+    let statement = stored.verify(std::slice::from_ref(&public)).expect("it verifies");
+    let receipt: Value =
+        serde_json::from_str(&record(&project, id, "determinism.json").unwrap()).unwrap();
+    assert_eq!(statement.predicate, receipt, "the predicate is the receipt");
+    assert_eq!(receipt["attestation"]["key_id"], public.key_id());
+    let subjects: Vec<(String, String)> = statement
+        .subject
+        .iter()
+        .map(|subject| (subject.name.clone(), format!("b3:{}", subject.digest["blake3"])))
+        .collect();
+    let outputs: Vec<(String, String)> = envelope["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|output| {
+            (
+                output["path"].as_str().unwrap().to_owned(),
+                output["cid"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(subjects, outputs, "the subjects are the outputs");
+    let index = record(&project, id, "outputs.json").unwrap();
+    assert!(!index.contains("attestation"), "never listed as an output: {index}");
+
+    // Another key does not verify it.
+    let other = theory_core::attestation::SigningKey::generate().unwrap();
+    assert!(stored.verify(std::slice::from_ref(other.public())).is_err());
+}
