@@ -67,6 +67,7 @@ def test_the_document_is_valid_openapi_and_every_answer_matches_it(server: Serve
         call("get", "/v1/runs/{id}/verify", "/v1/runs/01NOSUCHRUN0000000000000000/verify")
         call("get", "/v1/ledger/verify", "/v1/ledger/verify")
         call("get", "/v1/runs/{id}/ledger", f"/v1/runs/{run_id}/ledger")
+        call("get", "/v1/runs/{id}/attestation", f"/v1/runs/{run_id}/attestation")
         call("get", "/v1/runs/{id}/events", f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": "x"})
         call("post", "/v1/uploads", "/v1/uploads", content=b"spec bytes", params={"name": "s.txt"})
         call("post", "/v1/uploads", "/v1/uploads", content=b"x", params={"name": "../x"})

@@ -110,7 +110,7 @@ pub(crate) async fn create_plan(
     }
 }
 
-/// The most bytes of a receipt served (receipts are small).
+/// The most bytes of a receipt or attestation served (records are small).
 const MAX_RECEIPT_BYTES: usize = 1024 * 1024;
 
 /// `GET /v1/runs/{id}/receipt`: the run's `determinism.json` (for a memo-cache hit, the
@@ -120,13 +120,52 @@ pub(crate) async fn receipt(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    run_record(
+        &state,
+        &caller,
+        &id,
+        "determinism.json",
+        "receipt",
+        "`theory verify` checks the run",
+    )
+    .await
+}
+
+/// `GET /v1/runs/{id}/attestation`: the run's signed `attestation.json` (a DSSE envelope of an
+/// in-toto statement of its outputs and receipt), as stored; `404` for an unsigned run.
+pub(crate) async fn attestation(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    run_record(
+        &state,
+        &caller,
+        &id,
+        "attestation.json",
+        "attestation",
+        "the run was not signed (its receipt says so): `theory keys generate` makes the server's key",
+    )
+    .await
+}
+
+/// One of a successful run's records, read from the folder of its index (another run's, for a
+/// memo-cache hit), as stored.
+async fn run_record(
+    state: &State,
+    caller: &Caller,
+    id: &str,
+    file: &str,
+    what: &str,
+    missing_hint: &str,
+) -> Result<Response, ApiError> {
     caller.needs(theory_ledger::Scope::RunsRead)?;
-    crate::routes::current(&state, &caller, &id).await?;
-    let record = match state.ledger.execution(&id).await {
+    crate::routes::current(state, caller, id).await?;
+    let record = match state.ledger.execution(id).await {
         Ok(record) => record,
         Err(theory_ledger::LedgerError::UnknownExecution(_)) => {
             return Err(not_found(
-                format!("run {id} has no receipt (it has not run)"),
+                format!("run {id} has no {what} (it has not run)"),
                 "see GET /v1/runs/{id}",
             ));
         }
@@ -136,20 +175,17 @@ pub(crate) async fn receipt(
         record.envelope.and_then(|envelope| serde_json::from_value::<Envelope>(envelope).ok());
     let Some(Envelope::Success(success)) = envelope else {
         return Err(not_found(
-            format!("run {id} has no receipt: it did not succeed"),
+            format!("run {id} has no {what}: it did not succeed"),
             "its envelope says why",
         ));
     };
     let folder = success.index_path.rsplit_once('/').map_or("", |(folder, _)| folder);
-    let path: WorldPath = format!("{folder}/determinism.json")
+    let path: WorldPath = format!("{folder}/{file}")
         .parse()
         .map_err(|error| Failure::new(ErrorCode::Store, format!("{error}")))?;
     let Some(mut stream) = state.orchestrator.store.open(&path).await.map_err(Failure::from)?
     else {
-        return Err(not_found(
-            format!("the receipt {path} is missing from the store"),
-            "`theory verify` checks the run",
-        ));
+        return Err(not_found(format!("{path} is not in the store"), missing_hint));
     };
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -159,7 +195,7 @@ pub(crate) async fn receipt(
         if bytes.len() > MAX_RECEIPT_BYTES {
             return Err(Failure::new(
                 ErrorCode::Store,
-                format!("{path} is larger than any receipt"),
+                format!("{path} is larger than any record"),
             )
             .into());
         }

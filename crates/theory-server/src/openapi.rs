@@ -108,6 +108,13 @@ fn verification_schemas() -> Map<String, Value> {
                            "outputs_checked": {"type": "integer"}, "bytes_checked": {"type": "integer"},
                            "problems": {"type": "array", "items": {"type": "string"}}}
         },
+        "Attestation": {
+            "type": "object", "required": ["payload", "payloadType", "signatures"],
+            "properties": {"payload": {"type": "string", "contentEncoding": "base64"},
+                           "payloadType": {"const": "application/vnd.in-toto+json"},
+                           "signatures": {"type": "array", "items": {"type": "object", "required": ["keyid", "sig"],
+                               "properties": {"keyid": {"type": "string"}, "sig": {"type": "string"}}}}}
+        },
         "RunLedger": {
             "type": "object", "required": ["entries"],
             "properties": {"entries": {"type": "array", "items": {
@@ -240,6 +247,8 @@ fn integrity_paths() -> Map<String, Value> {
     serde_json::from_value(json!({
             "/v1/runs/{id}/verify": {"get": {"summary": "theory verify for one run: its outputs re-hashed in the store, its index and receipts checked.", "parameters": [id_parameter()],
                 "responses": with(errors(&[401, 403, 404, 503]), "200", answer("What was checked and what did not hold.", "RunVerification"))}},
+            "/v1/runs/{id}/attestation": {"get": {"summary": "The run's signed attestation: a DSSE envelope of an in-toto statement of its outputs and receipt (404 for an unsigned run).", "parameters": [id_parameter()],
+                "responses": with(errors(&[401, 403, 404, 503]), "200", answer("attestation.json.", "Attestation"))}},
             "/v1/runs/{id}/ledger": {"get": {"summary": "The run's entries in the ledger, in order: started, failed attempts (why it was tried again), the plan's charge, finished.", "parameters": [id_parameter()],
                 "responses": with(errors(&[401, 403, 404, 503]), "200", answer("The entries.", "RunLedger"))}},
             "/v1/ledger/verify": {"get": {"summary": "The ledger's event chain and database file checked; the first entry that does not hold.",

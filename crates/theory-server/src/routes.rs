@@ -41,6 +41,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1/runs/{id}/events", get(crate::stream::events))
         .route("/v1/runs/{id}/webhooks", get(crate::catalog::deliveries))
         .route("/v1/runs/{id}/receipt", get(crate::catalog::receipt))
+        .route("/v1/runs/{id}/attestation", get(crate::catalog::attestation))
         .route("/v1/runs/{id}/verify", get(crate::integrity::run))
         .route("/v1/runs/{id}/ledger", get(crate::integrity::run_entries))
         .route("/v1/ledger/verify", get(crate::integrity::ledger))

@@ -82,3 +82,38 @@ fn a_signed_run_s_attestation_verifies_with_the_public_key_and_names_its_outputs
     let other = theory_core::attestation::SigningKey::generate().unwrap();
     assert!(stored.verify(std::slice::from_ref(other.public())).is_err());
 }
+
+#[test]
+fn the_api_serves_a_run_s_attestation_and_says_why_an_unsigned_run_has_none() {
+    let project = Project::new();
+    let made = project.run(&["keys", "generate", "--json"]);
+    assert_eq!(made.code, 0, "{}", made.transcript());
+    let public = PublicKey::from_pem(made.json()["public_key_pem"].as_str().unwrap()).unwrap();
+    let server = crate::serve::Server::start(&project, &[]);
+    let (status, run) = server.submit(
+        &serde_json::json!({"ref": "theory/probe@1", "inputs": {"text": "over http"}}),
+        &[("Prefer", "wait")],
+    );
+    assert_eq!((status, run["status"].as_str()), (201, Some("succeeded")), "{run}");
+    let id = run["id"].as_str().unwrap();
+    let (code, stored) = server.request("GET", &format!("/v1/runs/{id}/attestation"), &[], "");
+    assert_eq!(code, 200, "{stored}");
+    let envelope: Envelope = serde_json::from_value(stored).unwrap();
+    let statement = envelope.verify(std::slice::from_ref(&public)).expect("it verifies");
+    assert_eq!(statement.predicate["execution_id"], id);
+    drop(server);
+
+    let unsigned = Project::new();
+    let server = crate::serve::Server::start(&unsigned, &[]);
+    let (_, run) = server.submit(
+        &serde_json::json!({"ref": "theory/probe@1", "inputs": {"text": "unsigned"}}),
+        &[("Prefer", "wait")],
+    );
+    let id = run["id"].as_str().unwrap();
+    let (status, answer) = server.request("GET", &format!("/v1/runs/{id}/attestation"), &[], "");
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        answer["hint"].as_str().unwrap_or_default().contains("theory keys generate"),
+        "{answer}"
+    );
+}
