@@ -64,8 +64,12 @@ async fn many_runs_upload_over_a_few_connections_per_host() -> Result<(), String
     }
     assert_eq!(sink.uploads().len(), RUNS * 3, "every output and index arrived");
     assert!(sink.max_in_flight() <= 8, "{} uploads at once", sink.max_in_flight());
+    // At most 8 at once, and they are reused: 120 uploads over about 8 connections. A few more
+    // may be opened over the run: hyper puts a connection back in its pool only once its task
+    // has seen the response end, so an upload that starts the moment another one ends can find
+    // none idle (seen once as 9 in CI). Unbounded, this was one connection per upload.
     assert!(
-        sink.connections_seen() <= 8,
+        sink.connections_seen() <= 12,
         "{} connections for {} uploads",
         sink.connections_seen(),
         RUNS * 3
