@@ -188,6 +188,9 @@ pub(crate) enum KeysCommand {
     Generate(KeysGenerateArgs),
     /// Print the signing key's public half (PEM) and its id, to give to whoever verifies.
     Show(JsonArgs),
+    /// List the public keys whose attestations this project trusts, and where each is from
+    /// (`registry/keys/*.pem`, `[trust] public_keys` in theory.toml, the signing key).
+    Trusted(JsonArgs),
 }
 
 #[derive(Debug, Args)]
@@ -369,6 +372,13 @@ pub(crate) struct VerifyArgs {
     /// Every successful execution of the ledger, and every stored attachment.
     #[arg(long)]
     pub(crate) all: bool,
+    /// A public key (PEM file) whose attestations are trusted, besides the project's own
+    /// (`registry/keys/*.pem`, `[trust]` in theory.toml, the signing key's public half).
+    #[arg(long = "key", value_name = "PEM_FILE")]
+    pub(crate) keys: Vec<std::path::PathBuf>,
+    /// Fail on a run without an attestation, rather than reporting it as unsigned.
+    #[arg(long)]
+    pub(crate) require_signed: bool,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

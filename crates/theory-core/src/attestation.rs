@@ -165,10 +165,10 @@ pub struct Statement {
     pub predicate: Value,
 }
 
-impl Statement {
-    /// The statement of a run: its outputs as subjects, its receipt as the predicate.
-    pub fn of(receipt: &Receipt, outputs: &[OutputEntry]) -> Statement {
-        let subject = outputs
+impl Subject {
+    /// The subjects naming `outputs`: each by its world path and the BLAKE3 digest of its CID.
+    pub fn of(outputs: &[OutputEntry]) -> Vec<Subject> {
+        outputs
             .iter()
             .map(|output| {
                 let cid = output.cid.to_string();
@@ -178,10 +178,16 @@ impl Statement {
                     digest: BTreeMap::from([("blake3".into(), hex)]),
                 }
             })
-            .collect();
+            .collect()
+    }
+}
+
+impl Statement {
+    /// The statement of a run: its outputs as subjects, its receipt as the predicate.
+    pub fn of(receipt: &Receipt, outputs: &[OutputEntry]) -> Statement {
         Statement {
             statement_type: STATEMENT_TYPE.to_owned(),
-            subject,
+            subject: Subject::of(outputs),
             predicate_type: PREDICATE_TYPE.to_owned(),
             predicate: serde_json::to_value(receipt).unwrap_or(Value::Null),
         }
@@ -191,6 +197,64 @@ impl Statement {
     pub fn to_canonical_json(&self) -> String {
         serde_json_canonicalizer::to_string(self).unwrap_or_default()
     }
+
+    /// Where the statement does not name exactly `outputs`, one sentence (`None` when it does).
+    pub fn subjects_differ(&self, outputs: &[OutputEntry]) -> Option<String> {
+        let expected = Subject::of(outputs);
+        if self.subject == expected {
+            return None;
+        }
+        let first = self.subject.iter().zip(&expected).find(|(signed, listed)| signed != listed);
+        Some(match first {
+            Some((signed, listed)) => format!(
+                "the signed subject {} ({}) is not the indexed output {} ({})",
+                signed.name,
+                digests(signed),
+                listed.name,
+                digests(listed)
+            ),
+            None => format!(
+                "the attestation names {} outputs, the index {}",
+                self.subject.len(),
+                expected.len()
+            ),
+        })
+    }
+
+    /// The receipt fields whose value differs from the signed predicate's, sorted (empty when
+    /// `receipt` is the predicate).
+    pub fn predicate_differs(&self, receipt: &Value) -> Vec<String> {
+        let (Value::Object(signed), Value::Object(stored)) = (&self.predicate, receipt) else {
+            return if self.predicate == *receipt { Vec::new() } else { vec!["(whole)".into()] };
+        };
+        let mut fields: Vec<String> = signed
+            .keys()
+            .chain(stored.keys())
+            .filter(|field| signed.get(*field) != stored.get(*field))
+            .cloned()
+            .collect();
+        fields.sort();
+        fields.dedup();
+        fields
+    }
+}
+
+fn digests(subject: &Subject) -> String {
+    subject
+        .digest
+        .iter()
+        .map(|(algorithm, hex)| format!("{algorithm}:{hex}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which public keys an attestation must verify with, and whether an unsigned run is accepted.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// The trusted public keys.
+    pub keys: Vec<PublicKey>,
+    /// Whether a run without an attestation is a failure rather than reported as unsigned.
+    pub require_signed: bool,
 }
 
 /// A DSSE signature.

@@ -1,6 +1,7 @@
 //! Checking a finished run against the store: every output its index lists still hashes to its
 //! CID and size, the index says what the run's envelope said, and the receipt (both copies)
-//! agrees with the index. `theory verify` runs it for the runs the ledger knows; the ledger's
+//! agrees with the index, and the run's attestation (when it has one) is signed by a trusted key
+//! over exactly these outputs and this receipt. `theory verify` runs it for the runs the ledger knows; the ledger's
 //! own checks (its chain, its plans, its length against the receipts) are `theory ledger
 //! verify`'s.
 
@@ -9,6 +10,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use theory_protocol::{ExecutionId, OutputEntry};
 
+use crate::attestation::{Envelope, Statement, Trust};
 use crate::{ArtifactStore, Receipt, WorldPath};
 
 /// The most bytes of an index or receipt read into memory: records are small; anything larger
@@ -26,6 +28,21 @@ pub struct Claims {
     pub write_prefix: Option<String>,
 }
 
+/// What checking a run's attestation found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttestationStatus {
+    /// Signed by a trusted key over exactly the indexed outputs and the stored receipt.
+    Verified,
+    /// The run has no attestation and its receipt says it was not signed.
+    Unsigned,
+    /// The attestation is missing, untrusted, or says something else than the records (the
+    /// drifts say what).
+    Failed,
+    /// Not looked at: the run's records did not hold far enough to compare it with them.
+    Unchecked,
+}
+
 /// What checking one run found.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunCheck {
@@ -37,12 +54,29 @@ pub struct RunCheck {
     pub bytes_checked: u64,
     /// Where the record did not hold, one sentence each; empty when all of it did.
     pub drifts: Vec<String>,
+    /// What its attestation's check found.
+    pub attestation: AttestationStatus,
+    /// The key that signed it, when one did.
+    pub key_id: Option<String>,
     /// The receipt, when it could be read.
     #[serde(skip)]
     pub receipt: Option<Receipt>,
 }
 
 impl RunCheck {
+    /// A check of `execution_id` that has found nothing yet.
+    pub fn new(execution_id: impl Into<String>) -> RunCheck {
+        RunCheck {
+            execution_id: execution_id.into(),
+            outputs_checked: 0,
+            bytes_checked: 0,
+            drifts: Vec::new(),
+            attestation: AttestationStatus::Unchecked,
+            key_id: None,
+            receipt: None,
+        }
+    }
+
     /// Whether everything held.
     pub fn ok(&self) -> bool {
         self.drifts.is_empty()
@@ -64,19 +98,15 @@ async fn read_small(store: &dyn ArtifactStore, path: &WorldPath) -> Result<Optio
     Ok(Some(Bytes::from(bytes)))
 }
 
-/// Checks one run: its index against its claims and the store, its receipts against its index.
+/// Checks one run: its index against its claims and the store, its receipts against its index,
+/// its attestation against `trust` and both.
 pub async fn check_run(
     store: &dyn ArtifactStore,
     execution_id: &ExecutionId,
     claims: &Claims,
+    trust: &Trust,
 ) -> RunCheck {
-    let mut check = RunCheck {
-        execution_id: execution_id.to_string(),
-        outputs_checked: 0,
-        bytes_checked: 0,
-        drifts: Vec::new(),
-        receipt: None,
-    };
+    let mut check = RunCheck::new(execution_id.to_string());
     let index_text = claims
         .index_path
         .clone()
@@ -121,7 +151,10 @@ pub async fn check_run(
     for output in &indexed {
         check_output(store, output, &mut check).await;
     }
-    check_receipts(store, &owner, &index_path, &indexed, claims, &mut check).await;
+    let receipt = check_receipts(store, &owner, &index_path, &indexed, claims, &mut check).await;
+    if let Some(receipt) = receipt {
+        check_attestation(store, &owner, &indexed, &receipt, trust, &mut check).await;
+    }
     check
 }
 
@@ -153,28 +186,27 @@ async fn check_receipts(
     indexed: &[OutputEntry],
     claims: &Claims,
     check: &mut RunCheck,
-) {
-    let Ok(receipt_path) =
-        format!("/artifacts/execution/{owner}/determinism.json").parse::<WorldPath>()
-    else {
-        return;
-    };
+) -> Option<serde_json::Value> {
+    let receipt_path =
+        format!("/artifacts/execution/{owner}/determinism.json").parse::<WorldPath>().ok()?;
     let bytes = match read_small(store, &receipt_path).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
             check.drifts.push(format!("the receipt {receipt_path} is missing"));
-            return;
+            return None;
         }
         Err(error) => {
             check.drifts.push(error);
-            return;
+            return None;
         }
     };
-    let receipt: Receipt = match serde_json::from_slice(&bytes) {
-        Ok(receipt) => receipt,
+    let (receipt, value) = match serde_json::from_slice::<serde_json::Value>(&bytes)
+        .and_then(|value| Ok((serde_json::from_value::<Receipt>(value.clone())?, value)))
+    {
+        Ok(parsed) => parsed,
         Err(error) => {
             check.drifts.push(format!("{receipt_path} is not a receipt: {error}"));
-            return;
+            return None;
         }
     };
     let cids: Vec<_> = indexed.iter().map(|output| output.cid).collect();
@@ -200,4 +232,76 @@ async fn check_receipts(
         }
     }
     check.receipt = Some(receipt);
+    Some(value)
+}
+
+/// The attestation of run `owner`, verified with `trusted`: `Ok(None)` when it has none.
+pub async fn signed_statement(
+    store: &dyn ArtifactStore,
+    owner: &str,
+    trusted: &[crate::attestation::PublicKey],
+) -> Result<Option<Statement>, String> {
+    let path = format!("/artifacts/execution/{owner}/attestation.json")
+        .parse::<WorldPath>()
+        .map_err(|error| error.to_string())?;
+    let Some(bytes) = read_small(store, &path).await? else { return Ok(None) };
+    let envelope: Envelope = serde_json::from_slice(&bytes)
+        .map_err(|error| format!("{path} is not a DSSE envelope: {error}"))?;
+    if trusted.is_empty() {
+        let keys: Vec<_> = envelope.signatures.iter().map(|sig| sig.keyid.as_str()).collect();
+        return Err(format!(
+            "{path} is signed by {}, and no public key is trusted to check it (pass --key, or put the key in registry/keys/)",
+            keys.join(", ")
+        ));
+    }
+    envelope.verify(trusted).map(Some).map_err(|error| format!("{path}: {error}"))
+}
+
+/// The run's attestation must verify with a trusted key and sign exactly its indexed outputs
+/// and its stored receipt; a run without one must say so in its receipt.
+async fn check_attestation(
+    store: &dyn ArtifactStore,
+    owner: &str,
+    indexed: &[OutputEntry],
+    receipt: &serde_json::Value,
+    trust: &Trust,
+    check: &mut RunCheck,
+) {
+    let before = check.drifts.len();
+    let said_signed = check.receipt.as_ref().and_then(|receipt| receipt.attestation.as_ref());
+    let said_key = said_signed.and_then(|note| note.key_id.clone());
+    let said_signed = said_signed.is_some_and(|note| note.signed);
+    match signed_statement(store, owner, &trust.keys).await {
+        Ok(Some(statement)) => {
+            check.key_id = said_key;
+            if let Some(drift) = statement.subjects_differ(indexed) {
+                check.drifts.push(drift);
+            }
+            let fields = statement.predicate_differs(receipt);
+            if !fields.is_empty() {
+                check.drifts.push(format!(
+                    "the stored receipt differs from the one signed, in: {}",
+                    fields.join(", ")
+                ));
+            }
+        }
+        Ok(None) if said_signed => check.drifts.push(format!(
+            "the receipt says the run was signed by {}, and its attestation is missing",
+            said_key.as_deref().unwrap_or("a key")
+        )),
+        Ok(None) => {
+            if trust.require_signed {
+                check.drifts.push("the run is unsigned, and signatures are required".into());
+            } else {
+                check.attestation = AttestationStatus::Unsigned;
+                return;
+            }
+        }
+        Err(error) => check.drifts.push(error),
+    }
+    check.attestation = if check.drifts.len() == before {
+        AttestationStatus::Verified
+    } else {
+        AttestationStatus::Failed
+    };
 }

@@ -6,6 +6,8 @@
 //!   store (`STORAGE_BACKEND`) and ledger (`DATABASE_URL`).
 //! - `project_file`: `theory.toml`, the settings a team shares ([`with_project_defaults`]).
 //! - `adapters`: [`adapters::all`], the local and Modal adapters.
+//! - `keys`, `trust`: the signing key, and the public keys whose attestations are trusted
+//!   ([`sign_and_trust`]).
 //! - [`orchestrator`]: the orchestrator over them.
 //!
 //! ```no_run
@@ -24,6 +26,7 @@ mod keys;
 mod project;
 mod project_file;
 mod registry_index;
+mod trust;
 
 use std::sync::Arc;
 
@@ -34,6 +37,7 @@ use theory_core::{ArtifactStore, EnvSnapshot, Orchestrator, Redactor};
 pub use keys::KeySource;
 pub use project::Project;
 pub use project_file::{PROJECT_FILE, with_project_defaults};
+pub use trust::{TrustedKey, sign_and_trust};
 
 /// An orchestrator over a store, a ledger (also the memo cache), a registry and adapters: what
 /// `theory run` and `theory serve` run with.

@@ -9,12 +9,21 @@
 //! ARTIFACTS_BUCKET = "acme-artifacts"
 //! THEORY_SERVER = "https://theory.acme.internal"
 //! THEORY_ADAPTER = "local"
+//!
+//! [trust]
+//! # Public keys whose attestations `theory verify` and the memo cache accept (`theory keys show`).
+//! public_keys = ["""
+//! -----BEGIN PUBLIC KEY-----
+//! MCowBQYDK2VwAyEA…
+//! -----END PUBLIC KEY-----
+//! """]
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use theory_core::attestation::PublicKey;
 use theory_core::env::{looks_secret, names};
 use theory_core::{EnvSnapshot, Failure};
 use theory_protocol::ErrorCode;
@@ -42,28 +51,70 @@ struct ProjectFile {
     /// Defaults of Theory's settings, by variable name.
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
+    /// Whom the project trusts.
+    #[serde(default)]
+    trust: TrustTable,
+}
+
+/// `[trust]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustTable {
+    /// Ed25519 public keys in PEM whose attestations are accepted.
+    #[serde(default)]
+    public_keys: Vec<String>,
 }
 
 fn invalid(file: &Path, message: impl std::fmt::Display) -> Failure {
     Failure::with_hint(
         ErrorCode::Usage,
         format!("{}: {message}", file.display()),
-        "theory.toml holds [settings] NAME = \"value\" for Theory's settings (the README lists them); secrets stay in the environment",
+        "theory.toml holds [settings] NAME = \"value\" for Theory's settings (the README lists them) and [trust] public_keys = [PEM…]; secrets stay in the environment",
     )
 }
 
-/// Reads `root/theory.toml`, when there is one, and returns `env` with its settings added where
-/// the environment sets none.
-pub fn with_project_defaults(root: &Path, env: EnvSnapshot) -> Result<EnvSnapshot, Failure> {
+/// Reads `root/theory.toml`; `None` when there is none.
+fn read(root: &Path) -> Result<Option<(PathBuf, ProjectFile)>, Failure> {
     let file = root.join(PROJECT_FILE);
     if !file.exists() {
-        return Ok(env);
+        return Ok(None);
     }
     let bytes = theory_core::files::read_regular_capped(&file, MAX_BYTES)
         .map_err(|error| invalid(&file, error))?;
     let text = String::from_utf8(bytes).map_err(|_| invalid(&file, "it is not UTF-8 text"))?;
     let parsed: ProjectFile =
         toml::from_str(&text).map_err(|error| invalid(&file, error.message()))?;
+    Ok(Some((file, parsed)))
+}
+
+/// The public keys `root/theory.toml` trusts (`[trust] public_keys`), with where each is.
+pub(crate) fn trusted_public_keys(root: &Path) -> Result<Vec<(PublicKey, String)>, Failure> {
+    let Some((file, parsed)) = read(root)? else { return Ok(Vec::new()) };
+    parsed
+        .trust
+        .public_keys
+        .iter()
+        .enumerate()
+        .map(|(index, pem)| {
+            if pem.contains("PRIVATE KEY") {
+                return Err(invalid(
+                    &file,
+                    format!("[trust] public_keys[{index}] is a private key: only public halves belong here, and the file is shared"),
+                ));
+            }
+            PublicKey::from_pem(pem)
+                .map(|key| (key, format!("{} [trust] public_keys[{index}]", file.display())))
+                .map_err(|error| {
+                    invalid(&file, format!("[trust] public_keys[{index}]: {error} (`theory keys show` prints one)"))
+                })
+        })
+        .collect()
+}
+
+/// Reads `root/theory.toml`, when there is one, and returns `env` with its settings added where
+/// the environment sets none.
+pub fn with_project_defaults(root: &Path, env: EnvSnapshot) -> Result<EnvSnapshot, Failure> {
+    let Some((file, parsed)) = read(root)? else { return Ok(env) };
     let mut defaults = Vec::with_capacity(parsed.settings.len());
     for (name, value) in parsed.settings {
         if looks_secret(&name) {

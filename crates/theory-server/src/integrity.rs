@@ -49,12 +49,18 @@ pub(crate) async fn run(
     let execution_id: ExecutionId = id.parse().map_err(|error| {
         theory_core::Failure::new(theory_protocol::ErrorCode::Usage, format!("run id: {error}"))
     })?;
-    let check = check_run(&*state.orchestrator.store, &execution_id, &claims).await;
+    let trust = theory_core::attestation::Trust {
+        keys: state.orchestrator.memo.trusted().to_vec(),
+        require_signed: false,
+    };
+    let check = check_run(&*state.orchestrator.store, &execution_id, &claims, &trust).await;
     Ok(axum::Json(json!({
         "ok": check.ok(),
         "execution_id": check.execution_id,
         "outputs_checked": check.outputs_checked,
         "bytes_checked": check.bytes_checked,
+        "attestation": check.attestation,
+        "key_id": check.key_id,
         "problems": check.drifts,
     }))
     .into_response())

@@ -106,6 +106,9 @@ fn verification_schemas() -> Map<String, Value> {
             "type": "object", "required": ["ok", "execution_id", "outputs_checked", "bytes_checked", "problems"],
             "properties": {"ok": {"type": "boolean"}, "execution_id": {"type": "string"},
                            "outputs_checked": {"type": "integer"}, "bytes_checked": {"type": "integer"},
+                           "attestation": {"enum": ["verified", "unsigned", "failed", "unchecked"],
+                                           "description": "the run's signed attestation, checked against the server's trusted keys"},
+                           "key_id": {"type": ["string", "null"]},
                            "problems": {"type": "array", "items": {"type": "string"}}}
         },
         "Attestation": {

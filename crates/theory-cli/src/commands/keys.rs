@@ -1,6 +1,6 @@
-//! `theory keys generate|show`: the Ed25519 key that signs runs' attestations. Its secret stays
-//! in `.theory/keys/signing.pem` (owner-only) or `THEORY_SIGNING_KEY`; only the public half is
-//! ever printed.
+//! `theory keys generate|show|trusted`: the Ed25519 key that signs runs' attestations, and the
+//! public keys whose attestations are trusted. The secret stays in `.theory/keys/signing.pem`
+//! (owner-only) or `THEORY_SIGNING_KEY`; only public halves are ever printed.
 
 use std::process::ExitCode;
 
@@ -57,5 +57,29 @@ pub(crate) fn run(command: &KeysCommand, context: &Context) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        KeysCommand::Trusted(args) => trusted(context, args.json),
     }
+}
+
+fn trusted(context: &Context, json: bool) -> ExitCode {
+    let keys = match context.project.trusted_keys(&context.env) {
+        Ok(keys) => keys,
+        Err(failure) => return failure.report(json),
+    };
+    if json {
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|found| json!({"key_id": found.key.key_id(), "source": found.source}))
+            .collect();
+        print_json(&json!({"trusted_keys": keys}));
+    } else if keys.is_empty() {
+        out(
+            "no public key is trusted: runs' attestations cannot be checked, and the memo cache checks hits by hash only\nhint: theory keys generate, or put a public key in registry/keys/NAME.pem",
+        );
+    } else {
+        for found in &keys {
+            out(format!("{}  {}", found.key.key_id(), found.source));
+        }
+    }
+    ExitCode::SUCCESS
 }

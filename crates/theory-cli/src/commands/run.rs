@@ -99,7 +99,6 @@ pub(crate) async fn run_with(
     let store = context.project.store(&context.env).await?;
     let ledger = context.project.ledger(&context.env).await?;
     let _ = compiling.await;
-    let signer = context.project.signing_key(&context.env)?.map(|(key, _)| Arc::new(key));
     let mut orchestrator = theory_engine::orchestrator(
         Arc::clone(&store),
         ledger,
@@ -108,7 +107,7 @@ pub(crate) async fn run_with(
         context.env,
         context.redactor.clone(),
     );
-    orchestrator.signer = signer;
+    theory_engine::sign_and_trust(&mut orchestrator, &context.project)?;
     let observer: Option<Arc<dyn FrameObserver>> = args.stream.then(|| {
         Arc::new(StreamPrinter { redactor: context.redactor.clone() }) as Arc<dyn FrameObserver>
     });

@@ -52,8 +52,6 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
     let store = context.project.store(&context.env).await?;
     let ledger = context.project.ledger(&context.env).await?;
     let adapters = theory_engine::adapters::all(&context.project, &context.env, None)?;
-    let signer =
-        context.project.signing_key(&context.env)?.map(|(key, _)| std::sync::Arc::new(key));
     let mut orchestrator = theory_engine::orchestrator(
         store,
         ledger.clone(),
@@ -62,7 +60,7 @@ pub(crate) async fn run(args: ServeArgs, context: Context) -> Result<ExitCode, F
         context.env,
         context.redactor,
     );
-    orchestrator.signer = signer;
+    theory_engine::sign_and_trust(&mut orchestrator, &context.project)?;
     let warm_cap = args.warm_max_per_processor.unwrap_or(args.max_concurrent_runs);
     if args.warm_idle_s > 0 && warm_cap > 0 {
         let settings = theory_core::orchestrator::WarmSettings {

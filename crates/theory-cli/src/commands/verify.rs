@@ -1,13 +1,15 @@
 //! `theory verify [EXECUTION…|--all]`: re-hashes what each run's index and receipt claim
 //! against the store, checks that the ledger holds the run where its receipt says, and (with
-//! `--all`) that every stored attachment still hashes to the CID in its path. Prints what it
-//! checked; exit 1 when anything drifted.
+//! `--all`) that every stored attachment still hashes to the CID in its path; each run's
+//! attestation must verify with a trusted key and sign exactly its outputs and receipt. Prints
+//! what it checked; exit 1 when anything drifted.
 
 use std::process::ExitCode;
 use theory_core::Failure;
 
 use serde_json::json;
-use theory_core::verify::{Claims, RunCheck, check_run};
+use theory_core::attestation::{PublicKey, Trust};
+use theory_core::verify::{AttestationStatus, Claims, RunCheck, check_run};
 use theory_core::{ArtifactStore, ExecutionId, WorldPath};
 use theory_ledger::{ExecutionStatus, Ledger};
 use theory_protocol::{Cid, Envelope, ErrorCode};
@@ -38,6 +40,7 @@ pub(crate) async fn run(args: VerifyArgs, context: Context) -> Result<ExitCode, 
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let trust = trust(&args, &context)?;
     let ledger = context.project.ledger(&context.env).await?;
     let store = context.project.store(&context.env).await?;
     let ids = if args.all {
@@ -50,7 +53,7 @@ pub(crate) async fn run(args: VerifyArgs, context: Context) -> Result<ExitCode, 
     };
     let mut checks = Vec::with_capacity(ids.len());
     for id in &ids {
-        checks.push(check_one(&*store, &ledger, id).await);
+        checks.push(check_one(&*store, &ledger, id, &trust).await);
     }
     let attachments = if args.all {
         match check_attachments(&*store).await {
@@ -67,7 +70,31 @@ pub(crate) async fn run(args: VerifyArgs, context: Context) -> Result<ExitCode, 
     } else {
         None
     };
-    Ok(report(&checks, attachments.as_ref(), args.json))
+    Ok(report(&checks, attachments.as_ref(), &trust, args.json))
+}
+
+/// The keys attestations are checked with: the project's, and each `--key`.
+fn trust(args: &VerifyArgs, context: &Context) -> Result<Trust, Failure> {
+    let mut keys: Vec<PublicKey> =
+        context.project.trusted_keys(&context.env)?.into_iter().map(|found| found.key).collect();
+    for file in &args.keys {
+        let hint = "--key takes a public key in PEM (`theory keys show` prints one)";
+        let text = theory_core::files::read_regular_capped(file, 64 * 1024)
+            .map_err(|error| usage(format!("--key {}: {error}", file.display()), hint))?;
+        let text = String::from_utf8_lossy(&text);
+        if text.contains("PRIVATE KEY") {
+            return Err(usage(
+                format!("--key {} is a private key", file.display()),
+                "pass the public half: `theory keys show > signing.pub.pem`",
+            ));
+        }
+        let key = PublicKey::from_pem(&text)
+            .map_err(|error| usage(format!("--key {}: {error}", file.display()), hint))?;
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    Ok(Trust { keys, require_signed: args.require_signed })
 }
 
 /// Every successful execution of the ledger, oldest first.
@@ -82,18 +109,19 @@ async fn successful_runs(ledger: &Ledger) -> Result<Vec<ExecutionId>, theory_led
 }
 
 /// Checks one run: what the ledger recorded of it, against the store.
-async fn check_one(store: &dyn ArtifactStore, ledger: &Ledger, id: &ExecutionId) -> RunCheck {
+async fn check_one(
+    store: &dyn ArtifactStore,
+    ledger: &Ledger,
+    id: &ExecutionId,
+    trust: &Trust,
+) -> RunCheck {
     let record = match ledger.execution(id.as_str()).await {
         Ok(record) => Some(record),
         Err(theory_ledger::LedgerError::UnknownExecution(_)) => None,
         Err(error) => {
-            return RunCheck {
-                execution_id: id.to_string(),
-                outputs_checked: 0,
-                bytes_checked: 0,
-                drifts: vec![format!("the ledger cannot be read: {error}")],
-                receipt: None,
-            };
+            let mut check = RunCheck::new(id.to_string());
+            check.drifts.push(format!("the ledger cannot be read: {error}"));
+            return check;
         }
     };
     let envelope = record
@@ -113,7 +141,7 @@ async fn check_one(store: &dyn ArtifactStore, ledger: &Ledger, id: &ExecutionId)
         },
         _ => Claims::default(),
     };
-    let mut check = check_run(store, id, &claims).await;
+    let mut check = check_run(store, id, &claims, trust).await;
     if record.is_none() {
         check.drifts.push("the ledger has no record of this run".into());
     }
@@ -146,7 +174,7 @@ async fn position_drift(
             "ledger position {position} holds another entry than the admission of {owner}"
         )),
         Ok(None) => Some(format!(
-            "the receipt records ledger position {position}, past the end of the ledger: it was cut short or replaced"
+            "the ledger holds no entry at position {position}, which the receipt records: it was cut short, or entries were deleted"
         )),
         Err(error) => Some(format!("the ledger cannot be read: {error}")),
     }
@@ -158,13 +186,7 @@ async fn failed_run_left_nothing(
     id: &ExecutionId,
     status: &str,
 ) -> RunCheck {
-    let mut check = RunCheck {
-        execution_id: id.to_string(),
-        outputs_checked: 0,
-        bytes_checked: 0,
-        drifts: Vec::new(),
-        receipt: None,
-    };
+    let mut check = RunCheck::new(id.to_string());
     let index = format!("/artifacts/execution/{id}/outputs.json").parse::<WorldPath>();
     if let Ok(index) = index
         && store.exists(&index).await.unwrap_or(false)
@@ -208,19 +230,48 @@ async fn check_attachments(store: &dyn ArtifactStore) -> Result<Attachments, Str
     Ok(found)
 }
 
-fn report(checks: &[RunCheck], attachments: Option<&Attachments>, json: bool) -> ExitCode {
+/// What a run's line says of its attestation.
+fn signature_words(check: &RunCheck) -> String {
+    match check.attestation {
+        AttestationStatus::Verified => format!(
+            "; signed by {}, the signature and what it signs hold",
+            check.key_id.as_deref().unwrap_or("a trusted key")
+        ),
+        AttestationStatus::Unsigned => "; unsigned (its receipt says so)".into(),
+        AttestationStatus::Failed | AttestationStatus::Unchecked => String::new(),
+    }
+}
+
+fn report(
+    checks: &[RunCheck],
+    attachments: Option<&Attachments>,
+    trust: &Trust,
+    json: bool,
+) -> ExitCode {
     let ok =
         checks.iter().all(RunCheck::ok) && attachments.is_none_or(|found| found.drifts.is_empty());
+    let trusted: Vec<&str> = trust.keys.iter().map(PublicKey::key_id).collect();
     if json {
         let attachments =
             attachments.map(|found| json!({"checked": found.checked, "drifts": found.drifts}));
-        print_json(&json!({"ok": ok, "runs": checks, "attachments": attachments}));
+        print_json(&json!({"ok": ok, "runs": checks, "attachments": attachments,
+                           "trusted_keys": trusted}));
     } else {
+        if trusted.is_empty() {
+            out(
+                "trusting no public key: signed runs cannot be checked (pass --key, or put the key in registry/keys/)",
+            );
+        } else {
+            out(format!("trusting {}", trusted.join(", ")));
+        }
         for check in checks {
             if check.ok() {
                 out(format!(
-                    "ok     {}  {} outputs, {} bytes re-hashed; index, receipts and ledger agree",
-                    check.execution_id, check.outputs_checked, check.bytes_checked
+                    "ok     {}  {} outputs, {} bytes re-hashed; index, receipts and ledger agree{}",
+                    check.execution_id,
+                    check.outputs_checked,
+                    check.bytes_checked,
+                    signature_words(check)
                 ));
             } else {
                 out(format!("DRIFT  {}", check.execution_id));
@@ -248,7 +299,7 @@ fn report(checks: &[RunCheck], attachments: Option<&Attachments>, json: bool) ->
         } else {
             eprintln!("error: {drifted} of {} runs drifted from their records", checks.len());
             eprintln!(
-                "hint: a drifted run's outputs were changed, removed or replaced outside Theory; run it again, or restore the store from a backup"
+                "hint: a drifted run's records were changed, removed or replaced outside Theory (an attestation that does not verify: rewritten, or signed by a key not trusted here — pass --key); run it again, or restore the store from a backup"
             );
         }
     }

@@ -1,6 +1,7 @@
 //! The `theory` binary, end to end: snapshots of what users see, and the behaviours behind them.
 
 mod attachments;
+mod attestation_tampers;
 mod attestations;
 mod behaviour;
 mod canary;
@@ -23,4 +24,5 @@ mod serve;
 mod snapshots;
 mod storage;
 mod support;
+mod trust;
 mod verification;

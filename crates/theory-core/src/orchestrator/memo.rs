@@ -1,12 +1,16 @@
 //! The memo cache: a finished run's envelope by memo key, reused only while its output blobs
 //! still exist and still hash to their CIDs. The envelopes come from the ledger (its newest
-//! successful execution with the key), or, without a ledger, from one file per key.
+//! successful execution with the key), or, without a ledger, from one file per key. Once any
+//! public key is trusted, a hit is served only when the run's attestation verifies with one of
+//! them, names exactly its outputs and was made for this memo key: a store anyone could write
+//! cannot hand a forged result to the next run.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use theory_protocol::Envelope;
 
+use crate::attestation::PublicKey;
 use crate::ledger::RunLedger;
 use crate::{ArtifactStore, WorldPath};
 
@@ -23,17 +27,32 @@ enum Source {
 #[derive(Clone)]
 pub struct MemoCache {
     source: Source,
+    /// The keys a hit's attestation must verify with; none: hits are checked by hash only.
+    trusted: Arc<[PublicKey]>,
 }
 
 impl MemoCache {
     /// Keeps the cache in `folder` (created on first write), for runs without a ledger.
     pub fn new(folder: impl Into<PathBuf>) -> MemoCache {
-        MemoCache { source: Source::Files(folder.into()) }
+        MemoCache { source: Source::Files(folder.into()), trusted: Arc::new([]) }
     }
 
     /// Reads finished runs from the ledger, which records them as they close.
     pub fn from_ledger(ledger: Arc<dyn RunLedger>) -> MemoCache {
-        MemoCache { source: Source::Ledger(ledger) }
+        MemoCache { source: Source::Ledger(ledger), trusted: Arc::new([]) }
+    }
+
+    /// Serves a hit only when its attestation verifies with one of `keys` (none: by hash only,
+    /// as without signatures).
+    #[must_use]
+    pub fn trusting(mut self, keys: Vec<PublicKey>) -> MemoCache {
+        self.trusted = keys.into();
+        self
+    }
+
+    /// The keys a hit's attestation must verify with.
+    pub fn trusted(&self) -> &[PublicKey] {
+        &self.trusted
     }
 
     async fn recorded(&self, memo_key: &str) -> Option<Envelope> {
@@ -47,7 +66,8 @@ impl MemoCache {
     }
 
     /// Returns the envelope recorded for `memo_key`, marked `cached`, if every output (and the
-    /// index) is still in the store with the recorded CID.
+    /// index) is still in the store with the recorded CID and, when keys are trusted, its
+    /// attestation verifies and signs exactly those outputs for this memo key.
     pub async fn lookup(&self, memo_key: &str, store: &dyn ArtifactStore) -> Option<Envelope> {
         let Some(Envelope::Success(mut success)) = self.recorded(memo_key).await else {
             return None;
@@ -65,6 +85,27 @@ impl MemoCache {
         let index: WorldPath = success.index_path.parse().ok()?;
         if !matches!(store.hash(&index).await, Ok(Some(_))) {
             return None;
+        }
+        if !self.trusted.is_empty() {
+            let owner = index.as_str().strip_prefix("/artifacts/execution/")?.split_once('/')?.0;
+            let problem = match crate::verify::signed_statement(store, owner, &self.trusted).await {
+                Ok(Some(statement)) => statement
+                    .subjects_differ(&success.outputs)
+                    .or_else(|| {
+                        (statement.predicate["memo_key"] != memo_key)
+                            .then(|| "it was signed for another memo key".to_owned())
+                    })
+                    .or_else(|| {
+                        (statement.predicate["outputs_index"] != index.as_str())
+                            .then(|| "it was signed for another index".to_owned())
+                    }),
+                Ok(None) => Some(format!("run {owner} is unsigned")),
+                Err(error) => Some(error),
+            };
+            if let Some(problem) = problem {
+                tracing::warn!(%problem, "memo entry not trusted: running again");
+                return None;
+            }
         }
         success.meta.cached = Some(true);
         Some(Envelope::Success(success))

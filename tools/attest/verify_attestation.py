@@ -1,0 +1,117 @@
+"""An independent check of Theory's attestations, written against the public specifications
+only and built on maintained libraries from PyPI: securesystemslib (DSSE envelopes, Ed25519
+keys), in-toto-attestation (the Statement v1 model and its validation), blake3 and sqlite3.
+
+For each execution it checks that
+  - the DSSE envelope's signature verifies with the given public key (key id computed here);
+  - the payload is a valid in-toto Statement v1 with Theory's receipt predicate;
+  - every subject's bytes in the store hash to its digest, and the subjects are exactly the
+    outputs the run's index lists;
+  - the predicate is the receipt stored beside it;
+  - the ledger holds the run's admission at the position the receipt records.
+
+Usage: verify_attestation.py --key PUBLIC.pem --store DIR --ledger FILE EXECUTION...
+(DIR: the local store's root, holding artifacts/; FILE: the SQLite ledger). Prints one line
+per run, "ok <id>" or "FAIL <id>: <reasons>"; exits 1 when any run fails.
+"""
+
+import argparse
+import base64
+import json
+import os
+import sqlite3
+import sys
+
+import blake3
+from cryptography.hazmat.primitives import serialization
+from google.protobuf import json_format
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.v1.statement import Statement
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import SSlibKey
+
+PREDICATE_TYPE = "https://theory.dev/attestation/receipt/v1"
+
+
+def load_key(path):
+    with open(path, "rb") as file:
+        public = serialization.load_pem_public_key(file.read())
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    keyid = "ed25519:" + blake3.blake3(raw).hexdigest()[:32]
+    return SSlibKey.from_crypto(public, keyid=keyid)
+
+
+def file_digest(path):
+    hasher = blake3.blake3()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+def check(execution, key, store, ledger):
+    folder = os.path.join(store, "artifacts", "execution", execution)
+    with open(os.path.join(folder, "attestation.json"), "rb") as file:
+        envelope = Envelope.from_dict(json.load(file))
+    if envelope.payload_type != "application/vnd.in-toto+json":
+        return [f"payloadType {envelope.payload_type}"]
+    try:
+        envelope.verify([key], 1)
+    except Exception as error:  # securesystemslib raises VerificationError
+        return [f"signature: {error}"]
+    document = json.loads(envelope.payload)
+    statement = Statement.copy_from_pb(json_format.ParseDict(document, statement_pb2.Statement()))
+    statement.validate()
+    problems = []
+    if document["predicateType"] != PREDICATE_TYPE:
+        problems.append(f"predicateType {document['predicateType']}")
+    with open(os.path.join(folder, "outputs.json"), "rb") as file:
+        index = json.load(file)
+    listed = [(output["path"], output["cid"].removeprefix("b3:")) for output in index["outputs"]]
+    signed = [(subject["name"], subject["digest"]["blake3"]) for subject in document["subject"]]
+    if listed != signed:
+        problems.append("the subjects are not the outputs the index lists")
+    for name, digest in signed:
+        path = os.path.join(store, name.lstrip("/"))
+        if not os.path.isfile(path):
+            problems.append(f"{name} is missing")
+        elif file_digest(path) != digest:
+            problems.append(f"{name} does not hash to its subject's digest")
+    with open(os.path.join(folder, "determinism.json"), "rb") as file:
+        receipt = json.load(file)
+    predicate = document["predicate"]
+    if receipt != predicate:
+        fields = sorted(k for k in set(receipt) | set(predicate) if receipt.get(k) != predicate.get(k))
+        problems.append("the receipt differs from the signed predicate in " + ", ".join(fields))
+    position = predicate.get("ledger_position")
+    row = ledger.execute("SELECT kind, execution_id FROM events WHERE seq = ?", (position,)).fetchone()
+    if row != ("execution.started", predicate["execution_id"]):
+        problems.append(f"the ledger does not hold the run's admission at position {position}")
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--ledger", required=True)
+    parser.add_argument("executions", nargs="+")
+    args = parser.parse_args()
+    key = load_key(args.key)
+    ledger = sqlite3.connect(f"file:{args.ledger}?mode=ro", uri=True)
+    failed = 0
+    for execution in args.executions:
+        try:
+            problems = check(execution, key, args.store, ledger)
+        except Exception as error:  # a record that cannot be read is a failure, said
+            problems = [f"{type(error).__name__}: {error}"]
+        if problems:
+            failed += 1
+            print(f"FAIL {execution}: " + "; ".join(problems))
+        else:
+            print(f"ok {execution}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
