@@ -1,7 +1,8 @@
-//! Signed runs are checked two ways — by `theory verify`, and by an independent verifier built
-//! on maintained DSSE and in-toto libraries from the Python package index (`tools/attest/verify_attestation.py`) —
-//! and each tamper (an output byte, a receipt field, the signature, a deleted ledger row) is
-//! caught by both. The memo cache serves only a hit whose attestation still verifies.
+//! Signed runs are checked two ways — by `theory verify`, and by an independent verifier built on
+//! maintained DSSE and in-toto libraries from the Python package index
+//! (`tools/attest/verify_attestation.py`) — and each tamper (an output byte, a receipt field, the
+//! signature, a deleted ledger row) is caught by both. The memo cache serves only a hit whose
+//! attestation still verifies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
