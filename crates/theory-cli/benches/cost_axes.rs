@@ -10,7 +10,9 @@
 //! - outputs per run: 100 and 3,000 small outputs;
 //! - one 1 GiB output end to end, with the peak RSS of the process tree;
 //! - inputs of 10 MB: the time they add, and the memory theory and the processor each hold;
-//! - the whole CLI mock run.
+//! - the whole CLI mock run;
+//! - signing (issue 20): a mock run and a 1 GiB output with and without a signing key, runs
+//!   interleaved, and what a `sha256` digest beside BLAKE3 would add to 1 GiB of ingest.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -297,6 +299,71 @@ fn cli_axis(binary: &Binary) -> Result<String, String> {
     Ok(format!("whole CLI mock run: {:.1} ms median | goal: ≤ 15 ms median", ms(time)))
 }
 
+/// A project with a signing key.
+fn signed_project(binary: &Binary) -> Result<tempfile::TempDir, String> {
+    let folder = project(0);
+    theory(binary, folder.path(), &["keys", "generate"])?;
+    Ok(folder)
+}
+
+/// Seconds to hash 1 GiB in 1 MiB blocks on one core with `update`.
+fn hash_gib(mut update: impl FnMut(&[u8])) -> f64 {
+    let block: Vec<u8> = (0..1 << 20).map(|index: u32| (index % 251) as u8).collect();
+    let started = Instant::now();
+    for _ in 0..1024 {
+        update(&block);
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// What signing adds: to a whole mock run (41 runs each, signed and unsigned interleaved), to
+/// a 1 GiB output (3 each, interleaved, each in a fresh project between `sync`s), and what a second
+/// digest (`sha256`) of every output would add to ingesting 1 GiB.
+fn signing_axis(binary: &Binary) -> Result<String, String> {
+    use sha2::Digest as _;
+    let (unsigned, signed) = (project(0), signed_project(binary)?);
+    let (mut plain, mut with_key) = (Vec::new(), Vec::new());
+    probe_run(binary, unsigned.path(), "{}")?;
+    probe_run(binary, signed.path(), "{}")?;
+    for _ in 0..41 {
+        plain.push(probe_run(binary, unsigned.path(), "{}")?);
+        with_key.push(probe_run(binary, signed.path(), "{}")?);
+    }
+    let inputs = format!(r#"{{"params":{{"size_bytes":{}}}}}"#, 1u64 << 30);
+    let mut args = PROBE_RUN.to_vec();
+    args.extend(["--inputs-json", &inputs]);
+    let (mut big_plain, mut big_signed) = (Vec::new(), Vec::new());
+    // Which goes first alternates: the disk's write-back of one run lands on the next.
+    for round in 0..3 {
+        let mut pair = [(false, &mut big_plain), (true, &mut big_signed)];
+        if round % 2 == 1 {
+            pair.reverse();
+        }
+        for (signs, samples) in pair {
+            let folder = if signs { signed_project(binary)? } else { project(0) };
+            let _ = Command::new("sync").status();
+            samples.push(theory(binary, folder.path(), &args)?);
+            drop(folder);
+            let _ = Command::new("sync").status();
+        }
+    }
+    let mut sha = sha2::Sha256::new();
+    let sha_s = hash_gib(|block| sha.update(block));
+    let mut b3 = blake3::Hasher::new();
+    let b3_s = hash_gib(|block| {
+        b3.update(block);
+    });
+    Ok(format!(
+        "signing: mock run unsigned / signed {:.1} / {:.1} ms median; 1 GiB output unsigned / signed {:.2} / {:.2} s median; hashing 1 GiB on one core: blake3 {:.2} s, sha256 {:.2} s (a sha256 subject would add that to each GiB ingested) | goal: signing adds nothing measurable",
+        ms(median(plain)),
+        ms(median(with_key)),
+        median(big_plain).as_secs_f64(),
+        median(big_signed).as_secs_f64(),
+        b3_s,
+        sha_s,
+    ))
+}
+
 fn main() {
     let mut binaries =
         vec![Binary { name: "this build", path: PathBuf::from(env!("CARGO_BIN_EXE_theory")) }];
@@ -309,13 +376,14 @@ fn main() {
         "{} is missing: run scripts/bench (it builds the release binaries)",
         folder.join("theory-probe").display()
     );
-    let axes: [(&str, Axis); 6] = [
+    let axes: [(&str, Axis); 7] = [
         ("registry", registry_axis),
         ("ledger", ledger_axis),
         ("outputs", outputs_axis),
         ("big output", big_output_axis),
         ("big inputs", big_inputs_axis),
         ("cli", cli_axis),
+        ("signing", signing_axis),
     ];
     let only = std::env::var("THEORY_BENCH_AXES").ok();
     for (name, axis) in axes {

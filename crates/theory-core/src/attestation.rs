@@ -353,6 +353,28 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_receipt_field_or_subject_is_named() {
+        let signed = statement();
+        assert!(signed.predicate_differs(&signed.predicate).is_empty());
+        let mut receipt = signed.predicate.clone();
+        receipt["mode"] = "real".into();
+        receipt["added"] = 1.into();
+        assert_eq!(signed.predicate_differs(&receipt), ["added", "mode"]);
+        assert_eq!(signed.predicate_differs(&serde_json::json!([])), ["(whole)"]);
+
+        let output = |cid: &str| OutputEntry {
+            path: "/artifacts/outputs/x/01J/echo.txt".into(),
+            cid: cid.parse().unwrap(),
+            size_bytes: 1,
+            mime: "text/plain".into(),
+        };
+        assert_eq!(signed.subjects_differ(&[output(&format!("b3:{}", "ab".repeat(32)))]), None);
+        let changed = signed.subjects_differ(&[output(&format!("b3:{}", "cd".repeat(32)))]);
+        assert!(changed.unwrap().contains("is not the indexed output"));
+        assert!(signed.subjects_differ(&[]).unwrap().contains("names 1 outputs, the index 0"));
+    }
+
+    #[test]
     fn pae_is_dsse_s_encoding() {
         // The DSSE specification's own example.
         assert_eq!(

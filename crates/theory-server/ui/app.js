@@ -63,6 +63,9 @@ function show(...nodes) {
 const dollars = (micro) => (micro === null || micro === undefined ? "—" : `$${(micro / 1e6).toFixed(micro % 10000 ? 6 : 2)}`);
 const duration = (ms) => (ms === null || ms === undefined ? "—" : ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 const bytes = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
+/** What a run's verification says of its attestation. */
+const signature = (verify) => (verify.attestation === "verified" ? `; its attestation, signed by ${verify.key_id}, verifies`
+  : verify.attestation === "unsigned" ? "; the run is unsigned" : "");
 
 function age(iso) {
   if (!iso) return "—";
@@ -455,7 +458,7 @@ async function drawReceipt(run, into) {
     const rest = Object.entries(receipt).filter(([name]) => !RECEIPT_FIELDS.some(([field]) => field === name));
     const verdict = verify.error ? h("p", { class: "error" }, `could not verify: ${verify.error.message}`)
       : h("p", { class: verify.ok ? "" : "error", "data-verify": verify.ok ? "ok" : "broken" },
-        verify.ok ? `✓ verified: every output (${verify.outputs_checked}, ${bytes(verify.bytes_checked)}) still hashes to its CID, and the index and receipts agree` : `✗ ${verify.problems.join("; ")}`);
+        verify.ok ? `✓ verified: every output (${verify.outputs_checked}, ${bytes(verify.bytes_checked)}) still hashes to its CID, and the index and receipts agree${signature(verify)}` : `✗ ${verify.problems.join("; ")}`);
     fill(into, h("div", { class: "card" }, verdict,
       h("dl", { class: "fields" },
         known.flatMap(([name, why]) => [h("dt", {}, name), h("dd", {}, h("span", { class: "mono" }, JSON.stringify(receipt[name])), h("span", { class: "why" }, why))]),

@@ -262,8 +262,14 @@ fn report(
         }
         for check in checks {
             if check.ok() {
+                let position = check
+                    .receipt
+                    .as_ref()
+                    .and_then(|receipt| receipt.ledger_position)
+                    .map(|position| format!(" (its admission is ledger entry {position})"))
+                    .unwrap_or_default();
                 out(format!(
-                    "ok     {}  {} outputs, {} bytes re-hashed; index, receipts and ledger agree{}",
+                    "ok     {}  {} outputs, {} bytes re-hashed; index, receipts and ledger agree{position}{}",
                     check.execution_id,
                     check.outputs_checked,
                     check.bytes_checked,

@@ -101,6 +101,12 @@ fn the_api_serves_a_run_s_attestation_and_says_why_an_unsigned_run_has_none() {
     let envelope: Envelope = serde_json::from_value(stored).unwrap();
     let statement = envelope.verify(std::slice::from_ref(&public)).expect("it verifies");
     assert_eq!(statement.predicate["execution_id"], id);
+    let (_, verified) = server.request("GET", &format!("/v1/runs/{id}/verify"), &[], "");
+    assert_eq!(
+        (verified["attestation"].as_str(), verified["key_id"].as_str()),
+        (Some("verified"), Some(public.key_id())),
+        "the server checks the signature with the keys it trusts: {verified}"
+    );
     drop(server);
 
     let unsigned = Project::new();
@@ -112,6 +118,11 @@ fn the_api_serves_a_run_s_attestation_and_says_why_an_unsigned_run_has_none() {
     let id = run["id"].as_str().unwrap();
     let (status, answer) = server.request("GET", &format!("/v1/runs/{id}/attestation"), &[], "");
     assert_eq!(status, 404, "{answer}");
+    let (_, verified) = server.request("GET", &format!("/v1/runs/{id}/verify"), &[], "");
+    assert_eq!(
+        (verified["ok"].as_bool(), verified["attestation"].as_str()),
+        (Some(true), Some("unsigned"))
+    );
     assert!(
         answer["hint"].as_str().unwrap_or_default().contains("theory keys generate"),
         "{answer}"
