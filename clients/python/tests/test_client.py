@@ -36,6 +36,9 @@ def test_a_run_is_submitted_waited_for_and_its_outputs_fetched(server: Server) -
         assert sink.getvalue() == b"from python"
         receipt = theory.receipt(run.id)
         assert receipt["execution_id"] == run.id and receipt["inputs_hash"].startswith("b3:")
+        assert receipt["attestation"] == {"signed": False}
+        with pytest.raises(NotFound):
+            theory.attestation(run.id)  # the test server's project has no signing key
         assert theory.get_run(run.id).envelope == run.envelope
         assert any(listed.id == run.id for listed in theory.list_runs(ref="theory/probe@1"))
         assert any(entry["ref"] == "theory/probe@1" for entry in theory.processors())

@@ -203,6 +203,11 @@ class Client:
         """The run's receipt (`determinism.json`)."""
         return self._call("GET", f"/v1/runs/{run_id}/receipt")
 
+    def attestation(self, run_id: str) -> dict[str, Any]:
+        """The run's signed attestation (`attestation.json`: a DSSE envelope of an in-toto
+        Statement); `NotFound` for an unsigned run."""
+        return self._call("GET", f"/v1/runs/{run_id}/attestation")
+
     def stream(self, run_id: str, after: int = 0) -> Iterator[Event]:
         """The run's frames as they arrive, then an `end` event with the run."""
         for _ in range(RECONNECTS + 1):
@@ -330,6 +335,10 @@ class AsyncClient:
     async def receipt(self, run_id: str) -> dict[str, Any]:
         """The run's receipt (`determinism.json`)."""
         return await self._call("GET", f"/v1/runs/{run_id}/receipt")
+
+    async def attestation(self, run_id: str) -> dict[str, Any]:
+        """The run's signed attestation (`attestation.json`); `NotFound` for an unsigned run."""
+        return await self._call("GET", f"/v1/runs/{run_id}/attestation")
 
     async def stream(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
         """The run's frames as they arrive, then an `end` event with the run."""
