@@ -7,8 +7,9 @@ For each execution it checks that
   - the payload is a valid in-toto Statement v1 with Theory's receipt predicate;
   - every subject's bytes in the store hash to its digest, and the subjects are exactly the
     outputs the run's index lists;
-  - the predicate is the receipt stored beside it;
-  - the ledger holds the run's admission at the position the receipt records.
+  - the predicate is the receipt stored beside it, of the run asked about;
+  - the ledger holds the run's admission at the position the receipt records, records it as a
+    success with these outputs, and records that this key signed it.
 
 Usage: verify_attestation.py --key PUBLIC.pem --store DIR --ledger FILE EXECUTION...
 (DIR: the local store's root, holding artifacts/; FILE: the SQLite ledger). Prints one line
@@ -58,7 +59,7 @@ def check(execution, key, store, ledger):
     try:
         envelope.verify([key], 1)
     except Exception as error:  # securesystemslib raises VerificationError
-        return [f"signature: {error}"]
+        return [f"signature: {type(error).__name__}: {error}"]
     document = json.loads(envelope.payload)
     statement = Statement.copy_from_pb(json_format.ParseDict(document, statement_pb2.Statement()))
     statement.validate()
@@ -83,10 +84,34 @@ def check(execution, key, store, ledger):
     if receipt != predicate:
         fields = sorted(k for k in set(receipt) | set(predicate) if receipt.get(k) != predicate.get(k))
         problems.append("the receipt differs from the signed predicate in " + ", ".join(fields))
+    if predicate.get("execution_id") != execution:
+        problems.append(f"the attestation is of execution {predicate.get('execution_id')}")
+    problems.extend(check_ledger(ledger, execution, predicate, signed, key.keyid))
+    return problems
+
+
+def check_ledger(ledger, execution, predicate, signed, keyid):
+    """What the ledger holds of the run: its admission at the signed position, its success with
+    the signed outputs, and the key that signed it (in its execution.finished event)."""
+    problems = []
     position = predicate.get("ledger_position")
     row = ledger.execute("SELECT kind, execution_id FROM events WHERE seq = ?", (position,)).fetchone()
-    if row != ("execution.started", predicate["execution_id"]):
+    if row != ("execution.started", execution):
         problems.append(f"the ledger does not hold the run's admission at position {position}")
+    row = ledger.execute("SELECT status, envelope FROM executions WHERE id = ?", (execution,)).fetchone()
+    if row is None or row[0] != "success":
+        problems.append("the ledger does not record the run as a success")
+    else:
+        envelope = json.loads(row[1])
+        recorded = [(output["path"], output["cid"].removeprefix("b3:")) for output in envelope["outputs"]]
+        if recorded != signed:
+            problems.append("the ledger records other outputs than the signed subjects")
+    row = ledger.execute(
+        "SELECT body FROM events WHERE execution_id = ? AND kind = 'execution.finished' ORDER BY seq DESC LIMIT 1",
+        (execution,),
+    ).fetchone()
+    if row is None or json.loads(row[0]).get("signed_by") != keyid:
+        problems.append(f"the ledger does not record the run as signed by {keyid}")
     return problems
 
 

@@ -222,15 +222,23 @@ impl Statement {
     }
 
     /// The receipt fields whose value differs from the signed predicate's, sorted (empty when
-    /// `receipt` is the predicate).
+    /// `receipt` is the predicate). Values are compared in their canonical form (RFC 8785), as
+    /// they were signed: `2.0` and `2` are one number.
     pub fn predicate_differs(&self, receipt: &Value) -> Vec<String> {
+        let canonical = |value: Option<&Value>| {
+            value.map(|value| serde_json_canonicalizer::to_string(value).unwrap_or_default())
+        };
         let (Value::Object(signed), Value::Object(stored)) = (&self.predicate, receipt) else {
-            return if self.predicate == *receipt { Vec::new() } else { vec!["(whole)".into()] };
+            return if canonical(Some(&self.predicate)) == canonical(Some(receipt)) {
+                Vec::new()
+            } else {
+                vec!["(whole)".into()]
+            };
         };
         let mut fields: Vec<String> = signed
             .keys()
             .chain(stored.keys())
-            .filter(|field| signed.get(*field) != stored.get(*field))
+            .filter(|field| canonical(signed.get(*field)) != canonical(stored.get(*field)))
             .cloned()
             .collect();
         fields.sort();
@@ -286,6 +294,14 @@ impl Envelope {
 
     /// The statement, once a signature by one of `trusted` verifies over exactly the payload.
     pub fn verify(&self, trusted: &[PublicKey]) -> Result<Statement, AttestationError> {
+        self.verify_by(trusted).map(|(statement, _)| statement)
+    }
+
+    /// The statement and the trusted key whose signature verified it.
+    pub fn verify_by<'k>(
+        &self,
+        trusted: &'k [PublicKey],
+    ) -> Result<(Statement, &'k PublicKey), AttestationError> {
         if self.payload_type != PAYLOAD_TYPE {
             return Err(AttestationError::Malformed(format!(
                 "payloadType {:?}, not {PAYLOAD_TYPE:?}",
@@ -317,7 +333,7 @@ impl Envelope {
                         "the statement's _type or predicateType is not Theory's".into(),
                     ));
                 }
-                return Ok(statement);
+                return Ok((statement, key));
             }
             tried.push(format!("the signature by {} does not verify", signature.keyid));
         }
@@ -360,6 +376,12 @@ mod tests {
         receipt["mode"] = "real".into();
         receipt["added"] = 1.into();
         assert_eq!(signed.predicate_differs(&receipt), ["added", "mode"]);
+        // A number is compared as it was signed: 2.0 is 2.
+        let mut floats = statement();
+        floats.predicate["usage"] = serde_json::json!({"seconds": 2.0});
+        let mut whole = floats.predicate.clone();
+        whole["usage"]["seconds"] = 2.into();
+        assert!(floats.predicate_differs(&whole).is_empty());
         assert_eq!(signed.predicate_differs(&serde_json::json!([])), ["(whole)"]);
 
         let output = |cid: &str| OutputEntry {

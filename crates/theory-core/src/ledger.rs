@@ -58,6 +58,10 @@ pub struct Closing<'a> {
     pub envelope: &'a Envelope,
     /// What the run cost, when known (0 for mock runs).
     pub cost_usd_micro: Option<u64>,
+    /// The key that signed the attestation of the records this run wrote; `None` for a run
+    /// that wrote none (a failure, a memo-cache hit) or had no key. Recorded in the hash-chained
+    /// log, so that a store writer cannot pass a signed run off as unsigned.
+    pub signed_by: Option<&'a str>,
     /// Attempts made, the first included.
     pub attempts: u32,
     /// Wall time.

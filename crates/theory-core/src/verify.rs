@@ -26,6 +26,28 @@ pub struct Claims {
     pub index_path: Option<String>,
     /// Its write prefix (where the second copy of the receipt is).
     pub write_prefix: Option<String>,
+    /// What the ledger's log recorded of the signing of the records (of the run that wrote
+    /// them).
+    pub signed_by: SignedBy,
+}
+
+/// What the ledger's log recorded of the signing of a run's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SignedBy {
+    /// Signed by this key id.
+    Key(String),
+    /// Not signed.
+    Nobody,
+    /// The log does not say (the run has not finished, or finished before signing was
+    /// recorded): the receipt is all there is.
+    #[default]
+    Unrecorded,
+}
+
+/// The run whose record folder holds `index` (`/artifacts/execution/{id}/…`): the run itself,
+/// or the run a memo-cache hit reused.
+pub fn record_owner(index: &WorldPath) -> Option<&str> {
+    Some(index.as_str().strip_prefix("/artifacts/execution/")?.split_once('/')?.0)
 }
 
 /// What checking a run's attestation found.
@@ -116,11 +138,7 @@ pub async fn check_run(
         return check;
     };
     // The run whose record folder holds the index: this one, or the run a memo hit reused.
-    let owner = index_path
-        .as_str()
-        .strip_prefix("/artifacts/execution/")
-        .and_then(|rest| rest.split_once('/'))
-        .map_or_else(|| execution_id.to_string(), |(id, _)| id.to_owned());
+    let owner = record_owner(&index_path).map_or_else(|| execution_id.to_string(), str::to_owned);
     let indexed = match read_small(store, &index_path).await {
         Ok(Some(bytes)) => match serde_json::from_slice::<theory_protocol::OutputsIndex>(&bytes) {
             Ok(index) => {
@@ -153,7 +171,8 @@ pub async fn check_run(
     }
     let receipt = check_receipts(store, &owner, &index_path, &indexed, claims, &mut check).await;
     if let Some(receipt) = receipt {
-        check_attestation(store, &owner, &indexed, &receipt, trust, &mut check).await;
+        let signed_by = claims.signed_by.clone();
+        check_attestation(store, &owner, (&indexed, &receipt), signed_by, trust, &mut check).await;
     }
     check
 }
@@ -235,12 +254,13 @@ async fn check_receipts(
     Some(value)
 }
 
-/// The attestation of run `owner`, verified with `trusted`: `Ok(None)` when it has none.
+/// The attestation of run `owner`, verified with `trusted`, and the id of the key whose
+/// signature verified it: `Ok(None)` when the run has none.
 pub async fn signed_statement(
     store: &dyn ArtifactStore,
     owner: &str,
     trusted: &[crate::attestation::PublicKey],
-) -> Result<Option<Statement>, String> {
+) -> Result<Option<(Statement, String)>, String> {
     let path = format!("/artifacts/execution/{owner}/attestation.json")
         .parse::<WorldPath>()
         .map_err(|error| error.to_string())?;
@@ -250,30 +270,48 @@ pub async fn signed_statement(
     if trusted.is_empty() {
         let keys: Vec<_> = envelope.signatures.iter().map(|sig| sig.keyid.as_str()).collect();
         return Err(format!(
-            "{path} is signed by {}, and no public key is trusted to check it (pass --key, or put the key in registry/keys/)",
+            "{path} is signed by {}, and no public key is trusted to check it (registry/keys/, [trust] in theory.toml, or theory verify --key)",
             keys.join(", ")
         ));
     }
-    envelope.verify(trusted).map(Some).map_err(|error| format!("{path}: {error}"))
+    envelope
+        .verify_by(trusted)
+        .map(|(statement, key)| Some((statement, key.key_id().to_owned())))
+        .map_err(|error| format!("{path}: {error}"))
 }
 
-/// The run's attestation must verify with a trusted key and sign exactly its indexed outputs
-/// and its stored receipt; a run without one must say so in its receipt.
+/// The run's attestation must verify with a trusted key — the key the ledger's log (else the
+/// receipt) says signed it — and sign exactly its indexed outputs and its stored receipt; a run
+/// without one must be recorded as unsigned.
 async fn check_attestation(
     store: &dyn ArtifactStore,
     owner: &str,
-    indexed: &[OutputEntry],
-    receipt: &serde_json::Value,
+    (indexed, receipt): (&[OutputEntry], &serde_json::Value),
+    logged: SignedBy,
     trust: &Trust,
     check: &mut RunCheck,
 ) {
     let before = check.drifts.len();
-    let said_signed = check.receipt.as_ref().and_then(|receipt| receipt.attestation.as_ref());
-    let said_key = said_signed.and_then(|note| note.key_id.clone());
-    let said_signed = said_signed.is_some_and(|note| note.signed);
+    let said = check.receipt.as_ref().and_then(|receipt| receipt.attestation.as_ref());
+    let said = said.filter(|note| note.signed).map(|note| note.key_id.clone().unwrap_or_default());
+    // The log is the witness a store writer cannot rewrite; older logs do not say.
+    let (expected, witness) = match logged {
+        SignedBy::Key(key) => (Some(key), "the ledger records"),
+        SignedBy::Nobody => (None, "the ledger records"),
+        SignedBy::Unrecorded => (said, "the receipt says"),
+    };
     match signed_statement(store, owner, &trust.keys).await {
-        Ok(Some(statement)) => {
-            check.key_id = said_key;
+        Ok(Some((statement, key_id))) => {
+            match &expected {
+                Some(expected) if *expected != key_id => check.drifts.push(format!(
+                    "the attestation is signed by {key_id}; {witness} {expected} signed the run"
+                )),
+                None => check.drifts.push(format!(
+                    "{witness} the run was not signed, yet an attestation by {key_id} is stored for it"
+                )),
+                Some(_) => {}
+            }
+            check.key_id = Some(key_id);
             if let Some(drift) = statement.subjects_differ(indexed) {
                 check.drifts.push(drift);
             }
@@ -285,18 +323,18 @@ async fn check_attestation(
                 ));
             }
         }
-        Ok(None) if said_signed => check.drifts.push(format!(
-            "the receipt says the run was signed by {}, and its attestation is missing",
-            said_key.as_deref().unwrap_or("a key")
-        )),
-        Ok(None) => {
-            if trust.require_signed {
+        Ok(None) => match &expected {
+            Some(key) => check.drifts.push(format!(
+                "{witness} the run was signed by {key}, and its attestation is missing"
+            )),
+            None if trust.require_signed => {
                 check.drifts.push("the run is unsigned, and signatures are required".into());
-            } else {
+            }
+            None => {
                 check.attestation = AttestationStatus::Unsigned;
                 return;
             }
-        }
+        },
         Err(error) => check.drifts.push(error),
     }
     check.attestation = if check.drifts.len() == before {

@@ -37,7 +37,7 @@ use theory_core::{ArtifactStore, EnvSnapshot, Orchestrator, Redactor};
 pub use keys::KeySource;
 pub use project::Project;
 pub use project_file::{PROJECT_FILE, with_project_defaults};
-pub use trust::{TrustedKey, sign_and_trust};
+pub use trust::{TrustedKey, public_key_from_text, read_public_key, sign_and_trust};
 
 /// An orchestrator over a store, a ledger (also the memo cache), a registry and adapters: what
 /// `theory run` and `theory serve` run with.

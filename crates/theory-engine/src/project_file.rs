@@ -96,17 +96,8 @@ pub(crate) fn trusted_public_keys(root: &Path) -> Result<Vec<(PublicKey, String)
         .iter()
         .enumerate()
         .map(|(index, pem)| {
-            if pem.contains("PRIVATE KEY") {
-                return Err(invalid(
-                    &file,
-                    format!("[trust] public_keys[{index}] is a private key: only public halves belong here, and the file is shared"),
-                ));
-            }
-            PublicKey::from_pem(pem)
-                .map(|key| (key, format!("{} [trust] public_keys[{index}]", file.display())))
-                .map_err(|error| {
-                    invalid(&file, format!("[trust] public_keys[{index}]: {error} (`theory keys show` prints one)"))
-                })
+            let origin = format!("{} [trust] public_keys[{index}]", file.display());
+            crate::trust::public_key_from_text(pem, &origin).map(|key| (key, origin))
         })
         .collect()
 }

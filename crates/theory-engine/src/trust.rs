@@ -2,6 +2,7 @@
 //! with the registry), in `theory.toml`'s `[trust] public_keys`, and the public half of the
 //! project's own signing key. `theory verify` checks attestations against them (and any
 //! `--key`); once there is one, the memo cache serves only hits whose attestation verifies.
+//! Public keys are read the same way wherever they are: [`public_key_from_text`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,40 +25,61 @@ pub struct TrustedKey {
     pub source: String,
 }
 
-fn refused(path: &Path, message: impl std::fmt::Display) -> Failure {
+/// A public key in PEM, from `origin` (a file, a table); a private key is refused, whatever
+/// else the text holds.
+pub fn public_key_from_text(text: &str, origin: &str) -> Result<PublicKey, Failure> {
+    if text.contains("PRIVATE KEY") {
+        return Err(public_key_failure(
+            origin,
+            "a private key, where only public halves belong: remove it, and make a new key if it was shared",
+        ));
+    }
+    PublicKey::from_pem(text).map_err(|error| public_key_failure(origin, &error.to_string()))
+}
+
+/// Reads a public key file (`registry/keys/*.pem`, `theory verify --key`).
+pub fn read_public_key(file: &Path) -> Result<PublicKey, Failure> {
+    let origin = file.display().to_string();
+    let bytes = theory_core::files::read_regular_capped(file, MAX_KEY_BYTES)
+        .map_err(|error| public_key_failure(&origin, &error.to_string()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| public_key_failure(&origin, "not UTF-8 text"))?;
+    public_key_from_text(&text, &origin)
+}
+
+fn public_key_failure(origin: &str, message: &str) -> Failure {
     Failure::with_hint(
         ErrorCode::Usage,
-        format!("{}: {message}", path.display()),
-        "registry/keys/ holds public keys in PEM, one per file (`theory keys show` prints one)",
+        format!("{origin}: {message}"),
+        "a public key in PEM is wanted, one per file in registry/keys/: `theory keys show` prints one",
     )
 }
 
-/// Reads `registry/keys/*.pem`, in name order; a private key there is refused.
+/// Reads `registry/keys/*.pem`, in name order.
 fn registry_keys(folder: &Path) -> Result<Vec<TrustedKey>, Failure> {
     let entries = match std::fs::read_dir(folder) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(refused(folder, error)),
+        Err(error) => {
+            return Err(public_key_failure(&folder.display().to_string(), &error.to_string()));
+        }
     };
-    let mut files: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "pem"))
-        .collect();
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|error| public_key_failure(&folder.display().to_string(), &error.to_string()))?
+            .path();
+        if path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("pem")) {
+            files.push(path);
+        } else {
+            tracing::warn!(file = %path.display(), "registry/keys/ holds public keys as NAME.pem; this file is not read");
+        }
+    }
     files.sort();
     files
         .into_iter()
         .map(|file| {
-            let bytes = theory_core::files::read_regular_capped(&file, MAX_KEY_BYTES)
-                .map_err(|error| refused(&file, error))?;
-            let text = String::from_utf8(bytes).map_err(|_| refused(&file, "not UTF-8 text"))?;
-            if text.contains("PRIVATE KEY") {
-                return Err(refused(
-                    &file,
-                    "a private key: only public halves belong in the registry; remove it, and make a new key if it was shared",
-                ));
-            }
-            let key = PublicKey::from_pem(&text).map_err(|error| refused(&file, error))?;
+            let key = read_public_key(&file)?;
             Ok(TrustedKey { key, source: file.display().to_string() })
         })
         .collect()

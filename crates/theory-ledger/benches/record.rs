@@ -54,6 +54,7 @@ async fn record_one(ledger: &Ledger, id: &str, plan: Option<&str>) {
         mode: Mode::Real,
         envelope: &envelope,
         cost_usd_micro: Some(1),
+        signed_by: None,
         attempts: 1,
         duration_ms: 5,
     };

@@ -157,6 +157,31 @@ impl Ledger {
         rows.iter().map(event_of).collect()
     }
 
+    /// What the log recorded of the signing of an execution's records, from its last
+    /// `execution.finished`.
+    pub async fn signed_by(
+        &self,
+        execution_id: &str,
+    ) -> Result<theory_core::verify::SignedBy, LedgerError> {
+        use theory_core::verify::SignedBy;
+        let finished = EventKind::ExecutionFinished.as_str();
+        let row = sqlx::query(
+            "SELECT * FROM events WHERE execution_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(execution_id)
+        .bind(finished)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(event) = row.as_ref().map(event_of).transpose()? else {
+            return Ok(SignedBy::Unrecorded);
+        };
+        Ok(match event.body.get("signed_by") {
+            None => SignedBy::Unrecorded,
+            Some(serde_json::Value::String(key)) => SignedBy::Key(key.clone()),
+            Some(_) => SignedBy::Nobody,
+        })
+    }
+
     /// Returns the entry at a position, if the log is that long.
     pub async fn event_at(&self, seq: i64) -> Result<Option<Event>, LedgerError> {
         let row = sqlx::query("SELECT * FROM events WHERE seq = $1")

@@ -84,6 +84,8 @@ pub struct Finish {
     pub duration_ms: i64,
     /// The envelope.
     pub envelope: Value,
+    /// The key that signed the run's attestation, if it wrote one (in the finishing event).
+    pub signed_by: Option<String>,
 }
 
 /// One row of `theory executions list|show`.
@@ -333,6 +335,7 @@ impl Ledger {
                 attempts: record.attempts,
                 duration_ms: crate::now_ms() - record.started_at_ms,
                 envelope,
+                signed_by: None,
             };
             // One write per record: failed, settled and released together. Another recovering
             // process may have been first: then there is nothing to do.
@@ -417,7 +420,8 @@ pub(crate) async fn finish_in(
     .ok_or_else(|| LedgerError::UnknownExecution(id.to_owned()))?;
     let record = record_of(&closed)?;
     let body = json!({"status": finish.status.as_str(), "error_code": finish.error_code,
-                      "cost_usd_micro": finish.cost_usd_micro, "attempts": finish.attempts});
+                      "cost_usd_micro": finish.cost_usd_micro, "attempts": finish.attempts,
+                      "signed_by": finish.signed_by});
     write.event(Some(id), EventKind::ExecutionFinished, &body)?;
     Ok(record)
 }

@@ -116,6 +116,7 @@ impl RunLedger for Ledger {
             attempts: i64::from(closing.attempts),
             duration_ms: i64::try_from(closing.duration_ms).unwrap_or(i64::MAX),
             envelope: serde_json::to_value(closing.envelope).unwrap_or_default(),
+            signed_by: closing.signed_by.map(str::to_owned),
         };
         // Refused before admission (bad inputs, a missing secret…): recorded all the same.
         let refused = admitted.is_none().then(|| ExecutionStart {

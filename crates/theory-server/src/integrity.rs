@@ -41,10 +41,13 @@ pub(crate) async fn run(
         }))
         .into_response());
     };
+    let owner = success.index_path.parse::<theory_core::WorldPath>().ok();
+    let owner = owner.as_ref().and_then(theory_core::verify::record_owner).unwrap_or(&id);
     let claims = Claims {
         outputs: Some(success.outputs.clone()),
         index_path: Some(success.index_path.clone()),
         write_prefix: record.map(|record| record.write_prefix),
+        signed_by: state.ledger.signed_by(owner).await?,
     };
     let execution_id: ExecutionId = id.parse().map_err(|error| {
         theory_core::Failure::new(theory_protocol::ErrorCode::Usage, format!("run id: {error}"))

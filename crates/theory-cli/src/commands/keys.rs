@@ -16,23 +16,35 @@ use crate::print::{Report, out, print_json};
 pub(crate) fn run(command: &KeysCommand, context: &Context) -> ExitCode {
     match command {
         KeysCommand::Generate(args) => {
+            let path = context.project.signing_key_path();
+            let public_path = path.with_file_name("signing.pub.pem");
+            // A replaced key's public half is kept, not trusted: the runs it signed verify once
+            // someone who trusts it puts it in registry/keys/.
+            let old = std::fs::read_to_string(&public_path).ok();
             let key = match context.project.generate_signing_key(args.force) {
                 Ok(key) => key,
                 Err(failure) => return failure.report(args.json),
             };
-            let path = context.project.signing_key_path();
+            let retired = old.and_then(|pem| retire(&public_path, &pem, key.public()));
             if args.json {
                 print_json(&json!({"ok": true, "key_id": key.public().key_id(),
                                    "private_key": path.display().to_string(),
-                                   "public_key_pem": key.public().to_pem()}));
+                                   "public_key_pem": key.public().to_pem(),
+                                   "retired_public_key": retired.as_ref().map(|path| path.display().to_string())}));
             } else {
                 out(format!(
                     "made {} ({}; readable by you only)\nits public key, for whoever verifies (also in {}):\n{}",
                     key.public().key_id(),
                     path.display(),
-                    path.with_file_name("signing.pub.pem").display(),
+                    public_path.display(),
                     key.public().to_pem().trim_end()
                 ));
+                if let Some(retired) = retired {
+                    eprintln!(
+                        "note: the replaced key's public half is in {}; runs it signed verify only where it is trusted (copy it to registry/keys/ to keep trusting them)",
+                        retired.display()
+                    );
+                }
             }
             ExitCode::SUCCESS
         }
@@ -74,7 +86,10 @@ fn trusted(context: &Context, json: bool) -> ExitCode {
         print_json(&json!({"trusted_keys": keys}));
     } else if keys.is_empty() {
         out(
-            "no public key is trusted: runs' attestations cannot be checked, and the memo cache checks hits by hash only\nhint: theory keys generate, or put a public key in registry/keys/NAME.pem",
+            "no public key is trusted: runs' attestations cannot be checked, and the memo cache checks hits by hash only",
+        );
+        eprintln!(
+            "hint: theory keys generate, or put a public key in registry/keys/NAME.pem or [trust] public_keys in theory.toml"
         );
     } else {
         for found in &keys {
@@ -82,4 +97,20 @@ fn trusted(context: &Context, json: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Writes a replaced key's public half beside the new one as `retired-<id>.pub.pem`.
+fn retire(
+    public_path: &std::path::Path,
+    pem: &str,
+    new: &theory_core::attestation::PublicKey,
+) -> Option<std::path::PathBuf> {
+    let old = theory_core::attestation::PublicKey::from_pem(pem).ok()?;
+    if old == *new {
+        return None;
+    }
+    let name = format!("retired-{}.pub.pem", old.key_id().trim_start_matches("ed25519:"));
+    let retired = public_path.with_file_name(name);
+    std::fs::write(&retired, old.to_pem()).ok()?;
+    Some(retired)
 }

@@ -78,18 +78,7 @@ fn trust(args: &VerifyArgs, context: &Context) -> Result<Trust, Failure> {
     let mut keys: Vec<PublicKey> =
         context.project.trusted_keys(&context.env)?.into_iter().map(|found| found.key).collect();
     for file in &args.keys {
-        let hint = "--key takes a public key in PEM (`theory keys show` prints one)";
-        let text = theory_core::files::read_regular_capped(file, 64 * 1024)
-            .map_err(|error| usage(format!("--key {}: {error}", file.display()), hint))?;
-        let text = String::from_utf8_lossy(&text);
-        if text.contains("PRIVATE KEY") {
-            return Err(usage(
-                format!("--key {} is a private key", file.display()),
-                "pass the public half: `theory keys show > signing.pub.pem`",
-            ));
-        }
-        let key = PublicKey::from_pem(&text)
-            .map_err(|error| usage(format!("--key {}: {error}", file.display()), hint))?;
+        let key = theory_engine::read_public_key(file)?;
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -133,14 +122,26 @@ async fn check_one(
     {
         return failed_run_left_nothing(store, id, record.status.as_str()).await;
     }
-    let claims = match &envelope {
+    let mut claims = match &envelope {
         Some(Envelope::Success(success)) => Claims {
             outputs: Some(success.outputs.clone()),
             index_path: Some(success.index_path.clone()),
             write_prefix: record.as_ref().map(|record| record.write_prefix.clone()),
+            signed_by: theory_core::verify::SignedBy::Unrecorded,
         },
         _ => Claims::default(),
     };
+    // What the log says of the signing of the records: the run's, or the run its hit reused.
+    let owner = claims.index_path.as_deref().and_then(|index| index.parse::<WorldPath>().ok());
+    let owner = owner.as_ref().and_then(theory_core::verify::record_owner).unwrap_or(id.as_str());
+    match ledger.signed_by(owner).await {
+        Ok(signed_by) => claims.signed_by = signed_by,
+        Err(error) => {
+            let mut check = RunCheck::new(id.to_string());
+            check.drifts.push(format!("the ledger cannot be read: {error}"));
+            return check;
+        }
+    }
     let mut check = check_run(store, id, &claims, trust).await;
     if record.is_none() {
         check.drifts.push("the ledger has no record of this run".into());

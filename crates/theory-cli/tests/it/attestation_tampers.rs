@@ -1,8 +1,8 @@
 //! Signed runs are checked two ways — by `theory verify`, and by an independent verifier built on
 //! maintained DSSE and in-toto libraries from the Python package index
 //! (`tools/attest/verify_attestation.py`) — and each tamper (an output byte, a receipt field, the
-//! signature, a deleted ledger row) is caught by both. The memo cache serves only a hit whose
-//! attestation still verifies.
+//! signature, a deleted ledger row, a signed run passed off as unsigned) is caught by both. The
+//! memo cache serves only a hit whose attestation still verifies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,10 +94,11 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
     let project = Project::new();
     let made = project.run(&["keys", "generate"]);
     assert_eq!(made.code, 0, "{}", made.transcript());
-    let runs: Vec<Value> = ["intact", "output byte", "receipt field", "signature", "ledger row"]
-        .iter()
-        .map(|text| probe(&project, text, &[]))
-        .collect();
+    let runs: Vec<Value> =
+        ["intact", "output byte", "receipt field", "signature", "ledger row", "downgrade"]
+            .iter()
+            .map(|text| probe(&project, text, &[]))
+            .collect();
     let ids: Vec<&str> = runs.iter().map(|run| run["execution_id"].as_str().unwrap()).collect();
 
     // Untouched, both verifiers accept every run, and theory verify says what it checked.
@@ -132,14 +133,7 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
         |_| copy,
     );
     // The signature.
-    rewrite(&record(&project, ids[3], "attestation.json"), |bytes| {
-        let mut envelope: Value = serde_json::from_slice(&bytes).unwrap();
-        let engine = base64::engine::general_purpose::STANDARD;
-        let mut sig = engine.decode(envelope["signatures"][0]["sig"].as_str().unwrap()).unwrap();
-        sig[10] ^= 0x20;
-        envelope["signatures"][0]["sig"] = engine.encode(sig).into();
-        serde_json::to_vec(&envelope).unwrap()
-    });
+    rewrite(&record(&project, ids[3], "attestation.json"), |bytes| flip_signature(&bytes));
     // A deleted ledger row: the admission of the last run.
     let receipt: Value = serde_json::from_slice(
         &std::fs::read(record(&project, ids[4], "determinism.json")).unwrap(),
@@ -147,6 +141,23 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
     .unwrap();
     let position = receipt["ledger_position"].as_u64().unwrap();
     sqlite(&project, &format!("DELETE FROM events WHERE seq = {position}"));
+    // Passed off as unsigned: the attestation removed, both receipts saying "not signed" and
+    // changed at will.
+    std::fs::remove_file(record(&project, ids[5], "attestation.json")).unwrap();
+    let receipt = record(&project, ids[5], "determinism.json");
+    rewrite(&receipt, |bytes| {
+        let mut receipt: Value = serde_json::from_slice(&bytes).unwrap();
+        receipt["attestation"] = serde_json::json!({"signed": false});
+        receipt["processor_ref"] = "theory/other@1".into();
+        serde_json::to_vec(&receipt).unwrap()
+    });
+    let copy = std::fs::read(&receipt).unwrap();
+    let prefix = runs[5]["outputs"][0]["path"].as_str().unwrap();
+    let prefix = &prefix[..prefix.rfind('/').unwrap()];
+    rewrite(
+        &project.path().join(".theory/artifacts").join(&prefix[1..]).join("receipt.json"),
+        |_| copy,
+    );
 
     let intact = verify(&project, ids[0]);
     assert_eq!(intact.code, 0, "{}", intact.transcript());
@@ -158,8 +169,9 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
             "differs from the signed predicate in mode",
             "differs from the one signed, in: mode",
         ),
-        (ids[3], "signature", "does not verify"),
+        (ids[3], "signature: VerificationError", "does not verify"),
         (ids[4], "ledger does not hold the run's admission", "ledger holds no entry at position"),
+        (ids[5], "attestation.json", "the ledger records the run was signed by ed25519:"),
     ] {
         let outcome = verify(&project, id);
         assert_eq!(
@@ -175,6 +187,16 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
     }
 }
 
+/// Flips one bit of the envelope's first signature.
+fn flip_signature(bytes: &[u8]) -> Vec<u8> {
+    let mut envelope: Value = serde_json::from_slice(bytes).unwrap();
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut sig = engine.decode(envelope["signatures"][0]["sig"].as_str().unwrap()).unwrap();
+    sig[10] ^= 0x20;
+    envelope["signatures"][0]["sig"] = engine.encode(sig).into();
+    serde_json::to_vec(&envelope).unwrap()
+}
+
 #[test]
 fn the_memo_cache_serves_a_hit_only_while_its_attestation_verifies() {
     let project = Project::new();
@@ -186,24 +208,36 @@ fn the_memo_cache_serves_a_hit_only_while_its_attestation_verifies() {
     assert_eq!(again["meta"]["cached"], true, "a verified run is reused: {again}");
 
     // The signature no longer verifies: the run is made again, not served.
-    rewrite(&record(&project, &id, "attestation.json"), |bytes| {
-        let mut envelope: Value = serde_json::from_slice(&bytes).unwrap();
-        envelope["signatures"][0]["keyid"] = "ed25519:00000000000000000000000000000000".into();
-        serde_json::to_vec(&envelope).unwrap()
-    });
+    rewrite(&record(&project, &id, "attestation.json"), |bytes| flip_signature(&bytes));
     let rerun = probe(&project, "memo", &[]);
-    assert_eq!(rerun["meta"]["cached"], false, "an untrusted hit was served: {rerun}");
-    let fresh = rerun["execution_id"].as_str().unwrap();
+    assert_eq!(rerun["meta"]["cached"], false, "a hit with a broken signature was served: {rerun}");
+    let fresh = rerun["execution_id"].as_str().unwrap().to_owned();
     assert_ne!(fresh, id);
     // The new run is signed, and is what the next identical run reuses.
     let reused = probe(&project, "memo", &[]);
     assert_eq!(
         (reused["meta"]["cached"].as_bool(), reused["execution_id"].as_str()),
-        (Some(true), Some(fresh))
+        (Some(true), Some(fresh.as_str()))
     );
 
+    // A valid attestation, of another run (another memo key, other outputs), put in its place.
+    let other = probe(&project, "another question", &[]);
+    let borrowed = std::fs::read(record(
+        &project,
+        other["execution_id"].as_str().unwrap(),
+        "attestation.json",
+    ))
+    .unwrap();
+    rewrite(&record(&project, &fresh, "attestation.json"), |_| borrowed);
+    let replayed = probe(&project, "memo", &[]);
+    assert_eq!(
+        replayed["meta"]["cached"], false,
+        "another run's attestation was accepted: {replayed}"
+    );
+    let last = replayed["execution_id"].as_str().unwrap();
+
     // Without the attestation at all, the same: a hit the project cannot check is not served.
-    std::fs::remove_file(record(&project, fresh, "attestation.json")).unwrap();
+    std::fs::remove_file(record(&project, last, "attestation.json")).unwrap();
     let unsigned_hit = probe(&project, "memo", &[]);
     assert_eq!(unsigned_hit["meta"]["cached"], false, "{unsigned_hit}");
 }

@@ -45,6 +45,13 @@ fn a_key_is_made_owner_only_and_only_its_public_half_is_ever_printed() {
     let replaced = project.run(&["keys", "generate", "--force", "--json"]);
     assert_eq!(replaced.code, 0, "{}", replaced.transcript());
     assert_ne!(replaced.json()["key_id"].as_str(), Some(key_id.as_str()));
+    // The old public half is kept beside it, not trusted.
+    let retired = replaced.json()["retired_public_key"].as_str().unwrap().to_owned();
+    let kept = std::fs::read_to_string(&retired).unwrap();
+    let kept = theory_core::attestation::PublicKey::from_pem(&kept).unwrap();
+    assert_eq!(kept.key_id(), key_id);
+    let trusted = project.run(&["keys", "trusted", "--json"]).json();
+    assert!(!trusted.to_string().contains(&key_id), "a retired key is not trusted: {trusted}");
 
     // A key others may read is refused, saying how to mend it.
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -87,9 +87,9 @@ impl MemoCache {
             return None;
         }
         if !self.trusted.is_empty() {
-            let owner = index.as_str().strip_prefix("/artifacts/execution/")?.split_once('/')?.0;
+            let owner = crate::verify::record_owner(&index)?;
             let problem = match crate::verify::signed_statement(store, owner, &self.trusted).await {
-                Ok(Some(statement)) => statement
+                Ok(Some((statement, _))) => statement
                     .subjects_differ(&success.outputs)
                     .or_else(|| {
                         (statement.predicate["memo_key"] != memo_key)

@@ -171,6 +171,7 @@ impl Orchestrator {
                     mode: request.mode,
                     envelope: &outcome.envelope,
                     cost_usd_micro: self.cost(&request, &outcome.envelope),
+                    signed_by: self.signed_by(&outcome.envelope),
                     attempts: progress.attempts.max(1),
                     duration_ms: started.elapsed().as_millis() as u64,
                 };
@@ -182,6 +183,16 @@ impl Orchestrator {
         }
         .instrument(span)
         .await
+    }
+
+    /// The key that signed what a run wrote: a success that is not a memo hit, with a signer
+    /// (`finish` signs exactly those).
+    fn signed_by(&self, envelope: &Envelope) -> Option<&str> {
+        let Envelope::Success(success) = envelope else { return None };
+        if success.meta.cached == Some(true) {
+            return None;
+        }
+        self.signer.as_deref().map(|key| key.public().key_id())
     }
 
     /// Runs a request to its envelope (without recording it).

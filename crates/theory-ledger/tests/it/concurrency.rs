@@ -49,6 +49,7 @@ async fn one_run(ledger: &Ledger, index: usize, reserve: i64, actual: i64) -> i6
         mode: Mode::Real,
         envelope: &envelope,
         cost_usd_micro: Some(u64::try_from(actual).unwrap()),
+        signed_by: None,
         attempts: 1,
         duration_ms: 1,
     };

@@ -67,6 +67,7 @@ async fn a_refused_admission_leaves_nothing_and_a_closed_run_holds_nothing() {
             mode: Mode::Real,
             envelope: &envelope,
             cost_usd_micro: Some(250),
+            signed_by: None,
             attempts: 2,
             duration_ms: 7,
         };

@@ -118,6 +118,7 @@ async fn drive(fresh: &Fresh) {
                 attempts: 1,
                 duration_ms: 3,
                 envelope: json!({"status": "success", "execution_id": id}),
+                signed_by: None,
             };
             ledger.finish_execution(&id, &finish).await.unwrap();
             ledger.settle("team", &id, 1, 1).await.unwrap();
@@ -256,6 +257,7 @@ async fn admit_and_close(ledger: &theory_ledger::Ledger) {
         mode: Mode::Mock,
         envelope: &envelope,
         cost_usd_micro: Some(1),
+        signed_by: None,
         attempts: 1,
         duration_ms: 2,
     };

@@ -28,6 +28,7 @@ fn success(id: &str, cost: i64) -> Finish {
         attempts: 1,
         duration_ms: 12,
         envelope: json!({"status": "success", "execution_id": id}),
+        signed_by: None,
     }
 }
 
