@@ -316,9 +316,10 @@ fn hash_gib(mut update: impl FnMut(&[u8])) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// What signing adds: to a whole mock run (41 runs each, signed and unsigned interleaved), to
-/// a 1 GiB output (3 each, interleaved, each in a fresh project between `sync`s), and what a second
-/// digest (`sha256`) of every output would add to ingesting 1 GiB.
+/// What signing adds: to a whole mock run (41 runs each, signed and unsigned interleaved), to a
+/// memo-cache hit (whose attestation is then verified), to a 1 GiB output (3 each, interleaved,
+/// each in a fresh project between `sync`s), and what a second digest (`sha256`) of every output
+/// would add to ingesting 1 GiB.
 fn signing_axis(binary: &Binary) -> Result<String, String> {
     use sha2::Digest as _;
     let (unsigned, signed) = (project(0), signed_project(binary)?);
@@ -328,6 +329,15 @@ fn signing_axis(binary: &Binary) -> Result<String, String> {
     for _ in 0..41 {
         plain.push(probe_run(binary, unsigned.path(), "{}")?);
         with_key.push(probe_run(binary, signed.path(), "{}")?);
+    }
+    // A memo-cache hit: signed, it also reads and verifies the hit's attestation.
+    let hit = ["run", "--ref", "theory/probe@1", "--mode", "mock", "--json", "--inputs-json", "{}"];
+    let (mut hit_plain, mut hit_signed) = (Vec::new(), Vec::new());
+    theory(binary, unsigned.path(), &hit)?;
+    theory(binary, signed.path(), &hit)?;
+    for _ in 0..41 {
+        hit_plain.push(theory(binary, unsigned.path(), &hit)?);
+        hit_signed.push(theory(binary, signed.path(), &hit)?);
     }
     let inputs = format!(r#"{{"params":{{"size_bytes":{}}}}}"#, 1u64 << 30);
     let mut args = PROBE_RUN.to_vec();
@@ -354,9 +364,11 @@ fn signing_axis(binary: &Binary) -> Result<String, String> {
         b3.update(block);
     });
     Ok(format!(
-        "signing: mock run unsigned / signed {:.1} / {:.1} ms median; 1 GiB output unsigned / signed {:.2} / {:.2} s median; hashing 1 GiB on one core: blake3 {:.2} s, sha256 {:.2} s (a sha256 subject would add that to each GiB ingested) | goal: signing adds nothing measurable",
+        "signing: mock run unsigned / signed {:.1} / {:.1} ms median; memo hit unsigned / signed (its attestation verified) {:.1} / {:.1} ms; 1 GiB output unsigned / signed {:.2} / {:.2} s median; hashing 1 GiB on one core: blake3 {:.2} s, sha256 {:.2} s (a sha256 subject would add that to each GiB ingested) | goal: signing adds nothing measurable",
         ms(median(plain)),
         ms(median(with_key)),
+        ms(median(hit_plain)),
+        ms(median(hit_signed)),
         median(big_plain).as_secs_f64(),
         median(big_signed).as_secs_f64(),
         b3_s,
