@@ -10,6 +10,7 @@ use std::process::Command;
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::attestations::run_probe;
 use crate::support::{Outcome, Project};
 
 /// The Python with securesystemslib, in-toto-attestation and blake3.
@@ -43,22 +44,20 @@ fn independent(project: &Project, ids: &[&str]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
-fn probe(project: &Project, text: &str, extra: &[&str]) -> Value {
-    let inputs = serde_json::json!({"text": text}).to_string();
-    let mut args = vec![
-        "run",
-        "--ref",
-        "theory/probe@1",
-        "--mode",
-        "mock",
-        "--json",
-        "--inputs-json",
-        &inputs,
-    ];
-    args.extend_from_slice(extra);
-    let ran = project.run(&args);
-    assert_eq!(ran.code, 0, "{}", ran.transcript());
-    ran.json()
+/// Changes a run's receipt with `change` and writes it as both copies: the record's and the one
+/// beside the outputs.
+fn forge_receipts(project: &Project, run: &Value, change: impl FnOnce(&mut Value)) {
+    let id = run["execution_id"].as_str().unwrap();
+    let receipt = record(project, id, "determinism.json");
+    rewrite(&receipt, |bytes| {
+        let mut receipt: Value = serde_json::from_slice(&bytes).unwrap();
+        change(&mut receipt);
+        serde_json::to_vec(&receipt).unwrap()
+    });
+    let copy = std::fs::read(&receipt).unwrap();
+    let output = run["outputs"][0]["path"].as_str().unwrap();
+    let folder = &output[1..output.rfind('/').unwrap()];
+    rewrite(&project.path().join(".theory/artifacts").join(folder).join("receipt.json"), |_| copy);
 }
 
 fn record(project: &Project, id: &str, name: &str) -> PathBuf {
@@ -97,7 +96,7 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
     let runs: Vec<Value> =
         ["intact", "output byte", "receipt field", "signature", "ledger row", "downgrade"]
             .iter()
-            .map(|text| probe(&project, text, &[]))
+            .map(|text| run_probe(&project, text))
             .collect();
     let ids: Vec<&str> = runs.iter().map(|run| run["execution_id"].as_str().unwrap()).collect();
 
@@ -118,20 +117,7 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
         bytes
     });
     // A receipt field (both copies, as a careful forger would).
-    let receipt = record(&project, ids[2], "determinism.json");
-    let forged = |bytes: Vec<u8>| {
-        let mut receipt: Value = serde_json::from_slice(&bytes).unwrap();
-        receipt["mode"] = "real".into();
-        serde_json::to_vec(&receipt).unwrap()
-    };
-    rewrite(&receipt, forged);
-    let copy = std::fs::read(&receipt).unwrap();
-    let prefix = runs[2]["outputs"][0]["path"].as_str().unwrap();
-    let prefix = &prefix[..prefix.rfind('/').unwrap()];
-    rewrite(
-        &project.path().join(".theory/artifacts").join(&prefix[1..]).join("receipt.json"),
-        |_| copy,
-    );
+    forge_receipts(&project, &runs[2], |receipt| receipt["mode"] = "real".into());
     // The signature.
     rewrite(&record(&project, ids[3], "attestation.json"), |bytes| flip_signature(&bytes));
     // A deleted ledger row: the admission of the last run.
@@ -144,20 +130,10 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
     // Passed off as unsigned: the attestation removed, both receipts saying "not signed" and
     // changed at will.
     std::fs::remove_file(record(&project, ids[5], "attestation.json")).unwrap();
-    let receipt = record(&project, ids[5], "determinism.json");
-    rewrite(&receipt, |bytes| {
-        let mut receipt: Value = serde_json::from_slice(&bytes).unwrap();
+    forge_receipts(&project, &runs[5], |receipt| {
         receipt["attestation"] = serde_json::json!({"signed": false});
         receipt["processor_ref"] = "theory/other@1".into();
-        serde_json::to_vec(&receipt).unwrap()
     });
-    let copy = std::fs::read(&receipt).unwrap();
-    let prefix = runs[5]["outputs"][0]["path"].as_str().unwrap();
-    let prefix = &prefix[..prefix.rfind('/').unwrap()];
-    rewrite(
-        &project.path().join(".theory/artifacts").join(&prefix[1..]).join("receipt.json"),
-        |_| copy,
-    );
 
     let intact = verify(&project, ids[0]);
     assert_eq!(intact.code, 0, "{}", intact.transcript());
@@ -202,26 +178,26 @@ fn the_memo_cache_serves_a_hit_only_while_its_attestation_verifies() {
     let project = Project::new();
     let made = project.run(&["keys", "generate"]);
     assert_eq!(made.code, 0, "{}", made.transcript());
-    let first = probe(&project, "memo", &[]);
+    let first = run_probe(&project, "memo");
     let id = first["execution_id"].as_str().unwrap().to_owned();
-    let again = probe(&project, "memo", &[]);
+    let again = run_probe(&project, "memo");
     assert_eq!(again["meta"]["cached"], true, "a verified run is reused: {again}");
 
     // The signature no longer verifies: the run is made again, not served.
     rewrite(&record(&project, &id, "attestation.json"), |bytes| flip_signature(&bytes));
-    let rerun = probe(&project, "memo", &[]);
+    let rerun = run_probe(&project, "memo");
     assert_eq!(rerun["meta"]["cached"], false, "a hit with a broken signature was served: {rerun}");
     let fresh = rerun["execution_id"].as_str().unwrap().to_owned();
     assert_ne!(fresh, id);
     // The new run is signed, and is what the next identical run reuses.
-    let reused = probe(&project, "memo", &[]);
+    let reused = run_probe(&project, "memo");
     assert_eq!(
         (reused["meta"]["cached"].as_bool(), reused["execution_id"].as_str()),
         (Some(true), Some(fresh.as_str()))
     );
 
     // A valid attestation, of another run (another memo key, other outputs), put in its place.
-    let other = probe(&project, "another question", &[]);
+    let other = run_probe(&project, "another question");
     let borrowed = std::fs::read(record(
         &project,
         other["execution_id"].as_str().unwrap(),
@@ -229,7 +205,7 @@ fn the_memo_cache_serves_a_hit_only_while_its_attestation_verifies() {
     ))
     .unwrap();
     rewrite(&record(&project, &fresh, "attestation.json"), |_| borrowed);
-    let replayed = probe(&project, "memo", &[]);
+    let replayed = run_probe(&project, "memo");
     assert_eq!(
         replayed["meta"]["cached"], false,
         "another run's attestation was accepted: {replayed}"
@@ -238,6 +214,6 @@ fn the_memo_cache_serves_a_hit_only_while_its_attestation_verifies() {
 
     // Without the attestation at all, the same: a hit the project cannot check is not served.
     std::fs::remove_file(record(&project, last, "attestation.json")).unwrap();
-    let unsigned_hit = probe(&project, "memo", &[]);
+    let unsigned_hit = run_probe(&project, "memo");
     assert_eq!(unsigned_hit["meta"]["cached"], false, "{unsigned_hit}");
 }

@@ -14,7 +14,8 @@ fn record(project: &Project, id: &str, name: &str) -> Option<String> {
     .ok()
 }
 
-fn run_probe(project: &Project, text: &str) -> Value {
+/// A mock run of the probe with `text`: its envelope.
+pub(crate) fn run_probe(project: &Project, text: &str) -> Value {
     let inputs = format!(r#"{{"text":"{text}"}}"#);
     let ran = project.run(&[
         "run",

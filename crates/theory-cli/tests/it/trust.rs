@@ -9,18 +9,7 @@ use crate::support::Project;
 fn signed_run(project: &Project) -> String {
     let made = project.run(&["keys", "generate"]);
     assert_eq!(made.code, 0, "{}", made.transcript());
-    let ran = project.run(&[
-        "run",
-        "--ref",
-        "theory/probe@1",
-        "--mode",
-        "mock",
-        "--json",
-        "--inputs-json",
-        r#"{"text":"trust"}"#,
-    ]);
-    assert_eq!(ran.code, 0, "{}", ran.transcript());
-    ran.json()["execution_id"].as_str().unwrap().to_owned()
+    crate::attestations::run_probe(project, "trust")["execution_id"].as_str().unwrap().to_owned()
 }
 
 #[test]
