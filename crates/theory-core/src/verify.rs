@@ -38,10 +38,13 @@ pub enum SignedBy {
     Key(String),
     /// Not signed.
     Nobody,
-    /// The log does not say (the run has not finished, or finished before signing was
-    /// recorded): the receipt is all there is.
+    /// The run's finishing entry does not say (it finished before signers were recorded): the
+    /// receipt is all there is.
     #[default]
     Unrecorded,
+    /// The log has no finishing entry for the run at all: for a run recorded as a success, a
+    /// log cut short or with entries deleted.
+    Missing,
 }
 
 /// The run whose record folder holds `index` (`/artifacts/execution/{id}/…`): the run itself,
@@ -56,7 +59,8 @@ pub fn record_owner(index: &WorldPath) -> Option<&str> {
 pub enum AttestationStatus {
     /// Signed by a trusted key over exactly the indexed outputs and the stored receipt.
     Verified,
-    /// The run has no attestation and its receipt says it was not signed.
+    /// The run has no attestation, and is recorded as not signed (by the ledger, else by its
+    /// receipt).
     Unsigned,
     /// The attestation is missing, untrusted, or says something else than the records (the
     /// drifts say what).
@@ -270,7 +274,7 @@ pub async fn signed_statement(
     if trusted.is_empty() {
         let keys: Vec<_> = envelope.signatures.iter().map(|sig| sig.keyid.as_str()).collect();
         return Err(format!(
-            "{path} is signed by {}, and no public key is trusted to check it (registry/keys/, [trust] in theory.toml, or theory verify --key)",
+            "{path} is signed by {}, and no public key is trusted to check it (trust it in registry/keys/ or [trust] in theory.toml; theory verify also takes --key)",
             keys.join(", ")
         ));
     }
@@ -278,6 +282,43 @@ pub async fn signed_statement(
         .verify_by(trusted)
         .map(|(statement, key)| Some((statement, key.key_id().to_owned())))
         .map_err(|error| format!("{path}: {error}"))
+}
+
+/// Who signed a run, as far as one witness says: `None` unsigned, `Some("")` signed by a key it
+/// does not name.
+type Signer = Option<String>;
+
+fn named(key: &str) -> &str {
+    if key.is_empty() { "a key" } else { key }
+}
+
+/// The signer the records must agree with: the ledger's log, which a store writer cannot
+/// rewrite, else (a run finished before the log recorded signers) the receipt's note.
+fn expected_signer(logged: SignedBy, said: Signer, check: &mut RunCheck) -> (Signer, &'static str) {
+    let logged = match logged {
+        SignedBy::Key(key) => Some(key),
+        SignedBy::Nobody => None,
+        SignedBy::Unrecorded => return (said, "the receipt says"),
+        SignedBy::Missing => {
+            check.drifts.push(
+                "the ledger has no finishing entry for the run that wrote these records: it was cut short, or entries were deleted".into(),
+            );
+            return (said, "the receipt says");
+        }
+    };
+    let agree = match (&said, &logged) {
+        (Some(said), Some(logged)) => said.is_empty() || said == logged,
+        (None, None) => true,
+        _ => false,
+    };
+    if !agree {
+        check.drifts.push(format!(
+            "the receipt says the run was {}; the ledger records it {}",
+            said.as_deref().map_or("not signed".into(), |key| format!("signed by {}", named(key))),
+            logged.as_deref().map_or("not signed".into(), |key| format!("signed by {key}"))
+        ));
+    }
+    (logged, "the ledger records")
 }
 
 /// The run's attestation must verify with a trusted key — the key the ledger's log (else the
@@ -294,18 +335,15 @@ async fn check_attestation(
     let before = check.drifts.len();
     let said = check.receipt.as_ref().and_then(|receipt| receipt.attestation.as_ref());
     let said = said.filter(|note| note.signed).map(|note| note.key_id.clone().unwrap_or_default());
-    // The log is the witness a store writer cannot rewrite; older logs do not say.
-    let (expected, witness) = match logged {
-        SignedBy::Key(key) => (Some(key), "the ledger records"),
-        SignedBy::Nobody => (None, "the ledger records"),
-        SignedBy::Unrecorded => (said, "the receipt says"),
-    };
+    let (expected, witness) = expected_signer(logged, said, check);
     match signed_statement(store, owner, &trust.keys).await {
         Ok(Some((statement, key_id))) => {
             match &expected {
-                Some(expected) if *expected != key_id => check.drifts.push(format!(
-                    "the attestation is signed by {key_id}; {witness} {expected} signed the run"
-                )),
+                Some(expected) if !expected.is_empty() && *expected != key_id => {
+                    check.drifts.push(format!(
+                        "the attestation is signed by {key_id}; {witness} {expected} signed the run"
+                    ));
+                }
                 None => check.drifts.push(format!(
                     "{witness} the run was not signed, yet an attestation by {key_id} is stored for it"
                 )),
@@ -325,15 +363,17 @@ async fn check_attestation(
         }
         Ok(None) => match &expected {
             Some(key) => check.drifts.push(format!(
-                "{witness} the run was signed by {key}, and its attestation is missing"
+                "{witness} the run was signed by {}, and its attestation is missing",
+                named(key)
             )),
             None if trust.require_signed => {
                 check.drifts.push("the run is unsigned, and signatures are required".into());
             }
-            None => {
+            None if check.drifts.len() == before => {
                 check.attestation = AttestationStatus::Unsigned;
                 return;
             }
+            None => {}
         },
         Err(error) => check.drifts.push(error),
     }

@@ -51,7 +51,7 @@ fn public_key_failure(origin: &str, message: &str) -> Failure {
     Failure::with_hint(
         ErrorCode::Usage,
         format!("{origin}: {message}"),
-        "a public key in PEM is wanted, one per file in registry/keys/: `theory keys show` prints one",
+        "a public key in PEM is wanted (`theory keys show` prints one)",
     )
 }
 
@@ -69,9 +69,10 @@ fn registry_keys(folder: &Path) -> Result<Vec<TrustedKey>, Failure> {
         let path = entry
             .map_err(|error| public_key_failure(&folder.display().to_string(), &error.to_string()))?
             .path();
+        let hidden = path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.'));
         if path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("pem")) {
             files.push(path);
-        } else {
+        } else if !hidden && !path.is_dir() {
             tracing::warn!(file = %path.display(), "registry/keys/ holds public keys as NAME.pem; this file is not read");
         }
     }

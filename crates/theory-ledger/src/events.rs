@@ -158,7 +158,8 @@ impl Ledger {
     }
 
     /// What the log recorded of the signing of an execution's records, from its last
-    /// `execution.finished`.
+    /// `execution.finished` ([`SignedBy::Missing`](theory_core::verify::SignedBy::Missing) when
+    /// it has none).
     pub async fn signed_by(
         &self,
         execution_id: &str,
@@ -173,7 +174,7 @@ impl Ledger {
         .fetch_optional(self.pool())
         .await?;
         let Some(event) = row.as_ref().map(event_of).transpose()? else {
-            return Ok(SignedBy::Unrecorded);
+            return Ok(SignedBy::Missing);
         };
         Ok(match event.body.get("signed_by") {
             None => SignedBy::Unrecorded,

@@ -144,7 +144,7 @@ pub(crate) async fn attestation(
         &id,
         "attestation.json",
         "attestation",
-        "the run was not signed (its receipt says so): `theory keys generate` makes the server's key",
+        "the run was not signed: `theory keys generate` makes the server's key (runs after it are signed)",
     )
     .await
 }

@@ -19,13 +19,16 @@ pub(crate) fn run(command: &KeysCommand, context: &Context) -> ExitCode {
             let path = context.project.signing_key_path();
             let public_path = path.with_file_name("signing.pub.pem");
             // A replaced key's public half is kept, not trusted: the runs it signed verify once
-            // someone who trusts it puts it in registry/keys/.
-            let old = std::fs::read_to_string(&public_path).ok();
+            // someone who trusts it puts it in registry/keys/. Written before the key goes.
+            let retired = if args.force { retire(&path) } else { Ok(None) };
+            let retired = match retired {
+                Ok(retired) => retired,
+                Err(failure) => return failure.report(args.json),
+            };
             let key = match context.project.generate_signing_key(args.force) {
                 Ok(key) => key,
                 Err(failure) => return failure.report(args.json),
             };
-            let retired = old.and_then(|pem| retire(&public_path, &pem, key.public()));
             if args.json {
                 print_json(&json!({"ok": true, "key_id": key.public().key_id(),
                                    "private_key": path.display().to_string(),
@@ -99,18 +102,19 @@ fn trusted(context: &Context, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Writes a replaced key's public half beside the new one as `retired-<id>.pub.pem`.
-fn retire(
-    public_path: &std::path::Path,
-    pem: &str,
-    new: &theory_core::attestation::PublicKey,
-) -> Option<std::path::PathBuf> {
-    let old = theory_core::attestation::PublicKey::from_pem(pem).ok()?;
-    if old == *new {
-        return None;
-    }
-    let name = format!("retired-{}.pub.pem", old.key_id().trim_start_matches("ed25519:"));
-    let retired = public_path.with_file_name(name);
-    std::fs::write(&retired, old.to_pem()).ok()?;
-    Some(retired)
+/// Writes the public half of the key at `path`, about to be replaced, beside it as
+/// `retired-<id>.pub.pem`; nothing when there is no key there.
+fn retire(path: &std::path::Path) -> Result<Option<std::path::PathBuf>, Failure> {
+    let Ok(pem) = std::fs::read_to_string(path) else { return Ok(None) };
+    let Ok(old) = theory_core::attestation::SigningKey::from_pem(&pem) else { return Ok(None) };
+    let name = format!("retired-{}.pub.pem", old.public().key_id().trim_start_matches("ed25519:"));
+    let retired = path.with_file_name(name);
+    std::fs::write(&retired, old.public().to_pem()).map_err(|error| {
+        Failure::with_hint(
+            ErrorCode::Usage,
+            format!("cannot keep the replaced key's public half in {}: {error}", retired.display()),
+            "check the folder's permissions; the key was not replaced",
+        )
+    })?;
+    Ok(Some(retired))
 }

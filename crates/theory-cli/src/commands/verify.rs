@@ -238,7 +238,7 @@ fn signature_words(check: &RunCheck) -> String {
             "; signed by {}, the signature and what it signs hold",
             check.key_id.as_deref().unwrap_or("a trusted key")
         ),
-        AttestationStatus::Unsigned => "; unsigned (its receipt says so)".into(),
+        AttestationStatus::Unsigned => "; unsigned (recorded so)".into(),
         AttestationStatus::Failed | AttestationStatus::Unchecked => String::new(),
     }
 }

@@ -93,11 +93,18 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
     let project = Project::new();
     let made = project.run(&["keys", "generate"]);
     assert_eq!(made.code, 0, "{}", made.transcript());
-    let runs: Vec<Value> =
-        ["intact", "output byte", "receipt field", "signature", "ledger row", "downgrade"]
-            .iter()
-            .map(|text| run_probe(&project, text))
-            .collect();
+    let runs: Vec<Value> = [
+        "intact",
+        "output byte",
+        "receipt field",
+        "signature",
+        "ledger row",
+        "downgrade",
+        "ledger says",
+    ]
+    .iter()
+    .map(|text| run_probe(&project, text))
+    .collect();
     let ids: Vec<&str> = runs.iter().map(|run| run["execution_id"].as_str().unwrap()).collect();
 
     // Untouched, both verifiers accept every run, and theory verify says what it checked.
@@ -135,6 +142,15 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
         receipt["processor_ref"] = "theory/other@1".into();
     });
 
+    // The ledger's finishing entry rewritten to say nobody signed the run.
+    sqlite(
+        &project,
+        &format!(
+            "UPDATE events SET body = json_set(body, '$.signed_by', NULL) WHERE kind = 'execution.finished' AND execution_id = '{}'",
+            ids[6]
+        ),
+    );
+
     let intact = verify(&project, ids[0]);
     assert_eq!(intact.code, 0, "{}", intact.transcript());
     assert!(intact.stdout.contains("signed by ed25519:"), "{}", intact.stdout);
@@ -148,6 +164,7 @@ fn signed_runs_verify_both_ways_and_every_tamper_is_caught_by_both() {
         (ids[3], "signature: VerificationError", "does not verify"),
         (ids[4], "ledger does not hold the run's admission", "ledger holds no entry at position"),
         (ids[5], "attestation.json", "the ledger records the run was signed by ed25519:"),
+        (ids[6], "does not record the run as signed by", "the ledger records it not signed"),
     ] {
         let outcome = verify(&project, id);
         assert_eq!(
@@ -182,6 +199,12 @@ fn the_memo_cache_serves_a_hit_only_while_its_attestation_verifies() {
     let id = first["execution_id"].as_str().unwrap().to_owned();
     let again = run_probe(&project, "memo");
     assert_eq!(again["meta"]["cached"], true, "a verified run is reused: {again}");
+    // The hit's own record verifies through the run it reused.
+    let checked = project.run(&["verify", "--all", "--require-signed", "--json"]);
+    assert_eq!(checked.code, 0, "{}", checked.transcript());
+    let runs = checked.json()["runs"].clone();
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs}");
+    assert!(runs.as_array().unwrap().iter().all(|run| run["attestation"] == "verified"), "{runs}");
 
     // The signature no longer verifies: the run is made again, not served.
     rewrite(&record(&project, &id, "attestation.json"), |bytes| flip_signature(&bytes));

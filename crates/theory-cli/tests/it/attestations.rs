@@ -42,7 +42,7 @@ fn without_a_key_a_run_is_unsigned_and_its_receipt_says_so() {
     assert!(record(&project, id, "attestation.json").is_none());
     let checked = project.run(&["verify", id]);
     assert_eq!(checked.code, 0, "{}", checked.transcript());
-    assert!(checked.stdout.contains("unsigned (its receipt says so)"), "{}", checked.stdout);
+    assert!(checked.stdout.contains("unsigned (recorded so)"), "{}", checked.stdout);
     let required = project.run(&["verify", "--require-signed", id]);
     assert_eq!(required.code, 1, "{}", required.transcript());
     assert!(required.stdout.contains("signatures are required"), "{}", required.stdout);

@@ -50,8 +50,12 @@ fn a_key_is_made_owner_only_and_only_its_public_half_is_ever_printed() {
     let kept = std::fs::read_to_string(&retired).unwrap();
     let kept = theory_core::attestation::PublicKey::from_pem(&kept).unwrap();
     assert_eq!(kept.key_id(), key_id);
-    let trusted = project.run(&["keys", "trusted", "--json"]).json();
-    assert!(!trusted.to_string().contains(&key_id), "a retired key is not trusted: {trusted}");
+    let listed = project.run(&["keys", "trusted", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.transcript());
+    let trusted = listed.json().to_string();
+    assert!(!trusted.contains(&key_id), "a retired key is not trusted: {trusted}");
+    let new_id = replaced.json()["key_id"].as_str().unwrap().to_owned();
+    assert!(trusted.contains(&new_id), "the new key is trusted: {trusted}");
 
     // A key others may read is refused, saying how to mend it.
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -76,3 +76,44 @@ fn a_private_key_where_a_public_one_belongs_is_refused_with_a_hint() {
         assert!(refused.stderr.contains("only public halves belong"), "{}", refused.stderr);
     }
 }
+
+#[test]
+fn an_attestation_re_signed_with_another_trusted_key_is_caught_by_the_ledger_s_record() {
+    use theory_core::attestation::{Envelope, SigningKey};
+    let project = Project::new();
+    let id = signed_run(&project);
+    // A second key the project also trusts (a CI key, say) re-signs the same statement.
+    let other = SigningKey::generate().unwrap();
+    std::fs::create_dir_all(project.path().join("registry/keys")).unwrap();
+    std::fs::write(project.path().join("registry/keys/ci.pem"), other.public().to_pem()).unwrap();
+    let file =
+        project.path().join(format!(".theory/artifacts/artifacts/execution/{id}/attestation.json"));
+    let stored: Envelope = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let listed = project.run(&["keys", "trusted", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.transcript());
+    let keys: Vec<_> = listed.json()["trusted_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["key_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let own = keys.iter().find(|key| *key != other.public().key_id()).unwrap().clone();
+    let pem = std::fs::read_to_string(project.path().join(".theory/keys/signing.pub.pem")).unwrap();
+    let statement =
+        stored.verify(&[theory_core::attestation::PublicKey::from_pem(&pem).unwrap()]).unwrap();
+    std::fs::set_permissions(
+        &file,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(&file, other.sign(&statement).to_canonical_json()).unwrap();
+
+    let checked = project.run(&["verify", &id]);
+    assert_eq!(checked.code, 1, "{}", checked.transcript());
+    let expected = format!(
+        "the attestation is signed by {}; the ledger records {own} signed the run",
+        other.public().key_id()
+    );
+    assert!(checked.stdout.contains(&expected), "{}", checked.stdout);
+}

@@ -135,6 +135,7 @@ async fn drive(fresh: &Fresh) {
     ledger.memo_hit("memo-1").await.unwrap();
     ledger.recover(|_| false).await.unwrap();
     ledger.events(Some("E1")).await.unwrap();
+    ledger.signed_by("E2").await.unwrap();
     ledger.event_at(1).await.unwrap();
     ledger.plan("team").await.unwrap();
     ledger.plans().await.unwrap();
