@@ -178,6 +178,29 @@ impl Ledger {
         .await
     }
 
+    /// What a finished run claims, to check it against the store
+    /// ([`theory_core::verify::check_run`]): its success envelope's outputs and index, its write
+    /// prefix, and what the log recorded of the signing of its records (those of the run a
+    /// memo-cache hit reused). Nothing but the default for a run that did not succeed.
+    pub async fn claims(
+        &self,
+        record: &ExecutionRecord,
+    ) -> Result<theory_core::verify::Claims, LedgerError> {
+        let envelope = record.envelope.clone().and_then(|value| serde_json::from_value(value).ok());
+        let Some(theory_protocol::Envelope::Success(success)) = envelope else {
+            return Ok(theory_core::verify::Claims::default());
+        };
+        let index = success.index_path.parse::<theory_core::WorldPath>().ok();
+        let owner = index.as_ref().and_then(theory_core::verify::record_owner);
+        let signed_by = self.signed_by(owner.unwrap_or(&record.id)).await?;
+        Ok(theory_core::verify::Claims {
+            outputs: Some(success.outputs),
+            index_path: Some(success.index_path),
+            write_prefix: Some(record.write_prefix.clone()),
+            signed_by,
+        })
+    }
+
     /// Returns one execution.
     pub async fn execution(&self, id: &str) -> Result<ExecutionRecord, LedgerError> {
         let row = sqlx::query("SELECT * FROM executions WHERE id = $1")

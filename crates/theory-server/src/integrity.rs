@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use theory_core::verify::{Claims, check_run};
 use theory_ledger::Scope;
-use theory_protocol::{Envelope, ExecutionId};
+use theory_protocol::ExecutionId;
 
 use crate::auth::Caller;
 use crate::errors::{ApiError, ApiPath};
@@ -24,31 +24,20 @@ pub(crate) async fn run(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     caller.needs(Scope::RunsRead)?;
-    let object = crate::routes::current(&state, &caller, &id).await?;
-    let record = match state.ledger.execution(&id).await {
-        Ok(record) => Some(record),
-        Err(theory_ledger::LedgerError::UnknownExecution(_)) => None,
+    // Asked first: a run the caller may not see is a 404, whatever the ledger holds.
+    crate::routes::current(&state, &caller, &id).await?;
+    let claims = match state.ledger.execution(&id).await {
+        Ok(record) => state.ledger.claims(&record).await?,
+        Err(theory_ledger::LedgerError::UnknownExecution(_)) => Claims::default(),
         Err(error) => return Err(error.into()),
     };
-    let envelope = object
-        .get("envelope")
-        .cloned()
-        .and_then(|envelope| serde_json::from_value::<Envelope>(envelope).ok());
-    let Some(Envelope::Success(success)) = envelope else {
+    if claims.outputs.is_none() {
         return Ok(axum::Json(json!({
             "ok": false, "execution_id": id, "outputs_checked": 0, "bytes_checked": 0,
             "problems": ["the run has not succeeded: it has no outputs to verify"],
         }))
         .into_response());
-    };
-    let owner = success.index_path.parse::<theory_core::WorldPath>().ok();
-    let owner = owner.as_ref().and_then(theory_core::verify::record_owner).unwrap_or(&id);
-    let claims = Claims {
-        outputs: Some(success.outputs.clone()),
-        index_path: Some(success.index_path.clone()),
-        write_prefix: record.map(|record| record.write_prefix),
-        signed_by: state.ledger.signed_by(owner).await?,
-    };
+    }
     let execution_id: ExecutionId = id.parse().map_err(|error| {
         theory_core::Failure::new(theory_protocol::ErrorCode::Usage, format!("run id: {error}"))
     })?;

@@ -12,7 +12,7 @@ use theory_core::attestation::{PublicKey, Trust};
 use theory_core::verify::{AttestationStatus, Claims, RunCheck, check_run};
 use theory_core::{ArtifactStore, ExecutionId, WorldPath};
 use theory_ledger::{ExecutionStatus, Ledger};
-use theory_protocol::{Cid, Envelope, ErrorCode};
+use theory_protocol::{Cid, ErrorCode};
 
 use super::Context;
 use super::plan::ledger_error;
@@ -113,35 +113,22 @@ async fn check_one(
             return check;
         }
     };
-    let envelope = record
-        .as_ref()
-        .and_then(|record| record.envelope.clone())
-        .and_then(|envelope| serde_json::from_value::<Envelope>(envelope).ok());
     if let Some(record) = &record
         && record.status != ExecutionStatus::Success
     {
         return failed_run_left_nothing(store, id, record.status.as_str()).await;
     }
-    let mut claims = match &envelope {
-        Some(Envelope::Success(success)) => Claims {
-            outputs: Some(success.outputs.clone()),
-            index_path: Some(success.index_path.clone()),
-            write_prefix: record.as_ref().map(|record| record.write_prefix.clone()),
-            signed_by: theory_core::verify::SignedBy::Unrecorded,
+    let claims = match &record {
+        Some(record) => match ledger.claims(record).await {
+            Ok(claims) => claims,
+            Err(error) => {
+                let mut check = RunCheck::new(id.to_string());
+                check.drifts.push(format!("the ledger cannot be read: {error}"));
+                return check;
+            }
         },
-        _ => Claims::default(),
+        None => Claims::default(),
     };
-    // What the log says of the signing of the records: the run's, or the run its hit reused.
-    let owner = claims.index_path.as_deref().and_then(|index| index.parse::<WorldPath>().ok());
-    let owner = owner.as_ref().and_then(theory_core::verify::record_owner).unwrap_or(id.as_str());
-    match ledger.signed_by(owner).await {
-        Ok(signed_by) => claims.signed_by = signed_by,
-        Err(error) => {
-            let mut check = RunCheck::new(id.to_string());
-            check.drifts.push(format!("the ledger cannot be read: {error}"));
-            return check;
-        }
-    }
     let mut check = check_run(store, id, &claims, trust).await;
     if record.is_none() {
         check.drifts.push("the ledger has no record of this run".into());
